@@ -1,0 +1,19 @@
+"""Options of item clustering (the `clusters:` section of a config file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tuning.typed import setting
+
+METHODS = ("kmeans", "hdbscan")
+
+
+@dataclass
+class ClusterConfig:
+    method: str = setting("kmeans", "clustering algorithm", choices=METHODS)
+    n_clusters: int = setting(64, "KMeans cluster count (HDBSCAN finds its own)", low=2)
+    dim: int = setting(8, "PCA dimensions the clustering runs in", low=1)
+    min_cluster_size: int = setting(5, "HDBSCAN minimum cluster size", low=2)
+    soft: bool = setting(False, "membership-weighted centers instead of the hard cluster center")
+    seed: int = setting(42, "seed of the reduction and KMeans")

@@ -1,0 +1,32 @@
+"""Options of dataset preparation (the `data:` section of a config file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tuning.typed import setting
+
+SOURCES = ("ml-100k", "amazon-scientific", "llmesr", "csv")
+EMBEDDERS = ("minilm", "file")
+
+
+@dataclass
+class DataConfig:
+    name: str = setting("ml-100k", "dataset source", choices=SOURCES)
+    data_root: str = setting("../shared/data", "folder holding amazon-scientific/ and llmesr-yelp/")
+    path: str = setting("", "llmesr: folder with inter.txt; csv: interaction CSV file")
+    item_text_path: str = setting("", "csv: item text CSV (item, text columns)")
+    embedding_path: str = setting("", "a user's item embedding matrix (.npy; .pkl needs allow_pickle)")
+    allow_pickle: bool = setting(False, "permit loading a .pkl embedding matrix (runs pickle code)")
+    cache_dir: str = setting(".cache/icc-tune", "where prepared datasets are cached")
+    user_core: int = setting(5, "iterative k-core: minimum interactions per user", low=1)
+    item_core: int = setting(5, "iterative k-core: minimum interactions per item", low=1)
+    tail_item_share: float = setting(0.8, "share of least popular items called tail", low=0, high=1, low_open=True, high_open=True)
+    tail_user_share: float = setting(0.8, "share of shortest users called tail (when no threshold)", low=0, high=1, low_open=True, high_open=True)
+    tail_user_threshold: int = setting(0, "users with at most this many training items are tail (0: use the share)", low=0)
+    embedder: str = setting("minilm", "item text embedder", choices=EMBEDDERS)
+    embed_batch_size: int = setting(128, "texts per embedding batch", low=1)
+    pca_dim: int = setting(64, "PCA size of the ID-view initialisation (= model hidden size)", low=1)
+    n_similar_users: int = setting(10, "similar users kept per user (self-distillation teachers)", low=1)
+    n_eval_negatives: int = setting(100, "fixed sampled negatives per user for the sampled protocol", low=1)
+    seed: int = setting(42, "seed for negatives and PCA")

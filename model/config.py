@@ -1,0 +1,46 @@
+"""Options of the model and its training (the `model:` and `train:` sections)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tuning.typed import setting
+
+BACKBONES = ("sasrec", "bert4rec", "gru4rec")
+LOSSES = ("bce", "ce")
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = setting("sasrec", "sequence encoder", choices=BACKBONES)
+    hidden_size: int = setting(64, "hidden size H of each view", low=1)
+    num_blocks: int = setting(2, "transformer blocks (GRU layers for gru4rec)", low=1)
+    num_heads: int = setting(1, "attention heads", low=1)
+    dropout: float = setting(0.5, "dropout rate", low=0, high=1, high_open=True)
+    max_len: int = setting(200, "longest input sequence (older items dropped)", low=2)
+    causal: bool = setting(True, "sasrec: causal attention mask (false reproduces the seed code)")
+    mask_prob: float = setting(0.2, "bert4rec: cloze masking probability", low=0, high=1, low_open=True, high_open=True)
+    semantic_view: bool = setting(True, "LLM-ESR dual view; false = the plain backbone")
+    cross_attention: bool = setting(True, "cross-attention between the two views")
+    adapter_hidden: int = setting(768, "width of the semantic adapter's middle layer", low=1)
+    pca_init: bool = setting(True, "initialise ID embeddings from the PCA of the text embeddings")
+    alpha: float = setting(0.1, "weight of retrieval-augmented self-distillation (0 = off)", low=0)
+    gamma: float = setting(0.1, "weight of the item-cluster constraint (0 = off)", low=0)
+    lambda_cl: float = setting(0.0, "weight of contrastive view alignment (0 = off)", low=0)
+    tau: float = setting(0.2, "temperature of the contrastive alignment", low=0, low_open=True)
+    loss: str = setting("bce", "recommendation loss", choices=LOSSES)
+    n_negatives: int = setting(1, "bce: sampled negatives per positive", low=1)
+
+
+@dataclass
+class TrainConfig:
+    lr: float = setting(1e-3, "Adam learning rate", low=0, low_open=True)
+    weight_decay: float = setting(0.0, "Adam weight decay", low=0)
+    batch_size: int = setting(128, "training sequences per batch", low=1)
+    epochs: int = setting(200, "maximum epochs", low=1)
+    patience: int = setting(20, "stop after this many epochs without a better validation NDCG@10 (0 = never)", low=0)
+    seed: int = setting(42, "seed of initialisation, batching and negatives")
+    device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    eval_batch_size: int = setting(1024, "users per evaluation batch", low=1)
+    num_threads: int = setting(0, "torch CPU threads (0 = torch's default)", low=0)
+    deterministic: bool = setting(True, "deterministic algorithms (exact reproduction)")

@@ -1,0 +1,77 @@
+"""The one typed configuration of icc-tune: every section, loaded from YAML plus `--set` overrides.
+
+Priority (highest first): `--set key=value` overrides > the YAML file > the dataclass defaults.
+launch.py builds a `Config` once and passes it (or its sections) down; nothing else reads argv.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from cluster_prep.config import ClusterConfig
+from datasets.config import DataConfig
+from model.config import ModelConfig, TrainConfig
+from tuning.typed import ConfigError, from_dict, merge, parse_override, setting, to_dict
+
+
+@dataclass
+class TuneConfig:
+    name: str = setting("", "experiment name (default: <dataset>-<timestamp>)")
+    storage_path: str = setting("runs", "experiment folder root: a local path or a pyarrow URI (s3://, gs://)")
+    num_samples: int = setting(8, "trials to run", low=1)
+    max_concurrent_trials: int = setting(0, "trials at once (0 = as many as resources allow)", low=0)
+    cpus_per_trial: float = setting(1.0, "CPUs reserved per trial", low=0, low_open=True)
+    trials_per_gpu: int = setting(0, "trials sharing one GPU (GPU fraction 1/k); 0 = CPU only", low=0)
+    grace_period: int = setting(2, "ASHA: epochs every trial runs before it can be stopped", low=1)
+    reduction_factor: float = setting(3.0, "ASHA: keep the best 1/rf at each rung", low=1, low_open=True)
+    max_failures: int = setting(2, "retries of a failing trial from its last checkpoint", low=0)
+    search_seed: int = setting(0, "seed of the Optuna TPE sampler")
+    n_startup_trials: int = setting(4, "TPE: random trials before the model-based search", low=0)
+    space: dict = setting({}, "search space: parameter -> distribution (see configs/)")
+
+
+@dataclass
+class Config:
+    data: DataConfig = setting(DataConfig(), "dataset preparation")
+    clusters: ClusterConfig = setting(ClusterConfig(), "item clustering")
+    model: ModelConfig = setting(ModelConfig(), "model")
+    train: TrainConfig = setting(TrainConfig(), "training")
+    tune: TuneConfig = setting(TuneConfig(), "tuning")
+
+
+def _read_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    with path.open() as handle:
+        data = yaml.safe_load(handle) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r}: expected a mapping at the top, got {type(data).__name__}")
+    return data
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Build and check a Config from a nested dict (e.g. a trial's saved config)."""
+    data = dict(data)
+    for section in ("data", "clusters", "model", "train", "tune"):
+        data.setdefault(section, {})
+    return from_dict(Config, data)
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """YAML file (optional) plus `key=value` overrides -> a checked Config."""
+    data: dict[str, Any] = _read_yaml(path) if path else {}
+    for text in overrides:
+        data = merge(data, parse_override(text))
+    return config_from_dict(data)
+
+
+def config_to_dict(config: Config) -> dict[str, Any]:
+    return to_dict(config)
+
+
+__all__ = ["Config", "ConfigError", "TuneConfig", "config_from_dict", "config_to_dict", "load_config"]
