@@ -8,6 +8,8 @@ from tuning.typed import setting
 
 SOURCES = ("ml-100k", "amazon-scientific", "llmesr", "csv")
 EMBEDDERS = ("minilm", "file")
+DEVICES = ("auto", "cpu", "cuda")
+TAIL_USER_PRESETS = ("", "yelp", "beauty", "fashion")
 
 
 @dataclass
@@ -24,8 +26,10 @@ class DataConfig:
     tail_item_share: float = setting(0.8, "share of least popular items called tail", low=0, high=1, low_open=True, high_open=True)
     tail_user_share: float = setting(0.8, "share of shortest users called tail (when no threshold)", low=0, high=1, low_open=True, high_open=True)
     tail_user_threshold: int = setting(0, "users with at most this many training items are tail (0: use the share)", low=0)
+    tail_user_preset: str = setting("", "LLM-ESR's per-dataset tail-user threshold (overrides the two above; '' = off)", choices=TAIL_USER_PRESETS)
     embedder: str = setting("minilm", "item text embedder", choices=EMBEDDERS)
     embed_batch_size: int = setting(128, "texts per embedding batch", low=1)
+    embed_device: str = setting("auto", "device of the text embedder (auto = CUDA when present)", choices=DEVICES)
     pca_dim: int = setting(64, "PCA size of the ID-view initialisation (= model hidden size)", low=1)
     n_similar_users: int = setting(10, "similar users kept per user (self-distillation teachers)", low=1)
     n_eval_negatives: int = setting(100, "fixed sampled negatives per user for the sampled protocol", low=1)

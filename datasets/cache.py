@@ -1,0 +1,81 @@
+"""The prepared-dataset cache: key hashing, atomic saving, loading.
+
+Folder `<cache_dir>/<source>-<hash>`, hash over FORMAT_VERSION, the source files' identities and
+every option that changes the result. It holds `arrays.npz` (uncompressed, fast to load) and
+`meta.json`. It is written under a temporary name and renamed into place at the end, so a failed
+prepare leaves no folder that could be mistaken for a finished one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datasets.config import DataConfig
+from datasets.errors import DataError
+from datasets.prepared import ARRAY_FIELDS, PreparedDataset
+from datasets.raw import file_identity
+
+FORMAT_VERSION = 1
+# Options that never change the prepared arrays (locations, permissions, speed knobs).
+NOT_IN_KEY = ("cache_dir", "data_root", "path", "item_text_path", "embedding_path", "allow_pickle",
+              "embed_batch_size", "embed_device")
+
+
+def cache_key(cfg: DataConfig, files: list[Path]) -> tuple[str, dict[str, Any]]:
+    options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IN_KEY}
+    content = {"format": FORMAT_VERSION, "options": options,
+               "files": [file_identity(p) for p in files]}
+    text = json.dumps(content, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], content
+
+
+def cache_folder(cfg: DataConfig, key: str) -> Path:
+    return Path(cfg.cache_dir) / f"{cfg.name}-{key}"
+
+
+def is_complete(folder: Path) -> bool:
+    return (folder / "meta.json").is_file() and (folder / "arrays.npz").is_file()
+
+
+def save(data: PreparedDataset, folder: Path, extra_arrays: dict[str, np.ndarray]) -> Path:
+    """Write into a temp sibling folder, then rename it to `folder` (atomic on one file system)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        arrays = {name: getattr(data, name) for name in ARRAY_FIELDS}
+        np.savez(tmp / "arrays.npz", **arrays, **extra_arrays)
+        (tmp / "meta.json").write_text(json.dumps(data.meta, indent=1, sort_keys=True, default=str))
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not is_complete(folder):   # someone else finished first: keep theirs
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def load_prepared(path: str | Path) -> PreparedDataset:
+    """Load a prepared folder (as written by `prepare_dataset`)."""
+    folder = Path(path)
+    if not is_complete(folder):
+        raise DataError(f"{str(folder)!r} is not a prepared dataset folder (needs meta.json and arrays.npz)")
+    meta = json.loads((folder / "meta.json").read_text())
+    with np.load(folder / "arrays.npz", allow_pickle=False) as npz:
+        missing = [name for name in ARRAY_FIELDS if name not in npz.files]
+        if missing:
+            raise DataError(f"{folder / 'arrays.npz'}: arrays {missing} missing")
+        arrays = {name: npz[name] for name in ARRAY_FIELDS}
+    return PreparedDataset(name=meta["dataset"], n_users=int(meta["users"]), n_items=int(meta["items"]),
+                           meta=meta, path=str(folder), **arrays)

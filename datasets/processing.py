@@ -1,0 +1,109 @@
+"""From raw interactions to id-indexed, time-ordered sequences, the split and the popularity groups.
+
+Numbering: users 0..U-1 and items 1..I in ascending key order (integers numerically), so ids do
+not depend on file order. Users need 3 interactions for the leave-one-out split, so the user
+core used is max(user_core, 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from datasets.errors import DataError
+from datasets.raw import RawData
+
+MIN_USER_LENGTH = 3  # train (>= 1) + validation + test
+
+
+@dataclass
+class Sequences:
+    user_keys: np.ndarray     # [U] original user key of each user id
+    item_keys: np.ndarray     # [I] original item key of item id i at position i - 1
+    seq_items: np.ndarray     # int64 [n] concatenated per-user sequences, time-ordered
+    seq_offsets: np.ndarray   # int64 [U + 1]
+
+    @property
+    def n_users(self) -> int:
+        return int(self.user_keys.size)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_keys.size)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.seq_offsets)
+
+    def train_mask(self) -> np.ndarray:
+        """bool [n]: the positions in seq[:-2] of each user (the training part)."""
+        lengths = self.lengths
+        start = np.repeat(self.seq_offsets[:-1], lengths)
+        position = np.arange(self.seq_items.size) - start
+        return position < np.repeat(lengths - 2, lengths)
+
+
+def kcore(users: np.ndarray, items: np.ndarray, user_core: int, item_core: int) -> np.ndarray:
+    """bool mask of interactions kept by iterative k-core (repeat until every count holds)."""
+    keep = np.ones(users.size, dtype=bool)
+    while True:
+        u, i = users[keep], items[keep]
+        ok_u = np.bincount(u, minlength=users.max() + 1 if users.size else 0) >= user_core
+        ok_i = np.bincount(i, minlength=items.max() + 1 if items.size else 0) >= item_core
+        drop = keep.copy()
+        drop[keep] = ~(ok_u[u] & ok_i[i])
+        if not drop.any():
+            return keep
+        keep &= ~drop
+
+
+def build_sequences(raw: RawData, user_core: int, item_core: int) -> Sequences:
+    """k-core, renumber, and sort each user's interactions by (order, file position)."""
+    user_keys, user_codes = np.unique(raw.users, return_inverse=True)
+    item_keys, item_codes = np.unique(raw.items, return_inverse=True)
+    core_u = max(user_core, MIN_USER_LENGTH)
+    keep = kcore(user_codes, item_codes, core_u, item_core)
+    if not keep.any():
+        raise DataError(
+            f"k-core (user_core={core_u}, item_core={item_core}) left nothing of "
+            f"{user_keys.size} users, {item_keys.size} items, {raw.users.size} interactions; "
+            f"lower data.user_core / data.item_core")
+    kept_u, u = np.unique(user_codes[keep], return_inverse=True)
+    kept_i, i = np.unique(item_codes[keep], return_inverse=True)
+    position = np.flatnonzero(keep)
+    order = np.lexsort((position, raw.order[keep], u))          # user, then time, then file order
+    u, i = u[order], i[order] + 1
+    counts = np.bincount(u, minlength=kept_u.size)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return Sequences(user_keys=user_keys[kept_u], item_keys=item_keys[kept_i],
+                     seq_items=i.astype(np.int64), seq_offsets=offsets)
+
+
+def item_train_count(seqs: Sequences) -> np.ndarray:
+    """int64 [I + 1]: interactions of each item in the training parts (row 0 = 0)."""
+    return np.bincount(seqs.seq_items[seqs.train_mask()], minlength=seqs.n_items + 1).astype(np.int64)
+
+
+def tail_items(train_count: np.ndarray, share: float) -> np.ndarray:
+    """bool [I + 1]: the round(share * I) least popular items by training count.
+
+    Ties are broken by item id: among equally popular items the lower id counts as tail first
+    (a stable sort of the counts). Row 0 (padding) is False.
+    """
+    n_items = train_count.size - 1
+    ranked = np.argsort(train_count[1:], kind="stable") + 1
+    out = np.zeros(n_items + 1, dtype=bool)
+    out[ranked[: int(round(share * n_items))]] = True
+    return out
+
+
+def tail_users(train_lengths: np.ndarray, share: float, threshold: int) -> np.ndarray:
+    """bool [U]: training length <= threshold when threshold > 0; else the round(share * U)
+    shortest training sequences (ties broken by user id, lower first)."""
+    if threshold > 0:
+        return train_lengths <= threshold
+    ranked = np.argsort(train_lengths, kind="stable")
+    out = np.zeros(train_lengths.size, dtype=bool)
+    out[ranked[: int(round(share * train_lengths.size))]] = True
+    return out
