@@ -16,4 +16,8 @@ class ClusterConfig:
     dim: int = setting(8, "PCA dimensions the clustering runs in", low=1)
     min_cluster_size: int = setting(5, "HDBSCAN minimum cluster size", low=2)
     soft: bool = setting(False, "membership-weighted centers instead of the hard cluster center")
+    soft_temperature: float = setting(
+        1.0, "soft: softmax temperature, in units of the mean squared distance of items to their "
+        "own center in the clustering space", low=0, low_open=True)
+    silhouette_sample: int = setting(2000, "items sampled for the silhouette score (0 = skip it)", low=0)
     seed: int = setting(42, "seed of the reduction and KMeans")
