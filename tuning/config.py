@@ -26,6 +26,7 @@ class TuneConfig:
     trials_per_gpu: int = setting(0, "trials sharing one GPU (GPU fraction 1/k); 0 = CPU only", low=0)
     grace_period: int = setting(2, "ASHA: epochs every trial runs before it can be stopped", low=1)
     reduction_factor: float = setting(3.0, "ASHA: keep the best 1/rf at each rung", low=1, low_open=True)
+    reuse_actors: bool = setting(True, "reuse a finished trial's worker for the next trial (less start-up)")
     max_failures: int = setting(2, "retries of a failing trial from its last checkpoint", low=0)
     search_seed: int = setting(0, "seed of the Optuna TPE sampler")
     n_startup_trials: int = setting(4, "TPE: random trials before the model-based search", low=0)

@@ -1,0 +1,110 @@
+"""The search space: bad input fails before Ray starts, naming parameter, value and what is allowed."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from tuning import ConfigError, PARAMETERS, SearchSpace, config_from_dict, config_to_dict, load_config
+from tuning import trial_config, validate_space
+from tuning.space import ZERO_SUFFIX, flat_params
+
+BASE = load_config(None, ["data.name=ml-100k"])
+
+
+@pytest.mark.parametrize("space, fragments", [
+    ({"gamma": {"type": "float", "low": 1.0, "high": 0.1}}, ["tune.space.gamma", "empty range", "low=1.0"]),
+    ({"n_clusters": {"type": "int", "low": 16, "high": 16}}, ["tune.space.n_clusters", "empty range"]),
+    ({"gamma": {"type": "float", "low": 0.0, "high": 1.0, "log": True}},
+     ["tune.space.gamma", "log range must be positive", "low=0.0", "include_zero"]),
+    ({"lr": {"type": "float", "low": -1e-3, "high": 1e-2, "log": True}}, ["tune.space.lr", "low=-0.001"]),
+    ({"backbone": {"type": "categorical", "values": ["sasrec", "transformer"]}},
+     ["tune.space.backbone", "'transformer'", "model.backbone", "'sasrec'", "'bert4rec'", "'gru4rec'"]),
+    ({"backbone": "lstm"}, ["tune.space.backbone", "fixed value 'lstm'", "'gru4rec'"]),
+    ({"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2}},
+     ["tune.space.learning_rate", "unknown parameter", "lr", "gamma", "n_clusters"]),
+    ({"lr": {"type": "uniform", "low": 1e-4, "high": 1e-2}}, ["tune.space.lr.type", "'uniform'", "categorical, float, int"]),
+    ({"lr": {"type": "float", "low": 1e-4, "hi": 1e-2}}, ["tune.space.lr.hi", "unknown key", "high"]),
+    ({"dropout": {"type": "float", "low": 0.1, "high": 1.0}}, ["tune.space.dropout", "high 1.0", "model.dropout", "[0, 1)"]),
+    ({"n_clusters": {"type": "float", "low": 4, "high": 64}}, ["tune.space.n_clusters.type", "int field"]),
+    ({"n_clusters": {"type": "int", "low": 1, "high": 64, "log": True}}, ["tune.space.n_clusters", "low 1", "clusters.n_clusters"]),
+    ({"tau": {"type": "float", "low": 0.05, "high": 1.0, "include_zero": True}}, ["tune.space.tau", "include_zero value 0.0"]),
+    ({"lr": {"type": "float", "low": "small", "high": 1e-2}}, ["tune.space.lr.low", "'small'", "finite number"]),
+    ({"loss": {"type": "categorical", "values": []}}, ["tune.space.loss.values", "non-empty list"]),
+    ({"loss": ["bce", "ce"]}, ["tune.space.loss", "categorical"]),
+    ({"cluster_method": {"type": "categorical", "values": ["kmeans", "dbscan"]}}, ["'dbscan'", "'hdbscan'"]),
+    ({"gamma": {"type": "float", "low": 1e-3, "high": 1.0, "log": "yes"}}, ["tune.space.gamma.log", "'yes'"]),
+])
+def test_bad_space_names_parameter_value_and_allowed(space, fragments):
+    with pytest.raises(ConfigError) as info:
+        validate_space(space, BASE)
+    for fragment in fragments:
+        assert fragment in str(info.value), (fragment, str(info.value))
+
+
+def test_bad_space_fails_before_ray_starts(tmp_path):
+    """run_experiment checks the space first: no Ray session, no experiment folder."""
+    import ray
+
+    from tuning import run_experiment
+
+    config = load_config(None, [f"tune.storage_path={tmp_path}", "tune.name=bad",
+                                "tune.space={gamma: {type: float, low: 0, high: 1, log: true}}"])
+    assert not ray.is_initialized()
+    with pytest.raises(ConfigError, match="tune.space.gamma"):
+        run_experiment(config, progress=False)
+    assert not ray.is_initialized()
+    assert not (tmp_path / "bad").exists()
+
+
+def test_config_file_space_is_validated():
+    for path in ("configs/search.yaml", "configs/demo.yaml"):
+        config = load_config(path)
+        validate_space(config.tune.space, config)
+
+
+def test_every_parameter_maps_onto_a_config_field():
+    for name, value in flat_params(BASE).items():
+        changed = trial_config(BASE, {name: value})
+        assert flat_params(changed)[name] == value
+    assert set(PARAMETERS) >= {"backbone", "gamma", "n_clusters", "cluster_method", "alpha", "lambda_cl",
+                               "tau", "lr", "weight_decay", "dropout", "hidden_size", "max_len",
+                               "batch_size", "loss"}
+
+
+def test_trial_config_writes_params_and_round_trips():
+    config = trial_config(BASE, {"backbone": "gru4rec", "gamma": 0.0, "n_clusters": 12, "lr": 3e-4})
+    assert (config.model.backbone, config.model.gamma, config.clusters.n_clusters, config.train.lr) == \
+        ("gru4rec", 0.0, 12, 3e-4)
+    assert config_from_dict(config_to_dict(config)) == config
+    with pytest.raises(ConfigError, match="model.backbone"):
+        trial_config(BASE, {"backbone": "lstm"})
+
+
+def test_define_by_run_samples_inside_the_space_with_zero_control():
+    space = {
+        "gamma": {"type": "float", "low": 1e-3, "high": 1.0, "log": True, "include_zero": True},
+        "n_clusters": {"type": "int", "low": 4, "high": 256, "log": True},
+        "backbone": {"type": "categorical", "values": ["sasrec", "bert4rec", "gru4rec"]},
+        "lr": 0.002,
+    }
+    validate_space(space, BASE)
+    search = SearchSpace(space)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3), direction="maximize")
+    resolved = []
+    for _ in range(40):
+        trial = study.ask()
+        search(trial)
+        params = search.resolve(trial.params)
+        resolved.append(params)
+        assert params["lr"] == 0.002 and "lr" not in trial.params          # fixed: not an Optuna param
+        assert 4 <= params["n_clusters"] <= 256 and isinstance(params["n_clusters"], int)
+        assert params["backbone"] in ("sasrec", "bert4rec", "gru4rec")
+        if trial.params["gamma" + ZERO_SUFFIX]:
+            assert params["gamma"] == 0.0 and "gamma" not in trial.params     # conditional
+        else:
+            assert 1e-3 <= params["gamma"] <= 1.0
+        trial_config(BASE, params)                                           # every sample is valid
+        study.tell(trial, 0.0)
+    gammas = [p["gamma"] for p in resolved]
+    assert 0.0 in gammas and any(g > 0 for g in gammas)

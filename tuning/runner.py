@@ -1,0 +1,254 @@
+"""Run (or resume) one tuning experiment on a local or remote Ray cluster.
+
+Order matters: the space and the config are checked before Ray starts; the resources before any
+trial is queued (Ray leaves GPU trials PENDING forever on a cluster without GPUs); the dataset is
+prepared once by the driver and put in Ray's object store. The experiment folder holds Ray's
+files, the Optuna study (optuna.db) and the base config (experiment_config.json).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from tuning.config import Config, config_from_dict, config_to_dict
+from tuning.space import validate_space
+from tuning.summary import ExperimentInterrupted, summarize
+from tuning.typed import ConfigError
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "experiment_config.json"
+TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
+PARAMETER_COLUMNS = ("backbone", "gamma", "n_clusters", "lr")
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def experiment_name(config: Config) -> str:
+    return config.tune.name or f"{config.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def storage_root(config: Config) -> str:
+    """Absolute local path or the URI as given (Ray needs one of the two)."""
+    root = config.tune.storage_path
+    return root if is_uri(root) else str(Path(root).expanduser().resolve())
+
+
+def study_folder(config: Config, name: str) -> Path:
+    """Local folder of the SQLite study: the experiment folder, or a local one for URI storage."""
+    root = storage_root(config)
+    if is_uri(root):
+        return Path(config.data.cache_dir).resolve() / "studies" / name
+    return Path(root) / name
+
+
+def _absolute_paths(config: Config) -> Config:
+    """Trials run in their own folders (and on other nodes): make local paths absolute."""
+    data = config_to_dict(config)
+    for key in ("cache_dir", "data_root", "path", "item_text_path", "embedding_path"):
+        if data["data"][key]:
+            data["data"][key] = str(Path(data["data"][key]).expanduser().resolve())
+    return config_from_dict(data)
+
+
+def _check_address(address: str) -> None:
+    """Fail fast, naming the address, when nothing listens there (Ray would retry for minutes)."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConnectionError(f"no Ray cluster answers at {address!r} ({exc})") from None
+
+
+def connect(address: str | None) -> bool:
+    """Start a quiet local Ray (no address) or join a running cluster; True if we started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    options = dict(log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
+    if address is None:
+        ray.init(include_dashboard=False, **options)
+        return True
+    _check_address(address)
+    try:
+        ray.init(address=address, **options)
+    except ConnectionError as exc:
+        raise ConnectionError(f"could not connect to the Ray cluster at {address!r}: {exc}") from None
+    return True
+
+
+def check_resources(config: Config) -> None:
+    """Refuse requests the cluster can never meet, before trials wait for them forever."""
+    import ray
+
+    total = ray.cluster_resources()
+    tune = config.tune
+    if tune.trials_per_gpu > 0 and total.get("GPU", 0) <= 0:
+        raise ConfigError(f"tune.trials_per_gpu: got {tune.trials_per_gpu}, but the Ray cluster has no GPU "
+                          f"(resources: {_describe(total)}); allowed here: 0 (CPU only)")
+    largest = max((node.get("Resources", {}).get("CPU", 0) for node in ray.nodes() if node.get("Alive")),
+                  default=0)
+    if tune.cpus_per_trial > largest:
+        raise ConfigError(f"tune.cpus_per_trial: got {tune.cpus_per_trial:g}, but the largest node has "
+                          f"{largest:g} CPUs; allowed: at most {largest:g}")
+
+
+def _describe(resources: dict) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in sorted(resources.items()) if k in ("CPU", "GPU", "memory"))
+
+
+def _trainable(config: Config, arrays: dict) -> Any:
+    from ray import tune
+
+    from tuning.trainable import train_trial
+
+    gpu = 1.0 / config.tune.trials_per_gpu if config.tune.trials_per_gpu else 0.0
+    return tune.with_resources(tune.with_parameters(train_trial, data=arrays),
+                               {"cpu": config.tune.cpus_per_trial, "gpu": gpu})
+
+
+def _run_config(config: Config, name: str, progress: bool) -> Any:
+    from ray import tune
+
+    from tuning.study import METRIC
+
+    reporter = None
+    if progress:
+        reporter = tune.CLIReporter(
+            metric_columns={"epoch": "epoch", METRIC: "ndcg@10", "best_valid_ndcg_10": "best"},
+            parameter_columns={f"params/{p}": p for p in PARAMETER_COLUMNS if p in config.tune.space},
+            max_progress_rows=12, max_error_rows=5, max_report_frequency=30, sort_by_metric=True)
+    return tune.RunConfig(
+        name=name, storage_path=storage_root(config), verbose=1 if progress else 0,
+        progress_reporter=reporter,
+        failure_config=tune.FailureConfig(max_failures=config.tune.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=METRIC,
+                                                checkpoint_score_order="max"),
+    )
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short trial folder names (Ray's default spells out the whole config)."""
+    return f"trial_{trial.trial_id}"
+
+
+def _tune_config(config: Config, searcher: Any) -> Any:
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from tuning.study import METRIC, MODE, TIME_ATTR
+
+    scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=config.train.epochs,
+                              grace_period=min(config.tune.grace_period, config.train.epochs),
+                              reduction_factor=config.tune.reduction_factor)
+    return tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=searcher, scheduler=scheduler,
+                           num_samples=config.tune.num_samples,
+                           max_concurrent_trials=config.tune.max_concurrent_trials or None,
+                           reuse_actors=config.tune.reuse_actors, trial_dirname_creator=trial_dirname,
+                           trial_name_creator=trial_dirname)
+
+
+@contextlib.contextmanager
+def _quiet_tune() -> Iterator[None]:
+    """Ray's newer console output prints every metric of every finished trial (pages with our ~100
+    metrics) and ignores the CLIReporter; it and a snapshot warning (snapshots are wanted here:
+    they keep resume exact) are switched by environment variables that fit() reads."""
+    old = {key: os.environ.get(key) for key in TUNE_ENV}
+    os.environ.update(TUNE_ENV)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _prepare_arrays(config: Config, progress: bool) -> dict:
+    from datasets import prepare_dataset
+
+    return prepare_dataset(config.data, progress=progress).to_arrays()
+
+
+def _write_config(config: Config, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / CONFIG_FILE).write_text(json.dumps(config_to_dict(config), indent=2))
+
+
+def _saved_config(folder: Path, name: str) -> Config:
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"--resume: no experiment {name!r} to resume ({str(path)!r} does not exist)")
+    return config_from_dict(json.loads(path.read_text()))
+
+
+def _with_name(config: Config, name: str) -> Config:
+    data = config_to_dict(config)
+    data["tune"]["name"] = name
+    return config_from_dict(data)
+
+
+def run_experiment(config: Config, address: str | None = None, resume: bool = False,
+                   progress: bool = True) -> dict:
+    """Run the experiment of `config` (or continue it with `resume`); return its summary dict.
+
+    Raises ConfigError for bad input before Ray starts, ConnectionError for an address that does
+    not answer, and ExperimentInterrupted (carrying the partial summary) if the run was stopped.
+    """
+    from ray import tune
+
+    from tuning.search import make_searcher
+
+    name = experiment_name(config)
+    if resume and not config.tune.name:
+        raise ConfigError("--resume needs the experiment's name (--name or tune.name)")
+    folder = study_folder(config, name)
+    if resume:
+        config = _saved_config(folder, name)
+    else:
+        if (folder / CONFIG_FILE).exists():
+            raise ConfigError(f"tune.name: experiment {name!r} already exists in {str(folder)!r}; "
+                              f"use --resume to continue it or another --name")
+        config = _absolute_paths(_with_name(config, name))
+    validate_space(config.tune.space, config)
+    started = connect(address)
+    try:
+        check_resources(config)
+        arrays = _prepare_arrays(config, progress)
+        trainable = _trainable(config, arrays)
+        path = f"{storage_root(config).rstrip('/')}/{name}"
+        if resume:
+            tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
+                                       resume_errored=False)
+        else:
+            _write_config(config, folder)
+            searcher = make_searcher(config, folder, name)
+            tuner = tune.Tuner(trainable, tune_config=_tune_config(config, searcher),
+                               run_config=_run_config(config, name, progress))
+        with _quiet_tune():
+            grid = tuner.fit()
+        summary = summarize(grid, config, folder)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    if summary.get("interrupted"):
+        raise ExperimentInterrupted(summary)
+    return summary

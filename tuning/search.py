@@ -1,0 +1,88 @@
+"""Optuna TPE behind Ray Tune: trial configs written in, true trial states told to the study.
+
+Ray's OptunaSearch records a trial that ASHA stopped as COMPLETE with its last value, so the
+study cannot tell it from a finished one. `StudySearch` tells Optuna what happened: finished
+trials COMPLETE with their best validation NDCG@10 (the weights that get tested), ASHA-stopped
+ones PRUNED (Optuna keeps their last intermediate value and TPE learns from them), errored ones
+FAIL. It also turns Optuna's raw parameters into the trial's config,
+{"params": flat values, "config": the full nested Config}, which Ray saves in params.json.
+Imports Ray: import this module only where Ray is wanted.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from tuning.config import Config, config_from_dict, config_to_dict
+from tuning.space import SearchSpace, trial_config
+from tuning.study import BEST_METRIC, FINISHED, METRIC, MODE, TIME_ATTR, study_storage
+
+logger = logging.getLogger(__name__)
+
+
+class StudySearch(OptunaSearch):
+    """OptunaSearch that writes full trial configs and true trial states into the study."""
+
+    def __init__(self, space: SearchSpace, base: dict, **kwargs: Any):
+        super().__init__(space=space, **kwargs)
+        self._base = base
+
+    def suggest(self, trial_id: str) -> dict | None:
+        raw = super().suggest(trial_id)
+        if raw is None:
+            return None
+        ot_trial = self._ot_trials[trial_id]
+        ot_trial.set_user_attr("ray_trial_id", trial_id)
+        ot_trial.set_user_attr("ray_state", "running")
+        params = self._space.resolve(raw)
+        config = trial_config(config_from_dict(self._base), params)
+        return {"params": params, "config": config_to_dict(config)}
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Intermediate values keyed by epoch (not Ray's iteration), so a resumed trial continues."""
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        self._report(self._ot_trials[trial_id], result)
+
+    def _report(self, ot_trial: Any, result: dict) -> None:
+        value, step = result.get(METRIC), result.get(TIME_ATTR)
+        if value is None or step is None:
+            return
+        known = self._ot_study._storage.get_trial(ot_trial._trial_id).intermediate_values
+        if int(step) not in known:
+            ot_trial.report(float(value), int(step))
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        if error:
+            state, values, tag = TrialState.FAIL, None, "errored"
+        elif result and result.get(FINISHED) and result.get(BEST_METRIC) is not None:
+            state, values, tag = TrialState.COMPLETE, float(result[BEST_METRIC]), "terminated"
+        else:
+            state, values, tag = TrialState.PRUNED, None, "stopped_early"
+        try:
+            if result and not error:
+                self._report(ot_trial, result)          # Tune passes the last result only here
+            ot_trial.set_user_attr("ray_state", tag)
+            self._ot_study.tell(ot_trial, values, state=state)
+        except Exception as exc:  # noqa: BLE001 - a study write must not stop the experiment
+            logger.warning("could not record trial %s in the Optuna study: %s", trial_id, exc)
+        self._completed_trials.add(trial_id)
+
+
+def make_searcher(config: Config, study_folder: str | Path, study_name: str) -> StudySearch:
+    """A seeded TPE searcher over `config.tune.space` (validated already), study in SQLite."""
+    sampler = optuna.samplers.TPESampler(seed=config.tune.search_seed,
+                                         n_startup_trials=config.tune.n_startup_trials)
+    return StudySearch(
+        space=SearchSpace(config.tune.space), base=config_to_dict(config), metric=METRIC, mode=MODE,
+        sampler=sampler, study_name=study_name, storage=study_storage(study_folder),
+    )

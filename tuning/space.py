@@ -1,0 +1,203 @@
+"""The search space: flat parameter names, their distributions, checked before Ray starts.
+
+A space is a mapping `parameter -> spec` (the `tune.space` section of a config file). Each
+parameter names one config field (`lr` -> `train.lr`). A spec is either a plain value (fixed) or
+one of
+
+    {type: categorical, values: [...]}
+    {type: float, low: L, high: H, log: false, include_zero: false}
+    {type: int, low: L, high: H, log: false}
+
+`include_zero` adds an explicit "off" control (a categorical Optuna parameter `<name>_is_zero`),
+so e.g. gamma = 0 is searched as its own case beside a log range. Every value a spec can produce
+is checked against the config field's own allowed values, so a bad space fails before any trial.
+Sampling is define-by-run (`SearchSpace(trial)`), which makes the zero control conditional.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping
+
+from tuning.config import Config, config_from_dict, config_to_dict
+from tuning.typed import ConfigError, from_dict
+
+#: flat parameter name -> (config section, field)
+PARAMETERS: dict[str, tuple[str, str]] = {
+    "backbone": ("model", "backbone"),
+    "gamma": ("model", "gamma"),
+    "n_clusters": ("clusters", "n_clusters"),
+    "cluster_method": ("clusters", "method"),
+    "alpha": ("model", "alpha"),
+    "lambda_cl": ("model", "lambda_cl"),
+    "tau": ("model", "tau"),
+    "lr": ("train", "lr"),
+    "weight_decay": ("train", "weight_decay"),
+    "dropout": ("model", "dropout"),
+    "hidden_size": ("model", "hidden_size"),
+    "max_len": ("model", "max_len"),
+    "batch_size": ("train", "batch_size"),
+    "loss": ("model", "loss"),
+}
+
+TYPES = ("categorical", "float", "int")
+_SPEC_KEYS = {
+    "categorical": {"type", "values"},
+    "float": {"type", "low", "high", "log", "include_zero"},
+    "int": {"type", "low", "high", "log"},
+}
+ZERO_SUFFIX = "_is_zero"
+
+
+def _where(name: str) -> str:
+    return f"tune.space.{name}"
+
+
+def _section_class(config: Config, section: str) -> type:
+    return type(getattr(config, section))
+
+
+def check_value(name: str, value: Any, config: Config, what: str = "value") -> Any:
+    """Check one value against the config field `name` maps to; return it coerced."""
+    section, field = PARAMETERS[name]
+    cls = _section_class(config, section)
+    try:
+        built = from_dict(cls, {field: value}, prefix=section)
+    except ConfigError as err:
+        raise ConfigError(f"{_where(name)}: {what} {value!r} is not allowed for {section}.{field} ({err})") from None
+    return getattr(built, field)
+
+
+def _field_type(config: Config, name: str) -> str:
+    section, field = PARAMETERS[name]
+    cls = _section_class(config, section)
+    hints = {f.name: f.type for f in dataclasses.fields(cls)}
+    return str(hints[field]).replace("<class '", "").replace("'>", "")
+
+
+def _number(name: str, spec: Mapping[str, Any], key: str) -> float:
+    value = spec.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{_where(name)}.{key}: got {value!r}; allowed: a finite number")
+    return value
+
+
+def _check_range(name: str, spec: Mapping[str, Any], config: Config, kind: str) -> None:
+    field_type = _field_type(config, name)
+    if kind == "float" and field_type != "float":
+        raise ConfigError(f"{_where(name)}.type: got 'float'; {name} is a {field_type} field: "
+                          f"use type int or categorical")
+    if kind == "int" and field_type not in ("int", "float"):
+        raise ConfigError(f"{_where(name)}.type: got 'int'; {name} is a {field_type} field: use categorical")
+    low, high = _number(name, spec, "low"), _number(name, spec, "high")
+    if kind == "int" and (int(low) != low or int(high) != high):
+        raise ConfigError(f"{_where(name)}: int range needs whole bounds, got low={low!r} high={high!r}")
+    if low >= high:
+        raise ConfigError(f"{_where(name)}: empty range low={low!r} >= high={high!r}; allowed: low < high")
+    log = spec.get("log", False)
+    if not isinstance(log, bool):
+        raise ConfigError(f"{_where(name)}.log: got {log!r}; allowed: true or false")
+    if log and low <= 0:
+        raise ConfigError(f"{_where(name)}: log range must be positive, got low={low!r}; "
+                          f"allowed: 0 < low < high (use include_zero: true to search 0 as well)")
+    check_value(name, low, config, "low")
+    check_value(name, high, config, "high")
+    include_zero = spec.get("include_zero", False)
+    if not isinstance(include_zero, bool):
+        raise ConfigError(f"{_where(name)}.include_zero: got {include_zero!r}; allowed: true or false")
+    if include_zero:
+        check_value(name, 0.0, config, "include_zero value")
+
+
+def _check_spec(name: str, spec: Any, config: Config) -> None:
+    if not isinstance(spec, Mapping):
+        if isinstance(spec, list):
+            raise ConfigError(f"{_where(name)}: got a list {spec!r}; write {{type: categorical, values: [...]}}")
+        check_value(name, spec, config, "fixed value")
+        return
+    kind = spec.get("type")
+    if kind not in TYPES:
+        raise ConfigError(f"{_where(name)}.type: got {kind!r}; allowed: one of {', '.join(TYPES)}")
+    unknown = sorted(set(spec) - _SPEC_KEYS[kind])
+    if unknown:
+        raise ConfigError(f"{_where(name)}.{unknown[0]}: unknown key for type {kind}; "
+                          f"allowed keys: {', '.join(sorted(_SPEC_KEYS[kind]))}")
+    if kind == "categorical":
+        values = spec.get("values")
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{_where(name)}.values: got {values!r}; allowed: a non-empty list")
+        for value in values:
+            if not isinstance(value, (str, int, float, bool)) or value is None:
+                raise ConfigError(f"{_where(name)}.values: got {value!r}; allowed: numbers or strings")
+            check_value(name, value, config, "value")
+        if len(set(values)) != len(values):
+            raise ConfigError(f"{_where(name)}.values: repeated entries in {values!r}")
+        return
+    _check_range(name, spec, config, kind)
+
+
+def validate_space(space: Any, config: Config) -> None:
+    """Raise ConfigError (naming parameter, value and what is allowed) for any bad entry."""
+    if not isinstance(space, Mapping):
+        raise ConfigError(f"tune.space: got {space!r}; allowed: a mapping parameter -> spec")
+    for name, spec in space.items():
+        if name not in PARAMETERS:
+            raise ConfigError(f"{_where(name)}: unknown parameter; allowed: {', '.join(sorted(PARAMETERS))}")
+        _check_spec(name, spec, config)
+
+
+def is_fixed(spec: Any) -> bool:
+    return not isinstance(spec, Mapping)
+
+
+class SearchSpace:
+    """Optuna define-by-run function over a validated space (picklable: Ray saves it with the searcher)."""
+
+    def __init__(self, space: Mapping[str, Any]):
+        self.space = {name: (dict(spec) if isinstance(spec, Mapping) else spec) for name, spec in space.items()}
+
+    def __call__(self, trial: Any) -> None:
+        for name, spec in self.space.items():
+            if is_fixed(spec):
+                continue
+            kind = spec["type"]
+            if kind == "categorical":
+                trial.suggest_categorical(name, list(spec["values"]))
+                continue
+            if spec.get("include_zero") and trial.suggest_categorical(name + ZERO_SUFFIX, [False, True]):
+                continue
+            if kind == "float":
+                trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+            else:
+                trial.suggest_int(name, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log")))
+        return None
+
+    def resolve(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
+        """Optuna's raw parameters (with `_is_zero` controls) -> one value per flat parameter."""
+        out: dict[str, Any] = {}
+        for name, spec in self.space.items():
+            if is_fixed(spec):
+                out[name] = spec
+            elif spec.get("include_zero") and sampled.get(name + ZERO_SUFFIX):
+                out[name] = 0.0
+            else:
+                out[name] = sampled[name]
+        return out
+
+
+def trial_config(base: Config, params: Mapping[str, Any]) -> Config:
+    """The base config with the flat parameters written into their sections (checked again)."""
+    data = config_to_dict(base)
+    for name, value in params.items():
+        if name not in PARAMETERS:
+            raise ConfigError(f"{_where(name)}: unknown parameter; allowed: {', '.join(sorted(PARAMETERS))}")
+        section, field = PARAMETERS[name]
+        data[section][field] = value
+    return config_from_dict(data)
+
+
+def flat_params(config: Config, names: Any = None) -> dict[str, Any]:
+    """Read the flat parameters back from a config (all of them unless `names` is given)."""
+    names = list(PARAMETERS) if names is None else list(names)
+    return {name: getattr(getattr(config, PARAMETERS[name][0]), PARAMETERS[name][1]) for name in names}

@@ -1,0 +1,106 @@
+"""What an experiment produced, in one small dict (printed by `launch.py tune --json`).
+
+A trial that stopped by itself (patience or max epochs) reports `done: True` in its last result:
+it counts as terminated. One ASHA stopped counts as stopped_early; one that raised, errored.
+Anything else (still pending or running) means the run was interrupted: the summary says so and
+the runner raises ExperimentInterrupted so a caller cannot mistake a partial result for a whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from tuning.config import Config
+from tuning.study import BEST_METRIC, FINISHED
+
+logger = logging.getLogger(__name__)
+
+
+class ExperimentInterrupted(RuntimeError):
+    """The run stopped before every trial finished; `summary` holds what was done."""
+
+    def __init__(self, summary: dict):
+        self.summary = summary
+        super().__init__(
+            f"experiment {summary['name']!r} was interrupted with {summary['finished']} of "
+            f"{summary['num_samples']} trials finished; continue it with --resume --name {summary['name']}")
+
+
+def trial_state(status: str, last_result: dict | None) -> str:
+    """terminated / stopped_early / errored / unfinished, from Ray's status and the last result."""
+    if status == "ERROR":
+        return "errored"
+    if status == "TERMINATED":
+        return "terminated" if (last_result or {}).get(FINISHED) else "stopped_early"
+    return "unfinished"
+
+
+def _best(rows: list[dict]) -> dict | None:
+    scored = [r for r in rows if r["best_valid_ndcg_10"] is not None and math.isfinite(r["best_valid_ndcg_10"])]
+    if not scored:
+        return None
+    top = max(scored, key=lambda r: r["best_valid_ndcg_10"])
+    return {"trial_id": top["trial_id"], "valid_ndcg_10": top["best_valid_ndcg_10"],
+            "state": top["state"], "config": top["params"]}
+
+
+def trial_rows(grid: Any) -> list[dict]:
+    """One row per Ray trial: id, state, sampled params, epochs, best validation NDCG@10, path."""
+    rows = []
+    for trial in grid._experiment_analysis.trials:
+        last = trial.last_result or {}
+        best = last.get(BEST_METRIC)
+        rows.append({
+            "trial_id": trial.trial_id,
+            "state": trial_state(trial.status, last),
+            "params": dict((trial.config or {}).get("params", {})),
+            "epochs": last.get("epoch"),
+            "best_valid_ndcg_10": None if best is None else float(best),
+            "node_ip": last.get("node_ip"),
+            "path": trial.path,
+            "error": str(trial.error_file) if trial.status == "ERROR" and trial.error_file else None,
+        })
+    return rows
+
+
+def _record_in_study(folder: Path, name: str, rows: list[dict], interrupted: bool) -> None:
+    """Close study trials the driver lost track of (only when nothing can still report to them)."""
+    if interrupted:
+        return
+    from tuning.study import load_study, reconcile
+
+    try:
+        study = load_study(folder, name)
+    except FileNotFoundError:
+        return
+    closed = reconcile(study, rows)
+    if closed:
+        logger.warning("%d Optuna trials were still open after the run; closed from Ray's records", closed)
+
+
+def summarize(grid: Any, config: Config, folder: Path) -> dict:
+    """The experiment summary; `interrupted` is True when trials are missing or unfinished."""
+    rows = trial_rows(grid)
+    counts = {state: sum(r["state"] == state for r in rows)
+              for state in ("terminated", "stopped_early", "errored", "unfinished")}
+    finished = counts["terminated"] + counts["stopped_early"] + counts["errored"]
+    interrupted = counts["unfinished"] > 0 or len(rows) < config.tune.num_samples
+    name = config.tune.name
+    _record_in_study(folder, name, rows, interrupted)
+    return {
+        "experiment": str(grid.experiment_path),
+        "name": name,
+        "study": str(Path(folder) / "optuna.db"),
+        "num_samples": config.tune.num_samples,
+        "trials": len(rows),
+        "finished": finished,
+        "terminated": counts["terminated"],
+        "stopped_early": counts["stopped_early"],
+        "errored": counts["errored"],
+        "interrupted": interrupted,
+        "best": _best(rows),
+        "trial_states": {r["trial_id"]: r["state"] for r in rows},
+    }

@@ -1,0 +1,127 @@
+"""One Ray Tune trial: train the model of the trial's config, reporting and checkpointing each epoch.
+
+The dataset arrives through Ray's object store (the driver puts it there once), so trials work on
+any node without a shared disk. Cluster artifacts for the sampled (method, n_clusters) are built
+here and cached on the node's disk. Each epoch reports the validation metrics as `valid_<key>`
+with an explicit `epoch` (ASHA's time attribute, kept across resumes) and a checkpoint holding
+everything needed to continue exactly. The final report of a trial that stops by itself carries
+`test_<key>` metrics of its best-validation weights and `done: True`; a trial ASHA stops has none.
+A non-finite loss raises in the trainer and fails the trial: it is never reported as a score.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tuning.study import FINISHED
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "trainer.pt"
+METRICS_FILE = "metrics.json"
+
+
+def epoch_metrics(report: Any) -> dict[str, Any]:
+    """The flat metrics of one EpochReport, as Tune sees them."""
+    metrics: dict[str, Any] = {
+        "epoch": int(report.epoch),
+        "train_loss": float(report.train_loss),
+        "best_valid_ndcg_10": float(report.best_valid_ndcg_10),
+        "best_epoch": int(report.best_epoch),
+        "epoch_seconds": float(report.seconds),
+    }
+    metrics.update({f"loss_{key}": float(value) for key, value in report.loss_parts.items()})
+    metrics.update({f"valid_{key}": float(value) for key, value in report.valid.items()})
+    return metrics
+
+
+def _where() -> dict[str, str]:
+    import ray
+
+    return {"node_ip": ray.util.get_node_ip_address(), "node_id": ray.get_runtime_context().get_node_id(),
+            "hostname": socket.gethostname()}
+
+
+def _build_trainer(config: Any, arrays: dict) -> Any:
+    from cluster_prep import build_clusters
+    from datasets.prepared import PreparedDataset
+    from model.llmesr import pca_matrix
+    from model.trainer import Trainer
+
+    data = PreparedDataset.from_arrays(arrays)
+    clusters = None
+    if config.model.gamma > 0:
+        item_pca = pca_matrix(data, config.model.hidden_size)
+        clusters = build_clusters(data, config.clusters, config.data.cache_dir, item_pca)
+    return Trainer(config.model, config.train, data, clusters)
+
+
+def _restore(trainer: Any, checkpoint: Any) -> dict[str, Any] | None:
+    """Load the trainer state of `checkpoint`; return its last metrics (None if unreadable)."""
+    import torch
+
+    try:
+        with checkpoint.as_directory() as folder:
+            state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+            metrics = json.loads((Path(folder) / METRICS_FILE).read_text())
+        trainer.load_state_dict(state)
+        return metrics
+    except Exception as exc:  # noqa: BLE001 - a bad checkpoint restarts the trial, it does not end it
+        logger.warning("checkpoint %s is unreadable (%s: %s); the trial restarts from scratch",
+                       getattr(checkpoint, "path", checkpoint), type(exc).__name__, exc)
+        return None
+
+
+def _report(trainer: Any, metrics: dict[str, Any]) -> None:
+    """Report `metrics` with a checkpoint of the trainer (Ray keeps the best and the latest)."""
+    import torch
+    from ray import tune
+
+    with tempfile.TemporaryDirectory() as folder:
+        torch.save(trainer.state_dict(), Path(folder) / STATE_FILE)
+        (Path(folder) / METRICS_FILE).write_text(json.dumps(metrics))
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _final(trainer: Any, metrics: dict[str, Any]) -> dict[str, Any]:
+    out = dict(metrics)
+    out.update({f"test_{key}": float(value) for key, value in trainer.test().items()})
+    out[FINISHED] = True      # the trial stopped by itself (Tune also sets "done" when ASHA stops it)
+    out["done"] = True
+    return out
+
+
+def train_trial(config: dict, data: dict) -> None:
+    """Ray Tune function trainable. `config` = {"params": ..., "config": nested Config dict}."""
+    import torch
+    from ray import tune
+
+    from tuning.config import config_from_dict
+
+    cfg = config_from_dict(config["config"])
+    if cfg.train.num_threads == 0:
+        torch.set_num_threads(max(1, int(cfg.tune.cpus_per_trial)))
+    trainer = _build_trainer(cfg, data)
+    where = _where()
+    metrics: dict[str, Any] | None = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        metrics = _restore(trainer, checkpoint)
+        if metrics is None:
+            trainer = _build_trainer(cfg, data)
+    while True:
+        if trainer.should_stop():
+            if metrics is None:
+                raise RuntimeError("the trainer stopped before its first epoch (check train.epochs)")
+            _report(trainer, _final(trainer, {**metrics, **where}))
+            return
+        metrics = {**epoch_metrics(trainer.train_epoch()), **where}
+        if trainer.should_stop():
+            _report(trainer, _final(trainer, metrics))
+            return
+        _report(trainer, metrics)
