@@ -1,0 +1,212 @@
+"""Read a finished (or interrupted) Ray Tune experiment folder into one tidy table.
+
+Only Ray Tune's own per-trial files are read (params.json, result.json / progress.csv,
+error.txt, checkpoint_NNNNNN/), so reading never starts Ray and works on a copied folder.
+result.json is preferred over progress.csv because Ray fixes the CSV header at the first
+report, which drops the test_* metrics that only the final report carries.
+
+"Best" is defined once, in `best_row`: the epoch with the maximum valid_ndcg_10 (the earliest
+on ties, as the trainer keeps the first best), and all valid_* metrics of that epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+BEST_METRIC = "valid_ndcg_10"
+FINISHED = "finished"  # reported True by tuning's trainable when a trial stops by itself
+SECTIONS = ("data", "clusters", "model", "train", "tune")
+STATES = ("terminated", "stopped_early", "errored", "unfinished")
+#: config fields every table needs, taken from the trial's full config when not sampled
+KEY_FIELDS = {"backbone": ("model", "backbone"), "gamma": ("model", "gamma"),
+              "n_clusters": ("clusters", "n_clusters"), "seed": ("train", "seed")}
+
+
+class ExperimentError(ValueError):
+    """An experiment folder that is missing or holds no readable trials."""
+
+
+def best_row(history: pd.DataFrame) -> pd.Series | None:
+    """The epoch with the highest valid_ndcg_10 (earliest on ties); None without any value."""
+    if BEST_METRIC not in history.columns:
+        return None
+    values = pd.to_numeric(history[BEST_METRIC], errors="coerce")
+    if values.notna().sum() == 0:
+        return None
+    return history.loc[values.idxmax()]
+
+
+def trial_dirs(experiment: str | Path) -> list[Path]:
+    """Trial folders of an experiment (those holding Ray's params.json), sorted by name."""
+    root = Path(experiment)
+    if not root.is_dir():
+        raise ExperimentError(f"experiment folder {str(root)!r} does not exist")
+    return sorted(p.parent for p in root.glob("*/params.json"))
+
+
+def _read_json_lines(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    lines = path.read_text().splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as err:  # a partly written last line of a killed run
+            if number < len(lines):
+                raise ExperimentError(f"{path}:{number}: not JSON ({err.msg})") from None
+    return rows
+
+
+def read_history(trial_dir: str | Path) -> pd.DataFrame:
+    """One row per epoch (the last report wins where a restored trial re-reported an epoch)."""
+    trial_dir = Path(trial_dir)
+    result, progress = trial_dir / "result.json", trial_dir / "progress.csv"
+    if result.is_file() and result.stat().st_size:
+        frame = pd.DataFrame(_read_json_lines(result))
+    elif progress.is_file() and progress.stat().st_size:
+        frame = pd.read_csv(progress)
+    else:
+        return pd.DataFrame()
+    if frame.empty:
+        return frame
+    frame = frame.drop(columns=["config"], errors="ignore")
+    order = "epoch" if "epoch" in frame.columns else "training_iteration"
+    frame = frame.dropna(subset=[order]).drop_duplicates(subset=[order], keep="last")
+    return frame.sort_values(order).reset_index(drop=True)
+
+
+def trial_config_dict(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial's full nested config inside Ray's params (a nested entry or the params themselves)."""
+    candidates = [params.get("config")] + list(params.values())
+    for value in candidates:
+        if isinstance(value, Mapping) and any(s in value for s in SECTIONS):
+            return dict(value)
+    if any(isinstance(params.get(s), Mapping) for s in SECTIONS):
+        return {s: params[s] for s in SECTIONS if isinstance(params.get(s), Mapping)}
+    return {}
+
+
+def sampled_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """What the search chose for this trial: Ray's nested "params" entry (tuning writes
+    {"params": flat values, "config": full config}), else the flat entries of Ray's params."""
+    chosen = params.get("params")
+    source = chosen if isinstance(chosen, Mapping) else params
+    return {k: v for k, v in source.items() if not isinstance(v, (Mapping, list))}
+
+
+def _config_value(config: Mapping[str, Any], section: str, field: str) -> Any:
+    return (config.get(section) or {}).get(field)
+
+
+def _state(trial_dir: Path, history: pd.DataFrame, budget: int | None) -> str:
+    """terminated: finished by itself (`finished` or test_* reported, or its whole budget run);
+    errored: error.txt and not finished; stopped_early: some epochs, fewer than its budget, no
+    error (ASHA stopped it); unfinished: no epoch reported yet (pending when the run stopped).
+    Ray's own `done` flag cannot tell these apart: Ray sets it on trials ASHA stops as well.
+    A trial still running in an interrupted experiment reads as stopped_early (known gap)."""
+    finished = any(c.startswith("test_") and history[c].notna().any() for c in history.columns)
+    finished = finished or (FINISHED in history.columns and bool(history[FINISHED].eq(True).any()))
+    last_epoch = int(history["epoch"].max()) if "epoch" in history.columns and len(history) else 0
+    if finished or (budget is not None and last_epoch >= budget):
+        return "terminated"
+    if (trial_dir / "error.txt").is_file():
+        return "errored"
+    return "stopped_early" if last_epoch > 0 else "unfinished"
+
+
+def _checkpoint(trial_dir: Path, row: pd.Series | None) -> str | None:
+    if row is None or "checkpoint_dir_name" not in row.index:
+        return None
+    name = row["checkpoint_dir_name"]
+    if not isinstance(name, str) or not (trial_dir / name).is_dir():
+        return None
+    return str(trial_dir / name)
+
+
+def _final_test(history: pd.DataFrame) -> dict[str, float]:
+    columns = [c for c in history.columns if c.startswith("test_")]
+    out: dict[str, float] = {}
+    for column in columns:
+        values = history[column].dropna()
+        if len(values):
+            out[column] = float(values.iloc[-1])
+    return out
+
+
+def read_trial(trial_dir: str | Path) -> dict[str, Any]:
+    """One trial folder -> one flat record (see `load_experiment` for the columns)."""
+    trial_dir = Path(trial_dir)
+    params = json.loads((trial_dir / "params.json").read_text())
+    config = trial_config_dict(params)
+    history = read_history(trial_dir)
+    budget = _config_value(config, "train", "epochs")
+    record: dict[str, Any] = {"trial_id": _trial_id(trial_dir, history)}
+    record.update(sampled_params(params))
+    for name, (section, field) in KEY_FIELDS.items():
+        if name not in record and _config_value(config, section, field) is not None:
+            record[name] = _config_value(config, section, field)
+    best = best_row(history)
+    record["state"] = _state(trial_dir, history, budget)
+    record["epochs"] = int(history["epoch"].max()) if "epoch" in history.columns and len(history) else 0
+    record["budget"] = budget
+    record["best_epoch"] = int(best["epoch"]) if best is not None and "epoch" in best.index else None
+    if best is not None:
+        record.update({k: float(best[k]) for k in best.index
+                       if k.startswith("valid_") and _is_number(best[k])})
+    record.update(_final_test(history))
+    record["seconds"] = float(history["time_total_s"].max()) if "time_total_s" in history.columns else math.nan
+    record["checkpoint"] = _checkpoint(trial_dir, best)
+    record["path"] = str(trial_dir)
+    return record
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _trial_id(trial_dir: Path, history: pd.DataFrame) -> str:
+    if "trial_id" in history.columns and len(history):
+        return str(history["trial_id"].iloc[-1])
+    parts = trial_dir.name.split("_")  # <trainable>_<id>_<n>_...: the id is the 8-hex part
+    hexes = [p for p in parts if len(p) == 8 and all(c in "0123456789abcdef" for c in p)]
+    return hexes[0] if hexes else trial_dir.name
+
+
+def load_experiment(path: str | Path) -> pd.DataFrame:
+    """One row per trial: trial_id, sampled parameters, state, epochs, budget, best_epoch,
+    the valid_* metrics of the best epoch, test_* where reported, seconds, checkpoint, path."""
+    dirs = trial_dirs(path)
+    if not dirs:
+        raise ExperimentError(f"experiment folder {str(path)!r} holds no trial folders (*/params.json)")
+    frame = pd.DataFrame([read_trial(d) for d in dirs])
+    return frame.sort_values("trial_id").reset_index(drop=True)
+
+
+def load_history(path: str | Path) -> pd.DataFrame:
+    """All epochs of all trials (trial_id, epoch, metrics) for learning curves."""
+    frames = []
+    for trial_dir in trial_dirs(path):
+        history = read_history(trial_dir)
+        if history.empty:
+            continue
+        history = history.copy()
+        history["trial_id"] = _trial_id(trial_dir, history)
+        frames.append(history)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def trial_params(experiment: str | Path, trial_id: str) -> tuple[dict[str, Any], Path]:
+    """Ray's saved params of one trial and its folder (for reproduction)."""
+    for trial_dir in trial_dirs(experiment):
+        history = read_history(trial_dir)
+        if _trial_id(trial_dir, history) == trial_id:
+            return json.loads((trial_dir / "params.json").read_text()), trial_dir
+    known = ", ".join(_trial_id(d, read_history(d)) for d in trial_dirs(experiment))
+    raise ExperimentError(f"trial {trial_id!r} not found in {str(experiment)!r}; trials: {known}")

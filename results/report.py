@@ -1,0 +1,81 @@
+"""Everything a user reads after a tuning run, written into <experiment>/report/.
+
+`write_report` loads the trial table once, writes the summary tables (CSV with exact values,
+Markdown, HTML), the plots and the self-contained dashboard page, and returns where they lie,
+the overall best trial and a Markdown summary to print.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from results.dashboard import write_dashboard
+from results.load import BEST_METRIC, load_experiment, load_history
+from results.plots import write_plots
+from results.tables import all_tables, config_columns, ranked, to_markdown, write_table
+
+REPORT_DIR = "report"
+
+
+def plain(value: Any) -> Any:
+    """A JSON-ready Python value (numpy scalars unwrapped, NaN -> None)."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def best_trial(trials: pd.DataFrame) -> dict[str, Any]:
+    """The trial with the highest best-epoch valid_ndcg_10 over the whole experiment."""
+    order = ranked(trials)
+    if order.empty:
+        return {}
+    row = order.iloc[0]
+    return {
+        "trial_id": str(row["trial_id"]),
+        "backbone": plain(row.get("backbone")),
+        "state": str(row["state"]),
+        "config": {c: plain(row[c]) for c in config_columns(trials)},
+        "best_epoch": plain(row["best_epoch"]),
+        "epochs": plain(row["epochs"]),
+        "valid": {c: plain(row[c]) for c in trials.columns if c.startswith("valid_")},
+        "test": {c: plain(row[c]) for c in trials.columns if c.startswith("test_") and plain(row[c]) is not None},
+        "checkpoint": plain(row.get("checkpoint")),
+    }
+
+
+def summary_markdown(tables: dict[str, tuple[pd.DataFrame, bool]]) -> str:
+    """The printable summary: the best configuration of each backbone."""
+    leaders, _ = tables["best_per_backbone"]
+    if leaders.empty:
+        return "No trial reported a validation NDCG@10."
+    return to_markdown(leaders)
+
+
+def write_report(experiment: str | Path) -> dict[str, Any]:
+    """Write tables, plots and dashboard into <experiment>/report/.
+
+    Returns {"html": dashboard path, "tables": {name: csv path (md and html beside it)},
+    "best": the best trial, "summary": Markdown table of the leaders, "notes": [...]}."""
+    experiment = Path(experiment)
+    trials = load_experiment(experiment)
+    history = load_history(experiment)
+    folder = experiment / REPORT_DIR
+    tables = all_tables(trials)
+    written = {name: write_table(frame, folder, name, index=index) for name, (frame, index) in tables.items()}
+    plots, notes = write_plots(trials, history, experiment, folder)
+    html = write_dashboard(folder / "index.html", experiment.name, trials, tables, plots, notes)
+    return {
+        "html": html,
+        "tables": {name: paths["csv"] for name, paths in written.items()},
+        "plots": plots,
+        "best": best_trial(trials),
+        "summary": summary_markdown(tables),
+        "notes": notes,
+        "metric": BEST_METRIC,
+    }

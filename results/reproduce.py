@@ -1,0 +1,184 @@
+"""Re-run a recorded trial from scratch and check that it gives the recorded numbers.
+
+The trial's full config is read from its params.json (Ray's own file), so nothing but the
+experiment folder is needed. Budget: a trial that finished by itself re-runs with its own
+train.epochs and train.patience; a trial ASHA stopped (or one that errored) re-runs for exactly
+the epochs it actually ran, so the comparison is like for like (ASHA's decision depended on other
+trials and cannot be replayed). "Best" is the same function as in the trial table
+(`results.load.best_row`), applied to the re-run's per-epoch history.
+
+Comparison on validation NDCG@10 of the best epoch: on CPU the two must be identical (the
+trainer is deterministic and seeded); on a GPU, with deterministic algorithms on, within
+GPU_TOLERANCE (absolute), since some CUDA kernels still reorder floating-point sums.
+
+With seeds N > 0 the config also runs with N more training seeds (train.seed + 1 .. + N) and
+the gamma = 0 control runs with all N + 1 seeds, everything else identical. Mean ± std (sample
+std) of validation and test NDCG@10, and a two-sided paired t-test (scipy.stats.ttest_rel) of
+test NDCG@10, config vs control, paired by seed.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import statistics
+import sys
+from typing import Any
+
+import pandas as pd
+
+from results.load import BEST_METRIC, ExperimentError, best_row, load_experiment, trial_config_dict, trial_params
+from results.tables import ranked
+
+GPU_TOLERANCE = 1e-4
+SIGNIFICANCE_TEST = "paired two-sided t-test (scipy.stats.ttest_rel) on test NDCG@10, paired by seed"
+
+
+def select_trial(trials: pd.DataFrame, trial: str) -> pd.Series:
+    """The row of `trial` ("best" = highest best-epoch valid_ndcg_10, or a trial id)."""
+    if trial == "best":
+        order = ranked(trials)
+        if order.empty:
+            raise ExperimentError("no trial reported a validation NDCG@10: nothing to reproduce")
+        return order.iloc[0]
+    rows = trials[trials["trial_id"] == trial]
+    if rows.empty:
+        raise ExperimentError(f"--trial: got {trial!r}; allowed: best or one of {', '.join(trials['trial_id'])}")
+    return rows.iloc[0]
+
+
+def rerun_config(params: dict, row: pd.Series) -> Any:
+    """The trial's Config, its budget cut to the epochs it ran unless it finished by itself."""
+    from tuning.config import config_from_dict
+
+    data = trial_config_dict(params)
+    if not data:
+        raise ExperimentError(f"trial {row['trial_id']}: params.json holds no full config to re-run")
+    if row["state"] != "terminated":
+        data["train"] = {**data.get("train", {}), "epochs": int(row["epochs"])}
+    return config_from_dict(data)
+
+
+def _with(config: Any, **changes: Any) -> Any:
+    """A copy of `config` with `train.seed` / `model.gamma` replaced (checked again)."""
+    from tuning.config import config_from_dict, config_to_dict
+
+    data = config_to_dict(config)
+    if "seed" in changes:
+        data["train"]["seed"] = changes["seed"]
+    if "gamma" in changes:
+        data["model"]["gamma"] = changes["gamma"]
+    return config_from_dict(data)
+
+
+def _history_frame(history: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"epoch": h["epoch"], **{f"valid_{k}": v for k, v in h["valid"].items()}}
+                         for h in history])
+
+
+def run_once(config: Any, progress: bool = False) -> dict[str, Any]:
+    """Train `config` from scratch as a tuning trial would (same thread count); summarise it."""
+    import torch
+
+    from model import train_once
+
+    threads = torch.get_num_threads()
+    if config.train.num_threads == 0:  # what tuning's trainable does for such trials
+        torch.set_num_threads(max(1, int(config.tune.cpus_per_trial)))
+    try:
+        result = train_once(config, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    best = best_row(_history_frame(result.history))
+    out = {"seed": config.train.seed, "gamma": config.model.gamma, "epochs": result.epochs,
+           "best_epoch": None if best is None else int(best["epoch"]),
+           BEST_METRIC: None if best is None else float(best[BEST_METRIC]),
+           "test": {f"test_{k}": float(v) for k, v in result.test.items()},
+           "seconds": round(result.seconds, 2)}
+    if progress:
+        print(f"seed {out['seed']} gamma {out['gamma']:g}: valid NDCG@10 {out[BEST_METRIC]} "
+              f"(epoch {out['best_epoch']}), test NDCG@10 {out['test'].get('test_ndcg_10')}", file=sys.stderr)
+    return out
+
+
+def _recorded(row: pd.Series) -> dict[str, Any]:
+    test = {k: float(v) for k, v in row.items() if str(k).startswith("test_") and _number(v)}
+    return {"trial_id": str(row["trial_id"]), "state": str(row["state"]), "epochs": int(row["epochs"]),
+            "best_epoch": None if not _number(row["best_epoch"]) else int(row["best_epoch"]),
+            BEST_METRIC: float(row[BEST_METRIC]), "test": test}
+
+
+def _number(value: Any) -> bool:
+    """A finite int or float, numpy scalars included (pandas rows hold numpy values)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _mean_std(values: list[float]) -> dict[str, Any]:
+    return {"n": len(values), "mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else None, "values": values}
+
+
+def paired_test(config: list[float], control: list[float]) -> dict[str, Any]:
+    """Paired two-sided t-test; p is None (with the reason) where it is undefined."""
+    from scipy import stats
+
+    out: dict[str, Any] = {"test": SIGNIFICANCE_TEST, "n": len(config)}
+    if len(config) < 2:
+        return {**out, "statistic": None, "p_value": None, "note": "needs at least 2 seeds"}
+    differences = [a - b for a, b in zip(config, control)]
+    if len(set(differences)) == 1:
+        return {**out, "statistic": None, "p_value": None,
+                "note": f"every paired difference is {differences[0]!r}: the t statistic is undefined"}
+    result = stats.ttest_rel(config, control)
+    return {**out, "statistic": float(result.statistic), "p_value": float(result.pvalue)}
+
+
+def seed_study(config: Any, first: dict[str, Any], seeds: int, progress: bool) -> dict[str, Any]:
+    """The config over N more seeds and its gamma = 0 control over all N + 1 seeds."""
+    base_seed = config.train.seed
+    runs = [first] + [run_once(_with(config, seed=base_seed + i), progress) for i in range(1, seeds + 1)]
+    summary: dict[str, Any] = {"seeds": [r["seed"] for r in runs], "runs": runs,
+                               "config": {"valid_ndcg_10": _mean_std([r[BEST_METRIC] for r in runs]),
+                                          "test_ndcg_10": _mean_std([r["test"]["test_ndcg_10"] for r in runs])}}
+    if config.model.gamma == 0:
+        summary["control"] = None
+        summary["note"] = "the trial already has gamma = 0: it is its own control"
+        return summary
+    control = [run_once(_with(config, seed=r["seed"], gamma=0.0), progress) for r in runs]
+    summary["control_runs"] = control
+    summary["control"] = {"valid_ndcg_10": _mean_std([r[BEST_METRIC] for r in control]),
+                          "test_ndcg_10": _mean_std([r["test"]["test_ndcg_10"] for r in control])}
+    summary["paired_test"] = paired_test([r["test"]["test_ndcg_10"] for r in runs],
+                                         [r["test"]["test_ndcg_10"] for r in control])
+    return summary
+
+
+def reproduce(experiment: str, trial: str = "best", seeds: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Re-run `trial` of `experiment` from scratch and compare with what was recorded.
+
+    Returns {"recorded", "reproduced", "match", "abs_diff", "tolerance", "device", "seeds", ...};
+    seeds is None unless `seeds` > 0."""
+    from model.device import resolve_device
+
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 0:
+        raise ValueError(f"seeds: got {seeds!r}; allowed: a whole number >= 0")
+    trials = load_experiment(experiment)
+    row = select_trial(trials, trial)
+    params, _ = trial_params(experiment, str(row["trial_id"]))
+    config = rerun_config(params, row)
+    device = resolve_device(config.train.device).type
+    recorded = _recorded(row)
+    reproduced = run_once(config, progress)
+    difference = abs(reproduced[BEST_METRIC] - recorded[BEST_METRIC])
+    tolerance = 0.0 if device == "cpu" else GPU_TOLERANCE
+    test_diff = {k: abs(reproduced["test"][k] - v) for k, v in recorded["test"].items() if k in reproduced["test"]}
+    return {
+        "experiment": str(experiment), "trial_id": recorded["trial_id"], "device": device,
+        "budget": {"epochs": config.train.epochs, "patience": config.train.patience,
+                   "rule": "own budget" if row["state"] == "terminated" else "epochs the trial ran"},
+        "recorded": recorded, "reproduced": reproduced,
+        "match": difference <= tolerance, "abs_diff": difference, "tolerance": tolerance,
+        "best_epoch_match": reproduced["best_epoch"] == recorded["best_epoch"],
+        "test_max_abs_diff": max(test_diff.values()) if test_diff else None,
+        "seeds": seed_study(config, reproduced, seeds, progress) if seeds else None,
+    }

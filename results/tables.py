@@ -1,0 +1,166 @@
+"""Summary tables of an experiment, built from `load_experiment`'s one-row-per-trial frame.
+
+Every number is taken unchanged from the trial rows (no averaging, no rounding): a table cell
+can always be traced back to one trial. Rounding happens only when a table is written.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from results.load import BEST_METRIC
+
+SEGMENTS = (("overall", ""), ("tail item", "tail_item_"), ("head item", "head_item_"),
+            ("tail user", "tail_user_"), ("head user", "head_user_"))
+SEGMENT_METRICS = (("Hit@10", "hit_10"), ("NDCG@10", "ndcg_10"))
+#: columns that describe a trial but are not its configuration
+NOT_CONFIG = {"trial_id", "state", "epochs", "budget", "best_epoch", "seconds", "checkpoint", "path"}
+
+
+def config_columns(trials: pd.DataFrame) -> list[str]:
+    """The configuration columns of the trial table (sampled parameters and key fields)."""
+    return [c for c in trials.columns
+            if c not in NOT_CONFIG and not c.startswith(("valid_", "test_"))]
+
+
+def ranked(trials: pd.DataFrame) -> pd.DataFrame:
+    """Trials with a validation score, best first (trial_id breaks ties, so the order is stable)."""
+    if BEST_METRIC not in trials.columns:
+        return trials.iloc[0:0]
+    scored = trials[trials[BEST_METRIC].notna()]
+    return scored.sort_values([BEST_METRIC, "trial_id"], ascending=[False, True], kind="mergesort")
+
+
+def _backbones(trials: pd.DataFrame) -> pd.Series:
+    if "backbone" in trials.columns:
+        return trials["backbone"].fillna("unknown").astype(str)
+    return pd.Series("unknown", index=trials.index)
+
+
+def best_per_backbone(trials: pd.DataFrame) -> pd.DataFrame:
+    """The leader (highest best-epoch valid_ndcg_10) of each backbone, one row each."""
+    order = ranked(trials)
+    if order.empty:
+        return order
+    leaders = order.groupby(_backbones(order), sort=True).head(1)
+    columns = (["backbone"] if "backbone" in leaders.columns else []) + ["trial_id", "state"]
+    columns += [c for c in config_columns(leaders) if c not in columns]
+    columns += ["epochs", "best_epoch", BEST_METRIC]
+    columns += [c for c in leaders.columns if c.startswith("test_") and c in ("test_ndcg_10", "test_hit_10")]
+    return leaders[columns].sort_values(BEST_METRIC, ascending=False).reset_index(drop=True)
+
+
+def gamma_cluster_grid(trials: pd.DataFrame, backbone: str) -> pd.DataFrame:
+    """gamma (rows) x n_clusters (columns): the best valid_ndcg_10 among the trials of each cell."""
+    needed = {"gamma", "n_clusters", BEST_METRIC}
+    if not needed <= set(trials.columns):
+        return pd.DataFrame()
+    rows = ranked(trials[_backbones(trials) == backbone])
+    if rows.empty:
+        return pd.DataFrame()
+    grid = rows.pivot_table(index="gamma", columns="n_clusters", values=BEST_METRIC, aggfunc="max")
+    grid.index.name, grid.columns.name = "gamma", "n_clusters"
+    return grid.sort_index().sort_index(axis=1)
+
+
+def segment_metrics(trials: pd.DataFrame) -> pd.DataFrame:
+    """Overall / tail / head (items and users) Hit@10 and NDCG@10 of each backbone's leader.
+
+    One row per leader and split: the validation split (best epoch) always, the test split
+    where the trial reported it (only trials that finished by themselves do)."""
+    leaders = best_per_backbone(trials)
+    records = []
+    for _, leader in leaders.iterrows():
+        row = trials.loc[trials["trial_id"] == leader["trial_id"]].iloc[0]
+        for split in ("valid", "test"):
+            values = {f"{segment} {label}": row.get(f"{split}_{prefix}{key}", math.nan)
+                      for segment, prefix in SEGMENTS for label, key in SEGMENT_METRICS}
+            if all(_missing(v) for v in values.values()):
+                continue
+            records.append({"backbone": row.get("backbone", "unknown"), "trial_id": row["trial_id"],
+                            "split": split, **values})
+    return pd.DataFrame(records)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _cell(value: Any, digits: int) -> str:
+    if _missing(value):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if abs(value) >= 10 ** -digits or value == 0 else f"{value:.3g}"
+    return str(value)
+
+
+def to_markdown(frame: pd.DataFrame, digits: int = 4, index: bool = False) -> str:
+    """A GitHub Markdown table (written here to avoid the optional `tabulate` dependency)."""
+    if index:
+        frame = _flatten(frame).reset_index()
+    header = [str(c) for c in frame.columns]
+    body = [[_cell(v, digits).replace("|", "\\|") for v in row] for row in frame.itertuples(index=False)]
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
+    rule = ["---:" if n else "---" for n in numeric]
+    lines = [header, rule] + body
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def to_html(frame: pd.DataFrame, digits: int = 4, index: bool = False, table_id: str = "") -> str:
+    """An HTML table with the same number formatting as the Markdown one."""
+    shown = _flatten(frame).reset_index() if index else frame
+    html = shown.to_html(index=False, na_rep="", border=0, classes="table",
+                         float_format=lambda v: _cell(v, digits))
+    return html.replace("<table ", f'<table id="{table_id}" ', 1) if table_id else html
+
+
+def write_table(frame: pd.DataFrame, folder: str | Path, name: str, index: bool = False) -> dict[str, str]:
+    """Write `name`.csv (exact values), `name`.md and `name`.html; return their paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = _flatten(frame) if index else frame
+    paths = {"csv": folder / f"{name}.csv", "md": folder / f"{name}.md", "html": folder / f"{name}.html"}
+    frame.to_csv(paths["csv"], index=index)
+    paths["md"].write_text(to_markdown(frame, index=index) + "\n")
+    paths["html"].write_text(to_html(frame, index=index, table_id=name) + "\n")
+    return {kind: str(path) for kind, path in paths.items()}
+
+
+def _flatten(frame: pd.DataFrame) -> pd.DataFrame:
+    """Name grid columns after their axis (n_clusters=8), so the written table says what they are."""
+    if frame.columns.name:
+        frame = frame.rename(columns=lambda c: f"{frame.columns.name}={c}")
+        frame.columns.name = None
+    return frame
+
+
+def grid_name(backbone: str) -> str:
+    return f"grid_{backbone}"
+
+
+def _by_score(trials: pd.DataFrame) -> pd.DataFrame:
+    if BEST_METRIC not in trials.columns:
+        return trials.reset_index(drop=True)
+    return trials.sort_values([BEST_METRIC, "trial_id"], ascending=[False, True], na_position="last",
+                              kind="mergesort").reset_index(drop=True)
+
+
+def all_tables(trials: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, bool]]:
+    """Every summary table by name, with whether its index is part of the table."""
+    shown = trials.drop(columns=["path"], errors="ignore")
+    if "checkpoint" in shown.columns:  # the trial folder is known from trial_id: keep the short name
+        shown = shown.assign(checkpoint=shown["checkpoint"].map(lambda p: Path(p).name if isinstance(p, str) else p))
+    tables: dict[str, tuple[pd.DataFrame, bool]] = {
+        "trials": (_by_score(shown), False),
+        "best_per_backbone": (best_per_backbone(trials), False),
+        "segments": (segment_metrics(trials), False),
+    }
+    for backbone in sorted(_backbones(trials).unique()):
+        grid = gamma_cluster_grid(trials, backbone)
+        if not grid.empty:
+            tables[grid_name(backbone)] = (grid, True)
+    return tables

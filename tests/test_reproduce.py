@@ -1,0 +1,82 @@
+"""Exact reproduction of recorded trials on CPU, from the experiment folder alone.
+
+A real 2-trial experiment (ml-100k, tiny model, gamma = 0.5 so the cluster constraint is part of
+what must reproduce): the first trial (lr 0.005) finishes, the second (lr 1e-4) is stopped by
+ASHA after its first epoch. Both must re-run to the recorded validation NDCG@10 exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from test_results import build_small_experiment
+
+pytestmark = pytest.mark.slow
+
+SPACE = {"gamma": 0.5, "n_clusters": {"type": "categorical", "values": [4, 8]},
+         "lr": {"type": "categorical", "values": [0.0001, 0.005]}}
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory) -> Path:
+    return build_small_experiment(tmp_path_factory.mktemp("reproduce"), num_samples=2, search_seed=7,
+                                  space=SPACE)
+
+
+@pytest.fixture(scope="module")
+def trials(experiment):
+    from results import load_experiment
+
+    table = load_experiment(experiment)
+    assert sorted(table["state"]) == ["stopped_early", "terminated"], table[["trial_id", "state", "lr"]]
+    return table
+
+
+def test_best_trial_reproduces_exactly_with_seed_study(experiment, trials):
+    from results import reproduce
+
+    out = reproduce(str(experiment), "best", seeds=1, progress=False)
+    best = trials.sort_values("valid_ndcg_10", ascending=False).iloc[0]
+    assert out["device"] == "cpu" and out["tolerance"] == 0.0
+    assert out["recorded"]["trial_id"] == best["trial_id"]
+    assert out["recorded"]["valid_ndcg_10"] == best["valid_ndcg_10"]
+    assert out["reproduced"]["valid_ndcg_10"] == best["valid_ndcg_10"]       # bit for bit
+    assert out["match"] is True and out["abs_diff"] == 0.0 and out["best_epoch_match"]
+    assert out["reproduced"]["test"]["test_ndcg_10"] == best["test_ndcg_10"]
+    assert out["test_max_abs_diff"] == 0.0
+    assert out["budget"] == {"epochs": 2, "patience": 0, "rule": "own budget"}
+
+    seeds = out["seeds"]
+    assert seeds["seeds"] == [42, 43]
+    assert [r["gamma"] for r in seeds["control_runs"]] == [0.0, 0.0]
+    assert [r["seed"] for r in seeds["control_runs"]] == [42, 43]
+    config_test = seeds["config"]["test_ndcg_10"]
+    assert config_test["values"][0] == best["test_ndcg_10"]
+    assert math.isclose(config_test["mean"], sum(config_test["values"]) / 2)
+    assert seeds["paired_test"]["test"].startswith("paired two-sided t-test")
+    assert seeds["paired_test"]["n"] == 2
+
+
+def test_asha_stopped_trial_reproduces_over_the_epochs_it_ran(experiment, trials):
+    from results import reproduce
+
+    stopped = trials[trials["state"] == "stopped_early"].iloc[0]
+    out = reproduce(str(experiment), str(stopped["trial_id"]), progress=False)
+    assert out["budget"]["epochs"] == stopped["epochs"] == 1
+    assert out["budget"]["rule"] == "epochs the trial ran"
+    assert out["reproduced"]["valid_ndcg_10"] == stopped["valid_ndcg_10"]
+    assert out["match"] is True and out["seeds"] is None
+    assert out["recorded"]["test"] == {}
+
+
+def test_bad_requests(experiment, trials):
+    from results import reproduce
+    from results.load import ExperimentError
+
+    with pytest.raises(ExperimentError, match="allowed: best or one of"):
+        reproduce(str(experiment), "nosuchid", progress=False)
+    with pytest.raises(ValueError, match="seeds: got -1"):
+        reproduce(str(experiment), "best", seeds=-1, progress=False)
