@@ -119,9 +119,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_tune(args: argparse.Namespace) -> None:
     extra = [f"tune.name={args.name}"] if args.name else []
     config = _config(args, extra)
-    from tuning import run_experiment
+    from tuning import ExperimentInterrupted, run_experiment
 
-    summary = run_experiment(config, address=args.address, resume=args.resume, progress=not args.json)
+    try:
+        summary = run_experiment(config, address=args.address, resume=args.resume, progress=not args.json)
+    except ExperimentInterrupted as stop:
+        emit(f"experiment {stop.summary.get('experiment')} (interrupted)", stop.summary, args.json)
+        raise SystemExit(f"error: {stop}") from None
     emit(f"experiment {summary.get('experiment')}", summary, args.json)
 
 

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-# tuning.config imports cluster_prep.config: load tuning first, or importing `cluster_prep`
-# before `tuning` would meet cluster_prep.config half-initialised (a circular import).
-import tuning  # noqa: F401  isort: skip
-from cluster_prep.artifact import ClusterArtifact
-from cluster_prep.build import build_clusters, compute_clusters
-from cluster_prep.config import ClusterConfig
-from cluster_prep.reduce import reduce_embeddings
+import importlib
+from typing import Any
 
-__all__ = ["ClusterArtifact", "ClusterConfig", "build_clusters", "compute_clusters",
-           "reduce_embeddings"]
+_EXPORTS = {
+    'ClusterArtifact': 'cluster_prep.artifact',
+    'build_clusters': 'cluster_prep.build',
+    'compute_clusters': 'cluster_prep.build',
+    'ClusterConfig': 'cluster_prep.config',
+    'reduce_embeddings': 'cluster_prep.reduce',
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import on first use: `tuning.config` imports this package's config, which must stay cheap."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -6,16 +6,25 @@ sentence-transformers does not need that package, and tests embed through launch
 
 from __future__ import annotations
 
-# tuning.config imports datasets.config: load tuning first, or importing `datasets` before
-# `tuning` would meet datasets.config half-initialised (a circular import).
-import tuning  # noqa: F401  isort: skip
-from datasets.cache import load_prepared
-from datasets.config import DataConfig
-from datasets.errors import DataError
-from datasets.pca import pca_reduce
-from datasets.prepare import describe, prepare_dataset
-from datasets.prepared import PreparedDataset
-from datasets.presets import LLMESR_THRESHOLDS
+import importlib
+from typing import Any
 
-__all__ = ["DataConfig", "DataError", "LLMESR_THRESHOLDS", "PreparedDataset", "describe",
-           "load_prepared", "pca_reduce", "prepare_dataset"]
+_EXPORTS = {
+    'load_prepared': 'datasets.cache',
+    'DataConfig': 'datasets.config',
+    'DataError': 'datasets.errors',
+    'pca_reduce': 'datasets.pca',
+    'describe': 'datasets.prepare',
+    'prepare_dataset': 'datasets.prepare',
+    'PreparedDataset': 'datasets.prepared',
+    'LLMESR_THRESHOLDS': 'datasets.presets',
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Import on first use: `tuning.config` imports this package's config, which must stay cheap."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,32 +1,29 @@
 """Ray Tune experiments with Optuna (TPE) and ASHA over the icc-tune model.
 
-Importing this package is light: Ray is imported only when an experiment runs.
+Importing this package loads nothing: every section's config imports `tuning.typed`, and Ray is
+heavy, so each public name is imported on first use (PEP 562).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from tuning.config import Config, ConfigError, TuneConfig, config_from_dict, config_to_dict, load_config
-from tuning.space import PARAMETERS, SearchSpace, flat_params, trial_config, validate_space
-from tuning.study import BEST_METRIC, METRIC, MODE, TIME_ATTR, load_study
-from tuning.summary import ExperimentInterrupted
+_EXPORTS = {
+    "Config": "tuning.config", "ConfigError": "tuning.typed", "TuneConfig": "tuning.config",
+    "config_from_dict": "tuning.config", "config_to_dict": "tuning.config", "load_config": "tuning.config",
+    "PARAMETERS": "tuning.space", "SearchSpace": "tuning.space", "flat_params": "tuning.space",
+    "trial_config": "tuning.space", "validate_space": "tuning.space",
+    "BEST_METRIC": "tuning.study", "METRIC": "tuning.study", "MODE": "tuning.study",
+    "TIME_ATTR": "tuning.study", "load_study": "tuning.study",
+    "ExperimentInterrupted": "tuning.summary",
+    "run_experiment": "tuning.runner", "train_trial": "tuning.trainable",
+}
 
-__all__ = [
-    "BEST_METRIC", "Config", "ConfigError", "ExperimentInterrupted", "METRIC", "MODE", "PARAMETERS",
-    "SearchSpace", "TIME_ATTR", "TuneConfig", "config_from_dict", "config_to_dict", "flat_params",
-    "load_config", "load_study", "run_experiment", "train_trial", "trial_config", "validate_space",
-]
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    """run_experiment and train_trial load Ray: import them on first use only."""
-    if name == "run_experiment":
-        from tuning.runner import run_experiment
-
-        return run_experiment
-    if name == "train_trial":
-        from tuning.trainable import train_trial
-
-        return train_trial
-    raise AttributeError(f"module 'tuning' has no attribute {name!r}")
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'tuning' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
