@@ -1,0 +1,33 @@
+"""Picking the torch device and the process-wide torch settings a run asks for."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> CUDA when available, else CPU; otherwise the named device (checked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"train.device: got {name!r}; allowed: auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device: got {name!r} but no CUDA device is available; use auto or cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"train.device: got {name!r}; allowed: auto, cpu, cuda or cuda:N")
+    return device
+
+
+def apply_torch_settings(device: torch.device, deterministic: bool, num_threads: int) -> None:
+    """Thread count and deterministic algorithms (process-wide: torch has no per-run switch)."""
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
+    if deterministic:
+        if device.type == "cuda":
+            # cuBLAS reads this when it first starts; needed for deterministic matmuls.
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)

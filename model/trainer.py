@@ -1,0 +1,206 @@
+"""Training one configuration: epochs of training + validation, early stopping, best weights.
+
+Everything needed to continue a run exactly (model, optimizer, best weights, every RNG) goes
+through `state_dict`/`load_state_dict`, so a Ray Tune checkpoint resumed mid-run gives the
+same numbers as the uninterrupted run, and a saved trial can be reproduced bit for bit on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+
+from model.batches import TrainBatches, batch_loss
+from model.config import ModelConfig, TrainConfig
+from model.device import apply_torch_settings, resolve_device
+from model.llmesr import build_model
+
+PARTS = ("rec", "sd", "icc", "cl")
+SELECT_METRIC = "ndcg_10"
+
+
+@dataclass
+class EpochReport:
+    epoch: int                      # epochs completed (1-based)
+    train_loss: float
+    loss_parts: dict[str, float]
+    valid: dict[str, float]
+    best_epoch: int
+    best_valid_ndcg_10: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    valid: dict                     # the best epoch's validation metrics
+    test: dict                      # test metrics of the best-validation weights
+    best_epoch: int
+    epochs: int
+    seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def _cpu_copy(state: dict) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+class Trainer:
+    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, data, clusters=None) -> None:
+        self.model_cfg, self.train_cfg, self.data = model_cfg, train_cfg, data
+        self.device = resolve_device(train_cfg.device)
+        apply_torch_settings(self.device, train_cfg.deterministic, train_cfg.num_threads)
+        clusters = clusters if model_cfg.gamma > 0 else None
+        with torch.random.fork_rng(devices=self._cuda_devices()):
+            torch.manual_seed(train_cfg.seed)
+            self.model = build_model(model_cfg, data, clusters).to(self.device)
+            self._rng = self._global_rng()
+        self.batches = TrainBatches(data, model_cfg, self.device, train_cfg.seed, clusters)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
+        self.epoch = 0
+        self.best_metric = -math.inf
+        self.best_epoch = 0
+        self.best_valid: dict[str, float] = {}
+        self.best_weights: dict | None = None
+        self.bad_epochs = 0
+        self.elapsed = 0.0
+        self.history: list[dict] = []
+
+    # ---- private RNG: trainers in one process (tests, reused Ray actors) never interfere ----
+    def _cuda_devices(self) -> list:
+        return [self.device] if self.device.type == "cuda" else []
+
+    def _global_rng(self) -> dict:
+        state = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _set_global_rng(self, state: dict) -> None:
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"], self.device)
+
+    # ---- training ---------------------------------------------------------------------------
+    def _train_pass(self) -> list[float]:
+        """One pass over the training users; returns [mean total, mean rec, sd, icc, cl].
+        Dropout draws from this trainer's own saved torch RNG state, swapped in and out."""
+        with torch.random.fork_rng(devices=self._cuda_devices()):
+            self._set_global_rng(self._rng)
+            values = self._train_batches()
+            self._rng = self._global_rng()
+        return values
+
+    def _train_batches(self) -> list[float]:
+        self.model.train()
+        sums = torch.zeros(1 + len(PARTS), device=self.device)
+        n = 0
+        for users in self.batches.epoch(self.train_cfg.batch_size):
+            loss, parts = batch_loss(self.model, self.batches, users)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            sums += torch.stack([loss.detach(), *(parts[k].detach() for k in PARTS)])
+            n += 1
+        return (sums / max(n, 1)).tolist()          # the epoch's one host sync
+
+    def train_epoch(self) -> EpochReport:
+        start = time.perf_counter()
+        values = self._train_pass()
+        self.epoch += 1
+        if not all(math.isfinite(v) for v in values):
+            raise FloatingPointError(
+                f"non-finite loss at epoch {self.epoch} (mean total {values[0]}; parts "
+                + ", ".join(f"{k}={v}" for k, v in zip(PARTS, values[1:]))
+                + "): lower train.lr or check the inputs")
+        valid = self.evaluate("valid")
+        metric = valid[SELECT_METRIC]
+        if metric > self.best_metric:
+            self.best_metric, self.best_epoch, self.best_valid = metric, self.epoch, dict(valid)
+            self.best_weights = _cpu_copy(self.model.state_dict())
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        seconds = time.perf_counter() - start
+        self.elapsed += seconds
+        report = EpochReport(self.epoch, values[0], dict(zip(PARTS, values[1:])), valid,
+                             self.best_epoch, self.best_metric, seconds)
+        self.history.append(asdict(report))
+        return report
+
+    def should_stop(self) -> bool:
+        if self.epoch >= self.train_cfg.epochs:
+            return True
+        return self.train_cfg.patience > 0 and self.bad_epochs >= self.train_cfg.patience
+
+    # ---- evaluation -------------------------------------------------------------------------
+    def evaluate(self, split: str) -> dict[str, float]:
+        """Evaluator metrics of the current weights on `split` ("valid" or "test")."""
+        from model.evaluate import evaluate
+
+        model = self.model
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                views = model.all_item_views()    # item representations once per evaluation
+
+                def score_fn(users: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+                    with torch.no_grad():
+                        return model.score(inputs.to(self.device), views)
+
+                return evaluate(score_fn, self.data, split, self.model_cfg.max_len,
+                                batch_size=self.train_cfg.eval_batch_size, device=str(self.device))
+        finally:
+            model.train(was_training)
+
+    def test(self) -> dict[str, float]:
+        """Test metrics with the best-validation weights (current weights if none yet)."""
+        if self.best_weights is None:
+            return self.evaluate("test")
+        current = _cpu_copy(self.model.state_dict())
+        self.model.load_state_dict(self.best_weights)
+        try:
+            return self.evaluate("test")
+        finally:
+            self.model.load_state_dict(current)
+
+    def fit(self, on_epoch: Callable[[EpochReport], None] | None = None) -> TrainResult:
+        while not self.should_stop():
+            report = self.train_epoch()
+            if on_epoch is not None:
+                on_epoch(report)
+        start = time.perf_counter()
+        test = self.test()
+        return TrainResult(valid=dict(self.best_valid), test=test, best_epoch=self.best_epoch,
+                           epochs=self.epoch, seconds=self.elapsed + time.perf_counter() - start,
+                           history=list(self.history))
+
+    # ---- checkpointing ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        rng = {**self._rng, "batches": self.batches.rng_state()}
+        return {
+            "model": _cpu_copy(self.model.state_dict()),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "epoch": self.epoch, "best_metric": self.best_metric, "best_epoch": self.best_epoch,
+            "best_valid": dict(self.best_valid), "best_weights": self.best_weights,
+            "bad_epochs": self.bad_epochs, "elapsed": self.elapsed,
+            "history": copy.deepcopy(self.history), "rng": rng,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.best_metric = state["epoch"], state["best_metric"]
+        self.best_epoch, self.best_valid = state["best_epoch"], dict(state["best_valid"])
+        self.best_weights = state["best_weights"]
+        self.bad_epochs, self.elapsed = state["bad_epochs"], state["elapsed"]
+        self.history = copy.deepcopy(state["history"])
+        rng = state["rng"]
+        self._rng = {k: v.clone() for k, v in rng.items() if k in ("torch", "cuda")}
+        self.batches.set_rng_state(rng["batches"])

@@ -1,0 +1,106 @@
+"""The trainer: seeded determinism, exact resume, early stopping, NaN detection, devices."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+import tuning  # noqa: F401  (imports the config sections in a cycle-free order)
+from model.config import ModelConfig, TrainConfig
+from model.device import resolve_device
+from model.trainer import EpochReport, Trainer, TrainResult
+
+N_USERS = 150
+
+
+def subset(data, n_users: int):
+    """The first n_users users (all items kept); similar users folded into the subset."""
+    off = data.seq_offsets[:n_users + 1]
+    return dataclasses.replace(
+        data, n_users=n_users, seq_items=data.seq_items[:off[-1]], seq_offsets=off,
+        tail_users=data.tail_users[:n_users], similar_users=data.similar_users[:n_users] % n_users,
+        valid_negatives=data.valid_negatives[:n_users], test_negatives=data.test_negatives[:n_users])
+
+
+@pytest.fixture(scope="module")
+def small(scientific):
+    return subset(scientific, N_USERS)
+
+
+def configs(backbone: str = "sasrec", **train) -> tuple[ModelConfig, TrainConfig]:
+    model = ModelConfig(backbone=backbone, hidden_size=16, max_len=10, num_heads=2,
+                        adapter_hidden=32, gamma=0.0, lambda_cl=0.1)
+    options = dict(lr=3e-3, batch_size=40, epochs=3, patience=0, device="cpu", seed=3)
+    return model, TrainConfig(**{**options, **train})
+
+
+def same_state(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "bert4rec", "gru4rec"])
+def test_same_config_same_numbers(small, backbone):
+    runs = [Trainer(*configs(backbone, epochs=2), small) for _ in range(2)]
+    reports = [[t.train_epoch() for _ in range(2)] for t in runs]
+    strip = [[dataclasses.replace(r, seconds=0.0) for r in rs] for rs in reports]
+    assert strip[0] == strip[1]
+    assert same_state(runs[0].model.state_dict(), runs[1].model.state_dict())
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "bert4rec"])
+def test_resume_equals_straight(small, backbone):
+    straight = Trainer(*configs(backbone), small)
+    straight_reports = [straight.train_epoch() for _ in range(3)]
+    first = Trainer(*configs(backbone), small)
+    first.train_epoch(), first.train_epoch()
+    state = first.state_dict()
+    first.train_epoch()                                  # the checkpoint must not alias live tensors
+    resumed = Trainer(*configs(backbone), small)
+    resumed.load_state_dict(state)
+    third = resumed.train_epoch()
+    assert dataclasses.replace(third, seconds=0.0) == dataclasses.replace(straight_reports[2], seconds=0.0)
+    assert same_state(resumed.model.state_dict(), straight.model.state_dict())
+    assert [h["train_loss"] for h in resumed.history] == [r.train_loss for r in straight_reports]
+    assert resumed.test() == straight.test()
+
+
+def test_fit_reports_every_epoch_and_tests_best_weights(small):
+    trainer = Trainer(*configs(epochs=3), small)
+    seen: list[EpochReport] = []
+    result = trainer.fit(seen.append)
+    assert isinstance(result, TrainResult) and [r.epoch for r in seen] == [1, 2, 3]
+    assert result.epochs == 3 and len(result.history) == 3
+    best = max(seen, key=lambda r: r.valid["ndcg_10"])
+    assert result.best_epoch == best.epoch and result.valid == best.valid
+    assert "ndcg_10" in result.test and "tail_item_ndcg_10" in result.test
+    assert trainer.should_stop()
+
+
+def test_patience_stops_early(small):
+    trainer = Trainer(*configs(epochs=50, patience=1, lr=1e-9), small)
+    result = trainer.fit()
+    assert result.epochs < 50 and result.epochs - result.best_epoch == 1
+
+
+def test_non_finite_loss_is_reported(small):
+    trainer = Trainer(*configs(lr=1e30), small)
+    with pytest.raises(FloatingPointError, match=r"non-finite loss at epoch \d"):
+        for _ in range(3):
+            trainer.train_epoch()
+    injected = Trainer(*configs(), small)
+    with torch.no_grad():
+        injected.model.id_emb.weight[1:] = float("nan")
+    with pytest.raises(FloatingPointError, match="non-finite loss at epoch 1"):
+        injected.train_epoch()
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="train.device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            resolve_device("cuda")
