@@ -21,7 +21,7 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent
 
@@ -229,8 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as error:
-        # ConfigError and DataError are ValueErrors: a clear one-line answer, no traceback.
+    except (ValueError, FileNotFoundError, ConnectionError) as error:
+        # ConfigError and DataError are ValueErrors; an unreachable --address a ConnectionError:
+        # a clear one-line answer, no traceback.
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

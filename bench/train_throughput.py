@@ -24,7 +24,6 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import tuning  # noqa: E402,F401  (imports the config sections in a cycle-free order)
 from datasets import prepare_dataset  # noqa: E402
 from datasets.config import DataConfig  # noqa: E402
 from model.batches import TrainBatches, batch_loss  # noqa: E402

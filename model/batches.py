@@ -46,6 +46,7 @@ class TrainBatches:
         self.similar = torch.from_numpy(np.asarray(data.similar_users, np.int64)).to(device)
         self.order_gen = torch.Generator().manual_seed(seed)
         self.sample_gen = torch.Generator(device=device).manual_seed(seed + 1)
+        self.teacher_reps: torch.Tensor | None = None      # [n_users, R] with model.teacher "epoch"
         self.icc = None
         if clusters is not None and cfg.gamma > 0:
             self.icc = (torch.from_numpy(np.asarray(clusters.item_targets, np.float32)).to(device),
@@ -88,18 +89,33 @@ def _inputs_targets(model, batches: TrainBatches, block: torch.Tensor):
     return inputs, torch.where(masked, seq, torch.zeros_like(seq)), masked, seq
 
 
-def _teacher(model, batches: TrainBatches, users: torch.Tensor) -> torch.Tensor:
-    """Mean representation of each user's similar users' training histories: no grad, no
-    dropout (eval mode), inference form (Bert4Rec: history + mask token)."""
-    sim = batches.similar[users]                                     # [B, K]
-    hist = batches.block[sim.reshape(-1), 1:]                        # [B*K, max_len]
+def _frozen_reps(model, histories: torch.Tensor) -> torch.Tensor:
+    """User representations as targets: no grad, no dropout (eval mode), inference form
+    (Bert4Rec: history + mask token)."""
     was_training = model.training
     model.eval()                       # a target, not a sample: no dropout noise (and cheaper)
     try:
         with torch.no_grad():
-            reps = model.user_repr(hist)
+            return model.user_repr(histories)
     finally:
         model.train(was_training)
+
+
+def refresh_teachers(model, batches: TrainBatches, chunk: int = 1024) -> None:
+    """model.teacher "epoch": every user's representation once, at the start of an epoch.
+    Teachers then lag the weights by at most one epoch, for one forward pass over the users
+    instead of K per trained user. Deterministic (eval mode), so resume stays exact."""
+    histories = batches.block[:, 1:]
+    batches.teacher_reps = torch.cat([_frozen_reps(model, histories[i:i + chunk])
+                                      for i in range(0, histories.shape[0], chunk)])
+
+
+def _teacher(model, batches: TrainBatches, users: torch.Tensor) -> torch.Tensor:
+    """Mean representation of each user's K similar users' training histories."""
+    sim = batches.similar[users]                                     # [B, K]
+    if batches.teacher_reps is not None:
+        return batches.teacher_reps[sim].mean(1)
+    reps = _frozen_reps(model, batches.block[sim.reshape(-1), 1:])   # [B*K, R]
     return reps.view(sim.shape[0], sim.shape[1], -1).mean(1)
 
 

@@ -8,6 +8,7 @@ from tuning.typed import setting
 
 BACKBONES = ("sasrec", "bert4rec", "gru4rec")
 LOSSES = ("bce", "ce")
+TEACHERS = ("batch", "epoch")
 
 
 @dataclass
@@ -25,6 +26,7 @@ class ModelConfig:
     adapter_hidden: int = setting(768, "width of the semantic adapter's middle layer", low=1)
     pca_init: bool = setting(True, "initialise ID embeddings from the PCA of the text embeddings")
     alpha: float = setting(0.1, "weight of retrieval-augmented self-distillation (0 = off)", low=0)
+    teacher: str = setting("batch", "self-distillation teachers: recomputed every batch (the paper) or once per epoch (about 5x cheaper training)", choices=TEACHERS)
     gamma: float = setting(0.1, "weight of the item-cluster constraint (0 = off)", low=0)
     lambda_cl: float = setting(0.0, "weight of contrastive view alignment (0 = off)", low=0)
     tau: float = setting(0.2, "temperature of the contrastive alignment", low=0, low_open=True)

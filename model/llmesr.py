@@ -74,7 +74,7 @@ class LLMESR(nn.Module):
                 raise ValueError("model.semantic_view is true but the dataset has no item text embeddings")
             text = np.concatenate([np.asarray(text_emb, dtype=np.float32),
                                    np.zeros((1, text_emb.shape[1]), np.float32)])
-            self.register_buffer("text_emb", torch.from_numpy(text))
+            self.register_buffer("text_emb", torch.from_numpy(text), persistent=False)  # frozen input data: rebuilt from the dataset, kept out of checkpoints
             self.adapter = nn.Sequential(nn.Linear(text.shape[1], cfg.adapter_hidden),
                                          nn.Linear(cfg.adapter_hidden, cfg.hidden_size))
             if cfg.cross_attention:

@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch
 
-from model.batches import TrainBatches, batch_loss
+from model.batches import TrainBatches, batch_loss, refresh_teachers
 from model.config import ModelConfig, TrainConfig
 from model.device import apply_torch_settings, resolve_device
 from model.llmesr import build_model
@@ -97,6 +97,8 @@ class Trainer:
         return values
 
     def _train_batches(self) -> list[float]:
+        if self.model_cfg.teacher == "epoch" and self.model_cfg.alpha > 0 and self.model.semantic:
+            refresh_teachers(self.model, self.batches)
         self.model.train()
         sums = torch.zeros(1 + len(PARTS), device=self.device)
         n = 0

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-import tuning  # noqa: F401  (imports the config sections in a cycle-free order)
 from cluster_prep.config import ClusterConfig
 from datasets.prepared import PreparedDataset
 from model import losses

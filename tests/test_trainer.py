@@ -7,7 +7,6 @@ import dataclasses
 import pytest
 import torch
 
-import tuning  # noqa: F401  (imports the config sections in a cycle-free order)
 from model.config import ModelConfig, TrainConfig
 from model.device import resolve_device
 from model.trainer import EpochReport, Trainer, TrainResult
@@ -29,9 +28,9 @@ def small(scientific):
     return subset(scientific, N_USERS)
 
 
-def configs(backbone: str = "sasrec", **train) -> tuple[ModelConfig, TrainConfig]:
+def configs(backbone: str = "sasrec", teacher: str = "batch", **train) -> tuple[ModelConfig, TrainConfig]:
     model = ModelConfig(backbone=backbone, hidden_size=16, max_len=10, num_heads=2,
-                        adapter_hidden=32, gamma=0.0, lambda_cl=0.1)
+                        adapter_hidden=32, gamma=0.0, lambda_cl=0.1, teacher=teacher)
     options = dict(lr=3e-3, batch_size=40, epochs=3, patience=0, device="cpu", seed=3)
     return model, TrainConfig(**{**options, **train})
 
@@ -49,15 +48,15 @@ def test_same_config_same_numbers(small, backbone):
     assert same_state(runs[0].model.state_dict(), runs[1].model.state_dict())
 
 
-@pytest.mark.parametrize("backbone", ["sasrec", "bert4rec"])
-def test_resume_equals_straight(small, backbone):
-    straight = Trainer(*configs(backbone), small)
+@pytest.mark.parametrize("backbone, teacher", [("sasrec", "batch"), ("bert4rec", "batch"), ("sasrec", "epoch")])
+def test_resume_equals_straight(small, backbone, teacher):
+    straight = Trainer(*configs(backbone, teacher), small)
     straight_reports = [straight.train_epoch() for _ in range(3)]
-    first = Trainer(*configs(backbone), small)
+    first = Trainer(*configs(backbone, teacher), small)
     first.train_epoch(), first.train_epoch()
     state = first.state_dict()
     first.train_epoch()                                  # the checkpoint must not alias live tensors
-    resumed = Trainer(*configs(backbone), small)
+    resumed = Trainer(*configs(backbone, teacher), small)
     resumed.load_state_dict(state)
     third = resumed.train_epoch()
     assert dataclasses.replace(third, seconds=0.0) == dataclasses.replace(straight_reports[2], seconds=0.0)
@@ -104,3 +103,19 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "bert4rec", "gru4rec"])
+def test_epoch_teachers_equal_per_batch_teachers_at_the_same_weights(small, backbone):
+    """The cached teachers are the same function of the weights as the per-batch ones."""
+    from model.batches import _teacher, refresh_teachers
+
+    trainer = Trainer(*configs(backbone, "epoch"), small)
+    trainer.train_epoch()
+    users = torch.arange(0, N_USERS, 7)
+    refresh_teachers(trainer.model, trainer.batches)
+    cached = _teacher(trainer.model, trainer.batches, users)
+    trainer.batches.teacher_reps = None
+    direct = _teacher(trainer.model, trainer.batches, users)
+    assert cached.shape == direct.shape
+    torch.testing.assert_close(cached, direct, rtol=1e-5, atol=1e-6)

@@ -207,12 +207,31 @@ def _start_driver(config_file: Path, resume: bool):
     return proc, temp
 
 
+def _kill_session(proc) -> None:
+    """SIGKILL every process of the driver's session: Ray's trial workers get their own process
+    group and a `ray::...` title (no temp path), but keep the driver's session id."""
+    import os
+    import signal
+
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == proc.pid and int(stat.parent.name) != proc.pid:      # field 6: session
+            try:
+                os.kill(int(stat.parent.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def _kill_driver(proc, temp: str) -> None:
-    """SIGKILL the driver's process group, then any Ray process of its session left behind (by pid)."""
+    """SIGKILL the driver's session and process group, then any Ray process left behind (by pid)."""
     import os
     import shutil
     import signal
 
+    _kill_session(proc)
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
