@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # CPU torch 2.13.0 lies on this project's machines; elsewhere override, e.g. TORCH_SPEC=torch
 TORCH_SPEC ?= torch==2.13.0
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=20
 
 export RAY_USAGE_STATS_ENABLED=0
 export HF_HUB_OFFLINE=1

@@ -17,6 +17,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+def pytest_configure(config):
+    """One torch thread in the test process: the suite's models are tiny and Ray trial workers
+    run beside it, and oversubscribed OpenMP threads made 2-epoch runs up to 50x slower here."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config, items):
     """Skip GPU tests on machines without CUDA, with the reason shown."""
     import torch
