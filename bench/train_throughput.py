@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-len", type=int, default=200)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared 2-core machine)")
     parser.add_argument("--backbones", default="sasrec,bert4rec,gru4rec")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

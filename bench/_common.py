@@ -1,0 +1,189 @@
+"""Shared helpers of the bench/ scripts: configs, datasets, timing, machine and Markdown tables.
+
+Benchmarks print Markdown tables headed by the date, the machine (CPU model and cores or GPU
+name, load average, because the development machine is shared) and the exact command, so a
+table pasted into the README says where and how it was made.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:            # scripts run as `python bench/X.py` from the repo root
+    sys.path.insert(0, str(REPO))
+
+
+DEFAULT_DATA_ROOT = str(REPO.parent / "shared" / "data")
+DEFAULT_CACHE_DIR = str(REPO / ".cache" / "test")
+DATASETS = ("ml-100k", "amazon-scientific", "llmesr-yelp")
+BACKBONES = ("sasrec", "bert4rec", "gru4rec")
+RANDOM_EMB_LABEL = "random embeddings (timing only)"
+YELP_EMB_DIM = 1536                       # LLM-ESR's ada-002 item embeddings are 1536 wide
+
+
+# ---- environment ---------------------------------------------------------------------------
+def quiet_environment() -> None:
+    """Offline model loading and no Ray usage reports (entry points only: modules never do this)."""
+    for key, value in (("RAY_USAGE_STATS_ENABLED", "0"), ("HF_HUB_OFFLINE", "1"),
+                       ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false")):
+        os.environ.setdefault(key, value)
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def machine(device: str = "cpu") -> str:
+    """One line describing where the numbers were measured."""
+    import torch
+
+    cpu = f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return f"GPU {torch.cuda.get_device_name(torch.device(device))} (host: {cpu})"
+    return f"CPU {cpu}"
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in [".venv/bin/python", *sys.argv])
+
+
+def header(title: str, device: str = "cpu", notes: Iterable[str] = (), load_at_start: str = "") -> str:
+    """Markdown heading with date, machine, load average (start and end) and command."""
+    lines = [f"### {title}", "",
+             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+             f"- machine: {machine(device)}",
+             f"- load average (1/5/15 min): start {load_at_start or 'n/a'}, end {load_average()}",
+             f"- command: `{command_line()}`"]
+    lines += [f"- {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+        return str(v)
+
+    out = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(out) + "\n"
+
+
+# ---- timing --------------------------------------------------------------------------------
+def synchronize(device: Any) -> None:
+    import torch
+
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize(torch.device(device))
+
+
+def timed(fn: Callable[[], Any], device: Any = "cpu", repeats: int = 1, warmup: int = 0) -> tuple[float, Any]:
+    """Median wall seconds of `repeats` calls (after `warmup` untimed ones) and the last result."""
+    result = None
+    for _ in range(warmup):
+        result = fn()
+    synchronize(device)
+    times = []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        result = fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+# ---- configs and data ----------------------------------------------------------------------
+def random_embedding_file(cache_dir: str, n_rows: int, dim: int = YELP_EMB_DIM, seed: int = 0) -> str:
+    """A seeded Gaussian item-embedding matrix saved once as .npy (same bytes -> same data cache key)."""
+    import numpy as np
+
+    path = Path(cache_dir) / "bench" / f"random-emb-{n_rows}x{dim}-seed{seed}.npy"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        matrix = np.random.default_rng(seed).standard_normal((n_rows, dim), dtype=np.float32)
+        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+        np.save(tmp, matrix)
+        os.replace(tmp, path)
+    return str(path)
+
+
+def yelp_item_count(data_root: str) -> int:
+    """Largest item id of llmesr-yelp's inter.txt (the embedding matrix needs that many rows)."""
+    import numpy as np
+
+    pairs = np.loadtxt(Path(data_root) / "llmesr-yelp" / "inter.txt", dtype=np.int64, ndmin=2)
+    return int(pairs[:, 1].max())
+
+
+def data_overrides(dataset: str, data_root: str, cache_dir: str) -> tuple[list[str], str]:
+    """`--set`-style data overrides for a benchmark dataset and a label for its embeddings."""
+    common = [f"data.data_root={data_root}", f"data.cache_dir={cache_dir}"]
+    if dataset in ("ml-100k", "amazon-scientific"):
+        return [f"data.name={dataset}", *common], "MiniLM item text"
+    if dataset == "llmesr-yelp":
+        emb = random_embedding_file(cache_dir, yelp_item_count(data_root))
+        # LLM-ESR's handled file is filtered already: no second k-core, keep all 192k interactions
+        return ["data.name=llmesr", f"data.path={Path(data_root) / 'llmesr-yelp'}",
+                "data.user_core=1", "data.item_core=1",
+                "data.embedder=file", f"data.embedding_path={emb}", *common], RANDOM_EMB_LABEL
+    raise SystemExit(f"--datasets: unknown dataset {dataset!r}; allowed: {', '.join(DATASETS)}")
+
+
+def make_config(overrides: Iterable[str]) -> Any:
+    """The typed root Config from `section.key=value` overrides (the same path as launch.py)."""
+    from tuning.config import load_config
+
+    return load_config(None, list(overrides))
+
+
+def prepare(config: Any) -> Any:
+    from datasets import prepare_dataset
+
+    return prepare_dataset(config.data, progress=False)
+
+
+def clusters_for(config: Any, data: Any) -> Any:
+    """Cluster artifact when the model uses the constraint (gamma > 0), else None."""
+    if config.model.gamma <= 0:
+        return None
+    from cluster_prep import build_clusters
+    from model.llmesr import pca_matrix
+
+    return build_clusters(data, config.clusters, config.data.cache_dir,
+                          pca_matrix(data, config.model.hidden_size))
+
+
+def parse_list(text: str, allowed: Sequence[str], flag: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed]
+    if bad or not items:
+        raise SystemExit(f"{flag}: got {text!r}; allowed: a comma-separated subset of {', '.join(allowed)}")
+    return items
+
+
+def set_threads(threads: int) -> None:
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
