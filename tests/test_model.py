@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 import torch
 
 from cluster_prep.config import ClusterConfig
-from datasets.prepared import PreparedDataset
+from conftest import user_subset
 from model import losses
 from model.batches import TrainBatches, _teacher, batch_loss, training_block
 from model.config import ModelConfig, TrainConfig
@@ -20,18 +18,9 @@ HIDDEN = 32
 N_USERS = 200
 
 
-def subset(data: PreparedDataset, n_users: int) -> PreparedDataset:
-    """The first n_users users (all items kept); similar users folded into the subset."""
-    off = data.seq_offsets[:n_users + 1]
-    return dataclasses.replace(
-        data, n_users=n_users, seq_items=data.seq_items[:off[-1]], seq_offsets=off,
-        tail_users=data.tail_users[:n_users], similar_users=data.similar_users[:n_users] % n_users,
-        valid_negatives=data.valid_negatives[:n_users], test_negatives=data.test_negatives[:n_users])
-
-
 @pytest.fixture(scope="module")
 def small(scientific):
-    return subset(scientific, N_USERS)
+    return user_subset(scientific, N_USERS)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from conftest import user_subset
 from model.config import ModelConfig, TrainConfig
 from model.device import resolve_device
 from model.trainer import EpochReport, Trainer, TrainResult
@@ -14,18 +15,9 @@ from model.trainer import EpochReport, Trainer, TrainResult
 N_USERS = 150
 
 
-def subset(data, n_users: int):
-    """The first n_users users (all items kept); similar users folded into the subset."""
-    off = data.seq_offsets[:n_users + 1]
-    return dataclasses.replace(
-        data, n_users=n_users, seq_items=data.seq_items[:off[-1]], seq_offsets=off,
-        tail_users=data.tail_users[:n_users], similar_users=data.similar_users[:n_users] % n_users,
-        valid_negatives=data.valid_negatives[:n_users], test_negatives=data.test_negatives[:n_users])
-
-
 @pytest.fixture(scope="module")
 def small(scientific):
-    return subset(scientific, N_USERS)
+    return user_subset(scientific, N_USERS)
 
 
 def configs(backbone: str = "sasrec", teacher: str = "batch", **train) -> tuple[ModelConfig, TrainConfig]:
