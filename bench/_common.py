@@ -187,3 +187,18 @@ def set_threads(threads: int) -> None:
 
     if threads > 0:
         torch.set_num_threads(threads)
+
+
+def start(args: Any) -> tuple[str, str | None]:
+    """Common start of a benchmark: (load average, device name), or device None after printing
+    why the requested device cannot be used."""
+    load = load_average()
+    quiet_environment()
+    set_threads(args.threads)
+    from model.device import resolve_device
+
+    try:
+        return load, str(resolve_device(args.device))
+    except ValueError as exc:
+        print(f"--device {args.device}: {exc}", file=sys.stderr)
+        return load, None

@@ -88,15 +88,8 @@ def run_one(data, config, emb_label: str, args: argparse.Namespace) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    load = C.load_average()
-    C.quiet_environment()
-    C.set_threads(args.threads)
-    from model.device import resolve_device
-
-    try:
-        device = str(resolve_device(args.device))
-    except ValueError as exc:
-        print(f"--device {args.device}: {exc}", file=sys.stderr)
+    load, device = C.start(args)
+    if device is None:
         return 2
     rows = []
     for name in args.dataset_list:
