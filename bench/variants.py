@@ -2,7 +2,8 @@
 
 Each run trains one configuration with early stopping on validation NDCG@10 and tests the best
 epoch's weights (full ranking, history masked). Prints mean ± std over seeds of overall,
-tail-item and tail-user NDCG@10 and Hit@10 on test.
+tail-item and tail-user NDCG@10 and Hit@10 on test (full ranking), plus the sampled-100 protocol's
+NDCG@10 overall and on tail items.
 
     python bench/variants.py --dataset amazon-scientific --seeds 42,43,44 --epochs 30 --patience 5
 """
@@ -25,7 +26,8 @@ VARIANTS = {
     "llmesr": ["model.gamma=0"],
     "icc": ["model.gamma=0.1"],
 }
-KEYS = ("ndcg_10", "tail_item_ndcg_10", "tail_user_ndcg_10", "hit_10", "tail_item_hit_10", "tail_user_hit_10")
+KEYS = ("ndcg_10", "tail_item_ndcg_10", "tail_user_ndcg_10", "hit_10", "tail_item_hit_10", "tail_user_hit_10",
+        "sampled_ndcg_10", "sampled_tail_item_ndcg_10")
 
 
 def run_one(job: tuple[str, str, int, list[str]]) -> tuple[str, int, dict, int, float]:
