@@ -163,17 +163,6 @@ def prepare(config: Any) -> Any:
     return prepare_dataset(config.data, progress=False)
 
 
-def clusters_for(config: Any, data: Any) -> Any:
-    """Cluster artifact when the model uses the constraint (gamma > 0), else None."""
-    if config.model.gamma <= 0:
-        return None
-    from cluster_prep import build_clusters
-    from model.llmesr import pca_matrix
-
-    return build_clusters(data, config.clusters, config.data.cache_dir,
-                          pca_matrix(data, config.model.hidden_size))
-
-
 def parse_list(text: str, allowed: Sequence[str], flag: str) -> list[str]:
     items = [t.strip() for t in text.split(",") if t.strip()]
     bad = [t for t in items if t not in allowed]

@@ -67,7 +67,7 @@ def score_function(trainer, device):
 
 def time_dataset(name: str, args: argparse.Namespace) -> list[list]:
     from model.evaluate import evaluate
-    from model.trainer import Trainer
+    from model import build_trainer
 
     overrides, emb_label = C.data_overrides(name, args.data_root, args.cache_dir)
     config = C.make_config([*overrides, f"model.backbone={args.backbone}", f"model.max_len={args.max_len}",
@@ -76,7 +76,7 @@ def time_dataset(name: str, args: argparse.Namespace) -> list[list]:
                             f"train.eval_batch_size={args.eval_batch_size}",
                             f"train.num_threads={args.threads}", *args.set])
     data = C.prepare(config)
-    trainer = Trainer(config.model, config.train, data, C.clusters_for(config, data))
+    trainer = build_trainer(config, data)
     device = str(trainer.device)
     for _ in range(args.train_epochs):
         trainer.train_epoch()

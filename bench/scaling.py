@@ -62,9 +62,9 @@ def _timed_evaluate(trainer, spent: list[float]):
 
 
 def run_one(data, config, emb_label: str, args: argparse.Namespace) -> list:
-    from model.trainer import Trainer
+    from model import build_trainer
 
-    trainer = Trainer(config.model, config.train, data, C.clusters_for(config, data))
+    trainer = build_trainer(config, data)
     eval_times: list[float] = []
     _timed_evaluate(trainer, eval_times)
     epoch_times = []

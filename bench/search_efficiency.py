@@ -101,11 +101,11 @@ def base_overrides(args: argparse.Namespace) -> list[str]:
 
 # ---- grid ----------------------------------------------------------------------------------
 def run_cell(data, backbone: str, gamma: float, args: argparse.Namespace) -> dict:
-    from model.trainer import Trainer
+    from model import build_trainer
 
     config = C.make_config([*base_overrides(args), f"model.backbone={backbone}", f"model.gamma={gamma}",
                             f"train.num_threads={args.threads}"])
-    trainer = Trainer(config.model, config.train, data, C.clusters_for(config, data))
+    trainer = build_trainer(config, data)
     history = []
     while not trainer.should_stop():
         report = trainer.train_epoch()

@@ -48,17 +48,10 @@ def _where() -> dict[str, str]:
 
 
 def _build_trainer(config: Any, arrays: dict) -> Any:
-    from cluster_prep import build_clusters
     from datasets.prepared import PreparedDataset
-    from model.llmesr import pca_matrix
-    from model.trainer import Trainer
+    from model import build_trainer
 
-    data = PreparedDataset.from_arrays(arrays)
-    clusters = None
-    if config.model.gamma > 0:
-        item_pca = pca_matrix(data, config.model.hidden_size)
-        clusters = build_clusters(data, config.clusters, config.data.cache_dir, item_pca)
-    return Trainer(config.model, config.train, data, clusters)
+    return build_trainer(config, PreparedDataset.from_arrays(arrays))
 
 
 def _restore(trainer: Any, checkpoint: Any) -> dict[str, Any] | None:
