@@ -214,14 +214,18 @@ def _kill_node_when_used(cluster, worker, folder: Path, killed: dict) -> None:
         time.sleep(0.1)
 
 
+NODE_EPOCHS = 15
+
+
 @pytest.mark.slow
 def test_killed_worker_node_trials_finish_on_the_survivor(two_nodes, tmp_path):
     from tuning import run_experiment
 
     cluster, worker = two_nodes
     head = cluster.head_node.node_id
-    config = tiny_config(tmp_path, "node-lost", SPACE, extra=("train.epochs=3",), num_samples=3,
-                         grace_period=3, max_failures=2, reuse_actors=False)
+    # enough epochs that the trial cannot finish on the worker before the kill lands
+    config = tiny_config(tmp_path, "node-lost", SPACE, extra=(f"train.epochs={NODE_EPOCHS}", "train.patience=0"),
+                         num_samples=3, grace_period=NODE_EPOCHS, max_failures=2, reuse_actors=False)
     killed: dict = {}
     killer = threading.Thread(target=_kill_node_when_used,
                               args=(cluster, worker, tmp_path / "node-lost", killed), daemon=True)
@@ -237,7 +241,7 @@ def test_killed_worker_node_trials_finish_on_the_survivor(two_nodes, tmp_path):
     results = _results(folder / f"trial_{trial}")
     nodes = [r["node_id"] for r in results]
     assert nodes[0] == worker.node_id and nodes[-1] == head      # rescheduled on the survivor
-    assert [r["epoch"] for r in results] == [1, 2, 3]            # continued from its checkpoint
+    assert [r["epoch"] for r in results] == list(range(1, NODE_EPOCHS + 1))   # continued from its checkpoint
     assert summary["trial_states"][trial] == "terminated"
     assert _snapshot_runtime(folder)[trial]["num_failures"] >= 1
 
@@ -372,3 +376,22 @@ def test_launch_tune_with_unreachable_address(tmp_path):
                   "--set", f"tune.storage_path={tmp_path}")
     line = _one_clear_line(run)
     assert "no Ray cluster answers at '127.0.0.1:1'" in line, line
+
+
+# ---------------------------------------------------------------- experiment state cut mid-write
+
+def test_state_cut_mid_write_is_repaired_from_its_last_good_copy(tmp_path):
+    """A driver killed while Ray rewrites experiment_state-*.json leaves it empty; without the
+    copy, Tuner.restore would start the whole experiment over."""
+    from tuning.state_backup import StateBackup, repair
+
+    state = tmp_path / "experiment_state-2026-11-23_20-00-00.json"
+    state.write_text(json.dumps({"trial_data": [["a", "b"]]}))
+    backup = StateBackup(tmp_path)
+    backup.save()
+    good = state.read_text()
+    state.write_text("")                                  # the crash mid-write
+    backup.save()                                         # an unreadable state is never copied
+    assert repair(tmp_path) == [state.name]
+    assert state.read_text() == good
+    assert repair(tmp_path) == []                         # a readable state is left alone

@@ -122,9 +122,16 @@ def _trainable(config: Config, arrays: dict) -> Any:
                                {"cpu": config.tune.cpus_per_trial, "gpu": gpu})
 
 
+def _local_experiment(config: Config, name: str) -> Path | None:
+    """The experiment folder when storage is a local path (None for s3://, gs://, ...)."""
+    root = storage_root(config)
+    return None if "://" in root else Path(root) / name
+
+
 def _run_config(config: Config, name: str, progress: bool) -> Any:
     from ray import tune
 
+    from tuning.state_backup import StateBackup
     from tuning.study import METRIC
 
     reporter = None
@@ -139,6 +146,7 @@ def _run_config(config: Config, name: str, progress: bool) -> Any:
         failure_config=tune.FailureConfig(max_failures=config.tune.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=METRIC,
                                                 checkpoint_score_order="max"),
+        callbacks=[StateBackup(local)] if (local := _local_experiment(config, name)) else None,
     )
 
 
@@ -234,6 +242,11 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
         trainable = _trainable(config, arrays)
         path = f"{storage_root(config).rstrip('/')}/{name}"
         if resume:
+            local = _local_experiment(config, name)
+            if local is not None:
+                from tuning.state_backup import repair
+
+                repair(local)
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
                                        resume_errored=False)
         else:

@@ -1,0 +1,74 @@
+"""A last readable copy of Ray's experiment state, for --resume after a crash mid-write.
+
+Ray rewrites `experiment_state-*.json` in place as a run goes on; a driver killed during that
+write leaves an empty or truncated file, and Tuner.restore then silently starts the whole
+experiment over. `StateBackup` (a Tune callback in the driver) copies each state file aside
+whenever it changed and parses, and `repair` puts that copy back before a restore.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from ray.tune import Callback
+
+logger = logging.getLogger(__name__)
+
+PATTERN = "experiment_state-*.json"
+SUFFIX = ".last-good"
+
+
+def _readable(path: Path) -> str | None:
+    try:
+        text = path.read_text()
+        json.loads(text)
+    except (OSError, ValueError):
+        return None
+    return text
+
+
+class StateBackup(Callback):
+    """Copies every changed, readable experiment state file to `<name>.last-good` (atomically)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self._seen: dict[str, int] = {}
+
+    def save(self) -> None:
+        for path in self.folder.glob(PATTERN):
+            try:
+                stamp = path.stat().st_mtime_ns
+            except OSError:
+                continue
+            if self._seen.get(path.name) == stamp:
+                continue
+            text = _readable(path)
+            if text is None:                       # mid-write: try again on the next result
+                continue
+            tmp = path.with_name(path.name + SUFFIX + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path.with_name(path.name + SUFFIX))
+            self._seen[path.name] = stamp
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        self.save()
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.save()
+
+
+def repair(folder: str | Path) -> list[str]:
+    """Replace each unreadable experiment state file by its last good copy; return their names."""
+    repaired = []
+    for path in Path(folder).glob(PATTERN):
+        backup = path.with_name(path.name + SUFFIX)
+        if _readable(path) is None and backup.is_file() and _readable(backup) is not None:
+            os.replace(backup, path)
+            logger.warning("experiment state %s was unreadable (a crash while Ray wrote it); "
+                           "resuming from its last good copy", path)
+            repaired.append(path.name)
+    return repaired
