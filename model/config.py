@@ -23,6 +23,7 @@ class ModelConfig:
     mask_prob: float = setting(0.2, "bert4rec: cloze masking probability", low=0, high=1, low_open=True, high_open=True)
     semantic_view: bool = setting(True, "LLM-ESR dual view; false = the plain backbone")
     cross_attention: bool = setting(True, "cross-attention between the two views")
+    cross_residual: bool = setting(True, "add each view's own sequence to its cross-attention output (false = LLM-ESR's code, which replaces it)")
     adapter_hidden: int = setting(768, "width of the semantic adapter's middle layer", low=1)
     pca_init: bool = setting(True, "initialise ID embeddings from the PCA of the text embeddings")
     alpha: float = setting(0.1, "weight of retrieval-augmented self-distillation (0 = off)", low=0)

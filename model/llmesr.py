@@ -4,8 +4,10 @@ Semantic view: frozen item text embeddings -> adapter -> H. The paper's code use
 layers with no activation or dropout between them (D -> D/2 -> H); we keep that shape, with
 the middle width `adapter_hidden`. Collaborative view: trainable ID embeddings (H), initialised
 from the PCA of the text embeddings. Each view's sequence is scaled by sqrt(H), given positional
-embeddings (transformers) and dropout, optionally mixed by cross-attention (query one view,
-keys/values the other; causal whenever the backbone is), then the SAME encoder runs on both
+embeddings (transformers) and dropout, optionally mixed by cross-attention (each view's stream
+keeps its own values and takes its queries from the other view, as LLM-ESR's llm2id/id2llm do,
+so each half of the user state stays in the space of the item table it is scored against;
+causal whenever the backbone is), then the SAME encoder runs on both
 (stacked into one batch). User = [co_out, sem_out] at the last position; item = [co, sem];
 score = dot product (2H). `semantic_view=False` is the plain backbone on ID embeddings (H).
 """
@@ -25,7 +27,8 @@ from model.config import ModelConfig
 
 
 class CrossAttention(nn.Module):
-    """Multi-head attention whose queries come from one view and keys/values from the other."""
+    """Multi-head attention whose queries come from one view and keys/values from the other:
+    the output is a mixture of the `context` view's vectors, chosen by the `query` view."""
 
     def __init__(self, hidden: int, heads: int, dropout: float) -> None:
         super().__init__()
@@ -135,7 +138,11 @@ class LLMESR(nn.Module):
         sem = self._prepare(sem)
         if self.cross is not None:
             allowed = attention_mask(valid, self.causal)
-            co, sem = self.cross["co"](co, sem, allowed), self.cross["sem"](sem, co, allowed)
+            co_mixed, sem_mixed = self.cross["co"](sem, co, allowed), self.cross["sem"](co, sem, allowed)
+            if self.cfg.cross_residual:
+                co, sem = co + co_mixed, sem + sem_mixed
+            else:
+                co, sem = co_mixed, sem_mixed
         out = self.encoder(torch.cat([co, sem]), torch.cat([valid, valid]))
         half = co.shape[0]
         return torch.cat([out[:half], out[half:]], dim=-1)

@@ -74,6 +74,25 @@ def test_causal_mask_hides_the_future(small, semantic):
         assert not torch.equal(model.encode(inputs)[:, -1], model.encode(changed)[:, -1])
 
 
+@pytest.mark.parametrize("residual", [False, True])
+def test_cross_attention_keeps_each_views_own_values(small, residual):
+    """With one real item the attention weight is 1 whatever the query, so the collaborative
+    half of the state depends on the item's ID vector alone and the semantic half on its text
+    (LLM-ESR's wiring; swapping the views scored each half against the wrong item table)."""
+    model = build_model(model_cfg("sasrec", cross_residual=residual), small).eval()
+    inputs = torch.tensor([[0, 0, 5], [0, 0, 9]])
+    with torch.no_grad():
+        before = model.encode(inputs)[:, -1]
+        model.text_emb[[5, 9]] = torch.randn(2, model.text_emb.shape[1])
+        text_changed = model.encode(inputs)[:, -1]
+        model.id_emb.weight[[5, 9]] = torch.randn(2, HIDDEN)
+        id_changed = model.encode(inputs)[:, -1]
+    assert torch.allclose(before[:, :HIDDEN], text_changed[:, :HIDDEN], atol=1e-6)
+    assert not torch.allclose(before[:, HIDDEN:], text_changed[:, HIDDEN:], atol=1e-3)
+    assert torch.allclose(text_changed[:, HIDDEN:], id_changed[:, HIDDEN:], atol=1e-6)
+    assert not torch.allclose(text_changed[:, :HIDDEN], id_changed[:, :HIDDEN], atol=1e-3)
+
+
 @pytest.mark.parametrize("backbone", ["sasrec", "bert4rec", "gru4rec"])
 def test_extra_left_padding_changes_nothing(small, backbone):
     model = build_model(model_cfg(backbone), small).eval()

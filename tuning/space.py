@@ -39,6 +39,7 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "max_len": ("model", "max_len"),
     "batch_size": ("train", "batch_size"),
     "loss": ("model", "loss"),
+    "cross_residual": ("model", "cross_residual"),
 }
 
 TYPES = ("categorical", "float", "int")
