@@ -1,5 +1,9 @@
 """Plain backbone vs LLM-ESR vs ICC (gamma 0.1) over several seeds: the model issue's table.
 
+`llmesr-paper` is LLM-ESR with its code's cross-attention (no residual); `llmesr` and `icc` use
+this project's default (each view's sequence added back). Two training-free reference rows
+(last item's text, popularity) show what the inputs alone reach under the same evaluator.
+
 Each run trains one configuration with early stopping on validation NDCG@10 and tests the best
 epoch's weights (full ranking, history masked). Prints mean ± std over seeds of overall,
 tail-item and tail-user NDCG@10 and Hit@10 on test (full ranking), plus the sampled-100 protocol's
@@ -23,6 +27,7 @@ if str(REPO) not in sys.path:
 
 VARIANTS = {
     "plain": ["model.semantic_view=false", "model.pca_init=false", "model.alpha=0", "model.gamma=0"],
+    "llmesr-paper": ["model.gamma=0", "model.cross_residual=false"],
     "llmesr": ["model.gamma=0"],
     "icc": ["model.gamma=0.1"],
 }
@@ -45,6 +50,19 @@ def run_one(job: tuple[str, str, int, list[str]]) -> tuple[str, int, dict, int, 
     return variant, seed, result.test, result.best_epoch, time.perf_counter() - start
 
 
+def reference_rows(config_path: str, overrides: list[str]) -> dict[str, list]:
+    """The training-free scorers on the same test split (deterministic: one run each)."""
+    from datasets import prepare_dataset
+    from model.baselines import BASELINES, baseline_scorer
+    from model.evaluate import evaluate
+    from tuning.config import load_config
+
+    config = load_config(config_path, overrides)
+    data = prepare_dataset(config.data)
+    return {f"reference: {name}": [evaluate(baseline_scorer(name, data), data, "test", config.model.max_len)]
+            for name in BASELINES}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", default=str(REPO / "configs" / "default.yaml"))
@@ -53,6 +71,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--patience", type=int, default=20)
     p.add_argument("--max-len", type=int, default=50)
+    p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
     p.add_argument("--workers", type=int, default=2, help="runs in parallel (one thread each)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
@@ -60,8 +79,13 @@ def main() -> None:
                  f"train.patience={args.patience}", f"model.max_len={args.max_len}",
                  "train.num_threads=1", *args.set]
     seeds = [int(s) for s in args.seeds.split(",")]
-    jobs = [(v, args.config, s, overrides) for v in VARIANTS for s in seeds]
-    rows: dict[str, list] = {v: [] for v in VARIANTS}
+    variants = [v.strip() for v in args.variants.split(",")]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        p.error(f"--variants: got {', '.join(unknown)}; allowed: {', '.join(VARIANTS)}")
+    jobs = [(v, args.config, s, overrides) for v in variants for s in seeds]
+    rows: dict[str, list] = {v: [] for v in variants}
+    rows.update(reference_rows(args.config, overrides))
     with ProcessPoolExecutor(args.workers) as pool:
         for variant, seed, test, best_epoch, seconds in pool.map(run_one, jobs):
             rows[variant].append(test)
@@ -71,7 +95,7 @@ def main() -> None:
           f"overrides: {' '.join(overrides)}\n")
     print("| variant | " + " | ".join(KEYS) + " |")
     print("|---" * (len(KEYS) + 1) + "|")
-    for variant, tests in rows.items():
+    for variant, tests in sorted(rows.items(), key=lambda kv: kv[0].startswith("reference")):
         cells = []
         for key in KEYS:
             values = [t[key] for t in tests]
