@@ -96,11 +96,20 @@ def cmd_clusters(args: argparse.Namespace) -> None:
     emit(f"clusters of {config.data.name}", artifact.summary(), args.json)
 
 
+def print_epoch(report) -> None:
+    """One progress line per epoch on stderr (validation, full ranking), so a long run shows
+    where it stands and how the tail moves."""
+    v = report.valid
+    print(f"epoch {report.epoch:3d}  loss {report.train_loss:.4f}  valid ndcg_10 {v['ndcg_10']:.4f}"
+          f"  tail_item_ndcg_10 {v['tail_item_ndcg_10']:.4f}  best {report.best_valid_ndcg_10:.4f}"
+          f" (epoch {report.best_epoch})  {report.seconds:.1f} s", file=sys.stderr, flush=True)
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     config = _config(args)
     from model import train_once
 
-    result = train_once(config, progress=not args.json)
+    result = train_once(config, on_epoch=None if args.json else print_epoch, progress=not args.json)
     payload = {
         "valid": result.valid,
         "test": result.test,

@@ -299,3 +299,19 @@ def test_launch_embeds_texts_from_repo_root(tmp_path):
     assert data.meta["embedder"] == "minilm" and data.meta["text_cache_hit"] is False
     assert data.item_text_emb.shape == (9, 384)
     assert np.allclose(np.linalg.norm(data.item_text_emb[1:], axis=1), 1, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_launch_train_prints_each_epoch_then_the_table(ml100k):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    done = subprocess.run(
+        [sys.executable, "launch.py", "train", "--set", "data.name=ml-100k", "--set", f"data.cache_dir={TEST_CACHE}",
+         "--set", "model.hidden_size=16", "--set", "model.max_len=10",
+         "--set", "model.gamma=0", "--set", "model.alpha=0", "--set", "model.adapter_hidden=32",
+         "--set", "train.epochs=2", "--set", "train.batch_size=512", "--set", "train.num_threads=1"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    epochs = [line for line in done.stderr.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1", "2"]
+    assert "valid ndcg_10" in epochs[0] and "tail_item_ndcg_10" in epochs[0]
+    assert "test ndcg_10" in done.stdout
