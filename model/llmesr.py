@@ -8,8 +8,8 @@ embeddings (transformers) and dropout, optionally mixed by cross-attention (each
 keeps its own values and takes its queries from the other view, as LLM-ESR's llm2id/id2llm do,
 so each half of the user state stays in the space of the item table it is scored against;
 causal whenever the backbone is; `cross_residual` adds each view's sequence back, which
-LLM-ESR's code does not), then the SAME encoder runs on both (stacked into one batch). User = [co_out, sem_out] at the last position; item = [co, sem];
-score = dot product (2H). `semantic_view=False` is the plain backbone on ID embeddings (H).
+LLM-ESR's code does not), then the SAME encoder runs on both (stacked into one batch).
+User = [co_out, sem_out] at the last position; item = [co, sem]; score = dot product (2H). `semantic_view=False` is the plain backbone on ID embeddings (H).
 """
 
 from __future__ import annotations
