@@ -16,16 +16,16 @@ from datasets.prepared import PreparedDataset
 BASELINES = ("last_item_text", "popularity")
 
 
-def _padded(rows: np.ndarray, device: torch.device) -> torch.Tensor:
-    """[n_items + 2, D] float32 with the mask row appended (zero), on the device."""
-    table = np.concatenate([np.asarray(rows, np.float32), np.zeros((1,) + rows.shape[1:], np.float32)])
-    return torch.from_numpy(table).to(device)
+def _with_mask_row(rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Rows 0..n_items as float32 plus a zero row for the mask id n_items + 1, on the device."""
+    rows = np.asarray(rows, np.float32)
+    return torch.from_numpy(np.concatenate([rows, np.zeros_like(rows[:1])])).to(device)
 
 
 def last_item_text_scorer(data: PreparedDataset, device: str | torch.device = "cpu"):
     """Cosine between the text embedding of the user's last input item and every item's."""
     device = torch.device(device)
-    text = torch.nn.functional.normalize(_padded(data.item_text_emb, device), dim=-1)
+    text = torch.nn.functional.normalize(_with_mask_row(data.item_text_emb, device), dim=-1)
 
     def score(users: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         return text[inputs[:, -1].to(device)] @ text.T
@@ -36,7 +36,7 @@ def last_item_text_scorer(data: PreparedDataset, device: str | torch.device = "c
 def popularity_scorer(data: PreparedDataset, device: str | torch.device = "cpu"):
     """Training interactions of each item, the same for every user."""
     device = torch.device(device)
-    counts = _padded(np.asarray(data.item_train_count, np.float32)[:, None], device)[:, 0]
+    counts = _with_mask_row(data.item_train_count, device)
 
     def score(users: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         return counts.expand(inputs.shape[0], -1)

@@ -267,12 +267,18 @@ def test_scientific_malformed_line(tmp_path):
 
 # ---- launch.py end to end ---------------------------------------------------------------------
 
-def _launch(*args: str) -> dict:
+def _run_launch(*args: str) -> subprocess.CompletedProcess:
+    """launch.py in a subprocess from the repo root; asserts it succeeded."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     done = subprocess.run([sys.executable, "launch.py", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done
+
+
+def _launch(*args: str) -> dict:
+    """The JSON object on the last line of a `--json` launch.py command."""
+    return json.loads(_run_launch(*args).stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
@@ -303,14 +309,10 @@ def test_launch_embeds_texts_from_repo_root(tmp_path):
 
 @pytest.mark.slow
 def test_launch_train_prints_each_epoch_then_the_table(ml100k):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
-    done = subprocess.run(
-        [sys.executable, "launch.py", "train", "--set", "data.name=ml-100k", "--set", f"data.cache_dir={TEST_CACHE}",
-         "--set", "model.hidden_size=16", "--set", "model.max_len=10",
-         "--set", "model.gamma=0", "--set", "model.alpha=0", "--set", "model.adapter_hidden=32",
-         "--set", "train.epochs=2", "--set", "train.batch_size=512", "--set", "train.num_threads=1"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = _run_launch("train", "--set", "data.name=ml-100k", "--set", f"data.cache_dir={TEST_CACHE}",
+                       "--set", "model.hidden_size=16", "--set", "model.max_len=10",
+                       "--set", "model.gamma=0", "--set", "model.alpha=0", "--set", "model.adapter_hidden=32",
+                       "--set", "train.epochs=2", "--set", "train.batch_size=512", "--set", "train.num_threads=1")
     epochs = [line for line in done.stderr.splitlines() if line.startswith("epoch ")]
     assert [line.split()[1] for line in epochs] == ["1", "2"]
     assert "valid ndcg_10" in epochs[0] and "tail_item_ndcg_10" in epochs[0]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,21 +14,31 @@ import pytest
 from test_tuning import SPACE, _results, _snapshot_runtime, tiny_config
 
 
-@pytest.fixture(scope="module")
-def two_nodes():
-    """Head and worker node, one CPU each, so two concurrent trials must use both; always torn down."""
+@contextmanager
+def _head_and_worker(**system_config):
+    """A head and a worker node, one CPU each (so two concurrent trials must use both); yields
+    (cluster, worker node); always torn down."""
     import ray
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    head = {"num_cpus": 1, "include_dashboard": False}
+    if system_config:
+        head["_system_config"] = system_config
+    cluster = Cluster(initialize_head=True, head_node_args=head)
     try:
-        cluster.add_node(num_cpus=1)
+        worker = cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
-        yield cluster
+        yield cluster, worker
     finally:
         if ray.is_initialized():
             ray.shutdown()
         cluster.shutdown()
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    with _head_and_worker() as (cluster, _):
+        yield cluster
 
 
 @pytest.mark.slow
@@ -56,21 +67,9 @@ def test_trials_run_on_both_nodes(two_nodes, tmp_path):
 
 @pytest.fixture()
 def doomed_worker():
-    """Head and worker node, one CPU each; fast node-death detection; always torn down."""
-    import ray
-    from ray.cluster_utils import Cluster
-
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": False,
-        "_system_config": {"health_check_period_ms": 500, "health_check_failure_threshold": 3}})
-    try:
-        worker = cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
-        yield cluster, worker
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        cluster.shutdown()
+    """A fresh cluster whose worker node the test kills; node death detected within ~1.5 s."""
+    with _head_and_worker(health_check_period_ms=500, health_check_failure_threshold=3) as nodes:
+        yield nodes
 
 
 def _kill_node_when_used(cluster, worker, folder: Path, killed: dict) -> None:
