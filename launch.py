@@ -7,6 +7,7 @@
                                [--name N] [--resume] [--json]
     python launch.py report    EXP [--json]
     python launch.py reproduce EXP [--trial best|ID] [--seeds N] [--json]
+    python launch.py study     --config F --name N [--resume] [--findings DIR] [--json]
     python launch.py demo
 
 Every subcommand prints a table for people; with --json its last line is one JSON object.
@@ -155,6 +156,20 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     emit(f"reproduce {args.trial}", outcome, args.json)
 
 
+def cmd_study(args: argparse.Namespace) -> None:
+    """Search every (variant, backbone) arm, confirm each arm's best over seeds, write findings."""
+    config = _config(args)
+    from results.study import run_study
+
+    outcome = run_study(config, args.name, resume=args.resume, address=args.address,
+                        findings_dir=args.findings, progress=True)
+    if outcome.get("sentences"):
+        print("\n" + "\n".join(outcome["sentences"]))
+    payload = {k: outcome[k] for k in ("study", "arms", "html", "markdown")}
+    payload["findings"] = outcome["markdown"]
+    emit(f"study {args.name}", payload, args.json)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     """The README's `make demo`: prepare the bundled data, cluster, tune on ml-100k, report."""
     from cluster_prep import build_clusters
@@ -226,6 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=0, help="extra seeds (+ the gamma = 0 control)")
     _common(p, config=False)
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("study", help="search every variant x backbone arm, confirm over seeds, report findings")
+    p.add_argument("--name", required=True, help="study name (folder under tune.storage_path)")
+    p.add_argument("--resume", action="store_true", help="continue the study (same config)")
+    p.add_argument("--address", help="existing Ray cluster for the search: auto, HOST:PORT or ray://...")
+    p.add_argument("--findings", help="folder for the findings (default: <study>/findings)")
+    _common(p)
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("demo", help="prepare the bundled data, tune on ml-100k and report")
     p.add_argument("--set", action="append", metavar="KEY=VALUE")

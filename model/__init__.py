@@ -17,7 +17,7 @@ def build_trainer(config, data):
 
         item_pca = pca_matrix(data, config.model.hidden_size)
         clusters = build_clusters(data, config.clusters, config.data.cache_dir, item_pca)
-    return Trainer(config.model, config.train, data, clusters)
+    return Trainer(config.model, config.train, data, clusters, config.eval)
 
 
 def train_once(config, on_epoch: Callable | None = None, progress: bool = False):

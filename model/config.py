@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
-from tuning.typed import setting
+from tuning.typed import ConfigError, setting
 
 BACKBONES = ("sasrec", "bert4rec", "gru4rec")
 LOSSES = ("bce", "ce")
 TEACHERS = ("batch", "epoch")
+REPEAT_POLICIES = ("keep", "exclude")
+VARIANTS = ("custom", "plain", "llmesr", "icc")
+#: the switches each named variant fixes; icc also needs gamma > 0 (its value is searched)
+VARIANT_SWITCHES: dict[str, dict[str, Any]] = {
+    "plain": {"semantic_view": False, "pca_init": False, "alpha": 0.0, "gamma": 0.0, "lambda_cl": 0.0},
+    "llmesr": {"semantic_view": True, "pca_init": True, "gamma": 0.0},
+    "icc": {"semantic_view": True, "pca_init": True},
+}
 
 
 @dataclass
 class ModelConfig:
+    variant: str = setting("custom", "plain (backbone alone) | llmesr (gamma 0) | icc (gamma > 0) set every "
+                           "switch below consistently; custom = the switches as written", choices=VARIANTS)
     backbone: str = setting("sasrec", "sequence encoder", choices=BACKBONES)
     hidden_size: int = setting(64, "hidden size H of each view", low=1)
     num_blocks: int = setting(2, "transformer blocks (GRU layers for gru4rec)", low=1)
@@ -47,3 +58,55 @@ class TrainConfig:
     eval_batch_size: int = setting(1024, "users per evaluation batch", low=1)
     num_threads: int = setting(0, "torch CPU threads (0 = torch's default)", low=0)
     deterministic: bool = setting(True, "deterministic algorithms (exact reproduction)")
+
+
+@dataclass
+class EvalConfig:
+    repeats: str = setting("keep", "users whose target already occurs in their history: keep them in "
+                           "the metrics (the usual protocol) or exclude them (new targets only); "
+                           "repeat_target_* and new_target_* are reported under both",
+                           choices=REPEAT_POLICIES)
+
+
+def _agrees(given: Any, fixed: Any) -> bool:
+    """Whether an explicitly written switch says the same as the variant (0 == 0.0, "0" too)."""
+    if isinstance(fixed, bool):
+        return given is fixed
+    if isinstance(given, bool):
+        return False
+    try:
+        return float(given) == fixed
+    except (TypeError, ValueError):
+        return False
+
+
+def apply_variant(model: Mapping[str, Any], prefix: str = "model") -> dict[str, Any]:
+    """The `model:` section with its named variant's switches written in.
+
+    A switch the section sets explicitly must agree with the variant; a contradiction (variant
+    plain with gamma 0.1) is a ConfigError naming both. Unset switches take the variant's value.
+    """
+    out = dict(model)
+    variant = out.get("variant", "custom")
+    if variant not in VARIANT_SWITCHES:
+        return out
+    for key, value in VARIANT_SWITCHES[variant].items():
+        if key in out and not _agrees(out[key], value):
+            raise ConfigError(f"{prefix}.{key}: got {out[key]!r}, but {prefix}.variant {variant!r} "
+                              f"sets it to {value!r}; drop one of the two or use variant custom")
+        out[key] = value
+    if variant == "icc":
+        gamma = out.get("gamma", ModelConfig.gamma)
+        if _agrees(gamma, 0.0):
+            raise ConfigError(f"{prefix}.gamma: got {gamma!r}, but {prefix}.variant 'icc' needs "
+                              f"gamma > 0; use variant llmesr for gamma 0")
+    return out
+
+
+def variant_of(cfg: "ModelConfig") -> str:
+    """The named variant a model config amounts to, whatever was written (custom if none)."""
+    for name in ("plain", "llmesr", "icc"):
+        fixed = VARIANT_SWITCHES[name]
+        if all(getattr(cfg, k) == v for k, v in fixed.items()) and (name != "icc" or cfg.gamma > 0):
+            return name
+    return "custom"

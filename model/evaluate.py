@@ -9,6 +9,14 @@ Full ranking candidates: items 1..n_items minus everything in the user's input h
 history, not only the last max_len items the model sees), but the target is never masked, even
 when it occurs in the history. Sampled candidates: the target plus the user's fixed negatives
 (data.valid_negatives / data.test_negatives), nothing masked.
+
+Repeat targets: a target that already occurs in the user's input history is easy under full
+ranking (every other history item is masked, so "recommend the history" ranks it near the top).
+Every evaluation reports the users whose target repeats (`repeat_target_*`) and those whose target
+is new (`new_target_*`) apart. The policy `repeats` decides who the overall and the other group
+metrics cover: "keep" (everyone, the field's usual protocol) or "exclude" (only new-target users,
+as in the repetition/exploration split of Li et al., SIGIR 2023); the repeat_target_ and
+new_target_ metrics are the same under both.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from model.sequences import history_pairs, padded_histories, targets
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 PROTOCOLS = ("full", "sampled")
 GROUPS = ("tail_item", "head_item", "tail_user", "head_user")
+TARGET_GROUPS = ("repeat_target", "new_target")
+REPEAT_POLICIES = ("keep", "exclude")
 
 
 def _target_scores(scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -107,26 +117,47 @@ def compute_ranks(score_fn: ScoreFn, data: PreparedDataset, split: str, max_len:
     return {p: r.cpu().numpy() for p, r in out.items()}
 
 
+def repeat_targets(data: PreparedDataset, split: str) -> np.ndarray:
+    """bool [n_users]: the split's target already occurs in the user's input history."""
+    users, items, _ = history_pairs(data, split)
+    hit = items == targets(data, split)[users]
+    return np.bincount(users[hit], minlength=data.n_users) > 0
+
+
 def group_masks(data: PreparedDataset, split: str) -> dict[str, np.ndarray]:
-    """Users in each group: by the TARGET item's tail flag and by the user's tail flag."""
+    """Users in each group: by the TARGET item's tail flag, by the user's tail flag, and by
+    whether the target repeats a history item."""
     tail_item = np.asarray(data.tail_items, dtype=bool)[targets(data, split)]
     tail_user = np.asarray(data.tail_users, dtype=bool)
+    repeat = repeat_targets(data, split)
     return {"tail_item": tail_item, "head_item": ~tail_item,
-            "tail_user": tail_user, "head_user": ~tail_user}
+            "tail_user": tail_user, "head_user": ~tail_user,
+            "repeat_target": repeat, "new_target": ~repeat}
+
+
+def _check_policy(repeats: str) -> None:
+    if repeats not in REPEAT_POLICIES:
+        raise ValueError(f"repeats: got {repeats!r}; allowed: {', '.join(REPEAT_POLICIES)}")
 
 
 def summarize(ranks: dict[str, np.ndarray], groups: dict[str, np.ndarray],
-              ks: Iterable[int]) -> dict[str, float]:
+              ks: Iterable[int], repeats: str = "keep") -> dict[str, float]:
     """The flat metric dict (see `evaluate`) from per-user ranks and group masks."""
+    _check_policy(repeats)
     ks = tuple(ks)
     first = next(iter(ranks.values()))
-    out: dict[str, float] = {"n_users": int(first.size)}
+    counted = np.ones(first.size, dtype=bool) if repeats == "keep" else groups["new_target"]
+    out: dict[str, float] = {"n_users": int(counted.sum())}
     for g in GROUPS:
+        out[f"n_{g}"] = int((groups[g] & counted).sum())
+    for g in TARGET_GROUPS:
         out[f"n_{g}"] = int(groups[g].sum())
     for protocol, r in ranks.items():
         pre = "" if protocol == "full" else f"{protocol}_"
-        out.update(rank_metrics(r, ks, pre))
+        out.update(rank_metrics(r[counted], ks, pre))
         for g in GROUPS:
+            out.update(rank_metrics(r[groups[g] & counted], ks, f"{pre}{g}_"))
+        for g in TARGET_GROUPS:
             out.update(rank_metrics(r[groups[g]], ks, f"{pre}{g}_"))
     return out
 
@@ -134,17 +165,19 @@ def summarize(ranks: dict[str, np.ndarray], groups: dict[str, np.ndarray],
 def evaluate(score_fn: ScoreFn, data: PreparedDataset, split: str, max_len: int,
              batch_size: int = 1024, device: str | torch.device = "cpu",
              ks: Iterable[int] = (5, 10, 20),
-             protocols: Iterable[str] = PROTOCOLS) -> dict[str, float]:
+             protocols: Iterable[str] = PROTOCOLS, repeats: str = "keep") -> dict[str, float]:
     """Metrics of `score_fn` on the split, overall and per group, for each protocol.
 
     score_fn(users LongTensor[B], inputs LongTensor[B, max_len]) -> FloatTensor[B, n_items + 2]
     (columns 0 and n_items + 1 are ignored). Keys: hit_k / ndcg_k overall, with prefixes
-    tail_item_ / head_item_ / tail_user_ / head_user_ per group, all again prefixed sampled_ for
-    the sampled protocol; plus n_users and n_tail_item, n_head_item, n_tail_user, n_head_user.
-    An empty group scores 0.0.
+    tail_item_ / head_item_ / tail_user_ / head_user_ / repeat_target_ / new_target_ per group,
+    all again prefixed sampled_ for the sampled protocol; plus the counts n_users, n_<group>.
+    `repeats` ("keep" or "exclude") is the repeat-target policy (module docstring); n_users and
+    the four popularity groups count the users the policy keeps. An empty group scores 0.0.
     """
+    _check_policy(repeats)
     ks = tuple(int(k) for k in ks)
     if not ks or min(ks) < 1:
         raise ValueError(f"ks: got {ks}; allowed: one or more ints >= 1")
     ranks = compute_ranks(score_fn, data, split, max_len, batch_size, device, protocols)
-    return summarize(ranks, group_masks(data, split), ks)
+    return summarize(ranks, group_masks(data, split), ks, repeats)

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from model.batches import TrainBatches, batch_loss, refresh_teachers
-from model.config import ModelConfig, TrainConfig
+from model.config import EvalConfig, ModelConfig, TrainConfig
 from model.device import apply_torch_settings, resolve_device
 from model.llmesr import build_model
 
@@ -28,7 +28,8 @@ SELECT_METRIC = "ndcg_10"
 class EpochReport:
     epoch: int                      # epochs completed (1-based)
     train_loss: float
-    loss_parts: dict[str, float]
+    loss_parts: dict[str, float]    # each term's mean value, unweighted
+    loss_shares: dict[str, float]   # each term's weighted share of the total loss
     valid: dict[str, float]
     best_epoch: int
     best_valid_ndcg_10: float
@@ -50,8 +51,10 @@ def _cpu_copy(state: dict) -> dict:
 
 
 class Trainer:
-    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, data, clusters=None) -> None:
+    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, data, clusters=None,
+                 eval_cfg: EvalConfig | None = None) -> None:
         self.model_cfg, self.train_cfg, self.data = model_cfg, train_cfg, data
+        self.eval_cfg = eval_cfg or EvalConfig()
         self.device = resolve_device(train_cfg.device)
         apply_torch_settings(self.device, train_cfg.deterministic, train_cfg.num_threads)
         clusters = clusters if model_cfg.gamma > 0 else None
@@ -130,10 +133,19 @@ class Trainer:
             self.bad_epochs += 1
         seconds = time.perf_counter() - start
         self.elapsed += seconds
-        report = EpochReport(self.epoch, values[0], dict(zip(PARTS, values[1:])), valid,
+        parts = dict(zip(PARTS, values[1:]))
+        report = EpochReport(self.epoch, values[0], parts, self._shares(parts), valid,
                              self.best_epoch, self.best_metric, seconds)
         self.history.append(asdict(report))
         return report
+
+    def _shares(self, parts: dict[str, float]) -> dict[str, float]:
+        """Weighted share of each term in the total loss: how much, say, ICC really pulls."""
+        cfg = self.model_cfg
+        weights = {"rec": 1.0, "sd": cfg.alpha, "icc": cfg.gamma, "cl": cfg.lambda_cl}
+        weighted = {k: weights[k] * parts[k] for k in PARTS}
+        scale = math.fsum(abs(v) for v in weighted.values())
+        return {k: (abs(v) / scale if scale > 0 else 0.0) for k, v in weighted.items()}
 
     def should_stop(self) -> bool:
         if self.epoch >= self.train_cfg.epochs:
@@ -157,7 +169,8 @@ class Trainer:
                         return model.score(inputs.to(self.device), views)
 
                 return evaluate(score_fn, self.data, split, self.model_cfg.max_len,
-                                batch_size=self.train_cfg.eval_batch_size, device=str(self.device))
+                                batch_size=self.train_cfg.eval_batch_size, device=str(self.device),
+                                repeats=self.eval_cfg.repeats)
         finally:
             model.train(was_training)
 

@@ -28,10 +28,13 @@ def config_columns(trials: pd.DataFrame) -> list[str]:
 
 
 def ranked(trials: pd.DataFrame) -> pd.DataFrame:
-    """Trials with a validation score, best first (trial_id breaks ties, so the order is stable)."""
+    """Trials with a validation score, best first (trial_id breaks ties, so the order is stable).
+    This is the one definition of "best": an errored trial is never ranked, whatever it reported."""
     if BEST_METRIC not in trials.columns:
         return trials.iloc[0:0]
     scored = trials[trials[BEST_METRIC].notna()]
+    if "state" in scored.columns:
+        scored = scored[scored["state"] != "errored"]
     return scored.sort_values([BEST_METRIC, "trial_id"], ascending=[False, True], kind="mergesort")
 
 

@@ -16,6 +16,8 @@ from model.sequences import padded_histories, targets, train_targets
 
 KS = (5, 10, 20)
 GROUP_NAMES = ("tail_item", "head_item", "tail_user", "head_user")
+TARGET_GROUP_NAMES = ("repeat_target", "new_target")
+COUNTS = {"n_users", *(f"n_{g}" for g in GROUP_NAMES + TARGET_GROUP_NAMES)}
 
 
 def small_dataset(n_users: int = 60, n_items: int = 40, seed: int = 0, n_neg: int = 12) -> PreparedDataset:
@@ -69,18 +71,25 @@ def reference_ranks(table: np.ndarray, data: PreparedDataset, split: str, users=
     return {"full": full, "sampled": sampled}
 
 
-def reference_metrics(ranks: dict, data: PreparedDataset, split: str) -> dict:
+def reference_metrics(ranks: dict, data: PreparedDataset, split: str, repeats: str = "keep") -> dict:
+    """Plain-Python metrics; `repeats` "exclude" drops repeat-target users from all but the
+    repeat_target_ / new_target_ groups."""
     cut = 2 if split == "valid" else 1
     out = {}
     for protocol, rr in ranks.items():
         pre = "" if protocol == "full" else "sampled_"
-        for g in (None, *GROUP_NAMES):
+        for g in (None, *GROUP_NAMES, *TARGET_GROUP_NAMES):
             members = []
             for u, r in enumerate(rr):
-                tail_item = bool(data.tail_items[data.sequence(u)[-cut]])
+                seq = [int(x) for x in data.sequence(u)]
+                repeat = seq[-cut] in seq[:-cut]
+                tail_item = bool(data.tail_items[seq[-cut]])
                 tail_user = bool(data.tail_users[u])
                 inside = {None: True, "tail_item": tail_item, "head_item": not tail_item,
-                          "tail_user": tail_user, "head_user": not tail_user}[g]
+                          "tail_user": tail_user, "head_user": not tail_user,
+                          "repeat_target": repeat, "new_target": not repeat}[g]
+                if repeats == "exclude" and repeat and g not in TARGET_GROUP_NAMES:
+                    inside = False
                 if inside:
                     members.append(r)
             name = pre + ("" if g is None else g + "_")
@@ -124,7 +133,7 @@ def test_exact_agreement_with_reference_on_tied_scores(split):
     want = reference_metrics(ref, data, split)
     for key, value in want.items():
         assert got[key] == value, key              # bit-identical float64
-    assert set(want) | {"n_users", *(f"n_{g}" for g in GROUP_NAMES)} == set(got)
+    assert set(want) | COUNTS == set(got)
 
 
 def test_history_is_masked_but_never_the_target():

@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from cluster_prep.config import ClusterConfig
 from datasets.config import DataConfig
-from model.config import ModelConfig, TrainConfig
+from model.config import BACKBONES, EvalConfig, ModelConfig, TrainConfig, apply_variant
 from tuning.typed import ConfigError, from_dict, merge, parse_override, setting, to_dict
 
 
@@ -33,13 +33,31 @@ class TuneConfig:
     space: dict = setting({}, "search space: parameter -> distribution (see configs/)")
 
 
+STUDY_VARIANTS = ("plain", "llmesr", "icc")
+
+
+@dataclass
+class StudyConfig:
+    backbones: list[str] = setting(["sasrec", "gru4rec", "bert4rec"], "one search arm per backbone and variant")
+    variants: list[str] = setting(list(STUDY_VARIANTS), "the variants compared (plain, llmesr, icc)")
+    trials_per_arm: int = setting(10, "search trials of every arm (the same budget for each)", low=1)
+    seeds: list[int] = setting([42, 43, 44, 45, 46], "confirmation seeds, the same for every arm (paired tests)")
+    icc_space: dict = setting({}, "search space added to the icc arms (gamma, n_clusters, cluster_method, ...)")
+    confirm_workers: int = setting(2, "confirmation runs at once (one torch thread each)", low=1)
+
+
 @dataclass
 class Config:
     data: DataConfig = setting(DataConfig(), "dataset preparation")
     clusters: ClusterConfig = setting(ClusterConfig(), "item clustering")
     model: ModelConfig = setting(ModelConfig(), "model")
     train: TrainConfig = setting(TrainConfig(), "training")
+    eval: EvalConfig = setting(EvalConfig(), "evaluation protocol")
     tune: TuneConfig = setting(TuneConfig(), "tuning")
+    study: StudyConfig = setting(StudyConfig(), "the study (launch.py study)")
+
+
+SECTIONS = ("data", "clusters", "model", "train", "eval", "tune", "study")
 
 
 def _read_yaml(path: str | Path) -> dict[str, Any]:
@@ -58,9 +76,25 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Build and check a Config from a nested dict (e.g. a trial's saved config)."""
     data = dict(data)
-    for section in ("data", "clusters", "model", "train", "tune"):
+    for section in SECTIONS:
         data.setdefault(section, {})
-    return from_dict(Config, data)
+    if isinstance(data["model"], dict):
+        data["model"] = apply_variant(data["model"])
+    config = from_dict(Config, data)
+    check_study(config.study)
+    return config
+
+
+def check_study(study: StudyConfig) -> None:
+    """The study's lists hold known, distinct names and seeds."""
+    for key, values, allowed in (("backbones", study.backbones, BACKBONES),
+                                 ("variants", study.variants, STUDY_VARIANTS)):
+        bad = [v for v in values if v not in allowed]
+        if bad or not values or len(set(values)) != len(values):
+            raise ConfigError(f"study.{key}: got {values!r}; allowed: a non-empty list of distinct "
+                              f"names from {', '.join(allowed)}")
+    if not study.seeds or len(set(study.seeds)) != len(study.seeds):
+        raise ConfigError(f"study.seeds: got {study.seeds!r}; allowed: a non-empty list of distinct ints")
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
@@ -75,4 +109,4 @@ def config_to_dict(config: Config) -> dict[str, Any]:
     return to_dict(config)
 
 
-__all__ = ["Config", "ConfigError", "TuneConfig", "config_from_dict", "config_to_dict", "load_config"]
+__all__ = ["Config", "ConfigError", "StudyConfig", "TuneConfig", "config_from_dict", "config_to_dict", "load_config"]

@@ -75,14 +75,16 @@ def _check_address(address: str) -> None:
 
 
 def connect(address: str | None) -> bool:
-    """Start a quiet local Ray (no address) or join a running cluster; True if we started it."""
+    """Start a quiet private local Ray (no address) or join a running cluster; True if we started
+    it. Without an address Ray would join any cluster `ray start` left running on the machine
+    (or one RAY_ADDRESS names): address="local" always starts a new, private one."""
     import ray
 
     if ray.is_initialized():
         return False
     options = dict(log_to_driver=False, logging_level=logging.WARNING, configure_logging=True)
     if address is None:
-        ray.init(include_dashboard=False, **options)
+        ray.init(address="local", include_dashboard=False, **options)
         return True
     _check_address(address)
     try:

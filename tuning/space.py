@@ -11,7 +11,11 @@ one of
 `include_zero` adds an explicit "off" control (a categorical Optuna parameter `<name>_is_zero`),
 so e.g. gamma = 0 is searched as its own case beside a log range. Every value a spec can produce
 is checked against the config field's own allowed values, so a bad space fails before any trial.
-Sampling is define-by-run (`SearchSpace(trial)`), which makes the zero control conditional.
+Sampling is define-by-run (`SearchSpace(trial)`), which makes the zero control conditional, and
+so is `variant`: a searched variant is sampled first, and the parameters it fixes (gamma for
+plain and llmesr; alpha and lambda_cl for plain) are then not sampled at all; icc samples gamma
+without its zero control. A variant fixed for the whole search may not be contradicted by a
+searched parameter: that is an error before Ray starts.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
+from model.config import VARIANT_SWITCHES
 from tuning.config import Config, config_from_dict, config_to_dict
 from tuning.typed import ConfigError, from_dict
 
 #: flat parameter name -> (config section, field)
 PARAMETERS: dict[str, tuple[str, str]] = {
+    "variant": ("model", "variant"),
     "backbone": ("model", "backbone"),
     "gamma": ("model", "gamma"),
     "n_clusters": ("clusters", "n_clusters"),
@@ -138,6 +144,30 @@ def _check_spec(name: str, spec: Any, config: Config) -> None:
     _check_range(name, spec, config, kind)
 
 
+def fixed_by_variant(variant: str) -> set[str]:
+    """Flat parameter names whose value a named variant decides (none for custom)."""
+    return {name for name, (section, field) in PARAMETERS.items()
+            if section == "model" and field in VARIANT_SWITCHES.get(variant, {})}
+
+
+def _check_variant(space: Mapping[str, Any], config: Config) -> None:
+    """A variant fixed for the whole search must not be contradicted by a searched parameter."""
+    spec = space.get("variant", config.model.variant)
+    if not is_fixed(spec):
+        if "icc" in spec["values"] and "gamma" not in space and config.model.gamma <= 0:
+            raise ConfigError(f"{_where('variant')}: can be 'icc', which needs gamma > 0, but gamma is "
+                              f"not searched and model.gamma is {config.model.gamma!r}")
+        return
+    for name in sorted(fixed_by_variant(spec) & set(space)):
+        raise ConfigError(f"{_where(name)}: searched, but variant {spec!r} fixes {'.'.join(PARAMETERS[name])}; "
+                          f"drop {name} from the space or use variant custom")
+    gamma = space.get("gamma")
+    if spec == "icc" and gamma is not None and (
+            (is_fixed(gamma) and gamma == 0) or (not is_fixed(gamma) and gamma.get("include_zero"))):
+        raise ConfigError(f"{_where('gamma')}: can be 0, but variant 'icc' needs gamma > 0; "
+                          f"drop include_zero (gamma 0 is the llmesr variant)")
+
+
 def validate_space(space: Any, config: Config) -> None:
     """Raise ConfigError (naming parameter, value and what is allowed) for any bad entry."""
     if not isinstance(space, Mapping):
@@ -146,6 +176,7 @@ def validate_space(space: Any, config: Config) -> None:
         if name not in PARAMETERS:
             raise ConfigError(f"{_where(name)}: unknown parameter; allowed: {', '.join(sorted(PARAMETERS))}")
         _check_spec(name, spec, config)
+    _check_variant(space, config)
 
 
 def is_fixed(spec: Any) -> bool:
@@ -158,15 +189,23 @@ class SearchSpace:
     def __init__(self, space: Mapping[str, Any]):
         self.space = {name: (dict(spec) if isinstance(spec, Mapping) else spec) for name, spec in space.items()}
 
+    def _variant(self, trial: Any) -> str:
+        spec = self.space.get("variant", "custom")
+        return spec if is_fixed(spec) else trial.suggest_categorical("variant", list(spec["values"]))
+
     def __call__(self, trial: Any) -> None:
+        variant = self._variant(trial)
+        skip = fixed_by_variant(variant) | {"variant"}
         for name, spec in self.space.items():
-            if is_fixed(spec):
+            if is_fixed(spec) or name in skip:
                 continue
             kind = spec["type"]
             if kind == "categorical":
                 trial.suggest_categorical(name, list(spec["values"]))
                 continue
-            if spec.get("include_zero") and trial.suggest_categorical(name + ZERO_SUFFIX, [False, True]):
+            zero_allowed = not (variant == "icc" and name == "gamma")
+            if zero_allowed and spec.get("include_zero") and \
+                    trial.suggest_categorical(name + ZERO_SUFFIX, [False, True]):
                 continue
             if kind == "float":
                 trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
@@ -177,9 +216,15 @@ class SearchSpace:
     def resolve(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
         """Optuna's raw parameters (with `_is_zero` controls) -> one value per flat parameter."""
         out: dict[str, Any] = {}
+        variant = self.space.get("variant", "custom")
+        variant = variant if is_fixed(variant) else sampled["variant"]
         for name, spec in self.space.items():
+            if name in fixed_by_variant(variant):
+                continue                       # the variant decides it (trial_config writes it)
             if is_fixed(spec):
                 out[name] = spec
+            elif name == "variant":
+                out[name] = variant
             elif spec.get("include_zero") and sampled.get(name + ZERO_SUFFIX):
                 out[name] = 0.0
             else:
@@ -190,9 +235,13 @@ class SearchSpace:
 def trial_config(base: Config, params: Mapping[str, Any]) -> Config:
     """The base config with the flat parameters written into their sections (checked again)."""
     data = config_to_dict(base)
+    unknown = sorted(set(params) - set(PARAMETERS))
+    if unknown:
+        raise ConfigError(f"{_where(unknown[0])}: unknown parameter; allowed: {', '.join(sorted(PARAMETERS))}")
+    if "variant" in params:                    # the new variant decides its switches afresh
+        fixed = VARIANT_SWITCHES.get(params["variant"], {})
+        data["model"] = {k: v for k, v in data["model"].items() if k not in fixed or k in params}
     for name, value in params.items():
-        if name not in PARAMETERS:
-            raise ConfigError(f"{_where(name)}: unknown parameter; allowed: {', '.join(sorted(PARAMETERS))}")
         section, field = PARAMETERS[name]
         data[section][field] = value
     return config_from_dict(data)

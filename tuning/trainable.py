@@ -36,6 +36,7 @@ def epoch_metrics(report: Any) -> dict[str, Any]:
         "epoch_seconds": float(report.seconds),
     }
     metrics.update({f"loss_{key}": float(value) for key, value in report.loss_parts.items()})
+    metrics.update({f"share_{key}": float(value) for key, value in report.loss_shares.items()})
     metrics.update({f"valid_{key}": float(value) for key, value in report.valid.items()})
     return metrics
 
@@ -60,7 +61,7 @@ def _restore(trainer: Any, checkpoint: Any) -> dict[str, Any] | None:
 
     try:
         with checkpoint.as_directory() as folder:
-            state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=False)
+            state = torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)
             metrics = json.loads((Path(folder) / METRICS_FILE).read_text())
         trainer.load_state_dict(state)
         return metrics

@@ -1,0 +1,475 @@
+"""The study's report, findings first: what the confirmation runs say, then how the search went.
+
+Every number comes from the files of the study (Ray's trial files of each search arm, the
+confirmation JSON files, the references computed on the same split and protocol): nothing is
+typed in. Written into one folder: findings.md and findings.html (the same content, HTML with the
+plots inline), a CSV per table and the PNG plots.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from results.stats import ALPHA, holm, mean_ci, paired, pareto_front
+from results.tables import to_html, to_markdown
+
+VARIANT_LABEL = {"plain": "plain", "llmesr": "LLM-ESR", "icc": "ICC"}
+REFERENCE_LABEL = {"last_item_text": "reference: last item's text", "popularity": "reference: popularity",
+                   "history_then_popularity": "reference: history, then popularity"}
+SEGMENTS = (("overall", ""), ("tail item", "tail_item_"), ("tail user", "tail_user_"),
+            ("new target", "new_target_"))
+KEY_METRICS = ("ndcg_10", "tail_item_ndcg_10")
+COMPARISONS = (("icc", "llmesr"), ("llmesr", "plain"))
+#: the LLM-ESR paper's settings (DESIGN.md section 4), against which every reduction is stated
+PAPER = {"model.max_len": 200, "train.epochs": 200, "train.patience": 20, "model.loss": "bce",
+         "model.teacher": "batch", "model.hidden_size": 64, "model.dropout": 0.5,
+         "train.batch_size": 128, "train.lr": 0.001}
+
+
+def _arm_parts(arm: str) -> tuple[str, str]:
+    variant, backbone = arm.split("-", 1)
+    return variant, backbone
+
+
+def _value(config: dict, dotted: str) -> Any:
+    section, field = dotted.split(".")
+    return config.get(section, {}).get(field)
+
+
+# ---- tables -------------------------------------------------------------------------------------
+def confirmation_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per confirmation run: arm, variant, backbone, seed, epochs and all test metrics."""
+    rows = []
+    for r in records:
+        variant, backbone = _arm_parts(r["arm"])
+        rows.append({"arm": r["arm"], "variant": variant, "backbone": backbone, "seed": r["seed"],
+                     "best_epoch": r["best_epoch"], "epochs": r["epochs"], "seconds": r["seconds"],
+                     **{f"valid_{k}": v for k, v in r["valid"].items()},
+                     **{f"test_{k}": v for k, v in r["test"].items()}})
+    return pd.DataFrame(rows)
+
+
+def _fmt(ci: dict) -> str:
+    if ci["mean"] is None:
+        return ""
+    if ci["half_width"] is None:
+        return f"{ci['mean']:.4f}"
+    return f"{ci['mean']:.4f} ± {ci['half_width']:.4f}"
+
+
+def results_table(runs: pd.DataFrame, refs: dict, backbones: list[str], metric: str) -> pd.DataFrame:
+    """Per backbone: each arm's mean ± 95 % CI over seeds on test, then the references."""
+    rows = []
+    for backbone in backbones:
+        for variant in ("plain", "llmesr", "icc"):
+            part = runs[(runs["backbone"] == backbone) & (runs["variant"] == variant)]
+            if part.empty:
+                continue
+            row = {"backbone": backbone, "variant": VARIANT_LABEL[variant], "seeds": len(part)}
+            for label, prefix in SEGMENTS:
+                row[label] = _fmt(mean_ci(part[f"test_{prefix}{metric}"].tolist()))
+            rows.append(row)
+    for name, metrics in refs.get("test", {}).items():
+        row = {"backbone": "any", "variant": REFERENCE_LABEL.get(name, name), "seeds": 0}
+        for label, prefix in SEGMENTS:
+            row[label] = f"{metrics[f'{prefix}{metric}']:.4f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def comparisons(runs: pd.DataFrame, backbones: list[str]) -> pd.DataFrame:
+    """Paired comparisons per backbone (ICC vs LLM-ESR, LLM-ESR vs plain) on the key metrics,
+    with Holm-adjusted p over the whole family."""
+    rows = []
+    for backbone in backbones:
+        for treat, control in COMPARISONS:
+            a = runs[(runs["backbone"] == backbone) & (runs["variant"] == treat)].sort_values("seed")
+            b = runs[(runs["backbone"] == backbone) & (runs["variant"] == control)].sort_values("seed")
+            seeds = sorted(set(a["seed"]) & set(b["seed"]))
+            if len(seeds) == 0:
+                continue
+            a, b = a[a["seed"].isin(seeds)], b[b["seed"].isin(seeds)]
+            for metric in ("ndcg_10", "tail_item_ndcg_10", "tail_user_ndcg_10", "new_target_ndcg_10"):
+                test = paired(a[f"test_{metric}"].tolist(), b[f"test_{metric}"].tolist())
+                rows.append({"backbone": backbone, "comparison": f"{VARIANT_LABEL[treat]} vs {VARIANT_LABEL[control]}",
+                             "metric": f"test {metric}", "seeds": test["n"], "difference": test["diff"],
+                             "ci95": test["diff_half_width"],
+                             "relative_%": None if test["relative"] is None else 100 * test["relative"],
+                             "p": test["p_value"], "d_z": test["d_z"]})
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["p_holm"] = holm([None if pd.isna(p) else float(p) for p in frame["p"]])
+    return frame
+
+
+def _p_text(p: float | None) -> str:
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "no test"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _effect(row: pd.Series, what: str) -> str:
+    rel = row["relative_%"]
+    change = "" if rel is None or pd.isna(rel) else f"{rel:+.1f} %"
+    p = None if pd.isna(row["p"]) else float(row["p"])
+    if p is not None and p < ALPHA:
+        return f"{change} {what} ({_p_text(p)})"
+    return f"no significant difference in {what} ({change}, {_p_text(p)})"
+
+
+def sentences(comp: pd.DataFrame, backbones: list[str]) -> list[str]:
+    """One plain sentence per backbone, generated from the paired comparisons."""
+    out = []
+    for backbone in backbones:
+        parts = []
+        for treat, control in COMPARISONS:
+            label = f"{VARIANT_LABEL[treat]} vs {VARIANT_LABEL[control]}"
+            rows = comp[(comp["backbone"] == backbone) & (comp["comparison"] == label)] if not comp.empty else comp
+            if rows.empty:
+                continue
+            overall = rows[rows["metric"] == "test ndcg_10"].iloc[0]
+            tail = rows[rows["metric"] == "test tail_item_ndcg_10"].iloc[0]
+            parts.append(f"{label}: {_effect(overall, 'NDCG@10')}; tail items: {_effect(tail, 'tail-item NDCG@10')}")
+        if parts:
+            out.append(f"**{backbone}**: " + ". ".join(parts) + ".")
+    return out
+
+
+def search_trials(experiments: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All trials and all epoch rows of every arm, with arm, variant and backbone columns."""
+    from results.load import load_experiment, load_history
+
+    trials, epochs = [], []
+    for arm, path in experiments.items():
+        variant, backbone = _arm_parts(arm)
+        frame = load_experiment(path).assign(arm=arm, variant=variant, backbone=backbone)
+        history = load_history(path)
+        if not history.empty:
+            history = history.assign(arm=arm, variant=variant, backbone=backbone)
+            if "share_icc" in history.columns:
+                share = history.groupby("trial_id")["share_icc"].mean()
+                frame["icc_share"] = frame["trial_id"].map(share)
+            epochs.append(history)
+        trials.append(frame)
+    return (pd.concat(trials, ignore_index=True),
+            pd.concat(epochs, ignore_index=True) if epochs else pd.DataFrame())
+
+
+def best_configs(trials: pd.DataFrame) -> pd.DataFrame:
+    """The best trial of each arm (the one confirmed), with the parameters the search chose."""
+    from results.tables import ranked
+
+    rows = []
+    for arm in sorted(trials["arm"].unique()):
+        order = ranked(trials[trials["arm"] == arm])
+        if order.empty:
+            continue
+        top = order.iloc[0]
+        row = {"arm": arm, "trial_id": top["trial_id"], "valid_ndcg_10": top["valid_ndcg_10"],
+               "valid_tail_item_ndcg_10": top.get("valid_tail_item_ndcg_10"), "best_epoch": top["best_epoch"]}
+        searched = ("lr", "dropout") + (("gamma", "n_clusters", "cluster_method", "icc_share")
+                                         if top["variant"] == "icc" else ())
+        for column in searched:
+            if column in top.index and not _missing(top[column]):
+                row[column] = top[column]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def front_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """The Pareto front of overall vs tail-item validation NDCG@10 over every scored trial."""
+    scored = trials[trials["valid_ndcg_10"].notna() & trials["valid_tail_item_ndcg_10"].notna()
+                    & (trials["state"] != "errored")].reset_index(drop=True)
+    if scored.empty:
+        return scored
+    front = pareto_front(list(zip(scored["valid_ndcg_10"], scored["valid_tail_item_ndcg_10"])))
+    columns = [c for c in ("arm", "trial_id", "valid_ndcg_10", "valid_tail_item_ndcg_10", "lr", "dropout",
+                           "gamma", "n_clusters", "cluster_method", "state") if c in scored.columns]
+    return scored.loc[front, columns].reset_index(drop=True)
+
+
+# ---- plots --------------------------------------------------------------------------------------
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+VARIANT_COLOR = {"plain": "tab:gray", "llmesr": "tab:blue", "icc": "tab:red"}
+
+
+def _save(fig: Any, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    _pyplot().close(fig)
+    return str(path)
+
+
+def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, path: Path) -> str | None:
+    scored = trials[trials["valid_ndcg_10"].notna() & (trials["state"] != "errored")]
+    if scored.empty:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    markers = {"sasrec": "o", "gru4rec": "s", "bert4rec": "^"}
+    for (variant, backbone), part in scored.groupby(["variant", "backbone"]):
+        ax.scatter(part["valid_ndcg_10"], part["valid_tail_item_ndcg_10"], s=28, alpha=0.75,
+                   color=VARIANT_COLOR.get(variant, "k"), marker=markers.get(backbone, "o"),
+                   label=f"{VARIANT_LABEL.get(variant, variant)} {backbone}")
+    if not front.empty:
+        ax.plot(front["valid_ndcg_10"], front["valid_tail_item_ndcg_10"], "k--", lw=1, label="Pareto front")
+    ax.set_xlabel("validation NDCG@10 (best epoch)")
+    ax.set_ylabel("validation tail-item NDCG@10")
+    ax.legend(fontsize=7, loc="best")
+    ax.set_title("Every search trial: overall vs tail-item quality")
+    return _save(fig, path)
+
+
+def budget_curves(epochs: pd.DataFrame) -> pd.DataFrame:
+    """Per arm: best-so-far validation NDCG@10 after each reported trial-epoch, in report order."""
+    if epochs.empty or "valid_ndcg_10" not in epochs.columns:
+        return pd.DataFrame()
+    order = "timestamp" if "timestamp" in epochs.columns else "time_total_s"
+    rows = []
+    for arm, part in epochs.groupby("arm"):
+        part = part.sort_values([order, "trial_id", "epoch"])
+        best = part["valid_ndcg_10"].cummax().to_numpy()
+        rows.append(pd.DataFrame({"arm": arm, "trial_epochs": range(1, len(part) + 1), "best_so_far": best}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def plot_budget(curves: pd.DataFrame, backbones: list[str], path: Path) -> str | None:
+    if curves.empty:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(backbones), figsize=(5 * len(backbones), 3.8), squeeze=False)
+    for ax, backbone in zip(axes[0], backbones):
+        for arm, part in curves.groupby("arm"):
+            variant, bb = _arm_parts(arm)
+            if bb == backbone:
+                ax.step(part["trial_epochs"], part["best_so_far"], where="post",
+                        color=VARIANT_COLOR.get(variant, "k"), label=VARIANT_LABEL.get(variant, variant))
+        ax.set_title(backbone)
+        ax.set_xlabel("cumulative trial-epochs")
+        ax.set_ylabel("best validation NDCG@10 so far")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _smooth(x: pd.Series, y: pd.Series, points: int = 50, bandwidth: float = 0.35) -> tuple[list, list]:
+    """Gaussian-kernel running mean of y over log10(x): a trend line without a model."""
+    import numpy as np
+
+    lx, yy = np.log10(np.asarray(x, float)), np.asarray(y, float)
+    if lx.size < 3:
+        return [], []
+    grid = np.linspace(lx.min(), lx.max(), points)
+    weights = np.exp(-0.5 * ((grid[:, None] - lx[None, :]) / bandwidth) ** 2)
+    trend = (weights * yy).sum(1) / weights.sum(1)
+    return list(10 ** grid), list(trend)
+
+
+def plot_effects(trials: pd.DataFrame, backbones: list[str], path: Path) -> str | None:
+    """ICC trials: validation NDCG@10 (overall, tail) against gamma and n_clusters, and the ICC
+    share of the loss against gamma, with a kernel-smoothed trend per backbone."""
+    icc = trials[(trials["variant"] == "icc") & trials["valid_ndcg_10"].notna()]
+    if icc.empty or "gamma" not in icc.columns:
+        return None
+    plt = _pyplot()
+    panels = [("gamma", "valid_ndcg_10"), ("gamma", "valid_tail_item_ndcg_10"),
+              ("n_clusters", "valid_ndcg_10"), ("gamma", "icc_share")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(18, 3.8))
+    colors = dict(zip(backbones, ("tab:purple", "tab:green", "tab:orange")))
+    for ax, (x, y) in zip(axes, panels):
+        if x not in icc.columns or y not in icc.columns:
+            ax.set_visible(False)
+            continue
+        for backbone in backbones:
+            part = icc[(icc["backbone"] == backbone) & icc[x].notna() & icc[y].notna()]
+            part = part[part[x] > 0]
+            if part.empty:
+                continue
+            ax.scatter(part[x], part[y], s=22, color=colors.get(backbone), label=backbone)
+            tx, ty = _smooth(part[x], part[y])
+            ax.plot(tx, ty, color=colors.get(backbone), lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel(x)
+        ax.set_ylabel(y.replace("valid_", "validation "))
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+# ---- the documents ------------------------------------------------------------------------------
+def reductions(config: Any) -> list[str]:
+    """Every setting where the study departs from the LLM-ESR paper's, in words."""
+    from tuning.config import config_to_dict
+
+    data = config_to_dict(config)
+    out = [f"`{key}` = {_value(data, key)!r} (paper: {paper!r})"
+           for key, paper in PAPER.items() if _value(data, key) != paper]
+    out.append(f"item text embeddings: {data['data']['embedder']} "
+               "(the paper used OpenAI ada-002, 1536-d; MiniLM is 384-d)")
+    out.append(f"confirmation seeds {config.study.seeds} (paper: 42-44); search budget "
+               f"{config.study.trials_per_arm} trials per arm with ASHA (grace {config.tune.grace_period}, "
+               f"reduction factor {config.tune.reduction_factor:g})")
+    return out
+
+
+def _image(path: str, alt: str) -> str:
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd.DataFrame,
+              plots: dict[str, str | None], tables: dict[str, pd.DataFrame], said: list[str]) -> list[tuple]:
+    """The report as (kind, payload) pieces, rendered to Markdown and to HTML alike."""
+    n_seeds = len(config.study.seeds)
+    dataset = config.data.name
+    pieces: list[tuple] = [
+        ("h1", f"Study {name}: does the item-cluster constraint help on {dataset}?"),
+        ("p", f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()} "
+              f"({platform.node()}); {len(trials)} search trials in {trials['arm'].nunique()} arms, "
+              f"{len(runs)} confirmation runs. Test split, full ranking with the history masked "
+              f"(repeat policy `{config.eval.repeats}`), best-validation weights."),
+        ("h2", "Findings"),
+        ("list", said or ["No confirmation runs yet."]),
+        ("p", f"Paired two-sided t-tests over {n_seeds} seeds (the same seeds for every arm); "
+              f"significance at {ALPHA} before correction; Holm-adjusted p over all "
+              f"{len(tables['comparisons'])} comparisons is in the comparison table."),
+        ("h3", f"Test NDCG@10, mean ± 95 % CI over {n_seeds} seeds"),
+        ("table", tables["ndcg"]),
+        ("h3", f"Test Hit@10, mean ± 95 % CI over {n_seeds} seeds"),
+        ("table", tables["hit"]),
+        ("h3", "Paired comparisons (treatment minus control, per seed)"),
+        ("table", tables["comparisons"]),
+        ("h3", "The configuration each arm confirmed (its best search trial)"),
+        ("table", tables["best"]),
+        ("h2", "Which settings buy tail quality, and what they cost overall"),
+        ("p", "Every search trial's best-epoch validation NDCG@10 against its tail-item NDCG@10; "
+              "the trials on the Pareto front:"),
+        ("image", plots.get("pareto")),
+        ("table", tables["front"]),
+        ("h2", "Search budget"),
+        ("p", "Best validation NDCG@10 so far against cumulative trial-epochs, per arm (no grid was "
+              "run in this study; `bench/search_efficiency.py` compares search with a grid)."),
+        ("image", plots.get("budget")),
+        ("h2", "Gamma and cluster count"),
+        ("p", "ICC trials only: validation NDCG@10 against gamma and n_clusters, and the share of the "
+              "training loss the ICC term contributes (gamma x ICC loss over the weighted total), "
+              "with a kernel-smoothed trend per backbone."),
+        ("image", plots.get("effects")),
+        ("h2", "Reductions against the paper's settings"),
+        ("list", reductions(config)),
+        ("h2", "Files"),
+        ("list", ["`confirmation_runs.csv`: every confirmation run, all validation and test metrics",
+                  "`search_trials.csv`: every search trial of every arm",
+                  "`references.csv`: the training-free references on validation and test",
+                  "`study_config.json`: the exact config of the study"]),
+    ]
+    return pieces
+
+
+def _markdown(pieces: list[tuple]) -> str:
+    out = []
+    for kind, payload in pieces:
+        if kind == "h1":
+            out.append(f"# {payload}\n")
+        elif kind == "h2":
+            out.append(f"## {payload}\n")
+        elif kind == "h3":
+            out.append(f"### {payload}\n")
+        elif kind == "p":
+            out.append(f"{payload}\n")
+        elif kind == "list":
+            out.append("\n".join(f"- {item}" for item in payload) + "\n")
+        elif kind == "table":
+            out.append((to_markdown(payload) if not payload.empty else "(none)") + "\n")
+        elif kind == "image" and payload:
+            out.append(f"![{Path(payload).stem}]({Path(payload).name})\n")
+    return "\n".join(out)
+
+
+def _inline_markdown(text: str) -> str:
+    """**bold** and `code` of the generated sentences, for the HTML page."""
+    import re
+
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+def _html(title: str, pieces: list[tuple]) -> str:
+    from results.dashboard import STYLE
+
+    body = []
+    for kind, payload in pieces:
+        if kind in ("h1", "h2", "h3"):
+            body.append(f"<{kind}>{html.escape(payload)}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline_markdown(payload)}</p>")
+        elif kind == "list":
+            body.append("<ul>" + "".join(f"<li>{_inline_markdown(i)}</li>" for i in payload) + "</ul>")
+        elif kind == "table":
+            body.append(f'<div class="scroll">{to_html(payload)}</div>' if not payload.empty else "<p>(none)</p>")
+        elif kind == "image" and payload:
+            body.append(_image(payload, Path(payload).stem))
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+
+
+def reference_frame(refs: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"split": split, "reference": name, **metrics}
+                         for split, by_name in refs.items() for name, metrics in by_name.items()])
+
+
+def write_findings(config: Any, folder: Path, experiments: dict[str, Path], records: list[dict],
+                   refs: dict, out: Path) -> dict[str, Any]:
+    """Write the findings of the study in `folder` into `out`; return the paths and headline."""
+    import shutil
+
+    out.mkdir(parents=True, exist_ok=True)
+    backbones = list(config.study.backbones)
+    runs = confirmation_frame(records)
+    trials, epochs = search_trials(experiments)
+    comp = comparisons(runs, backbones) if not runs.empty else pd.DataFrame()
+    said = sentences(comp, backbones) if not comp.empty else []
+    front = front_table(trials)
+    curves = budget_curves(epochs)
+    tables = {
+        "ndcg": results_table(runs, refs, backbones, "ndcg_10") if not runs.empty else pd.DataFrame(),
+        "hit": results_table(runs, refs, backbones, "hit_10") if not runs.empty else pd.DataFrame(),
+        "comparisons": comp, "best": best_configs(trials), "front": front,
+    }
+    plots = {"pareto": plot_pareto(trials, front, out / "pareto.png"),
+             "budget": plot_budget(curves, backbones, out / "budget.png"),
+             "effects": plot_effects(trials, backbones, out / "gamma_clusters.png")}
+    for table_name, frame in tables.items():
+        frame.to_csv(out / f"{table_name}.csv", index=False)
+    runs.to_csv(out / "confirmation_runs.csv", index=False)
+    trials.drop(columns=["path", "checkpoint"], errors="ignore").to_csv(out / "search_trials.csv", index=False)
+    reference_frame(refs).to_csv(out / "references.csv", index=False)
+    curves.to_csv(out / "budget_curves.csv", index=False)
+    if (folder / "study_config.json").resolve() != (out / "study_config.json").resolve():
+        shutil.copyfile(folder / "study_config.json", out / "study_config.json")
+    pieces = _sections(config, folder.name, runs, refs, trials, plots, tables, said)
+    markdown = out / "findings.md"
+    markdown.write_text(_markdown(pieces))
+    page = out / "findings.html"
+    page.write_text(_html(f"Study {folder.name}", pieces))
+    return {"markdown": str(markdown), "html": str(page), "sentences": said,
+            "plots": {k: v for k, v in plots.items() if v}}

@@ -1,0 +1,76 @@
+"""Statistics of a study: means with 95 % confidence intervals, paired tests, effect sizes.
+
+Seeds are few (5 by default), so intervals use Student's t (not the normal), the paired test is
+the two-sided paired t-test on per-seed differences (the same seed in both arms), the effect
+size is Cohen's d_z (mean difference / standard deviation of the differences), and p-values of
+one family of comparisons are also given Holm-adjusted (no independence assumption).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any, Sequence
+
+ALPHA = 0.05
+
+
+def mean_ci(values: Sequence[float], level: float = 0.95) -> dict[str, Any]:
+    """Mean and the half-width of its t confidence interval (None with fewer than 2 values)."""
+    from scipy import stats
+
+    values = [float(v) for v in values]
+    n = len(values)
+    if n == 0:
+        return {"n": 0, "mean": None, "half_width": None, "std": None}
+    mean = statistics.fmean(values)
+    if n < 2:
+        return {"n": 1, "mean": mean, "half_width": None, "std": None}
+    std = statistics.stdev(values)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
+    return {"n": n, "mean": mean, "half_width": half, "std": std}
+
+
+def paired(treatment: Sequence[float], control: Sequence[float]) -> dict[str, Any]:
+    """Treatment minus control, paired by position (seed): mean difference with its 95 % CI,
+    relative change, paired t-test p-value and Cohen's d_z. p is None where undefined."""
+    from scipy import stats
+
+    if len(treatment) != len(control):
+        raise ValueError(f"paired: got {len(treatment)} and {len(control)} values; allowed: equal lengths")
+    diffs = [float(a) - float(b) for a, b in zip(treatment, control)]
+    ci = mean_ci(diffs)
+    base = statistics.fmean(control) if control else math.nan
+    out = {"n": len(diffs), "diff": ci["mean"], "diff_half_width": ci["half_width"],
+           "relative": (ci["mean"] / base) if diffs and base else None,
+           "p_value": None, "d_z": None, "test": "paired two-sided t-test over seeds"}
+    if len(diffs) < 2 or not ci["std"]:
+        out["note"] = "fewer than 2 seeds or identical differences: no test"
+        return out
+    out["p_value"] = float(stats.ttest_rel(treatment, control).pvalue)
+    out["d_z"] = ci["mean"] / ci["std"]
+    return out
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values (None stays None), in the input order."""
+    present = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+    m = len(present)
+    out: list[float | None] = [None] * len(p_values)
+    running = 0.0
+    for rank, (p, i) in enumerate(present):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both coordinates (higher is better),
+    sorted by the first coordinate, best first."""
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], -points[i][1]))
+    front, best_second = [], -math.inf
+    for i in order:
+        if points[i][1] > best_second:
+            front.append(i)
+            best_second = points[i][1]
+    return front

@@ -1,0 +1,288 @@
+"""The study: does the item-cluster constraint help, on which backbone, at what cost to the tail?
+
+One command runs three stages, each resumable (a crash or Ctrl-C loses at most the runs in
+flight; `--resume` skips everything already on disk):
+
+1. Search. One arm per (variant, backbone): plain, llmesr (gamma 0) and icc (gamma > 0, with the
+   study's `icc_space` added). Every arm gets the same trial budget (`study.trials_per_arm`) and
+   the same Optuna TPE + ASHA search over `tune.space` that `launch.py tune` runs: baselines are
+   tuned as hard as the method (Rendle et al. 2019). Arm folders: <study>/search/<arm>/.
+2. Confirmation. The best trial of each arm (one definition: results.tables.ranked) re-runs from
+   scratch with every seed of `study.seeds` to the full epoch budget (train.epochs, with
+   train.patience): the same seeds for every arm, so arms can be compared by paired tests.
+   One JSON file per run: <study>/confirm/<arm>/seed-<s>.json.
+3. Findings. results.findings writes the report (Markdown and HTML first, then tables and plots).
+
+The study's folder also holds study_config.json: the config it was started with. A resume with a
+different config is refused, naming the first differing key (the saved one would silently win).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+STUDY_FILE = "study_config.json"
+SEARCH_DIR = "search"
+CONFIRM_DIR = "confirm"
+FINDINGS_DIR = "findings"
+DONE_MARK = ".search-done"
+
+
+class StudyError(ValueError):
+    """A study that cannot start or continue as asked (one line for the user)."""
+
+
+# ---- arms -------------------------------------------------------------------------------------
+def arm_name(variant: str, backbone: str) -> str:
+    return f"{variant}-{backbone}"
+
+
+def arms(config: Any) -> list[tuple[str, str]]:
+    """(variant, backbone) of every arm, variants in the order plain, llmesr, icc."""
+    return [(v, b) for b in config.study.backbones for v in config.study.variants]
+
+
+def arm_config(config: Any, variant: str, backbone: str, search_root: Path) -> Any:
+    """The arm's tune config: the variant and backbone fixed, icc_space added for icc arms."""
+    from tuning.config import config_from_dict, config_to_dict
+
+    data = config_to_dict(config)
+    space = dict(data["tune"]["space"])
+    if variant == "icc":
+        space.update(data["study"]["icc_space"])
+    for key in ("variant", "backbone"):
+        space.pop(key, None)
+    model = {k: v for k, v in data["model"].items() if k not in ("semantic_view", "pca_init", "alpha",
+                                                                  "gamma", "lambda_cl")}
+    keep = {k: data["model"][k] for k in ("alpha", "lambda_cl") if variant != "plain"}
+    if variant == "icc":
+        keep["gamma"] = data["model"]["gamma"] if data["model"]["gamma"] > 0 else 0.1
+    data["model"] = {**model, **keep, "variant": variant, "backbone": backbone}
+    data["tune"] = {**data["tune"], "space": space, "name": arm_name(variant, backbone),
+                    "num_samples": config.study.trials_per_arm, "storage_path": str(search_root)}
+    return config_from_dict(data)
+
+
+# ---- folder and resume ------------------------------------------------------------------------
+def study_folder(config: Any, name: str) -> Path:
+    root = config.tune.storage_path
+    if "://" in root:
+        raise StudyError(f"tune.storage_path: got {root!r}; the study keeps its stages in a local "
+                         f"folder (use `launch.py tune` for cloud storage)")
+    return Path(root).expanduser().resolve() / name
+
+
+def _first_difference(a: Any, b: Any, where: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else key)
+            if found:
+                return found
+        return None
+    return None if a == b else f"{where}: saved {a!r}, now {b!r}"
+
+
+def claim(config: Any, name: str, resume: bool) -> Path:
+    """Create the study folder (atomically: a second start with the same name loses) or, with
+    resume, check that the config is the one the study was started with."""
+    from tuning.config import config_to_dict
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
+        raise StudyError(f"--name: got {name!r}; allowed: letters, digits, '.', '_' and '-', starting "
+                         f"with a letter or digit (a folder name inside tune.storage_path)")
+    folder = study_folder(config, name)
+    wanted = config_to_dict(config)
+    wanted["tune"]["name"] = name
+    saved_path = folder / STUDY_FILE
+    if resume:
+        if not saved_path.is_file():
+            raise StudyError(f"--resume: no study {name!r} in {str(folder.parent)!r} ({STUDY_FILE} missing)")
+        saved = json.loads(saved_path.read_text())
+        diff = _first_difference(saved, wanted)
+        if diff:
+            raise StudyError(f"--resume: the config differs from the one study {name!r} started with "
+                             f"({diff}); resume with the same --config and --set, or start a new --name")
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        raise StudyError(f"study {name!r} already exists in {str(folder.parent)!r}; use --resume to "
+                         f"continue it or another --name") from None
+    _write_json(saved_path, wanted)
+    return folder
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    """Atomic: a reader never sees half a file, a killed writer leaves none."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=1, default=str))
+    os.replace(tmp, path)
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(f"[study {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+# ---- stage 1: search --------------------------------------------------------------------------
+def arm_plans(config: Any, folder: Path) -> dict[str, Any]:
+    """arm -> its tune config, every arm's space checked (before Ray starts)."""
+    from tuning.space import validate_space
+
+    plans = {arm_name(v, b): arm_config(config, v, b, folder / SEARCH_DIR) for v, b in arms(config)}
+    for plan in plans.values():
+        validate_space(plan.tune.space, plan)
+    return plans
+
+
+def run_search(plans: dict[str, Any], folder: Path, address: str | None, progress: bool) -> dict[str, Path]:
+    """Run (or finish) the search of each arm in `plans`; return arm -> experiment folder."""
+    from tuning.runner import connect, run_experiment
+
+    search_root = folder / SEARCH_DIR
+    todo = {arm: plan for arm, plan in plans.items() if not (search_root / arm / DONE_MARK).is_file()}
+    if todo:
+        import ray
+
+        started = connect(address)
+        try:
+            for arm, plan in todo.items():
+                exists = (search_root / arm / "experiment_config.json").is_file()
+                _say(progress, f"search {arm}: {'resuming' if exists else 'starting'} "
+                               f"({plan.tune.num_samples} trials)")
+                summary = run_experiment(plan, resume=exists, progress=False)
+                (search_root / arm / DONE_MARK).write_text(json.dumps(summary, default=str))
+                best = summary.get("best") or {}
+                _say(progress, f"search {arm}: done, {summary['terminated']} finished, "
+                               f"{summary['stopped_early']} stopped by ASHA, {summary['errored']} errored; "
+                               f"best valid NDCG@10 {best.get('valid_ndcg_10')}")
+        finally:
+            if started:
+                ray.shutdown()
+    return {arm: search_root / arm for arm in plans}
+
+
+# ---- stage 2: confirmation --------------------------------------------------------------------
+def best_trial(experiment: Path) -> Any:
+    """The arm's best trial row (results.tables.ranked: highest best-epoch validation NDCG@10,
+    never an errored trial)."""
+    from results.load import load_experiment
+    from results.tables import ranked
+
+    order = ranked(load_experiment(experiment))
+    if order.empty:
+        raise StudyError(f"search arm {experiment.name!r}: no trial reported a validation NDCG@10; "
+                         f"see the trials' error.txt in {str(experiment)!r}")
+    return order.iloc[0]
+
+
+def confirm_config(config: Any, row: Any, seed: int) -> dict[str, Any]:
+    """The best trial's full config with the confirmation seed and the full epoch budget."""
+    from results.load import trial_config_dict, trial_params
+    from tuning.config import config_from_dict, config_to_dict
+
+    params, _ = trial_params(Path(row["path"]).parent, str(row["trial_id"]))
+    data = trial_config_dict(params)
+    data["train"] = {**data["train"], "seed": int(seed), "epochs": config.train.epochs,
+                     "patience": config.train.patience, "num_threads": 1}
+    return config_to_dict(config_from_dict(data))
+
+
+def run_confirmation(job: tuple[str, int, dict[str, Any], str]) -> str:
+    """One confirmation run in its own process (one torch thread); writes its JSON file."""
+    import torch
+
+    torch.set_num_threads(1)
+    from model import train_once
+    from tuning.config import config_from_dict
+
+    arm, seed, config_dict, out = job
+    result = train_once(config_from_dict(config_dict), progress=False)
+    _write_json(Path(out), {
+        "arm": arm, "seed": seed, "config": config_dict, "valid": result.valid, "test": result.test,
+        "best_epoch": result.best_epoch, "epochs": result.epochs, "seconds": round(result.seconds, 2),
+        "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "loss_shares": h["loss_shares"],
+                     "valid_ndcg_10": h["valid"]["ndcg_10"],
+                     "valid_tail_item_ndcg_10": h["valid"]["tail_item_ndcg_10"]} for h in result.history],
+    })
+    return out
+
+
+def confirmation_path(folder: Path, arm: str, seed: int) -> Path:
+    return folder / CONFIRM_DIR / arm / f"seed-{seed}.json"
+
+
+def run_confirmations(config: Any, folder: Path, experiments: dict[str, Path], progress: bool) -> None:
+    """Every (arm, seed) run not yet on disk, `study.confirm_workers` at a time."""
+    import multiprocessing
+
+    jobs = []
+    for arm, experiment in experiments.items():
+        row = best_trial(experiment)
+        for seed in config.study.seeds:
+            out = confirmation_path(folder, arm, seed)
+            if not out.is_file():
+                jobs.append((arm, int(seed), confirm_config(config, row, seed), str(out)))
+    if not jobs:
+        return
+    _say(progress, f"confirmation: {len(jobs)} runs to go, {config.study.confirm_workers} at a time")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(config.study.confirm_workers, mp_context=context) as pool:
+        futures = {pool.submit(run_confirmation, job): job for job in jobs}
+        for done, future in enumerate(as_completed(futures), start=1):
+            arm, seed = futures[future][:2]
+            record = json.loads(Path(future.result()).read_text())
+            _say(progress, f"confirmation {done}/{len(jobs)}: {arm} seed {seed}: test NDCG@10 "
+                           f"{record['test']['ndcg_10']:.4f} (best epoch {record['best_epoch']} of "
+                           f"{record['epochs']}, {record['seconds']:.0f} s)")
+
+
+def load_confirmations(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((folder / CONFIRM_DIR).glob("*/seed-*.json"))]
+
+
+# ---- stage 3 and the whole study --------------------------------------------------------------
+def references(config: Any, folder: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """Training-free references on the study's data, split and protocol (cached in the folder)."""
+    path = folder / "references.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    from datasets import prepare_dataset
+    from model.baselines import reference_metrics
+
+    data = prepare_dataset(config.data, progress=False)
+    out = {split: reference_metrics(data, split, config.model.max_len, config.eval.repeats)
+           for split in ("valid", "test")}
+    _write_json(path, out)
+    return out
+
+
+def run_study(config: Any, name: str, resume: bool = False, address: str | None = None,
+              findings_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run (or continue) the study of `config` named `name`; return where its findings lie."""
+    from results.findings import write_findings
+
+    if not name:
+        raise StudyError("the study needs a name (--name N)")
+    folder = claim(config, name, resume)
+    plans = arm_plans(config, folder)
+    refs = references(config, folder)
+    out = Path(findings_dir) if findings_dir else folder / FINDINGS_DIR
+    experiments: dict[str, Path] = {}
+    for backbone in config.study.backbones:          # one backbone at a time: its answer comes early
+        group = {arm: plan for arm, plan in plans.items() if plan.model.backbone == backbone}
+        found = run_search(group, folder, address, progress)
+        run_confirmations(config, folder, found, progress)
+        experiments.update(found)
+        written = write_findings(config, folder, experiments, load_confirmations(folder), refs, out)
+        _say(progress, f"findings after {backbone}: {written['markdown']}")
+    return {"study": str(folder), "arms": sorted(experiments), **written}
