@@ -142,8 +142,11 @@ def describe(data: PreparedDataset) -> dict[str, Any]:
     """Headline figures of a prepared dataset.
 
     `tail_item_share` is the share of ITEMS flagged tail (about data.tail_item_share);
-    `tail_interaction_share` the share of TRAINING interactions that fall on tail items.
+    `tail_interaction_share` the share of TRAINING interactions that fall on tail items;
+    `repeat_share_valid` / `_test` the share of users whose target already occurs in their input
+    history (full ranking makes those easy: see eval.repeats).
     """
+
     train_total = int(data.item_train_count.sum())
     tail_train = int(data.item_train_count[data.tail_items].sum())
     return {
@@ -155,5 +158,7 @@ def describe(data: PreparedDataset) -> dict[str, Any]:
         "tail_item_share": round(float(data.tail_items[1:].mean()), 4),
         "tail_interaction_share": round(tail_train / train_total, 4) if train_total else 0.0,
         "tail_user_share": round(float(data.tail_users.mean()), 4),
+        "repeat_share_valid": round(float(data.repeat_targets("valid").mean()), 4),
+        "repeat_share_test": round(float(data.repeat_targets("test").mean()), 4),
         "path": data.path,
     }

@@ -57,6 +57,20 @@ class PreparedDataset:
         """seq[-1] of every user (int64 [n_users])."""
         return self.seq_items[self.seq_offsets[1:] - 1]
 
+    def repeat_targets(self, split: str) -> np.ndarray:
+        """bool [n_users]: the split's target ("valid": seq[-2], "test": seq[-1]) already occurs
+        earlier in the user's sequence, i.e. in the split's input history."""
+        cut = {"valid": 2, "test": 1}.get(split)
+        if cut is None:
+            raise ValueError(f"split: got {split!r}; allowed: 'valid' or 'test'")
+        off = np.asarray(self.seq_offsets, dtype=np.int64)
+        kept = np.maximum(np.diff(off) - cut, 0)                 # history length of each user
+        users = np.repeat(np.arange(self.n_users), kept)
+        first = np.repeat(np.cumsum(kept) - kept, kept)           # each user's block in `users`
+        history = self.seq_items[off[users] + np.arange(users.size) - first]
+        target = self.seq_items[off[1:] - cut]
+        return np.bincount(users[history == target[users]], minlength=self.n_users) > 0
+
     def to_arrays(self) -> dict[str, Any]:
         """Plain dict of arrays and scalars (for Ray's object store and npz files)."""
         out = {name: getattr(self, name) for name in ARRAY_FIELDS}

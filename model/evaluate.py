@@ -117,19 +117,12 @@ def compute_ranks(score_fn: ScoreFn, data: PreparedDataset, split: str, max_len:
     return {p: r.cpu().numpy() for p, r in out.items()}
 
 
-def repeat_targets(data: PreparedDataset, split: str) -> np.ndarray:
-    """bool [n_users]: the split's target already occurs in the user's input history."""
-    users, items, _ = history_pairs(data, split)
-    hit = items == targets(data, split)[users]
-    return np.bincount(users[hit], minlength=data.n_users) > 0
-
-
 def group_masks(data: PreparedDataset, split: str) -> dict[str, np.ndarray]:
     """Users in each group: by the TARGET item's tail flag, by the user's tail flag, and by
     whether the target repeats a history item."""
     tail_item = np.asarray(data.tail_items, dtype=bool)[targets(data, split)]
     tail_user = np.asarray(data.tail_users, dtype=bool)
-    repeat = repeat_targets(data, split)
+    repeat = data.repeat_targets(split)
     return {"tail_item": tail_item, "head_item": ~tail_item,
             "tail_user": tail_user, "head_user": ~tail_user,
             "repeat_target": repeat, "new_target": ~repeat}
