@@ -102,6 +102,7 @@ def print_epoch(report) -> None:
     where it stands and how the tail moves."""
     v = report.valid
     print(f"epoch {report.epoch:3d}  loss {report.train_loss:.4f}  valid ndcg_10 {v['ndcg_10']:.4f}"
+          f"  new_target_ndcg_10 {v['new_target_ndcg_10']:.4f}"
           f"  tail_item_ndcg_10 {v['tail_item_ndcg_10']:.4f}  best {report.best_valid_ndcg_10:.4f}"
           f" (epoch {report.best_epoch})  {report.seconds:.1f} s", file=sys.stderr, flush=True)
 
@@ -118,7 +119,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         "epochs": result.epochs,
         "seconds": round(result.seconds, 2),
     }
-    keys = ("ndcg_10", "hit_10", "tail_item_ndcg_10", "tail_user_ndcg_10", "sampled_ndcg_10")
+    keys = ("ndcg_10", "new_target_ndcg_10", "hit_10", "tail_item_ndcg_10", "tail_user_ndcg_10",
+            "sampled_ndcg_10")
     table = {f"{split} {k}": payload[split].get(k, float("nan")) for split in ("valid", "test") for k in keys}
     table.update(best_epoch=result.best_epoch, epochs=result.epochs, seconds=payload["seconds"])
     print_table(f"{config.model.backbone} on {config.data.name}", table)
@@ -145,13 +147,28 @@ def cmd_report(args: argparse.Namespace) -> None:
     report = write_report(args.experiment)
     if report.get("summary"):
         print(report["summary"])
-    payload = {k: report[k] for k in ("html", "tables", "best") if k in report}
-    emit("report", payload, args.json)
+    best = report.get("best") or {}
+    print_table("report", {"html": report["html"], "tables": len(report["tables"]),
+                           "best trial": best.get("trial_id"),
+                           "best valid ndcg_10": best.get("valid", {}).get("valid_ndcg_10"),
+                           "its test ndcg_10": best.get("test", {}).get("test_ndcg_10")})
+    if args.json:
+        payload = {k: report[k] for k in ("html", "tables", "best", "notes") if k in report}
+        print(json.dumps(payload, default=str))
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from results import reproduce
 
+    if args.experiment.endswith(".json"):      # one confirmation run of a study
+        from results.reproduce import reproduce_run
+
+        outcome = reproduce_run(args.experiment)
+        emit(f"reproduce {args.experiment}", {k: outcome[k] for k in ("run", "match", "max_abs_diff", "device")}
+             if not args.json else outcome, False)
+        if args.json:
+            print(json.dumps(outcome, default=str))
+        return
     outcome = reproduce(args.experiment, trial=args.trial, seeds=args.seeds, progress=not args.json)
     emit(f"reproduce {args.trial}", outcome, args.json)
 
@@ -236,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("reproduce", help="re-run a trial from scratch and compare")
-    p.add_argument("experiment", help="experiment folder")
+    p.add_argument("experiment", help="experiment folder, or a study's confirm/<arm>/seed-<s>.json")
     p.add_argument("--trial", default="best", help="best or a trial id")
     p.add_argument("--seeds", type=int, default=0, help="extra seeds (+ the gamma = 0 control)")
     _common(p, config=False)

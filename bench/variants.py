@@ -1,8 +1,9 @@
-"""Plain backbone vs LLM-ESR vs ICC (gamma 0.1) over several seeds: the model issue's table.
+"""Plain backbone vs LLM-ESR vs ICC (gamma 0.1) over several seeds, fixed settings (no search).
 
 `llmesr-paper` is LLM-ESR with its code's cross-attention (no residual); `llmesr` and `icc` use
-this project's default (each view's sequence added back). Two training-free reference rows
-(last item's text, popularity) show what the inputs alone reach under the same evaluator.
+this project's default (each view's sequence added back). The training-free reference rows
+(last item's text, popularity, history then popularity) show what the inputs alone reach under
+the same evaluator. `launch.py study` is the tuned, paired comparison; this is the quick one.
 
 Each run trains one configuration with early stopping on validation NDCG@10 and tests the best
 epoch's weights (full ranking, history masked). Prints mean ± std over seeds of overall,
@@ -25,14 +26,14 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-VARIANTS = {
-    "plain": ["model.semantic_view=false", "model.pca_init=false", "model.alpha=0", "model.gamma=0"],
-    "llmesr-paper": ["model.gamma=0", "model.cross_residual=false"],
-    "llmesr": ["model.gamma=0"],
-    "icc": ["model.gamma=0.1"],
+VARIANTS = {                        # model.variant sets every switch consistently
+    "plain": ["model.variant=plain"],
+    "llmesr-paper": ["model.variant=llmesr", "model.cross_residual=false"],
+    "llmesr": ["model.variant=llmesr"],
+    "icc": ["model.variant=icc", "model.gamma=0.1"],
 }
-KEYS = ("ndcg_10", "tail_item_ndcg_10", "tail_user_ndcg_10", "hit_10", "tail_item_hit_10", "tail_user_hit_10",
-        "sampled_ndcg_10", "sampled_tail_item_ndcg_10")
+KEYS = ("ndcg_10", "tail_item_ndcg_10", "tail_user_ndcg_10", "new_target_ndcg_10", "hit_10", "tail_item_hit_10",
+        "tail_user_hit_10", "new_target_hit_10", "sampled_ndcg_10", "sampled_tail_item_ndcg_10")
 
 
 def run_one(job: tuple[str, str, int, list[str]]) -> tuple[str, int, dict, int, float]:
@@ -53,14 +54,13 @@ def run_one(job: tuple[str, str, int, list[str]]) -> tuple[str, int, dict, int, 
 def reference_rows(config_path: str, overrides: list[str]) -> dict[str, list]:
     """The training-free scorers on the same test split (deterministic: one run each)."""
     from datasets import prepare_dataset
-    from model.baselines import BASELINES, baseline_scorer
-    from model.evaluate import evaluate
+    from model.baselines import reference_metrics
     from tuning.config import load_config
 
     config = load_config(config_path, overrides)
     data = prepare_dataset(config.data)
-    return {f"reference: {name}": [evaluate(baseline_scorer(name, data), data, "test", config.model.max_len)]
-            for name in BASELINES}
+    found = reference_metrics(data, "test", config.model.max_len, config.eval.repeats)
+    return {f"reference: {name}": [metrics] for name, metrics in found.items()}
 
 
 def main() -> None:

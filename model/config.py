@@ -103,10 +103,16 @@ def apply_variant(model: Mapping[str, Any], prefix: str = "model") -> dict[str, 
     return out
 
 
-def variant_of(cfg: "ModelConfig") -> str:
-    """The named variant a model config amounts to, whatever was written (custom if none)."""
+def variant_of(cfg: "ModelConfig | Mapping[str, Any]") -> str:
+    """The named variant a model config (or a saved `model:` dict) amounts to, whatever was
+    written: plain, llmesr, icc, or custom when its switches match none of them."""
+    def get(key: str) -> Any:
+        if isinstance(cfg, Mapping):
+            return cfg.get(key, getattr(ModelConfig, key))
+        return getattr(cfg, key)
+
     for name in ("plain", "llmesr", "icc"):
         fixed = VARIANT_SWITCHES[name]
-        if all(getattr(cfg, k) == v for k, v in fixed.items()) and (name != "icc" or cfg.gamma > 0):
+        if all(_agrees(get(k), v) for k, v in fixed.items()) and (name != "icc" or get("gamma") > 0):
             return name
     return "custom"

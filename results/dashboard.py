@@ -27,8 +27,8 @@ table.table th { background: #f3f3f3; }
 .note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.5em 0.8em; }
 .scroll { overflow-x: auto; } img { max-width: 100%; } .muted { color: #666; font-size: 0.9em; }
 """
-TITLES = {"best_per_backbone": "Best configuration per backbone",
-          "segments": "Leaders: overall, tail and head Hit@10 / NDCG@10",
+TITLES = {"best_per_backbone": "Best configuration per backbone (and the training-free references)",
+          "segments": "Leaders and references: overall, new-target, tail and head Hit@10 / NDCG@10",
           "trials": "All trials"}
 PLOT_TITLES = {"gamma_sensitivity": "Gamma sensitivity", "n_clusters_sensitivity": "Cluster-count sensitivity",
                "learning_curves": "Learning curves (ASHA-stopped trials dashed, ending in x)",

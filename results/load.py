@@ -19,6 +19,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from model.config import variant_of
+
 BEST_METRIC = "valid_ndcg_10"
 FINISHED = "finished"  # reported True by tuning's trainable when a trial stops by itself
 SECTIONS = ("data", "clusters", "model", "train", "tune")
@@ -152,6 +154,8 @@ def read_trial(trial_dir: str | Path) -> dict[str, Any]:
     for name, (section, field) in KEY_FIELDS.items():
         if name not in record and _config_value(config, section, field) is not None:
             record[name] = _config_value(config, section, field)
+    if isinstance(config.get("model"), Mapping):
+        record["variant"] = variant_of(config["model"])
     best = best_row(history)
     record["state"] = _state(trial_dir, history, budget)
     record["epochs"] = int(history["epoch"].max()) if "epoch" in history.columns and len(history) else 0

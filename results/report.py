@@ -57,6 +57,34 @@ def summary_markdown(tables: dict[str, tuple[pd.DataFrame, bool]]) -> str:
     return to_markdown(leaders)
 
 
+def experiment_references(experiment: Path) -> tuple[dict | None, str | None]:
+    """The training-free references on the experiment's own dataset, split and protocol
+    ({split: {name: metrics}}), cached in report/references.json; (None, why) when the
+    experiment's config or data cannot be read here."""
+    import json
+
+    cached = experiment / REPORT_DIR / "references.json"
+    if cached.is_file():
+        return json.loads(cached.read_text()), None
+    saved = experiment / "experiment_config.json"
+    if not saved.is_file():
+        return None, f"no training-free references: {saved.name} is missing from the experiment folder"
+    try:
+        from datasets import prepare_dataset
+        from model.baselines import reference_metrics
+        from tuning.config import config_from_dict
+
+        config = config_from_dict(json.loads(saved.read_text()))
+        data = prepare_dataset(config.data, progress=False)
+        found = {split: reference_metrics(data, split, config.model.max_len, config.eval.repeats)
+                 for split in ("valid", "test")}
+    except (ValueError, OSError) as err:
+        return None, f"no training-free references: the experiment's data could not be prepared here ({err})"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps(found))
+    return found, None
+
+
 def write_report(experiment: str | Path) -> dict[str, Any]:
     """Write tables, plots and dashboard into <experiment>/report/.
 
@@ -66,9 +94,12 @@ def write_report(experiment: str | Path) -> dict[str, Any]:
     trials = load_experiment(experiment)
     history = load_history(experiment)
     folder = experiment / REPORT_DIR
-    tables = all_tables(trials)
+    references, why_not = experiment_references(experiment)
+    tables = all_tables(trials, references)
     written = {name: write_table(frame, folder, name, index=index) for name, (frame, index) in tables.items()}
     plots, notes = write_plots(trials, history, experiment, folder)
+    if why_not:
+        notes = [*notes, why_not]
     html = write_dashboard(folder / "index.html", experiment.name, trials, tables, plots, notes)
     return {
         "html": html,

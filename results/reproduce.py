@@ -23,6 +23,7 @@ import math
 import numbers
 import statistics
 import sys
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -182,3 +183,31 @@ def reproduce(experiment: str, trial: str = "best", seeds: int = 0, progress: bo
         "test_max_abs_diff": max(test_diff.values()) if test_diff else None,
         "seeds": seed_study(config, reproduced, seeds, progress) if seeds else None,
     }
+
+
+def reproduce_run(path: str | Path) -> dict[str, Any]:
+    """Re-run one confirmation run of a study (its JSON file holds the full config) from scratch
+    and compare every test metric with the recorded one (CPU: identical; GPU: GPU_TOLERANCE)."""
+    import json
+
+    from model.device import resolve_device
+    from tuning.config import config_from_dict
+
+    path = Path(path)
+    if not path.is_file():
+        raise ExperimentError(f"{str(path)!r} does not exist")
+    try:
+        recorded = json.loads(path.read_text())
+        config = config_from_dict(recorded["config"])
+        recorded_test = recorded["test"]
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ExperimentError(f"{str(path)!r} is not a study confirmation run ({type(err).__name__}: {err})") from None
+    device = resolve_device(config.train.device).type
+    rerun = run_once(config)
+    diffs = {k: abs(rerun["test"][f"test_{k}"] - v) for k, v in recorded_test.items()}
+    worst = max(diffs.values()) if diffs else 0.0
+    tolerance = 0.0 if device == "cpu" else GPU_TOLERANCE
+    return {"run": str(path), "device": device, "match": worst <= tolerance, "max_abs_diff": worst,
+            "tolerance": tolerance, "best_epoch": [recorded["best_epoch"], rerun["best_epoch"]],
+            "recorded_test_ndcg_10": recorded_test.get("ndcg_10"),
+            "reproduced_test_ndcg_10": rerun["test"].get("test_ndcg_10")}

@@ -14,8 +14,9 @@ import pandas as pd
 
 from results.load import BEST_METRIC
 
-SEGMENTS = (("overall", ""), ("tail item", "tail_item_"), ("head item", "head_item_"),
-            ("tail user", "tail_user_"), ("head user", "head_user_"))
+SEGMENTS = (("overall", ""), ("new target", "new_target_"), ("tail item", "tail_item_"),
+            ("head item", "head_item_"), ("tail user", "tail_user_"), ("head user", "head_user_"))
+LEADER_TEST = ("test_ndcg_10", "test_new_target_ndcg_10", "test_hit_10")
 SEGMENT_METRICS = (("Hit@10", "hit_10"), ("NDCG@10", "ndcg_10"))
 #: columns that describe a trial but are not its configuration
 NOT_CONFIG = {"trial_id", "state", "epochs", "budget", "best_epoch", "seconds", "checkpoint", "path"}
@@ -53,8 +54,24 @@ def best_per_backbone(trials: pd.DataFrame) -> pd.DataFrame:
     columns = (["backbone"] if "backbone" in leaders.columns else []) + ["trial_id", "state"]
     columns += [c for c in config_columns(leaders) if c not in columns]
     columns += ["epochs", "best_epoch", BEST_METRIC]
-    columns += [c for c in leaders.columns if c.startswith("test_") and c in ("test_ndcg_10", "test_hit_10")]
+    columns += [c for c in ("valid_new_target_ndcg_10", *LEADER_TEST) if c in leaders.columns]
     return leaders[columns].sort_values(BEST_METRIC, ascending=False).reset_index(drop=True)
+
+
+def reference_rows(references: dict[str, dict[str, dict[str, float]]], columns: list[str]) -> pd.DataFrame:
+    """The training-free references as rows shaped like `columns` (valid_* / test_* filled from
+    references[split][name]), so a table shows the floor beside every trained number."""
+    rows = []
+    names = sorted({name for by_name in references.values() for name in by_name})
+    for name in names:
+        row: dict[str, Any] = {c: None for c in columns}
+        row.update({"backbone": "reference", "trial_id": name, "state": "training-free"})
+        for split, by_name in references.items():
+            for key, value in by_name.get(name, {}).items():
+                if f"{split}_{key}" in columns:
+                    row[f"{split}_{key}"] = value
+        rows.append({c: row.get(c) for c in columns})
+    return pd.DataFrame(rows, columns=columns)
 
 
 def gamma_cluster_grid(trials: pd.DataFrame, backbone: str) -> pd.DataFrame:
@@ -86,6 +103,17 @@ def segment_metrics(trials: pd.DataFrame) -> pd.DataFrame:
                 continue
             records.append({"backbone": row.get("backbone", "unknown"), "trial_id": row["trial_id"],
                             "split": split, **values})
+    return pd.DataFrame(records)
+
+
+def reference_segments(references: dict[str, dict[str, dict[str, float]]]) -> pd.DataFrame:
+    """segment_metrics' shape for the training-free references (one row per reference and split)."""
+    records = []
+    for split, by_name in references.items():
+        for name, metrics in sorted(by_name.items()):
+            values = {f"{segment} {label}": metrics.get(f"{prefix}{key}", math.nan)
+                      for segment, prefix in SEGMENTS for label, key in SEGMENT_METRICS}
+            records.append({"backbone": "reference", "trial_id": name, "split": split, **values})
     return pd.DataFrame(records)
 
 
@@ -152,15 +180,21 @@ def _by_score(trials: pd.DataFrame) -> pd.DataFrame:
                               kind="mergesort").reset_index(drop=True)
 
 
-def all_tables(trials: pd.DataFrame) -> dict[str, tuple[pd.DataFrame, bool]]:
-    """Every summary table by name, with whether its index is part of the table."""
+def all_tables(trials: pd.DataFrame, references: dict | None = None) -> dict[str, tuple[pd.DataFrame, bool]]:
+    """Every summary table by name, with whether its index is part of the table. With the
+    training-free `references` ({split: {name: metrics}}), the leader and segment tables carry
+    them as rows, and a references table lists them whole."""
     shown = trials.drop(columns=["path"], errors="ignore")
     if "checkpoint" in shown.columns:  # the trial folder is known from trial_id: keep the short name
         shown = shown.assign(checkpoint=shown["checkpoint"].map(lambda p: Path(p).name if isinstance(p, str) else p))
+    leaders, segments = best_per_backbone(trials), segment_metrics(trials)
+    if references:
+        leaders = pd.concat([leaders, reference_rows(references, list(leaders.columns))], ignore_index=True)
+        segments = pd.concat([segments, reference_segments(references)], ignore_index=True)
     tables: dict[str, tuple[pd.DataFrame, bool]] = {
         "trials": (_by_score(shown), False),
-        "best_per_backbone": (best_per_backbone(trials), False),
-        "segments": (segment_metrics(trials), False),
+        "best_per_backbone": (leaders, False),
+        "segments": (segments, False),
     }
     for backbone in sorted(_backbones(trials).unique()):
         grid = gamma_cluster_grid(trials, backbone)

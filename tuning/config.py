@@ -12,7 +12,7 @@ from typing import Any, Iterable
 
 from cluster_prep.config import ClusterConfig
 from datasets.config import DataConfig
-from model.config import BACKBONES, EvalConfig, ModelConfig, TrainConfig, apply_variant
+from model.config import BACKBONES, VARIANT_SWITCHES, EvalConfig, ModelConfig, TrainConfig, apply_variant
 from tuning.typed import ConfigError, from_dict, merge, parse_override, setting, to_dict
 
 
@@ -97,12 +97,26 @@ def check_study(study: StudyConfig) -> None:
         raise ConfigError(f"study.seeds: got {study.seeds!r}; allowed: a non-empty list of distinct ints")
 
 
+def _without_switches_of(data: dict[str, Any], variant: Any) -> dict[str, Any]:
+    """`data` minus the model switches `variant` decides: a variant named by a higher-priority
+    source (--set) overrides what a lower one (the file) wrote for them."""
+    fixed = VARIANT_SWITCHES.get(variant, {}) if isinstance(variant, str) else {}
+    model = data.get("model")
+    if not fixed or not isinstance(model, dict):
+        return data
+    return {**data, "model": {k: v for k, v in model.items() if k not in fixed}}
+
+
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
     """YAML file (optional) plus `key=value` overrides -> a checked Config."""
     data: dict[str, Any] = _read_yaml(path) if path else {}
+    layer: dict[str, Any] = {}
     for text in overrides:
-        data = merge(data, parse_override(text))
-    return config_from_dict(data)
+        layer = merge(layer, parse_override(text))
+    model_layer = layer.get("model")
+    if isinstance(model_layer, dict) and "variant" in model_layer:
+        data = _without_switches_of(data, model_layer["variant"])
+    return config_from_dict(merge(data, layer))
 
 
 def config_to_dict(config: Config) -> dict[str, Any]:
