@@ -88,14 +88,18 @@ def _smooth(x: pd.Series, y: pd.Series, points: int = 50, bandwidth: float = 0.3
 
 def plot_effects(trials: pd.DataFrame, backbones: list[str], path: Path) -> str | None:
     """ICC trials: validation NDCG@10 (overall, tail) against gamma and n_clusters, and the ICC
-    share of the loss against gamma, with a kernel-smoothed trend per backbone."""
+    share of the loss against gamma, with a kernel-smoothed trend per backbone (x: stopped by
+    ASHA, so its best epoch came from fewer epochs)."""
     icc = trials[(trials["variant"] == "icc") & trials["valid_ndcg_10"].notna()]
     if icc.empty or "gamma" not in icc.columns:
         return None
     plt = _pyplot()
     panels = [("gamma", "valid_ndcg_10"), ("gamma", "valid_tail_item_ndcg_10"),
               ("n_clusters", "valid_ndcg_10"), ("gamma", "icc_share")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(18, 3.8))
+    from matplotlib.ticker import LogLocator, LogFormatterSciNotation, NullFormatter
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(19, 4))
+    fig.subplots_adjust(wspace=0.35)
     colors = dict(zip(backbones, ("tab:purple", "tab:green", "tab:orange")))
     for ax, (x, y) in zip(axes, panels):
         if x not in icc.columns or y not in icc.columns:
@@ -106,10 +110,15 @@ def plot_effects(trials: pd.DataFrame, backbones: list[str], path: Path) -> str 
             part = part[part[x] > 0]
             if part.empty:
                 continue
-            ax.scatter(part[x], part[y], s=22, color=colors.get(backbone), label=backbone)
+            finished = part["state"] == "terminated"
+            ax.scatter(part[x][finished], part[y][finished], s=24, color=colors.get(backbone), label=backbone)
+            ax.scatter(part[x][~finished], part[y][~finished], s=24, marker="x", color=colors.get(backbone))
             tx, ty = _smooth(part[x], part[y])
             ax.plot(tx, ty, color=colors.get(backbone), lw=1)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10))
+        ax.xaxis.set_major_formatter(LogFormatterSciNotation())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(x)
         ax.set_ylabel(y.replace("valid_", "validation "))
         ax.legend(fontsize=8)
