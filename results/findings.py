@@ -219,6 +219,9 @@ def reductions(config: Any) -> list[str]:
            for key, paper in PAPER.items() if _value(data, key) != paper]
     out.append(f"item text embeddings: {data['data']['embedder']} "
                "(the paper used OpenAI ada-002, 1536-d; MiniLM is 384-d)")
+    out.append(f"confirmation runs train all {config.train.epochs} epochs (no early stopping) and test the "
+               f"best-validation epoch; search trials stop after {config.train.patience} epochs without "
+               f"improvement or when ASHA stops them")
     out.append(f"confirmation seeds {config.study.seeds} (paper: 42-44); search budget "
                f"{config.study.trials_per_arm} trials per arm with ASHA (grace {config.tune.grace_period}, "
                f"reduction factor {config.tune.reduction_factor:g})")

@@ -8,9 +8,11 @@ flight; `--resume` skips everything already on disk):
    the same Optuna TPE + ASHA search over `tune.space` that `launch.py tune` runs: baselines are
    tuned as hard as the method (Rendle et al. 2019). Arm folders: <study>/search/<arm>/.
 2. Confirmation. The best trial of each arm (one definition: results.tables.ranked) re-runs from
-   scratch with every seed of `study.seeds` to the full epoch budget (train.epochs, with
-   train.patience): the same seeds for every arm, so arms can be compared by paired tests.
-   One JSON file per run: <study>/confirm/<arm>/seed-<s>.json.
+   scratch with every seed of `study.seeds` for the full epoch budget (train.epochs, no early
+   stopping: a dip after epoch 1 must not end a run that would have recovered), testing the
+   best-validation epoch's weights; the same seeds for every arm, so arms can be compared by
+   paired tests. One JSON file per run: <study>/confirm/<arm>/seed-<s>.json; a file made from
+   another config (an older protocol) is stale and runs again.
 3. Findings. results.findings writes the report (Markdown and HTML first, then tables and plots).
 
 The study's folder also holds study_config.json: the config it was started with. A resume with a
@@ -186,14 +188,15 @@ def best_trial(experiment: Path) -> Any:
 
 
 def confirm_config(config: Any, row: Any, seed: int) -> dict[str, Any]:
-    """The best trial's full config with the confirmation seed and the full epoch budget."""
+    """The best trial's full config with the confirmation seed and the full epoch budget
+    (patience 0: every run trains train.epochs epochs)."""
     from results.load import trial_config_dict, trial_params
     from tuning.config import config_from_dict, config_to_dict
 
     params, _ = trial_params(Path(row["path"]).parent, str(row["trial_id"]))
     data = trial_config_dict(params)
     data["train"] = {**data["train"], "seed": int(seed), "epochs": config.train.epochs,
-                     "patience": config.train.patience, "num_threads": 1}
+                     "patience": 0, "num_threads": 1}
     return config_to_dict(config_from_dict(data))
 
 
@@ -230,8 +233,9 @@ def run_confirmations(config: Any, folder: Path, experiments: dict[str, Path], p
         row = best_trial(experiment)
         for seed in config.study.seeds:
             out = confirmation_path(folder, arm, seed)
-            if not out.is_file():
-                jobs.append((arm, int(seed), confirm_config(config, row, seed), str(out)))
+            wanted = confirm_config(config, row, seed)
+            if not out.is_file() or json.loads(out.read_text()).get("config") != wanted:
+                jobs.append((arm, int(seed), wanted, str(out)))
     if not jobs:
         return
     _say(progress, f"confirmation: {len(jobs)} runs to go, {config.study.confirm_workers} at a time")
