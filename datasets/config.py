@@ -23,6 +23,8 @@ class DataConfig:
     cache_dir: str = setting(".cache/icc-tune", "where prepared datasets are cached")
     user_core: int = setting(5, "iterative k-core: minimum interactions per user", low=1)
     item_core: int = setting(5, "iterative k-core: minimum interactions per item", low=1)
+    keep_duplicates: bool = setting(False, "keep exact duplicate (user, item, timestamp) rows, for logs "
+                                    "where repeats are real events (default: drop and count them)")
     tail_item_share: float = setting(0.8, "share of least popular items called tail", low=0, high=1, low_open=True, high_open=True)
     tail_user_share: float = setting(0.8, "share of shortest users called tail (when no threshold)", low=0, high=1, low_open=True, high_open=True)
     tail_user_threshold: int = setting(0, "users with at most this many training items are tail (0: use the share)", low=0)

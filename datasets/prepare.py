@@ -1,8 +1,9 @@
 """prepare_dataset: source files -> a cached PreparedDataset; describe: its headline figures.
 
 Order of work: find and check every input (files, embedding file permission) before hashing;
-load from cache when the key matches; otherwise parse, check the embedding matrix shape, k-core,
-embed, and derive the rest. All checks that can fail on bad input come before any expensive step.
+load from cache when the key matches; otherwise parse, check the embedding matrix shape, drop
+exact duplicate rows, k-core, embed, and derive the rest. All checks that can fail on bad input
+come before any expensive step.
 """
 
 from __future__ import annotations
@@ -59,9 +60,18 @@ def _rows_of(universe: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return rows
 
 
+def _without_duplicates(cfg: DataConfig, raw: RawData) -> tuple[RawData, int]:
+    """Raw data minus exact duplicate rows (unless data.keep_duplicates), and how many went."""
+    if cfg.keep_duplicates:
+        return raw, 0
+    duplicate = processing.exact_duplicates(raw)
+    return (raw.subset(~duplicate) if duplicate.any() else raw), int(duplicate.sum())
+
+
 def _build(cfg: DataConfig, raw: RawData, matrix: np.ndarray | None, progress: bool,
            timings: dict[str, float]) -> tuple[PreparedDataset, dict[str, np.ndarray]]:
     start = time.perf_counter()
+    raw, duplicates = _without_duplicates(cfg, raw)
     seqs = processing.build_sequences(raw, cfg.user_core, cfg.item_core)
     timings["kcore_s"] = round(time.perf_counter() - start, 3)
     vectors, emb_meta = _item_vectors(cfg, raw, matrix, progress, timings)
@@ -99,6 +109,7 @@ def _build(cfg: DataConfig, raw: RawData, matrix: np.ndarray | None, progress: b
         "embedding_dim": int(item_emb.shape[1]), "pca_dim": cfg.pca_dim,
         "n_similar_users": k, "tail_user_threshold_used": threshold,
         "user_core_used": max(cfg.user_core, processing.MIN_USER_LENGTH),
+        "duplicates_dropped": duplicates,
         "source": raw.meta, **emb_meta,
     }
     data = PreparedDataset(
@@ -144,7 +155,8 @@ def describe(data: PreparedDataset) -> dict[str, Any]:
     `tail_item_share` is the share of ITEMS flagged tail (about data.tail_item_share);
     `tail_interaction_share` the share of TRAINING interactions that fall on tail items;
     `repeat_share_valid` / `_test` the share of users whose target already occurs in their input
-    history (full ranking makes those easy: see eval.repeats).
+    history (full ranking makes those easy: see eval.repeats). `duplicates_dropped`: exact
+    duplicate (user, item, timestamp) rows removed before k-core (None: prepared before counting).
     """
 
     train_total = int(data.item_train_count.sum())
@@ -160,5 +172,6 @@ def describe(data: PreparedDataset) -> dict[str, Any]:
         "tail_user_share": round(float(data.tail_users.mean()), 4),
         "repeat_share_valid": round(float(data.repeat_targets("valid").mean()), 4),
         "repeat_share_test": round(float(data.repeat_targets("test").mean()), 4),
+        "duplicates_dropped": data.meta.get("duplicates_dropped"),
         "path": data.path,
     }

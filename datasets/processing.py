@@ -2,7 +2,8 @@
 
 Numbering: users 0..U-1 and items 1..I in ascending key order (integers numerically), so ids do
 not depend on file order. Users need 3 interactions for the leave-one-out split, so the user
-core used is max(user_core, 3).
+core used is max(user_core, 3). Exact duplicate rows (same user, item and time) are found here
+too: a log that repeats each event would otherwise make every test target the last input item.
 """
 
 from __future__ import annotations
@@ -56,6 +57,19 @@ def kcore(users: np.ndarray, items: np.ndarray, user_core: int, item_core: int) 
         if not drop.any():
             return keep
         keep &= ~drop
+
+
+def exact_duplicates(raw: RawData) -> np.ndarray:
+    """bool [n]: rows repeating an earlier row's (user, item, order) exactly; the first copy is kept."""
+    _, users = np.unique(raw.users, return_inverse=True)
+    _, items = np.unique(raw.items, return_inverse=True)
+    position = np.arange(raw.users.size)
+    rank = np.lexsort((position, raw.order, items, users))
+    u, i, t = users[rank], items[rank], raw.order[rank]
+    same = (u[1:] == u[:-1]) & (i[1:] == i[:-1]) & (t[1:] == t[:-1])
+    out = np.zeros(raw.users.size, dtype=bool)
+    out[rank[1:][same]] = True
+    return out
 
 
 def build_sequences(raw: RawData, user_core: int, item_core: int) -> Sequences:
