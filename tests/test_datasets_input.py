@@ -1,5 +1,5 @@
-"""datasets/ under odd and hostile input: exact duplicate rows, NaN timestamps, a BOM, text that
-is not UTF-8, and arbitrary small CSVs (property-based)."""
+"""datasets/ under odd and hostile input: exact duplicate rows, NaN timestamps, a BOM, filtering
+that leaves too little, LLM-ESR's own files, and arbitrary small CSVs (property-based)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from datasets import DataError, describe, prepare_dataset
 from datasets.config import DataConfig
 from datasets.processing import exact_duplicates
 from datasets.sources import get_source
-from tests.conftest import data_config
+from tests.conftest import SHARED_DATA, data_config
 
+YELP = SHARED_DATA / "llmesr-yelp"
 # five users, four distinct items each, strictly increasing timestamps: nothing repeats
 EVENTS = [(f"u{u}", (u + k) % 6 + 1, 10 * k + u) for u in range(5) for k in range(4)]
 
@@ -111,6 +112,59 @@ def test_text_that_is_not_utf8_names_the_file(tmp_path):
     inter.write_bytes(b"user,item,timestamp\nu1,1,1\nu\xe9,2,2\n")
     with pytest.raises(DataError, match=r"latin.csv, line 3: not UTF-8 text"):
         prepare_dataset(csv_config(tmp_path, inter), False)
+
+
+# ---- item 13: k-core defaults per source, and filtering that leaves too little ------------------
+
+def yelp_head(tmp_path: Path, lines: int = 3000) -> DataConfig:
+    """The first `lines` lines of LLM-ESR's own Yelp inter.txt, with RANDOM embeddings."""
+    folder = tmp_path / "yelp"
+    folder.mkdir()
+    text = "".join((YELP / "inter.txt").read_text().splitlines(keepends=True)[:lines])
+    (folder / "inter.txt").write_text(text)
+    pairs = np.loadtxt(folder / "inter.txt", dtype=np.int64)
+    emb = tmp_path / "emb.npy"
+    np.save(emb, np.random.default_rng(0).normal(size=(pairs[:, 1].max(), 8)).astype(np.float32))
+    return DataConfig(name="llmesr", path=str(folder), embedding_path=str(emb),
+                      cache_dir=str(tmp_path / "cache"), pca_dim=4)
+
+
+def test_llmesr_files_are_used_as_filtered_by_default(tmp_path):
+    cfg = yelp_head(tmp_path)
+    data = prepare_dataset(cfg, False)
+    pairs = np.loadtxt(Path(cfg.path) / "inter.txt", dtype=np.int64)
+    length = np.bincount(pairs[:, 0])
+    kept = pairs[length[pairs[:, 0]] >= 3]           # only the split's own minimum applies
+    assert data.n_interactions == len(kept) and data.n_users == np.unique(kept[:, 0]).size
+    assert data.n_items == np.unique(kept[:, 1]).size
+    assert (data.meta["kcore"]["user_core"], data.meta["kcore"]["item_core"]) == (1, 1)
+
+
+def test_filtering_that_leaves_too_little_names_the_setting_and_counts(tmp_path):
+    cfg = yelp_head(tmp_path)
+    cfg.user_core, cfg.item_core = 5, 5
+    with pytest.raises(DataError) as info:
+        prepare_dataset(cfg, False)
+    text = str(info.value)
+    assert "data.n_eval_negatives=100" in text and "data.user_core=5, data.item_core=5" in text
+    pairs = np.loadtxt(Path(cfg.path) / "inter.txt", dtype=np.int64)
+    assert f"of {np.unique(pairs[:, 0]).size} users" in text and f"of {len(pairs)} interactions" in text
+    assert "\n" not in text
+
+
+def test_source_defaults_resolve_and_explicit_values_win():
+    from datasets.config import resolve_cores
+
+    assert (resolve_cores(DataConfig(name="ml-100k")).user_core, resolve_cores(DataConfig(name="csv")).item_core) == (5, 5)
+    assert resolve_cores(DataConfig(name="llmesr")).user_core == 1
+    assert resolve_cores(DataConfig(name="llmesr", item_core=4)).item_core == 4
+
+
+def test_kcore_that_empties_everything_names_setting_and_counts(tmp_path):
+    cfg = csv_config(tmp_path, write_events(tmp_path / "e.csv", EVENTS), user_core=50)
+    with pytest.raises(DataError, match=r"data.user_core=50, data.item_core=1\) kept 0 of 5 users, "
+                                        r"0 of 6 items, 0 of 20 interactions"):
+        prepare_dataset(cfg, False)
 
 
 # ---- property: any small CSV prepares or fails with one clear DataError line ---------------------
