@@ -95,6 +95,8 @@ def cmd_clusters(args: argparse.Namespace) -> None:
     data = prepare_dataset(config.data, progress=not args.json)
     artifact = build_clusters(data, config.clusters, config.data.cache_dir)
     emit(f"clusters of {config.data.name}", artifact.summary(), args.json)
+    if artifact.warning():
+        print(f"warning: {artifact.warning()}", file=sys.stderr)
 
 
 def print_epoch(report) -> None:

@@ -28,6 +28,8 @@ STATES = ("terminated", "stopped_early", "errored", "unfinished")
 #: config fields every table needs, taken from the trial's full config when not sampled
 KEY_FIELDS = {"backbone": ("model", "backbone"), "gamma": ("model", "gamma"),
               "n_clusters": ("clusters", "n_clusters"), "seed": ("train", "seed")}
+#: what ICC trials report about their clustering (cluster_prep.quality), shown beside the score
+CLUSTER_COLUMNS = ("cluster_largest_share", "cluster_degenerate")
 
 
 class ExperimentError(ValueError):
@@ -165,6 +167,8 @@ def read_trial(trial_dir: str | Path) -> dict[str, Any]:
         record.update({k: float(best[k]) for k in best.index
                        if k.startswith("valid_") and _is_number(best[k])})
     record.update(_final_test(history))
+    record.update({c: history[c].dropna().iloc[-1] for c in CLUSTER_COLUMNS
+                   if c in history.columns and history[c].notna().any()})
     record["seconds"] = float(history["time_total_s"].max()) if "time_total_s" in history.columns else math.nan
     record["checkpoint"] = _checkpoint(trial_dir, best)
     record["path"] = str(trial_dir)

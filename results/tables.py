@@ -12,14 +12,15 @@ from typing import Any
 
 import pandas as pd
 
-from results.load import BEST_METRIC
+from results.load import BEST_METRIC, CLUSTER_COLUMNS
 
 SEGMENTS = (("overall", ""), ("new target", "new_target_"), ("tail item", "tail_item_"),
             ("head item", "head_item_"), ("tail user", "tail_user_"), ("head user", "head_user_"))
 LEADER_TEST = ("test_ndcg_10", "test_new_target_ndcg_10", "test_hit_10")
 SEGMENT_METRICS = (("Hit@10", "hit_10"), ("NDCG@10", "ndcg_10"))
 #: columns that describe a trial but are not its configuration
-NOT_CONFIG = {"trial_id", "state", "epochs", "budget", "best_epoch", "seconds", "checkpoint", "path"}
+NOT_CONFIG = {"trial_id", "state", "epochs", "budget", "best_epoch", "seconds", "checkpoint", "path",
+              *CLUSTER_COLUMNS}
 
 
 def config_columns(trials: pd.DataFrame) -> list[str]:

@@ -228,7 +228,7 @@ def test_bad_inputs_name_file_line_and_shape(tmp_path):
     wrong = random_matrix(tmp_path / "wrong.npy", 7)
     with pytest.raises(DataError, match=r"wrong.npy.*\(7, 8\).*\(9, D\).*\(10, D\)"):
         prepare_dataset(DataConfig(**{**good.__dict__, "embedding_path": str(wrong)}), False)
-    with pytest.raises(DataError, match=r"user_core=50, item_core=2\) left nothing"):
+    with pytest.raises(DataError, match=r"data.user_core=50, data.item_core=2\) kept 0 of 6 users"):
         prepare_dataset(DataConfig(**{**good.__dict__, "user_core": 50}), False)
     with pytest.raises(DataError, match="unknown dataset 'movielens'"):
         get_source("movielens")

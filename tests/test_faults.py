@@ -284,7 +284,7 @@ def _one_clear_line(run: subprocess.CompletedProcess) -> str:
 
 
 def test_launch_tune_with_malformed_interactions(tmp_path):
-    """Through `tune`: Ray starts, the data fails to parse, Ray stops, no experiment is left."""
+    """Through `tune`: the data fails to parse before Ray starts; no experiment is left."""
     from test_datasets import random_matrix, write_csv
 
     bad = write_csv(tmp_path / "bad.csv", "user,item,timestamp", ["a,1,1", "b,2,yesterday"])

@@ -108,3 +108,74 @@ def test_define_by_run_samples_inside_the_space_with_zero_control():
         study.tell(trial, 0.0)
     gammas = [p["gamma"] for p in resolved]
     assert 0.0 in gammas and any(g > 0 for g in gammas)
+
+
+# ---- values that cannot work on the model or the data ------------------------------------------
+
+HEADS4 = load_config(None, ["data.name=ml-100k", "model.num_heads=4"])
+
+
+@pytest.mark.parametrize("space, base, fragments", [
+    ({"hidden_size": {"type": "categorical", "values": [32, 50]}}, HEADS4,
+     ["tune.space.hidden_size: value 50 (of [32, 50])", "model.num_heads=4", "multiples of 4"]),
+    ({"hidden_size": {"type": "int", "low": 16, "high": 64}}, load_config(None, ["model.num_heads=2"]),
+     ["tune.space.hidden_size: value 17 (of the range [16, 64])", "model.num_heads=2"]),
+    ({"hidden_size": 30, "backbone": {"type": "categorical", "values": ["gru4rec", "sasrec"]}, "variant": "plain"},
+     HEADS4, ["tune.space.hidden_size: value 30 (of [30])"]),
+    ({}, load_config(None, ["model.num_heads=4", "model.hidden_size=30"]), ["model.hidden_size: value 30"]),
+])
+def test_hidden_size_must_split_into_the_heads(space, base, fragments):
+    with pytest.raises(ConfigError) as info:
+        validate_space(space, base)
+    for fragment in fragments:
+        assert fragment in str(info.value), (fragment, str(info.value))
+
+
+def test_hidden_size_is_free_where_no_attention_splits_it():
+    validate_space({"hidden_size": {"type": "int", "low": 15, "high": 33}, "backbone": "gru4rec",
+                    "variant": "plain"}, HEADS4)
+    validate_space({"hidden_size": {"type": "categorical", "values": [32, 48]}}, HEADS4)
+
+
+@pytest.mark.parametrize("space, overrides, fragment", [
+    ({"n_clusters": {"type": "int", "low": 4, "high": 5000, "log": True}}, [],
+     "tune.space.n_clusters: value 5000 (of the range [4, 5000]) is more than the 1349 items of the prepared dataset 'ml-100k'; allowed: at most 1349"),
+    ({"n_clusters": {"type": "categorical", "values": [8, 2000]}}, [], "tune.space.n_clusters: value 2000 (of [8, 2000])"),
+    ({}, ["clusters.n_clusters=1350"], "clusters.n_clusters: value 1350 (of [1350])"),
+    ({}, ["clusters.dim=500"], "clusters.dim: got 500; allowed: at most min(items, embedding width) = 384"),
+])
+def test_cluster_settings_must_fit_the_prepared_items(space, overrides, fragment):
+    from tuning.space import check_space_fits_data
+
+    base = load_config(None, ["data.name=ml-100k", *overrides])
+    validate_space(space, base)
+    with pytest.raises(ConfigError) as info:
+        check_space_fits_data(space, base, n_items=1349, emb_dim=384, dataset="ml-100k")
+    assert fragment in str(info.value)
+
+
+def test_cluster_counts_above_the_items_are_fine_where_no_trial_clusters_with_kmeans():
+    from tuning.space import check_space_fits_data
+
+    many = {"n_clusters": {"type": "int", "low": 4, "high": 5000}}
+    for extra in ({"cluster_method": "hdbscan"}, {"gamma": 0.0}, {"variant": "llmesr"},
+                  {"gamma": {"type": "categorical", "values": [0.0]}}):
+        check_space_fits_data({**many, **extra}, BASE, n_items=1349, emb_dim=384, dataset="ml-100k")
+
+
+def test_n_clusters_above_the_items_fails_before_ray_starts(ml100k, tmp_path, capsys):
+    """Through launch.py tune: one line, exit 2, no Ray session, no experiment folder."""
+    import ray
+
+    import launch
+    from tests.conftest import SHARED_DATA, TEST_CACHE
+
+    args = ["tune", "--name", "too-many", "--set", f"tune.storage_path={tmp_path}",
+            "--set", f"data.cache_dir={TEST_CACHE}", "--set", f"data.data_root={SHARED_DATA}",
+            "--set", "data.name=ml-100k", "--set", "tune.space={n_clusters: {type: int, low: 4, high: 3000}}"]
+    assert launch.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: tune.space.n_clusters: value 3000 (of the range [4, 3000]) is more than the "
+                   f"{ml100k.n_items} items of the prepared dataset 'ml-100k'; allowed: at most "
+                   f"{ml100k.n_items} (KMeans needs an item per cluster)"]
+    assert not ray.is_initialized() and not (tmp_path / "too-many").exists()

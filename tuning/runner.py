@@ -1,8 +1,10 @@
 """Run (or resume) one tuning experiment on a local or remote Ray cluster.
 
-Order matters: the space and the config are checked before Ray starts; the resources before any
-trial is queued (Ray leaves GPU trials PENDING forever on a cluster without GPUs); the dataset is
-prepared once by the driver and put in Ray's object store. The experiment folder holds Ray's
+Order matters: the space and the config are checked before Ray starts; the dataset is prepared
+once by the driver, also before Ray starts, so the space is checked against it too (n_clusters
+against the item count) and bad data fails without a Ray session; the resources are checked before
+any trial is queued (Ray leaves GPU trials PENDING forever on a cluster without GPUs); the prepared
+arrays go to Ray's object store. The experiment folder holds Ray's
 files, the Optuna study (optuna.db) and the base config (experiment_config.json).
 """
 
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tuning.config import Config, config_from_dict, config_to_dict
-from tuning.space import validate_space
+from tuning.space import check_space_fits_data, validate_space
 from tuning.summary import ExperimentInterrupted, summarize
 from tuning.typed import ConfigError
 
@@ -218,8 +220,9 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
                    progress: bool = True) -> dict:
     """Run the experiment of `config` (or continue it with `resume`); return its summary dict.
 
-    Raises ConfigError for bad input before Ray starts, ConnectionError for an address that does
-    not answer, and ExperimentInterrupted (carrying the partial summary) if the run was stopped.
+    Raises ConfigError or DataError for bad input before Ray starts (the space is checked against
+    the prepared data too), ConnectionError for an address that does not answer, and
+    ExperimentInterrupted (carrying the partial summary) if the run was stopped.
     """
     from ray import tune
 
@@ -237,10 +240,14 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
                               f"use --resume to continue it or another --name")
         config = _absolute_paths(_with_name(config, name))
     validate_space(config.tune.space, config)
+    if address is not None:
+        _check_address(address)                 # before a long prepare
+    arrays = _prepare_arrays(config, progress)
+    check_space_fits_data(config.tune.space, config, int(arrays["n_items"]),
+                          int(arrays["item_text_emb"].shape[1]), config.data.name)
     started = connect(address)
     try:
         check_resources(config)
-        arrays = _prepare_arrays(config, progress)
         trainable = _trainable(config, arrays)
         path = f"{storage_root(config).rstrip('/')}/{name}"
         if resume:

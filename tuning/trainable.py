@@ -3,7 +3,8 @@
 The dataset arrives through Ray's object store (the driver puts it there once), so trials work on
 any node without a shared disk. Cluster artifacts for the sampled (method, n_clusters) are built
 here and cached on the node's disk. Each epoch reports the validation metrics as `valid_<key>`
-with an explicit `epoch` (ASHA's time attribute, kept across resumes) and a checkpoint holding
+with an explicit `epoch` (ASHA's time attribute, kept across resumes), for ICC trials the
+clustering's `cluster_largest_share` and `cluster_degenerate`, and a checkpoint holding
 everything needed to continue exactly. The final report of a trial that stops by itself carries
 `test_<key>` metrics of its best-validation weights and `done: True`; a trial ASHA stops has none.
 A non-finite loss raises in the trainer and fails the trial: it is never reported as a score.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import socket
 import tempfile
 from pathlib import Path
@@ -39,6 +41,16 @@ def epoch_metrics(report: Any) -> dict[str, Any]:
     metrics.update({f"share_{key}": float(value) for key, value in report.loss_shares.items()})
     metrics.update({f"valid_{key}": float(value) for key, value in report.valid.items()})
     return metrics
+
+
+def cluster_metrics(trainer: Any) -> dict[str, Any]:
+    """ICC trials only: how lopsided the trial's clustering is (cluster_prep.quality), so a result
+    bought with a degenerate clustering is visible beside its score."""
+    clusters = getattr(trainer, "clusters", None)
+    if clusters is None:
+        return {}
+    return {"cluster_largest_share": float(clusters.quality.get("largest_share", math.nan)),
+            "cluster_degenerate": bool(clusters.quality.get("degenerate", False))}
 
 
 def _where() -> dict[str, str]:
@@ -114,7 +126,7 @@ def train_trial(config: dict, data: dict) -> None:
                 raise RuntimeError("the trainer stopped before its first epoch (check train.epochs)")
             _report(trainer, _final(trainer, {**metrics, **where}))
             return
-        metrics = {**epoch_metrics(trainer.train_epoch()), **where}
+        metrics = {**epoch_metrics(trainer.train_epoch()), **cluster_metrics(trainer), **where}
         if trainer.should_stop():
             _report(trainer, _final(trainer, metrics))
             return
