@@ -27,7 +27,7 @@ REFERENCE_LABEL = {"last_item_text": "reference: last item's text", "popularity"
 SEGMENTS = (("overall", ""), ("tail item", "tail_item_"), ("tail user", "tail_user_"),
             ("new target", "new_target_"))
 KEY_METRICS = ("ndcg_10", "tail_item_ndcg_10")
-COMPARISONS = (("icc", "llmesr"), ("llmesr", "plain"))
+COMPARISONS = (("icc", "llmesr"), ("icc", "control"), ("llmesr", "plain"))
 #: the LLM-ESR paper's settings (DESIGN.md section 4), against which every reduction is stated
 PAPER = {"model.max_len": 200, "train.epochs": 200, "train.patience": 20, "model.loss": "bce",
          "model.teacher": "batch", "model.hidden_size": 64, "model.dropout": 0.5,
@@ -64,7 +64,7 @@ def results_table(runs: pd.DataFrame, refs: dict, backbones: list[str], metric: 
     """Per backbone: each arm's mean ± 95 % CI over seeds on test, then the references."""
     rows = []
     for backbone in backbones:
-        for variant in ("plain", "llmesr", "icc"):
+        for variant in ("plain", "llmesr", "icc", "control"):
             part = runs[(runs["backbone"] == backbone) & (runs["variant"] == variant)]
             if part.empty:
                 continue
@@ -179,6 +179,28 @@ def best_configs(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def confirmed_clusters(records: list[dict]) -> dict[str, dict[str, Any]]:
+    """Quality of the clustering each ICC arm confirmed (built from its config, cached): how
+    many clusters, the largest one's share of the items, the noise share, degenerate or not."""
+    from cluster_prep import build_clusters
+    from datasets import prepare_dataset
+    from model.llmesr import pca_matrix
+    from tuning.config import config_from_dict
+
+    out: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record["arm"] in out or arm_parts(record["arm"])[0] != "icc":
+            continue
+        config = config_from_dict(record["config"])
+        data = prepare_dataset(config.data, progress=False)
+        pca = pca_matrix(data, config.model.hidden_size)
+        quality = build_clusters(data, config.clusters, config.data.cache_dir, pca).quality
+        out[record["arm"]] = {"clusters_found": quality["n_clusters"],
+                              "largest_share": quality.get("largest_share"),
+                              "noise_share": quality["noise_share"], "degenerate": quality.get("degenerate")}
+    return out
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -255,7 +277,8 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
         ("table", tables["hit"]),
         ("h3", "Paired comparisons (treatment minus control, per seed)"),
         ("table", tables["comparisons"]),
-        ("h3", "The configuration each arm confirmed (its best search trial)"),
+        ("h3", "The configuration each arm confirmed (its best search trial; for ICC arms, the "
+               "clustering it used: clusters found, the largest cluster's share of the items, noise)"),
         ("table", tables["best"]),
         ("h2", "Which settings buy tail quality, and what they cost overall"),
         ("p", "Every search trial's best-epoch validation NDCG@10 against its tail-item NDCG@10; "
@@ -348,10 +371,14 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     said = sentences(comp, backbones) if not comp.empty else []
     front = front_table(trials)
     curves = budget_curves(epochs)
+    best = best_configs(trials)
+    quality = confirmed_clusters(records)
+    if not best.empty and quality:
+        best = best.merge(pd.DataFrame([{"arm": arm, **q} for arm, q in quality.items()]), on="arm", how="left")
     tables = {
         "ndcg": results_table(runs, refs, backbones, "ndcg_10") if not runs.empty else pd.DataFrame(),
         "hit": results_table(runs, refs, backbones, "hit_10") if not runs.empty else pd.DataFrame(),
-        "comparisons": comp, "best": best_configs(trials), "front": front,
+        "comparisons": comp, "best": best, "front": front,
     }
     plots = {"pareto": plot_pareto(trials, front, out / "pareto.png"),
              "budget": plot_budget(curves, backbones, out / "budget.png"),

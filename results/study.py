@@ -11,7 +11,9 @@ flight; `--resume` skips everything already on disk):
    scratch with every seed of `study.seeds` for the full epoch budget (train.epochs, no early
    stopping: a dip after epoch 1 must not end a run that would have recovered), testing the
    best-validation epoch's weights; the same seeds for every arm, so arms can be compared by
-   paired tests. One JSON file per run: <study>/confirm/<arm>/seed-<s>.json; a file made from
+   paired tests. Each ICC arm's confirmed config also runs with gamma = 0 and nothing else changed
+   (arm `control-<backbone>`): the tuned arms differ in lr and dropout too, the control isolates
+   the constraint. One JSON file per run: <study>/confirm/<arm>/seed-<s>.json; a file made from
    another config (an older protocol) is stale and runs again.
 3. Findings. results.findings writes the report (Markdown and HTML first, then tables and plots).
 
@@ -91,6 +93,14 @@ def _first_difference(a: Any, b: Any, where: str = "") -> str | None:
     return None if a == b else f"{where}: saved {a!r}, now {b!r}"
 
 
+def comparable(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config as the current code reads it: settings added since it was saved appear
+    with their defaults (which keep the old behaviour), so only real differences count."""
+    from tuning.config import config_from_dict, config_to_dict
+
+    return config_to_dict(config_from_dict(saved))
+
+
 def claim(config: Any, name: str, resume: bool) -> Path:
     """Create the study folder (atomically: a second start with the same name loses) or, with
     resume, check that the config is the one the study was started with."""
@@ -106,7 +116,7 @@ def claim(config: Any, name: str, resume: bool) -> Path:
     if resume:
         if not saved_path.is_file():
             raise StudyError(f"--resume: no study {name!r} in {str(folder.parent)!r} ({STUDY_FILE} missing)")
-        saved = json.loads(saved_path.read_text())
+        saved = comparable(json.loads(saved_path.read_text()))
         diff = _first_difference(saved, wanted)
         if diff:
             raise StudyError(f"--resume: the config differs from the one study {name!r} started with "
@@ -200,6 +210,35 @@ def confirm_config(config: Any, row: Any, seed: int) -> dict[str, Any]:
     return config_to_dict(config_from_dict(data))
 
 
+CONTROL = "control"
+
+
+def control_config(icc_config: dict[str, Any]) -> dict[str, Any]:
+    """An ICC confirmation config with the constraint switched off (gamma 0, variant llmesr),
+    every other setting, the seed included, unchanged."""
+    from tuning.config import config_from_dict, config_to_dict
+
+    model = {**icc_config["model"], "variant": "llmesr", "gamma": 0.0}
+    return config_to_dict(config_from_dict({**icc_config, "model": model}))
+
+
+def confirmation_jobs(config: Any, folder: Path, experiments: dict[str, Path]) -> list[tuple]:
+    """(arm, seed, config, output file) of every confirmation run that is missing or stale."""
+    jobs = []
+    for arm, experiment in experiments.items():
+        row = best_trial(experiment)
+        variant, backbone = arm.split("-", 1)
+        for seed in config.study.seeds:
+            wanted = {arm: confirm_config(config, row, seed)}
+            if variant == "icc":
+                wanted[f"{CONTROL}-{backbone}"] = control_config(wanted[arm])
+            for name, run_config in wanted.items():
+                out = confirmation_path(folder, name, seed)
+                if not out.is_file() or comparable(json.loads(out.read_text())["config"]) != run_config:
+                    jobs.append((name, int(seed), run_config, str(out)))
+    return jobs
+
+
 def run_confirmation(job: tuple[str, int, dict[str, Any], str]) -> str:
     """One confirmation run in its own process (one torch thread); writes its JSON file."""
     import torch
@@ -225,17 +264,11 @@ def confirmation_path(folder: Path, arm: str, seed: int) -> Path:
 
 
 def run_confirmations(config: Any, folder: Path, experiments: dict[str, Path], progress: bool) -> None:
-    """Every (arm, seed) run not yet on disk, `study.confirm_workers` at a time."""
+    """Every (arm, seed) run not yet on disk (ICC controls included), `study.confirm_workers`
+    at a time."""
     import multiprocessing
 
-    jobs = []
-    for arm, experiment in experiments.items():
-        row = best_trial(experiment)
-        for seed in config.study.seeds:
-            out = confirmation_path(folder, arm, seed)
-            wanted = confirm_config(config, row, seed)
-            if not out.is_file() or json.loads(out.read_text()).get("config") != wanted:
-                jobs.append((arm, int(seed), wanted, str(out)))
+    jobs = confirmation_jobs(config, folder, experiments)
     if not jobs:
         return
     _say(progress, f"confirmation: {len(jobs)} runs to go, {config.study.confirm_workers} at a time")

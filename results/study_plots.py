@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-VARIANT_LABEL = {"plain": "plain", "llmesr": "LLM-ESR", "icc": "ICC"}
+VARIANT_LABEL = {"plain": "plain", "llmesr": "LLM-ESR", "icc": "ICC", "control": "gamma 0 control"}
 
 
 def arm_parts(arm: str) -> tuple[str, str]:
