@@ -130,9 +130,12 @@ def cmd_tune(args: argparse.Namespace) -> None:
     extra = [f"tune.name={args.name}"] if args.name else []
     config = _config(args, extra)
     from tuning import ExperimentInterrupted, run_experiment
+    from tuning.config import given_keys
 
+    given = given_keys(args.config, args.set or [])       # --resume: these must match the saved config
     try:
-        summary = run_experiment(config, address=args.address, resume=args.resume, progress=not args.json)
+        summary = run_experiment(config, address=args.address, resume=args.resume, progress=not args.json,
+                                 given=given)
     except ExperimentInterrupted as stop:
         emit(f"experiment {stop.summary.get('experiment')} (interrupted)", stop.summary, args.json)
         raise SystemExit(f"error: {stop}") from None
@@ -226,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="run (or resume) a Ray Tune experiment")
     p.add_argument("--address", help="existing Ray cluster: auto, HOST:PORT or ray://HOST:PORT")
     p.add_argument("--name", help="experiment name (folder under tune.storage_path)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted experiment as saved; settings given by --config/--set must match it")
     _common(p)
     p.set_defaults(func=cmd_tune)
 

@@ -110,8 +110,21 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     return config_from_dict(data)
 
 
+def given_keys(path: str | Path | None = None, overrides: Iterable[str] = ()) -> list[str]:
+    """The settings (section.field, or a whole section) a config file and `--set` overrides
+    write: what `--resume` checks against the experiment's saved config."""
+    data: dict[str, Any] = _read_yaml(path) if path else {}
+    for text in overrides:
+        data = merge(data, parse_override(text))
+    keys = []
+    for section, value in data.items():
+        keys += [f"{section}.{field}" for field in value] if isinstance(value, dict) else [str(section)]
+    return sorted(keys)
+
+
 def config_to_dict(config: Config) -> dict[str, Any]:
     return to_dict(config)
 
 
-__all__ = ["Config", "ConfigError", "StudyConfig", "TuneConfig", "config_from_dict", "config_to_dict", "load_config"]
+__all__ = ["Config", "ConfigError", "StudyConfig", "TuneConfig", "config_from_dict", "config_to_dict", "given_keys",
+           "load_config"]
