@@ -17,6 +17,7 @@ This file is the only place that reads the command line; everything below takes 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -265,12 +266,22 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, ConnectionError) as error:
-        # ConfigError and DataError are ValueErrors; an unreachable --address a ConnectionError:
-        # a clear one-line answer, no traceback.
-        print(f"error: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:
+        # ConfigError and DataError are ValueErrors; an unreachable --address a ConnectionError,
+        # a missing, unreadable or full disk another OSError: a clear one-line answer, no traceback.
+        print(f"error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted (a tune run can be continued with --resume --name NAME)", file=sys.stderr)
+        return 130
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        text += "; free some space, then continue a tune run with --resume --name NAME"
+    return text
 
 
 if __name__ == "__main__":

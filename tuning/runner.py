@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import time
@@ -68,8 +69,9 @@ def _check_address(address: str) -> None:
         return
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    if not host or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
+        raise ConfigError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT "
+                          f"(PORT a number from 1 to 65535)")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
