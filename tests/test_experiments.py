@@ -21,7 +21,9 @@ from tuning import ConfigError, run_experiment
 def ray_session():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # a worker may take over a minute to start when the machine is busy (Ray's default limit: 60 s)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False,
+             _system_config={"worker_register_timeout_seconds": 600})
     yield ray
     ray.shutdown()
 
@@ -91,7 +93,7 @@ def finished(ray_session, tmp_path_factory):
     space = {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}
     config = tiny_config(runs, "done", space, extra=("train.epochs=1",), num_samples=1)
     summary = run_experiment(config, progress=False)
-    assert summary["finished"] == 1
+    assert summary["terminated"] == 1, summary
     return config, runs
 
 
@@ -139,14 +141,12 @@ def _interrupt_after_first_report(folder: Path, done: threading.Event) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.slow
-def test_ctrl_c_leaves_running_and_pending_trials_unfinished(ray_session, tmp_path):
+def interrupted_run(config, folder: Path):
+    """Run `config`, Ctrl-C once a trial reported; return the ExperimentInterrupted raised."""
     from tuning import ExperimentInterrupted
 
-    config = tiny_config(tmp_path, "stopped", SPACE, extra=("train.epochs=30", "train.patience=30"),
-                         num_samples=4, grace_period=30)
     done = threading.Event()
-    watcher = threading.Thread(target=_interrupt_after_first_report, args=(tmp_path / "stopped", done))
+    watcher = threading.Thread(target=_interrupt_after_first_report, args=(folder, done))
     watcher.start()
     try:
         with pytest.raises(ExperimentInterrupted) as stop:
@@ -154,8 +154,62 @@ def test_ctrl_c_leaves_running_and_pending_trials_unfinished(ray_session, tmp_pa
     finally:
         done.set()
         watcher.join()
-    summary = stop.value.summary
+    return stop.value
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_running_and_pending_trials_unfinished(ray_session, tmp_path):
+    config = tiny_config(tmp_path, "stopped", SPACE, extra=("train.epochs=30", "train.patience=30"),
+                         num_samples=4, grace_period=30)
+    stop = interrupted_run(config, tmp_path / "stopped")
+    summary = stop.summary
     assert summary["interrupted"] and summary["finished"] == 0, summary
     assert set(summary["trial_states"].values()) == {"unfinished"}, summary["trial_states"]
     assert summary["terminated"] == summary["stopped_early"] == summary["errored"] == 0
-    assert "interrupted with 0 of 4 trials finished" in str(stop.value)
+    assert "interrupted with 0 of 4 trials finished" in str(stop)
+
+
+# ---------------------------------------------------------------- a lost or broken optuna.db
+
+def _study_matches_ray(folder: Path, name: str, summary: dict) -> None:
+    """Every Ray trial once in the study, in its Ray state, with its values and every epoch."""
+    from optuna.trial import TrialState
+
+    from test_tuning import _results
+    from tuning import load_study
+
+    study = load_study(folder, name)
+    by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
+    assert sorted(by_ray_id) == sorted(summary["trial_states"]) and len(study.trials) == len(by_ray_id)
+    expected = {"terminated": TrialState.COMPLETE, "stopped_early": TrialState.PRUNED, "errored": TrialState.FAIL}
+    for trial_id, state in summary["trial_states"].items():
+        ot, results = by_ray_id[trial_id], _results(folder / f"trial_{trial_id}")
+        assert ot.state == expected[state] and ot.user_attrs["ray_state"] == state, (trial_id, ot.state, state)
+        assert ot.intermediate_values == {r["epoch"]: pytest.approx(r["valid_ndcg_10"]) for r in results}
+        if state == "terminated":
+            assert ot.value == pytest.approx(results[-1]["best_valid_ndcg_10"])
+
+
+@pytest.mark.slow
+def test_deleted_study_is_rebuilt_from_ray_records_and_the_resume_finishes(ray_session, tmp_path, caplog):
+    config = tiny_config(tmp_path, "lost", SPACE, extra=("train.epochs=3",), num_samples=3, grace_period=3)
+    folder = tmp_path / "lost"
+    interrupted_run(config, folder)
+    (folder / "optuna.db").unlink()
+    summary = run_experiment(config, resume=True, progress=False)
+    assert summary["trials"] == summary["terminated"] == 3 and not summary["interrupted"], summary
+    assert f"the Optuna study {str(folder / 'optuna.db')!r} could not be used (the file is missing); " \
+           f"rebuilt it from 3 Ray trial records" in caplog.text
+    _study_matches_ray(folder, "lost", summary)
+
+
+def test_corrupt_study_is_rebuilt_and_kept_aside(finished, caplog):
+    config, runs = finished
+    folder = runs / "done"
+    (folder / "optuna.db").write_bytes(b"this is not a SQLite database" * 100)
+    summary = run_experiment(config, resume=True, progress=False)
+    assert "could not be used (DatabaseError: " in caplog.text and "rebuilt it from 1 Ray trial records; " \
+           "the damaged file is kept as optuna.db.broken-" in caplog.text, caplog.text
+    (kept,) = folder.glob("optuna.db.broken-*")
+    assert kept.read_bytes().startswith(b"this is not a SQLite database")
+    _study_matches_ray(folder, "done", summary)

@@ -9,6 +9,7 @@ files, the Optuna study (optuna.db) and the base config (experiment_config.json)
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -295,14 +296,11 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
     else:
         config = wanted
     validate_space(config.tune.space, config)
-    release = None
-    if not resume:
-        created = claim_experiment(config, folder)
-        release = lambda: release_experiment(folder, created)  # noqa: E731
+    release = None if resume else functools.partial(release_experiment, folder, claim_experiment(config, folder))
     started = fitting = False
     try:
         started = connect(address)
-        tuner = _resume_tuner(config, name, progress) if resume else _new_tuner(config, name, folder, progress)
+        tuner = (_resume_tuner if resume else _new_tuner)(config, name, folder, progress)
         fitting = True
         with _quiet_tune():
             grid = tuner.fit()
@@ -333,8 +331,12 @@ def _new_tuner(config: Config, name: str, folder: Path, progress: bool) -> Any:
                       run_config=_run_config(config, name, progress))
 
 
-def _resume_tuner(config: Config, name: str, progress: bool) -> Any:
+def _resume_tuner(config: Config, name: str, folder: Path, progress: bool) -> Any:
+    """Tuner.restore, after putting back a last good experiment state and rebuilding a missing
+    or broken Optuna study from Ray's trial records."""
     from ray import tune
+
+    from tuning.study_rebuild import ensure_study
 
     check_resources(config)
     trainable = _trainable(config, _prepare_arrays(config, progress))
@@ -344,4 +346,5 @@ def _resume_tuner(config: Config, name: str, progress: bool) -> Any:
 
         repair(local)
     path = f"{storage_root(config).rstrip('/')}/{name}"
+    ensure_study(folder, name, path, config.tune.space)
     return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
