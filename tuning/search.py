@@ -77,7 +77,6 @@ class StudySearch(OptunaSearch):
             logger.warning("could not record trial %s in the Optuna study: %s", trial_id, exc)
         self._completed_trials.add(trial_id)
 
-
     def restore(self, checkpoint_path: str) -> None:
         """Ray's restore, then each Ray trial re-found in the study by its `ray_trial_id`: the study
         may have been rebuilt from Ray's records (tuning.study_rebuild), with new Optuna ids."""
