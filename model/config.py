@@ -89,8 +89,8 @@ def apply_variant(model: Mapping[str, Any], prefix: str = "model") -> dict[str, 
     """
     out = dict(model)
     variant = out.get("variant", "custom")
-    if variant not in VARIANT_SWITCHES:
-        return out
+    if not isinstance(variant, str) or variant not in VARIANT_SWITCHES:
+        return out                      # from_dict then names the bad variant
     for key, value in VARIANT_SWITCHES[variant].items():
         if key in out and not _agrees(out[key], value):
             raise ConfigError(f"{prefix}.{key}: got {out[key]!r}, but {prefix}.variant {variant!r} "

@@ -61,11 +61,26 @@ def _read_json_lines(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as err:  # a partly written last line of a killed run
             if number < len(lines):
                 raise ExperimentError(f"{path}:{number}: not JSON ({err.msg})") from None
+            continue
+        if not isinstance(row, dict):
+            raise ExperimentError(f"{path}:{number}: expected a JSON object (one result), got {type(row).__name__}")
+        rows.append(row)
     return rows
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold one object (Ray's params.json)."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ExperimentError(f"{path}: not readable JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ExperimentError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def read_history(trial_dir: str | Path) -> pd.DataFrame:
@@ -82,6 +97,10 @@ def read_history(trial_dir: str | Path) -> pd.DataFrame:
         return frame
     frame = frame.drop(columns=["config"], errors="ignore")
     order = "epoch" if "epoch" in frame.columns else "training_iteration"
+    if order not in frame.columns:
+        return pd.DataFrame()
+    for column in {order, "epoch"} & set(frame.columns):      # numbers only (a hand-edited file)
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame = frame.dropna(subset=[order]).drop_duplicates(subset=[order], keep="last")
     return frame.sort_values(order).reset_index(drop=True)
 
@@ -147,7 +166,7 @@ def _final_test(history: pd.DataFrame) -> dict[str, float]:
 def read_trial(trial_dir: str | Path) -> dict[str, Any]:
     """One trial folder -> one flat record (see `load_experiment` for the columns)."""
     trial_dir = Path(trial_dir)
-    params = json.loads((trial_dir / "params.json").read_text())
+    params = _read_json_object(trial_dir / "params.json")
     config = trial_config_dict(params)
     history = read_history(trial_dir)
     budget = _config_value(config, "train", "epochs")
@@ -193,8 +212,19 @@ def load_experiment(path: str | Path) -> pd.DataFrame:
     dirs = trial_dirs(path)
     if not dirs:
         raise ExperimentError(f"experiment folder {str(path)!r} holds no trial folders (*/params.json)")
-    frame = pd.DataFrame([read_trial(d) for d in dirs])
+    frame = pd.DataFrame([_read_trial_or_say_which(d) for d in dirs])
     return frame.sort_values("trial_id").reset_index(drop=True)
+
+
+def _read_trial_or_say_which(trial_dir: Path) -> dict[str, Any]:
+    """read_trial, with any damage to the folder's files reported as one line naming it."""
+    try:
+        return read_trial(trial_dir)
+    except ExperimentError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError, OSError) as err:
+        raise ExperimentError(f"trial folder {str(trial_dir)!r} could not be read "
+                              f"({type(err).__name__}: {err})") from None
 
 
 def load_history(path: str | Path) -> pd.DataFrame:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -83,16 +82,6 @@ def study_folder(config: Any, name: str) -> Path:
     return Path(root).expanduser().resolve() / name
 
 
-def _first_difference(a: Any, b: Any, where: str = "") -> str | None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            found = _first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else key)
-            if found:
-                return found
-        return None
-    return None if a == b else f"{where}: saved {a!r}, now {b!r}"
-
-
 def comparable(saved: dict[str, Any]) -> dict[str, Any]:
     """A saved config as the current code reads it: settings added since it was saved appear
     with their defaults (which keep the old behaviour), so only real differences count."""
@@ -105,10 +94,9 @@ def claim(config: Any, name: str, resume: bool) -> Path:
     """Create the study folder (atomically: a second start with the same name loses) or, with
     resume, check that the config is the one the study was started with."""
     from tuning.config import config_to_dict
+    from tuning.typed import check_folder_name, first_difference
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
-        raise StudyError(f"--name: got {name!r}; allowed: letters, digits, '.', '_' and '-', starting "
-                         f"with a letter or digit (a folder name inside tune.storage_path)")
+    check_folder_name("--name", name)
     folder = study_folder(config, name)
     wanted = config_to_dict(config)
     wanted["tune"]["name"] = name
@@ -117,7 +105,7 @@ def claim(config: Any, name: str, resume: bool) -> Path:
         if not saved_path.is_file():
             raise StudyError(f"--resume: no study {name!r} in {str(folder.parent)!r} ({STUDY_FILE} missing)")
         saved = comparable(json.loads(saved_path.read_text()))
-        diff = _first_difference(saved, wanted)
+        diff = first_difference(saved, wanted)
         if diff:
             raise StudyError(f"--resume: the config differs from the one study {name!r} started with "
                              f"({diff}); resume with the same --config and --set, or start a new --name")

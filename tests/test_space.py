@@ -179,3 +179,26 @@ def test_n_clusters_above_the_items_fails_before_ray_starts(ml100k, tmp_path, ca
                    f"{ml100k.n_items} items of the prepared dataset 'ml-100k'; allowed: at most "
                    f"{ml100k.n_items} (KMeans needs an item per cluster)"]
     assert not ray.is_initialized() and not (tmp_path / "too-many").exists()
+
+
+def test_raw_is_the_inverse_of_resolve_for_every_sampled_trial():
+    """A lost study is rebuilt from the flat values Ray saved: replaying the space must give back
+    Optuna's raw parameters (with the zero controls and the variant's conditional ones)."""
+    space = SearchSpace({
+        "variant": {"type": "categorical", "values": ["plain", "llmesr", "icc", "custom"]},
+        "gamma": {"type": "float", "low": 1e-3, "high": 1.0, "log": True, "include_zero": True},
+        "n_clusters": {"type": "int", "low": 4, "high": 64, "log": True},
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "alpha": {"type": "float", "low": 0.0, "high": 1.0, "include_zero": True},
+        "backbone": {"type": "categorical", "values": ["sasrec", "gru4rec"]},
+    })
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    zeros = 0
+    for _ in range(300):
+        trial = study.ask()
+        space(trial)
+        params, distributions = space.raw(space.resolve(trial.params))
+        assert params == trial.params and distributions == trial.distributions
+        zeros += bool(trial.params.get("gamma" + ZERO_SUFFIX))
+        study.tell(trial, 0.0)
+    assert zeros > 10                                   # the zero control was exercised

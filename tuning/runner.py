@@ -11,18 +11,22 @@ files, the Optuna study (optuna.db) and the base config (experiment_config.json)
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
+import re
+import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from tuning.config import Config, config_from_dict, config_to_dict
 from tuning.space import check_space_fits_data, validate_space
 from tuning.summary import ExperimentInterrupted, summarize
-from tuning.typed import ConfigError
+from tuning.study import DB_NAME
+from tuning.typed import ConfigError, first_difference
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +72,9 @@ def _check_address(address: str) -> None:
         return
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    if not host or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
+        raise ConfigError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT "
+                          f"(PORT a number from 1 to 65535)")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
@@ -198,9 +203,39 @@ def _prepare_arrays(config: Config, progress: bool) -> dict:
     return prepare_dataset(config.data, progress=progress).to_arrays()
 
 
-def _write_config(config: Config, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / CONFIG_FILE).write_text(json.dumps(config_to_dict(config), indent=2))
+def claim_experiment(config: Config, folder: Path) -> bool:
+    """Claim the experiment's name by creating its experiment_config.json exclusively (O_EXCL):
+    of two runs started with the same name, exactly one gets it, before either starts Ray.
+    Returns whether this call created the folder itself (see `release_experiment`)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir()
+        created = True
+    except FileExistsError:
+        created = False
+    path = folder / CONFIG_FILE
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise ConfigError(f"tune.name: experiment {folder.name!r} already exists in {str(folder.parent)!r}; "
+                          f"use --resume to continue it or another --name") from None
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(json.dumps(config_to_dict(config), indent=2))
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return created
+
+
+def release_experiment(folder: Path, created: bool) -> None:
+    """Undo a claim whose run failed before any trial started (bad data, no resources), so the
+    name is free again: the whole folder if this run created it, else only the files it wrote."""
+    if created:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for name in (CONFIG_FILE, DB_NAME):
+        (folder / name).unlink(missing_ok=True)
 
 
 def _saved_config(folder: Path, name: str) -> Config:
@@ -210,6 +245,33 @@ def _saved_config(folder: Path, name: str) -> Config:
     return config_from_dict(json.loads(path.read_text()))
 
 
+#: settings that locate an experiment rather than define it (a resume may spell them differently)
+LOCATION_KEYS = ("tune.name", "tune.storage_path")
+
+
+def _setting(data: dict, key: str) -> Any:
+    section, _, field = key.partition(".")
+    value = data.get(section)
+    return value.get(field) if field and isinstance(value, dict) else value
+
+
+def _resumed_config(folder: Path, name: str, wanted: Config, given: Iterable[str] | None) -> Config:
+    """The saved config of the experiment (Ray restores it, whatever is asked now), refused,
+    naming the first differing key, when a setting the user gave (`given`; None = every
+    setting of `wanted`) differs from the saved one."""
+    saved = _saved_config(folder, name)
+    before, now = config_to_dict(saved), config_to_dict(wanted)
+    if given is None:
+        given = [f"{section}.{field}" for section, fields in now.items() for field in fields]
+    for key in sorted(set(given) - set(LOCATION_KEYS)):
+        diff = first_difference(_setting(before, key), _setting(now, key), key)
+        if diff:
+            raise ConfigError(f"--resume: the config differs from the one experiment {name!r} started with "
+                              f"({diff}); resume without --config and --set to continue it as saved, "
+                              f"or start a new --name")
+    return saved
+
+
 def _with_name(config: Config, name: str) -> Config:
     data = config_to_dict(config)
     data["tune"]["name"] = name
@@ -217,55 +279,44 @@ def _with_name(config: Config, name: str) -> Config:
 
 
 def run_experiment(config: Config, address: str | None = None, resume: bool = False,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, given: Iterable[str] | None = None) -> dict:
     """Run the experiment of `config` (or continue it with `resume`); return its summary dict.
 
+    With `resume` the saved config runs, and the settings named in `given` (None: all of them;
+    launch.py passes those its --config and --set write) must equal the saved ones, so a changed
+    setting is refused instead of silently ignored. `--resume --name N` alone gives none.
     Raises ConfigError or DataError for bad input before Ray starts (the space is checked against
     the prepared data too), ConnectionError for an address that does not answer, and
     ExperimentInterrupted (carrying the partial summary) if the run was stopped.
     """
-    from ray import tune
-
-    from tuning.search import make_searcher
-
     name = experiment_name(config)
     if resume and not config.tune.name:
-        raise ConfigError("--resume needs the experiment's name (--name or tune.name)")
+        raise ConfigError("tune.name: --resume needs the experiment's name (give --name or tune.name)")
     folder = study_folder(config, name)
+    wanted = _absolute_paths(_with_name(config, name))
     if resume:
-        config = _saved_config(folder, name)
+        config = _resumed_config(folder, name, wanted, given)
     else:
-        if (folder / CONFIG_FILE).exists():
-            raise ConfigError(f"tune.name: experiment {name!r} already exists in {str(folder)!r}; "
-                              f"use --resume to continue it or another --name")
-        config = _absolute_paths(_with_name(config, name))
+        config = wanted
     validate_space(config.tune.space, config)
     if address is not None:
         _check_address(address)                 # before a long prepare
-    arrays = _prepare_arrays(config, progress)
-    check_space_fits_data(config.tune.space, config, int(arrays["n_items"]),
-                          int(arrays["item_text_emb"].shape[1]), config.data.name)
-    started = connect(address)
+    release = None if resume else functools.partial(release_experiment, folder, claim_experiment(config, folder))
+    started = fitting = False
     try:
-        check_resources(config)
-        trainable = _trainable(config, arrays)
-        path = f"{storage_root(config).rstrip('/')}/{name}"
-        if resume:
-            local = _local_experiment(config, name)
-            if local is not None:
-                from tuning.state_backup import repair
-
-                repair(local)
-            tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
-                                       resume_errored=False)
-        else:
-            _write_config(config, folder)
-            searcher = make_searcher(config, folder, name)
-            tuner = tune.Tuner(trainable, tune_config=_tune_config(config, searcher),
-                               run_config=_run_config(config, name, progress))
+        arrays = _prepare_arrays(config, progress)
+        check_space_fits_data(config.tune.space, config, int(arrays["n_items"]),
+                              int(arrays["item_text_emb"].shape[1]), config.data.name)
+        started = connect(address)
+        tuner = (_resume_tuner if resume else _new_tuner)(config, name, folder, arrays, progress)
+        fitting = True
         with _quiet_tune():
             grid = tuner.fit()
         summary = summarize(grid, config, folder)
+    except BaseException:
+        if release is not None and not fitting:
+            release()
+        raise
     finally:
         if started:
             import ray
@@ -274,3 +325,34 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
     if summary.get("interrupted"):
         raise ExperimentInterrupted(summary)
     return summary
+
+
+def _new_tuner(config: Config, name: str, folder: Path, arrays: dict, progress: bool) -> Any:
+    from ray import tune
+
+    from tuning.search import make_searcher
+
+    check_resources(config)
+    trainable = _trainable(config, arrays)
+    searcher = make_searcher(config, folder, name)
+    return tune.Tuner(trainable, tune_config=_tune_config(config, searcher),
+                      run_config=_run_config(config, name, progress))
+
+
+def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict, progress: bool) -> Any:
+    """Tuner.restore, after putting back a last good experiment state and rebuilding a missing
+    or broken Optuna study from Ray's trial records."""
+    from ray import tune
+
+    from tuning.study_rebuild import ensure_study
+
+    check_resources(config)
+    trainable = _trainable(config, arrays)
+    local = _local_experiment(config, name)
+    if local is not None:
+        from tuning.state_backup import repair
+
+        repair(local)
+    path = f"{storage_root(config).rstrip('/')}/{name}"
+    ensure_study(folder, name, path, config.tune.space)
+    return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)

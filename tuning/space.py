@@ -315,6 +315,42 @@ class SearchSpace:
         return out
 
 
+    def raw(self, resolved: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The inverse of `resolve`: Optuna's raw parameters and their distributions for a trial's
+        flat values, found by replaying this define-by-run space (to rebuild a lost study)."""
+        replay = _Replay(resolved)
+        self(replay)
+        return replay.params, replay.distributions
+
+
+class _Replay:
+    """A stand-in Optuna trial that answers every suggestion from a trial's flat values."""
+
+    def __init__(self, resolved: Mapping[str, Any]):
+        self.resolved, self.params, self.distributions = resolved, {}, {}
+
+    def _answer(self, name: str, distribution: Any, value: Any) -> Any:
+        self.params[name], self.distributions[name] = value, distribution
+        return value
+
+    def suggest_categorical(self, name: str, choices: list) -> Any:
+        from optuna.distributions import CategoricalDistribution
+
+        value = self.resolved.get(name.removesuffix(ZERO_SUFFIX)) == 0 if name.endswith(ZERO_SUFFIX) \
+            else self.resolved[name]
+        return self._answer(name, CategoricalDistribution(choices), value)
+
+    def suggest_float(self, name: str, low: float, high: float, log: bool = False) -> float:
+        from optuna.distributions import FloatDistribution
+
+        return self._answer(name, FloatDistribution(low, high, log=log), float(self.resolved[name]))
+
+    def suggest_int(self, name: str, low: int, high: int, log: bool = False) -> int:
+        from optuna.distributions import IntDistribution
+
+        return self._answer(name, IntDistribution(low, high, log=log), int(self.resolved[name]))
+
+
 def trial_config(base: Config, params: Mapping[str, Any]) -> Config:
     """The base config with the flat parameters written into their sections (checked again)."""
     data = config_to_dict(base)

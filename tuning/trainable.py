@@ -12,11 +12,13 @@ A non-finite loss raises in the trainer and fails the trial: it is never reporte
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
 import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "trainer.pt"
 METRICS_FILE = "metrics.json"
+MAX_DISK_WAIT_S = 60.0
 
 
 def epoch_metrics(report: Any) -> dict[str, Any]:
@@ -84,7 +87,34 @@ def _restore(trainer: Any, checkpoint: Any) -> dict[str, Any] | None:
 
 
 def _report(trainer: Any, metrics: dict[str, Any]) -> None:
-    """Report `metrics` with a checkpoint of the trainer (Ray keeps the best and the latest)."""
+    """Report `metrics` with a checkpoint of the trainer (Ray keeps the best and the latest).
+
+    A full disk while the checkpoint is written or copied to storage does not fail the trial
+    (its retries would fail the same way, and an errored trial stays errored after a resume):
+    the trial says so in one line and tries again, 1 s, 2 s, ... up to a minute apart, until
+    space is freed. Nothing half-written is reported; Ctrl-C meanwhile leaves the trial
+    unfinished, resumable from its last good checkpoint."""
+    delay = 1.0
+    while True:
+        try:
+            _checkpoint_and_report(trainer, metrics)
+            return
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            logger.warning("no space left on device for the checkpoint of epoch %s (%s); trying again in "
+                           "%.0f s: free some space (or stop the run and --resume it later)",
+                           metrics.get("epoch"), exc, delay)
+            time.sleep(delay)
+            delay = min(2 * delay, MAX_DISK_WAIT_S)
+
+
+def disk_full(exc: OSError) -> bool:
+    """ENOSPC (or EDQUOT), also as pyarrow's OSError, which carries the text but no errno."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc)
+
+
+def _checkpoint_and_report(trainer: Any, metrics: dict[str, Any]) -> None:
     import torch
     from ray import tune
 
