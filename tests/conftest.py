@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: ../shared/data beside the repository, found from a copy inside it too (mutmut's mutants/)
+SHARED_DATA = next((p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
+                   REPO.parent / "shared" / "data")
 TEST_CACHE = REPO / ".cache" / "test"
 #: How long a child process or a wait for some state may take before a test calls it hung. A
 #: guard against hangs only, never a speed limit: tests wait for states and events, and a busy
