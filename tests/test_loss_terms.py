@@ -54,6 +54,12 @@ def test_ce_softmax_over_real_items_only():
     assert value.item() == pytest.approx((first + second) / 2, rel=1e-6)
 
 
+def test_ce_of_no_positions_is_zero_with_a_graph():
+    states = torch.zeros(0, 2, requires_grad=True)
+    value = losses.rec_ce(states, torch.zeros(0, dtype=torch.long), TABLE.clone(), mask_id=3)
+    assert value.item() == 0.0 and value.requires_grad
+
+
 def test_self_distillation_is_mse_without_teacher_gradient():
     student = torch.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
     teacher = torch.tensor([[0.0, 0.0], [1.0, 1.0]], requires_grad=True)
@@ -74,6 +80,8 @@ def test_icc_mean_squared_distance_over_present_constrained_items():
     assert losses.icc_loss(weight, present, targets, constrained).item() == pytest.approx(2.5)
     only_unconstrained = torch.tensor([False, False, False, True, False])
     assert losses.icc_loss(weight, only_unconstrained, targets, constrained).item() == 0.0
+    only_item_2 = torch.tensor([False, False, True, False, False])
+    assert losses.icc_loss(weight, only_item_2, targets, constrained).item() == pytest.approx(4.0)
 
 
 def info_nce_by_hand(co: list[list[float]], sem: list[list[float]], tau: float) -> float:
@@ -112,3 +120,11 @@ def test_view_contrast_temperature_and_single_item():
         expected = info_nce_by_hand(co.tolist(), sem.tolist(), tau)
         assert losses.view_contrast(co, sem, tau).item() == pytest.approx(expected, rel=1e-5)
     assert losses.view_contrast(co[:1], sem[:1], 0.2).item() == 0.0
+
+
+def test_view_contrast_in_one_dimension():
+    """Hidden size 1: unit vectors are +-1, and the loss is still computed (not skipped)."""
+    co, sem = [[1.0], [-2.0], [3.0]], [[2.0], [1.0], [-1.0]]
+    expected = info_nce_by_hand(co, sem, 0.5)
+    assert expected > 0
+    assert losses.view_contrast(torch.tensor(co), torch.tensor(sem), 0.5).item() == pytest.approx(expected, rel=1e-6)
