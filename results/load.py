@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import numbers
 from pathlib import Path
 from typing import Any, Mapping
@@ -25,6 +26,8 @@ BEST_METRIC = "valid_ndcg_10"
 FINISHED = "finished"  # reported True by tuning's trainable when a trial stops by itself
 SECTIONS = ("data", "clusters", "model", "train", "tune")
 STATES = ("terminated", "stopped_early", "errored", "unfinished")
+#: the header Ray writes before each failure in a trial's error.txt
+FAILURE_STAMP = re.compile(r"^Failure # \d+ \(occurred at (\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)\)", re.M)
 #: config fields every table needs, taken from the trial's full config when not sampled
 KEY_FIELDS = {"backbone": ("model", "backbone"), "gamma": ("model", "gamma"),
               "n_clusters": ("clusters", "n_clusters"), "seed": ("train", "seed")}
@@ -128,18 +131,42 @@ def _config_value(config: Mapping[str, Any], section: str, field: str) -> Any:
     return (config.get(section) or {}).get(field)
 
 
+def _last_failure(trial_dir: Path) -> str | None:
+    """When the trial last failed: the stamp of the last "Failure # n (occurred at ...)" header Ray
+    appends to error.txt (local time, %Y-%m-%d_%H-%M-%S); "" for an error.txt without one; None
+    when the trial never failed."""
+    path = trial_dir / "error.txt"
+    if not path.is_file():
+        return None
+    stamps = FAILURE_STAMP.findall(path.read_text(errors="replace"))
+    return stamps[-1] if stamps else ""
+
+
+def _reported_after(history: pd.DataFrame, failed_at: str) -> bool:
+    """Whether an epoch was reported after the failure: Ray's `date` of a result (same format and
+    clock) later than the stamp. Equal seconds count as not after: the failure is the later
+    event in doubt."""
+    if not failed_at or "date" not in history.columns:
+        return False
+    dates = history["date"].dropna().astype(str)
+    return bool(len(dates)) and max(dates) > failed_at
+
+
 def _state(trial_dir: Path, history: pd.DataFrame, budget: int | None) -> str:
     """terminated: finished by itself (`finished` or test_* reported, or its whole budget run);
-    errored: error.txt and not finished; stopped_early: some epochs, fewer than its budget, no
-    error (ASHA stopped it); unfinished: no epoch reported yet (pending when the run stopped).
-    Ray's own `done` flag cannot tell these apart: Ray sets it on trials ASHA stops as well.
-    A trial still running in an interrupted experiment reads as stopped_early (known gap)."""
+    errored: its last failure (error.txt) came after its last report; stopped_early: some epochs,
+    fewer than its budget, and no failure after them (ASHA stopped it; a trial that failed, was
+    retried, reported more epochs and was then stopped is one too); unfinished: no epoch reported
+    yet (pending when the run stopped). Ray's own `done` flag cannot tell these apart: Ray sets it
+    on trials ASHA stops as well. A trial still running in an interrupted experiment reads as
+    stopped_early (known gap)."""
     finished = any(c.startswith("test_") and history[c].notna().any() for c in history.columns)
     finished = finished or (FINISHED in history.columns and bool(history[FINISHED].eq(True).any()))
     last_epoch = int(history["epoch"].max()) if "epoch" in history.columns and len(history) else 0
     if finished or (budget is not None and last_epoch >= budget):
         return "terminated"
-    if (trial_dir / "error.txt").is_file():
+    failed_at = _last_failure(trial_dir)
+    if failed_at is not None and not _reported_after(history, failed_at):
         return "errored"
     return "stopped_early" if last_epoch > 0 else "unfinished"
 

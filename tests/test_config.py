@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import HANG_GUARD_S
 from tuning.config import Config, config_from_dict, config_to_dict, load_config
 from tuning.typed import ConfigError
 
@@ -60,7 +61,7 @@ def test_missing_config_file_is_named(tmp_path):
 def test_launch_reports_config_errors_without_traceback():
     run = subprocess.run(
         [sys.executable, "launch.py", "prepare", "--dataset", "ml-100k", "--set", "data.user_core=-1"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
+        cwd=REPO, capture_output=True, text=True, timeout=HANG_GUARD_S,
     )
     assert run.returncode == 2
     assert "data.user_core: got -1" in run.stderr

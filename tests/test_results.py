@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, SHARED_DATA, TEST_CACHE
+from conftest import HANG_GUARD_S, REPO, SHARED_DATA, TEST_CACHE
 
 pytestmark = pytest.mark.slow
 
@@ -184,7 +184,7 @@ def test_reading_does_not_start_ray(experiment):
     code = ("import sys; from results import load_experiment; t = load_experiment(sys.argv[1]); "
             "assert 'ray' not in sys.modules, 'ray imported'; print(len(t))")
     out = subprocess.run([sys.executable, "-c", code, str(experiment)], cwd=REPO, capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=HANG_GUARD_S)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "4"
 

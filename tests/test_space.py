@@ -63,13 +63,97 @@ def test_config_file_space_is_validated():
         validate_space(config.tune.space, config)
 
 
-def test_every_parameter_maps_onto_a_config_field():
-    for name, value in flat_params(BASE).items():
-        changed = trial_config(BASE, {name: value})
-        assert flat_params(changed)[name] == value
-    assert set(PARAMETERS) >= {"backbone", "gamma", "n_clusters", "cluster_method", "alpha", "lambda_cl",
-                               "tau", "lr", "weight_decay", "dropout", "hidden_size", "max_len",
-                               "batch_size", "loss"}
+#: every search parameter: the config field it must land in, written out here (not read from
+#: tuning.space.PARAMETERS) and a value other than that field's default
+LANDS_IN = {
+    "variant": ("model", "variant", "plain"),
+    "backbone": ("model", "backbone", "gru4rec"),
+    "gamma": ("model", "gamma", 0.37),
+    "n_clusters": ("clusters", "n_clusters", 12),
+    "cluster_method": ("clusters", "method", "hdbscan"),
+    "alpha": ("model", "alpha", 0.25),
+    "lambda_cl": ("model", "lambda_cl", 0.3),
+    "tau": ("model", "tau", 0.7),
+    "lr": ("train", "lr", 0.0037),
+    "weight_decay": ("train", "weight_decay", 1e-4),
+    "dropout": ("model", "dropout", 0.15),
+    "hidden_size": ("model", "hidden_size", 24),
+    "max_len": ("model", "max_len", 17),
+    "batch_size": ("train", "batch_size", 33),
+    "loss": ("model", "loss", "ce"),
+    "cross_residual": ("model", "cross_residual", False),
+}
+
+
+def test_every_parameter_lands_in_the_field_it_names_and_nowhere_else():
+    from model.config import VARIANT_SWITCHES
+    from tuning import config_to_dict
+
+    assert set(LANDS_IN) == set(PARAMETERS)
+    base = config_to_dict(BASE)
+    for name, (section, field, value) in LANDS_IN.items():
+        assert base[section][field] != value, f"{name}: pick a value other than the default"
+        changed = config_to_dict(trial_config(BASE, {name: value}))
+        assert changed[section][field] == value, name
+        decided = set(VARIANT_SWITCHES.get(value, {})) if name == "variant" else set()
+        moved = {(s, f) for s in base for f in base[s] if base[s][f] != changed[s][f]}
+        assert moved - {("model", f) for f in decided} == {(section, field)}, (name, moved)
+
+
+#: what a Trainer built from the trial config shows of each value (the objects training reads)
+def _probes() -> dict:
+    def weight_of(part):
+        def probe(trainer, value):
+            import torch
+
+            from model.batches import batch_loss
+
+            torch.manual_seed(0)
+            total, parts = batch_loss(trainer.model, trainer.batches, torch.arange(20))
+            cfg = trainer.batches.cfg
+            weights = {"sd": cfg.alpha, "icc": cfg.gamma, "cl": cfg.lambda_cl}
+            rest = parts["rec"] + sum(weights[k] * parts[k] for k in weights if k != part)
+            return ((total - rest) / parts[part]).item() == pytest.approx(value, rel=1e-3)
+        return probe
+
+    def distinct_targets(trainer):
+        targets, constrained = trainer.batches.icc
+        return len({tuple(row) for row in targets[constrained].tolist()})
+
+    return {
+        "variant": lambda t, v: not t.model.semantic and t.batches.cfg.alpha == 0,
+        "backbone": lambda t, v: type(t.model.encoder).__name__ == "GRU4Rec",
+        "gamma": weight_of("icc"),
+        "alpha": weight_of("sd"),
+        "lambda_cl": weight_of("cl"),
+        "n_clusters": lambda t, v: distinct_targets(t) == v,
+        "cluster_method": lambda t, v: not bool(t.batches.icc[1][1:-1].all()),   # noise items exist
+        "tau": lambda t, v: t.batches.cfg.tau == v,
+        "lr": lambda t, v: all(g["lr"] == v for g in t.optimizer.param_groups),
+        "weight_decay": lambda t, v: all(g["weight_decay"] == v for g in t.optimizer.param_groups),
+        "dropout": lambda t, v: t.model.emb_dropout.p == v,
+        "hidden_size": lambda t, v: t.model.id_emb.embedding_dim == v,
+        "max_len": lambda t, v: t.batches.block.shape[1] == v + 1 and t.model.pos_emb.num_embeddings == v,
+        "batch_size": lambda t, v: len(next(t.batches.epoch(t.train_cfg.batch_size))) == v,
+        "loss": lambda t, v: t.batches.cfg.loss == v,
+        "cross_residual": lambda t, v: t.model.cfg.cross_residual is v,
+    }
+
+
+@pytest.mark.slow
+def test_a_trial_config_trains_with_each_sampled_value(ml100k):
+    from conftest import TEST_CACHE, user_subset
+    from model import build_trainer
+
+    small = user_subset(ml100k, 60)
+    base = load_config(None, ["data.name=ml-100k", f"data.cache_dir={TEST_CACHE}", "model.hidden_size=16",
+                              "model.max_len=10", "model.adapter_hidden=32", "model.num_blocks=1",
+                              "model.lambda_cl=0.1", "clusters.silhouette_sample=0", "train.device=cpu"])
+    probes = _probes()
+    assert set(probes) == set(LANDS_IN)
+    for name, (_, _, value) in LANDS_IN.items():
+        trainer = build_trainer(trial_config(base, {name: value}), small)
+        assert probes[name](trainer, value), (name, value)
 
 
 def test_trial_config_writes_params_and_round_trips():

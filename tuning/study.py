@@ -74,6 +74,8 @@ def reconcile(study: Any, rows: list[dict]) -> int:
             else:
                 values = row["best_valid_ndcg_10"]
         study._storage.set_trial_user_attr(trial._trial_id, "ray_state", state)
+        if trial.state == TrialState.WAITING:       # enqueued, never asked: Optuna refuses to tell it
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING)
         study.tell(trial.number, values, state=optuna_state)
         closed += 1
     return closed
