@@ -158,6 +158,9 @@ def cmd_report(args: argparse.Namespace) -> None:
                            "best trial": best.get("trial_id"),
                            "best valid ndcg_10": best.get("valid", {}).get("valid_ndcg_10"),
                            "its test ndcg_10": best.get("test", {}).get("test_ndcg_10")})
+    for note in report.get("notes", []):
+        if note.startswith("warning:"):
+            print(note, file=sys.stderr)
     if args.json:
         payload = {k: report[k] for k in ("html", "tables", "best", "notes") if k in report}
         print(json.dumps(payload, default=str))

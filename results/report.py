@@ -49,6 +49,21 @@ def best_trial(trials: pd.DataFrame) -> dict[str, Any]:
     }
 
 
+def degenerate_note(trials: pd.DataFrame) -> str | None:
+    """A warning naming the trials whose clustering was degenerate: one cluster holding most of
+    the items constrains little, yet its silhouette can look high, so the table alone hides it."""
+    if "cluster_degenerate" not in trials.columns or trials.empty:
+        return None
+    flagged = trials[trials["cluster_degenerate"].map(lambda v: v is True or v == 1 or v == "True")]
+    if flagged.empty:
+        return None
+    largest = pd.to_numeric(flagged.get("cluster_largest_share"), errors="coerce").max()
+    share = f", the largest cluster holding up to {largest:.0%} of the items" if pd.notna(largest) else ""
+    names = ", ".join(map(str, flagged["trial_id"].head(5))) + (", ..." if len(flagged) > 5 else "")
+    return (f"warning: {len(flagged)} of {len(trials)} trials clustered degenerately{share} "
+            f"(fewer than 2 clusters or one holding over half the items): {names}")
+
+
 def summary_markdown(tables: dict[str, tuple[pd.DataFrame, bool]]) -> str:
     """The printable summary: the best configuration of each backbone."""
     leaders, _ = tables["best_per_backbone"]
@@ -98,8 +113,7 @@ def write_report(experiment: str | Path) -> dict[str, Any]:
     tables = all_tables(trials, references)
     written = {name: write_table(frame, folder, name, index=index) for name, (frame, index) in tables.items()}
     plots, notes = write_plots(trials, history, experiment, folder)
-    if why_not:
-        notes = [*notes, why_not]
+    notes = [*notes, *(note for note in (why_not, degenerate_note(trials)) if note)]
     html = write_dashboard(folder / "index.html", experiment.name, trials, tables, plots, notes)
     return {
         "html": html,

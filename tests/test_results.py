@@ -208,3 +208,17 @@ def test_icc_trials_show_how_lopsided_their_clustering_is(trials):
     shown, _ = all_tables(trials)["trials"]
     assert {"cluster_largest_share", "cluster_degenerate"} <= set(shown.columns)
     assert "cluster_largest_share" not in best_per_backbone(trials).columns   # not a config column
+
+
+def test_report_warns_about_degenerate_clusterings_by_trial():
+    import pandas as pd
+
+    from results.report import degenerate_note
+
+    trials = pd.DataFrame({"trial_id": ["a", "b", "c"], "cluster_degenerate": [True, False, None],
+                           "cluster_largest_share": [0.79, 0.2, None]})
+    note = degenerate_note(trials)
+    assert note.startswith("warning: 1 of 3 trials clustered degenerately") and "79 %" not in note
+    assert "79%" in note and note.endswith(": a")
+    assert degenerate_note(trials.assign(cluster_degenerate=False)) is None
+    assert degenerate_note(trials.drop(columns="cluster_degenerate")) is None
