@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -26,9 +28,19 @@ def demo_config(tmp: Path, *extra: str):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
+    """The demo study through the command line; its `--json` line names the study and findings."""
     tmp = tmp_path_factory.mktemp("study")
     config = demo_config(tmp)
-    outcome = run_study(config, "demo", progress=False)
+    sets = [f"tune.storage_path={tmp}", f"data.data_root={REPO.parent / 'shared' / 'data'}",
+            f"data.cache_dir={REPO / '.cache' / 'test'}"]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = launch.main(["study", "--config", str(DEMO), "--name", "demo", "--json",
+                            *[arg for value in sets for arg in ("--set", value)]])
+    assert code == 0, printed.getvalue()[-2000:]
+    outcome = json.loads(printed.getvalue().strip().splitlines()[-1])
+    assert outcome["study"] == str(tmp / "demo") and Path(outcome["html"]).is_file()
+    assert outcome["arms"] == ["icc-sasrec", "llmesr-sasrec", "plain-sasrec"]
     return config, Path(outcome["study"]), outcome
 
 
