@@ -21,6 +21,7 @@ import errno
 import json
 import math
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -182,13 +183,21 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     emit(f"reproduce {args.trial}", outcome, args.json)
 
 
+def _study_command(args: argparse.Namespace) -> str:
+    """The command that regenerates this study's findings (written into them)."""
+    words = ["python", "launch.py", "study"] + (["--config", args.config] if args.config else [])
+    words += ["--name", args.name] + [part for value in args.set or [] for part in ("--set", value)]
+    words += ["--resume"] + (["--findings", str(args.findings)] if args.findings else [])
+    return " ".join(shlex.quote(word) for word in words)
+
+
 def cmd_study(args: argparse.Namespace) -> None:
     """Search every (variant, backbone) arm, confirm each arm's best over seeds, write findings."""
     config = _config(args)
     from results.study import run_study
 
     outcome = run_study(config, args.name, resume=args.resume, address=args.address,
-                        findings_dir=args.findings, progress=True)
+                        findings_dir=args.findings, progress=True, command=_study_command(args))
     if outcome.get("sentences"):
         print("\n" + "\n".join(outcome["sentences"]))
     payload = {k: outcome[k] for k in ("study", "arms", "html", "markdown")}

@@ -8,9 +8,8 @@ plots inline), a CSV per table and the PNG plots.
 
 from __future__ import annotations
 
-import base64
-import html
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ import pandas as pd
 
 from results.stats import ALPHA, holm, mean_ci, paired, pareto_front
 from results.study_plots import VARIANT_LABEL, arm_parts, plot_budget, plot_effects, plot_pareto
-from results.tables import to_html, to_markdown
+from results.findings_render import to_html_page, to_markdown_text
 
 REFERENCE_LABEL = {"last_item_text": "reference: last item's text", "popularity": "reference: popularity",
                    "history_then_popularity": "reference: history, then popularity"}
@@ -250,20 +249,16 @@ def reductions(config: Any) -> list[str]:
     return out
 
 
-def _image(path: str, alt: str) -> str:
-    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
 def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd.DataFrame,
-              plots: dict[str, str | None], tables: dict[str, pd.DataFrame], said: list[str]) -> list[tuple]:
+              plots: dict[str, str | None], tables: dict[str, pd.DataFrame], said: list[str],
+              shares: list[str], command: str | None) -> list[tuple]:
     """The report as (kind, payload) pieces, rendered to Markdown and to HTML alike."""
     n_seeds = len(config.study.seeds)
     dataset = config.data.name
     pieces: list[tuple] = [
         ("h1", f"Study {name}: does the item-cluster constraint help on {dataset}?"),
         ("p", f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()} "
-              f"({platform.node()}); {len(trials)} search trials in {trials['arm'].nunique()} arms, "
+              f"({platform.node()}, {os.cpu_count()} CPU cores, {_device()}); {len(trials)} search trials in {trials['arm'].nunique()} arms, "
               f"{len(runs)} confirmation runs. Test split, full ranking with the history masked "
               f"(repeat policy `{config.eval.repeats}`), best-validation weights."),
         ("h2", "Findings"),
@@ -294,6 +289,7 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
               "training loss the ICC term contributes (gamma x ICC loss over the weighted total), "
               "with a kernel-smoothed trend per backbone."),
         ("image", plots.get("effects")),
+        ("list", shares),
         ("h2", "Reductions against the paper's settings"),
         ("list", reductions(config)),
         ("h2", "Files"),
@@ -301,56 +297,43 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
                   "`search_trials.csv`: every search trial of every arm",
                   "`references.csv`: the training-free references on validation and test",
                   "`study_config.json`: the exact config of the study"]),
+        ("h2", "Regenerate and check"),
+        ("list", [f"Findings (reruns nothing that is done; runs whatever is missing): `{command}`"
+                  if command else "Findings: `python launch.py study --config CONFIG --name "
+                  f"{name} --resume --findings DIR` with the study's config file",
+                  f"One confirmation run from scratch, every test metric compared: `python launch.py "
+                  f"reproduce {config.tune.storage_path.rstrip('/')}/{name}/confirm/ARM/seed-S.json`"]),
     ]
     return pieces
 
 
-def _markdown(pieces: list[tuple]) -> str:
+def _device() -> str:
+    import torch
+
+    return f"CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "no GPU"
+
+
+def icc_share_sentences(trials: pd.DataFrame, backbones: list[str]) -> list[str]:
+    """How much of the training loss the constraint carried in each backbone's ICC search, and how
+    the trials that let it matter (over 20 % of the loss) did against the arm's best trial: a
+    range that never lets ICC matter would answer "no effect" by construction."""
+    if trials.empty or "icc_share" not in trials:
+        return []
     out = []
-    for kind, payload in pieces:
-        if kind == "h1":
-            out.append(f"# {payload}\n")
-        elif kind == "h2":
-            out.append(f"## {payload}\n")
-        elif kind == "h3":
-            out.append(f"### {payload}\n")
-        elif kind == "p":
-            out.append(f"{payload}\n")
-        elif kind == "list":
-            out.append("\n".join(f"- {item}" for item in payload) + "\n")
-        elif kind == "table":
-            out.append((to_markdown(payload) if not payload.empty else "(none)") + "\n")
-        elif kind == "image" and payload:
-            out.append(f"![{Path(payload).stem}]({Path(payload).name})\n")
-    return "\n".join(out)
-
-
-def _inline_markdown(text: str) -> str:
-    """**bold** and `code` of the generated sentences, for the HTML page."""
-    import re
-
-    text = html.escape(text)
-    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
-
-
-def _html(title: str, pieces: list[tuple]) -> str:
-    from results.dashboard import STYLE
-
-    body = []
-    for kind, payload in pieces:
-        if kind in ("h1", "h2", "h3"):
-            body.append(f"<{kind}>{html.escape(payload)}</{kind}>")
-        elif kind == "p":
-            body.append(f"<p>{_inline_markdown(payload)}</p>")
-        elif kind == "list":
-            body.append("<ul>" + "".join(f"<li>{_inline_markdown(i)}</li>" for i in payload) + "</ul>")
-        elif kind == "table":
-            body.append(f'<div class="scroll">{to_html(payload)}</div>' if not payload.empty else "<p>(none)</p>")
-        elif kind == "image" and payload:
-            body.append(_image(payload, Path(payload).stem))
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n")
+    for backbone in backbones:
+        icc = trials[(trials["arm"] == f"icc-{backbone}") & trials["icc_share"].notna()]
+        if icc.empty:
+            continue
+        best = icc.loc[icc["valid_ndcg_10"].idxmax()]
+        heavy = icc[icc["icc_share"] > 0.2]
+        text = (f"**{backbone}**: ICC carried {icc['icc_share'].min():.2%} to {icc['icc_share'].max():.1%} "
+                f"of the loss (gamma {icc['gamma'].min():.3g} to {icc['gamma'].max():.3g}); the best "
+                f"ICC trial {best['icc_share']:.2%} (validation NDCG@10 {best['valid_ndcg_10']:.4f})")
+        if not heavy.empty:
+            text += (f"; the {len(heavy)} trials above 20 % reached at most "
+                     f"{heavy['valid_ndcg_10'].max():.4f}")
+        out.append(text + ".")
+    return out
 
 
 def reference_frame(refs: dict) -> pd.DataFrame:
@@ -359,7 +342,7 @@ def reference_frame(refs: dict) -> pd.DataFrame:
 
 
 def write_findings(config: Any, folder: Path, experiments: dict[str, Path], records: list[dict],
-                   refs: dict, out: Path) -> dict[str, Any]:
+                   refs: dict, out: Path, command: str | None = None) -> dict[str, Any]:
     """Write the findings of the study in `folder` into `out`; return the paths and headline."""
     import shutil
 
@@ -391,10 +374,11 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     curves.to_csv(out / "budget_curves.csv", index=False)
     if (folder / "study_config.json").resolve() != (out / "study_config.json").resolve():
         shutil.copyfile(folder / "study_config.json", out / "study_config.json")
-    pieces = _sections(config, folder.name, runs, refs, trials, plots, tables, said)
+    pieces = _sections(config, folder.name, runs, refs, trials, plots, tables, said,
+                       icc_share_sentences(trials, backbones), command)
     markdown = out / "findings.md"
-    markdown.write_text(_markdown(pieces))
+    markdown.write_text(to_markdown_text(pieces))
     page = out / "findings.html"
-    page.write_text(_html(f"Study {folder.name}", pieces))
+    page.write_text(to_html_page(f"Study {folder.name}", pieces))
     return {"markdown": str(markdown), "html": str(page), "sentences": said,
             "plots": {k: v for k, v in plots.items() if v}}

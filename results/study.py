@@ -292,8 +292,10 @@ def references(config: Any, folder: Path) -> dict[str, dict[str, dict[str, float
 
 
 def run_study(config: Any, name: str, resume: bool = False, address: str | None = None,
-              findings_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
-    """Run (or continue) the study of `config` named `name`; return where its findings lie."""
+              findings_dir: str | Path | None = None, progress: bool = True,
+              command: str | None = None) -> dict[str, Any]:
+    """Run (or continue) the study of `config` named `name`; return where its findings lie.
+    `command`, if given, is the command line that regenerates the findings (written into them)."""
     from results.findings import write_findings
 
     if not name:
@@ -308,6 +310,7 @@ def run_study(config: Any, name: str, resume: bool = False, address: str | None 
         found = run_search(group, folder, address, progress)
         run_confirmations(config, folder, found, progress)
         experiments.update(found)
-        written = write_findings(config, folder, experiments, load_confirmations(folder), refs, out)
+        written = write_findings(config, folder, experiments, load_confirmations(folder), refs, out,
+                                 command=command)
         _say(progress, f"findings after {backbone}: {written['markdown']}")
     return {"study": str(folder), "arms": sorted(experiments), **written}
