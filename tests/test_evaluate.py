@@ -231,6 +231,49 @@ def test_bad_arguments_are_clear_errors():
         evaluate(scorer, data, "valid", 5, protocols=("popular",))
     with pytest.raises(ValueError, match=r"score_fn: returned shape \(60, 41\)"):
         evaluate(lambda u, i: torch.zeros(len(u), data.n_items + 1), data, "valid", 5)
+    with pytest.raises(ValueError, match=r"returned shape \(16, 41\); expected \[batch, n_items \+ 2\] = \[16, 42\]"):
+        evaluate(lambda u, i: torch.zeros(len(u), data.n_items + 1), data, "valid", 5, batch_size=16)
+    with pytest.raises(ValueError, match=r"protocols: got none; allowed: one or more of full, sampled$"):
+        evaluate(scorer, data, "valid", 5, protocols=())
+    with pytest.raises(ValueError, match=r"protocols: got 'popular'; allowed: full, sampled$"):
+        evaluate(scorer, data, "valid", 5, protocols=("popular",))
+    with pytest.raises(ValueError, match=r"batch_size: got 0; allowed: an int >= 1$"):
+        evaluate(scorer, data, "valid", 5, batch_size=0)
+    for ks in ((), (0, 10)):
+        with pytest.raises(ValueError, match=r"ks: got .*; allowed: one or more ints >= 1$"):
+            evaluate(scorer, data, "valid", 5, ks=ks)
+    assert set(evaluate(scorer, data, "valid", 5, ks=(1,))) >= {"hit_1", "ndcg_1"}
+
+
+def test_sampled_negatives_are_checked_by_shape_and_id_range():
+    data = small_dataset()
+    scorer = table_scorer(tied_scores(data.n_users, data.n_items + 2, 0))
+    one = small_dataset()
+    one.valid_negatives = one.valid_negatives[:, :1]               # a single negative is enough
+    assert 0 <= evaluate(scorer, one, "valid", 5)["sampled_hit_10"] <= 1
+    bad_shapes = (data.valid_negatives[:, :0], data.valid_negatives[:-1], data.valid_negatives[:, :, None],
+                  data.valid_negatives[:-1, :0])
+    for negatives in bad_shapes:
+        data.valid_negatives = negatives
+        with pytest.raises(ValueError, match=r"data.valid_negatives: got shape .*; the sampled protocol needs "
+                                             r"\[n_users, N\] = \[60, N >= 1\]"):
+            evaluate(scorer, data, "valid", 5)
+    for low, high in ((0, 5), (3, data.n_items + 1), (0, data.n_items + 1)):
+        data = small_dataset()
+        data.test_negatives[0, 0], data.test_negatives[1, 0] = low, high
+        with pytest.raises(ValueError, match=r"data.test_negatives: item ids must lie in 1..40$"):
+            evaluate(scorer, data, "test", 5)
+    assert "sampled_hit_10" not in evaluate(scorer, data, "test", 5, protocols=("full",))
+
+
+def test_the_default_repeat_policy_is_keep():
+    from model.evaluate import group_masks, summarize
+
+    data = small_dataset()
+    ranks = compute_ranks(table_scorer(tied_scores(data.n_users, data.n_items + 2, 1)), data, "valid", 5)
+    groups = group_masks(data, "valid")
+    assert summarize(ranks, groups, (10,)) == summarize(ranks, groups, (10,), repeats="keep")
+    assert summarize(ranks, groups, (10,)) != summarize(ranks, groups, (10,), repeats="exclude")
 
 
 def test_metric_formula():
