@@ -170,11 +170,13 @@ def test_nan_scores_rank_last():
     table = np.random.default_rng(0).random((data.n_users, data.n_items + 2)).astype(np.float32)
     t = targets(data, "valid")
     table[:, 3:9] = np.nan                               # NaN candidates tie with a NaN target
-    table[np.arange(data.n_users), t] = np.where(np.arange(data.n_users) % 2, np.nan, 0.5)
-    ranks = compute_ranks(table_scorer(table), data, "valid", max_len=5)
-    ref = reference_ranks(np.where(np.isnan(table), -np.inf, table), data, "valid")
-    assert ranks["full"].tolist() == ref["full"] and min(ref["full"][1::2]) > 0
-    assert ranks["sampled"].tolist() == ref["sampled"]
+    for score in (0.5, -0.5):                            # a NaN is below a negative score too
+        table[np.arange(data.n_users), t] = np.where(np.arange(data.n_users) % 2, np.nan, score)
+        ranks = compute_ranks(table_scorer(table), data, "valid", max_len=5)
+        ref = reference_ranks(np.where(np.isnan(table), -np.inf, table), data, "valid")
+        assert ranks["full"].tolist() == ref["full"] and min(ref["full"][1::2]) > 0
+        assert ranks["sampled"].tolist() == ref["sampled"]
+        assert ranks["full"].dtype == ranks["sampled"].dtype == np.int64
 
 
 def test_groups_split_by_target_item_and_user():
@@ -233,6 +235,9 @@ def test_bad_arguments_are_clear_errors():
         evaluate(lambda u, i: torch.zeros(len(u), data.n_items + 1), data, "valid", 5)
     with pytest.raises(ValueError, match=r"returned shape \(16, 41\); expected \[batch, n_items \+ 2\] = \[16, 42\]"):
         evaluate(lambda u, i: torch.zeros(len(u), data.n_items + 1), data, "valid", 5, batch_size=16)
+    second_batch_wrong = lambda u, i: torch.zeros(len(u), data.n_items + (2 if int(u[0]) < 16 else 1))
+    with pytest.raises(ValueError, match=r"returned shape \(16, 41\); expected \[batch, n_items \+ 2\] = \[16, 42\]"):
+        evaluate(second_batch_wrong, data, "valid", 5, batch_size=16)
     with pytest.raises(ValueError, match=r"protocols: got none; allowed: one or more of full, sampled$"):
         evaluate(scorer, data, "valid", 5, protocols=())
     with pytest.raises(ValueError, match=r"protocols: got 'popular'; allowed: full, sampled$"):
