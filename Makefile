@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false
 
-.PHONY: venv browser test demo bench clean
+.PHONY: venv browser test demo bench clean mutation
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ test: venv browser
 
 demo: venv
 	$(PY) launch.py demo
+
+# Mutation testing, fast subset: the evaluator, the losses and the metrics against the fast tests
+# (about 2 minutes on 2 cores). `nice -n 19 .venv/bin/mutmut run` alone mutates all of model/,
+# datasets/processing.py and results/load.py (hours); [tool.mutmut] in pyproject.toml.
+mutation: venv
+	$(PY) -m pip install --quiet mutmut
+	nice -n 19 $(VENV)/bin/mutmut run --max-children 2 "model.evaluate*" "model.losses*" "model.metrics*"
+	$(VENV)/bin/mutmut results
 
 bench: venv
 	$(PY) bench/train_throughput.py
