@@ -220,11 +220,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
         print_table(f"dataset {name}", describe(data))
         artifact = build_clusters(data, config.clusters, config.data.cache_dir)
         print_table(f"clusters of {name}", artifact.summary())
+        if artifact.warning():
+            print(f"warning: {artifact.warning()}", file=sys.stderr)
     summary = run_experiment(demo, progress=True)
     print_table("tuning", summary)
     report = write_report(summary["experiment"])
     if report.get("summary"):
         print("\n" + report["summary"])
+    for note in report.get("notes", []):
+        if note.startswith("warning:"):
+            print(note, file=sys.stderr)
     print(f"\ndashboard: {report.get('html')}")
 
 
