@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import HANG_GUARD_S
+from settings import ConfigError
 from tuning.config import Config, config_from_dict, config_to_dict, load_config
-from tuning.typed import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -119,7 +119,7 @@ def test_override_yaml_errors_name_the_override(override, fragment):
 @pytest.mark.parametrize("name", ["../x", "a/b", "/tmp/x", ".hidden", "..", "a b", "-x", "x\n", "é"])
 def test_experiment_names_that_leave_the_storage_folder_are_refused(name):
     from tuning.config import TuneConfig
-    from tuning.typed import check_folder_name
+    from settings import check_folder_name
 
     with pytest.raises(ConfigError, match=r"^tune.name: got .*; allowed: letters, digits"):
         config_from_dict({"tune": {"name": name}})

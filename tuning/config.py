@@ -13,8 +13,8 @@ from typing import Any, Iterable
 from cluster_prep.config import ClusterConfig
 from datasets.config import DataConfig
 from model.config import BACKBONES, VARIANT_SWITCHES, EvalConfig, ModelConfig, TrainConfig, apply_variant
-from tuning.typed import (ConfigError, check_folder_name, from_dict, merge, parse_override, read_yaml,
-                          setting, to_dict)
+from settings import (ConfigError, check_folder_name, from_dict, merge, parse_override, read_yaml,
+                      setting, to_dict)
 
 
 @dataclass

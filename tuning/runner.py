@@ -26,7 +26,7 @@ from tuning.config import Config, config_from_dict, config_to_dict
 from tuning.space import check_space_fits_data, validate_space
 from tuning.summary import ExperimentInterrupted, summarize
 from tuning.study import DB_NAME
-from tuning.typed import ConfigError, first_difference
+from settings import ConfigError, first_difference
 
 logger = logging.getLogger(__name__)
 

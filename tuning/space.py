@@ -30,8 +30,8 @@ import math
 from typing import Any, Mapping
 
 from model.config import VARIANT_SWITCHES, splits_into_heads
+from settings import ConfigError, from_dict
 from tuning.config import Config, config_from_dict, config_to_dict
-from tuning.typed import ConfigError, from_dict
 
 #: flat parameter name -> (config section, field)
 PARAMETERS: dict[str, tuple[str, str]] = {
