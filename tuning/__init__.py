@@ -14,8 +14,8 @@ _EXPORTS = {
     "config_from_dict": "tuning.config", "config_to_dict": "tuning.config", "load_config": "tuning.config",
     "PARAMETERS": "tuning.space", "SearchSpace": "tuning.space", "flat_params": "tuning.space",
     "trial_config": "tuning.space", "validate_space": "tuning.space",
-    "BEST_METRIC": "tuning.study", "METRIC": "tuning.study", "MODE": "tuning.study",
-    "TIME_ATTR": "tuning.study", "load_study": "tuning.study",
+    "BEST_SO_FAR": "model.contract", "METRIC": "model.contract", "MODE": "model.contract",
+    "TIME_ATTR": "model.contract", "load_study": "tuning.study",
     "ExperimentInterrupted": "tuning.summary",
     "run_experiment": "tuning.runner", "train_trial": "tuning.trainable",
 }

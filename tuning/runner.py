@@ -141,12 +141,12 @@ def _run_config(config: Config, name: str, progress: bool) -> Any:
     from ray import tune
 
     from tuning.state_backup import StateBackup
-    from tuning.study import METRIC
+    from model.contract import BEST_SO_FAR, METRIC
 
     reporter = None
     if progress:
         reporter = tune.CLIReporter(
-            metric_columns={"epoch": "epoch", METRIC: "ndcg@10", "best_valid_ndcg_10": "best"},
+            metric_columns={"epoch": "epoch", METRIC: "ndcg@10", BEST_SO_FAR: "best"},
             parameter_columns={f"params/{p}": p for p in PARAMETER_COLUMNS if p in config.tune.space},
             max_progress_rows=12, max_error_rows=5, max_report_frequency=30, sort_by_metric=True)
     return tune.RunConfig(
@@ -168,7 +168,7 @@ def _tune_config(config: Config, searcher: Any) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from tuning.study import METRIC, MODE, TIME_ATTR
+    from model.contract import METRIC, MODE, TIME_ATTR
 
     scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=config.train.epochs,
                               grace_period=min(config.tune.grace_period, config.train.epochs),

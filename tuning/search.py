@@ -19,9 +19,10 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from model.contract import BEST_SO_FAR, ERRORED, FINISHED, METRIC, MODE, STOPPED_EARLY, TERMINATED, TIME_ATTR
 from tuning.config import Config, config_from_dict, config_to_dict
 from tuning.space import SearchSpace, trial_config
-from tuning.study import BEST_METRIC, FINISHED, METRIC, MODE, TIME_ATTR, study_storage
+from tuning.study import study_storage
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +64,11 @@ class StudySearch(OptunaSearch):
             return
         ot_trial = self._ot_trials[trial_id]
         if error:
-            state, values, tag = TrialState.FAIL, None, "errored"
-        elif result and result.get(FINISHED) and result.get(BEST_METRIC) is not None:
-            state, values, tag = TrialState.COMPLETE, float(result[BEST_METRIC]), "terminated"
+            state, values, tag = TrialState.FAIL, None, ERRORED
+        elif result and result.get(FINISHED) and result.get(BEST_SO_FAR) is not None:
+            state, values, tag = TrialState.COMPLETE, float(result[BEST_SO_FAR]), TERMINATED
         else:
-            state, values, tag = TrialState.PRUNED, None, "stopped_early"
+            state, values, tag = TrialState.PRUNED, None, STOPPED_EARLY
         try:
             if result and not error:
                 self._report(ot_trial, result)          # Tune passes the last result only here
