@@ -174,6 +174,27 @@ def merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def with_paths(data: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of nested dict `data` with each dotted path of `changes` ("model.gamma") set to
+    its value. Every mapping on the way must exist; the last key is checked where the result is
+    built (`from_dict` refuses an unknown one, naming it)."""
+    out = copy.deepcopy(dict(data))
+    for path, value in changes.items():
+        parts = path.split(".") if isinstance(path, str) else []
+        if len(parts) < 2 or not all(parts):
+            raise ConfigError(f"{path!r}: expected a dotted path SECTION.KEY, e.g. model.gamma")
+        node = out
+        for depth, part in enumerate(parts[:-1]):
+            where = ".".join(parts[:depth + 1])
+            if part not in node:
+                raise ConfigError(f"{where}: unknown key; allowed keys: " + ", ".join(sorted(node, key=str)))
+            if not isinstance(node[part], dict):
+                raise ConfigError(f"{path}: {where} is a value, not a section")
+            node = node[part]
+        node[parts[-1]] = value
+    return out
+
+
 def parse_override(text: str) -> dict[str, Any]:
     """Turn `a.b=value` into {"a": {"b": value}}; the value is read as YAML (1e-3, true, [1,2])."""
     if "=" not in text:

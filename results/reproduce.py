@@ -61,18 +61,6 @@ def rerun_config(params: dict, row: pd.Series) -> Any:
     return config_from_dict(data)
 
 
-def _with(config: Any, **changes: Any) -> Any:
-    """A copy of `config` with `train.seed` / `model.gamma` replaced (checked again)."""
-    from tuning.config import config_from_dict, config_to_dict
-
-    data = config_to_dict(config)
-    if "seed" in changes:
-        data["train"]["seed"] = changes["seed"]
-    if "gamma" in changes:
-        data["model"]["gamma"] = changes["gamma"]
-    return config_from_dict(data)
-
-
 def _history_frame(history: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{"epoch": h["epoch"], **{f"valid_{k}": v for k, v in h["valid"].items()}}
                          for h in history])
@@ -138,7 +126,7 @@ def paired_test(config: list[float], control: list[float]) -> dict[str, Any]:
 def seed_study(config: Any, first: dict[str, Any], seeds: int, progress: bool) -> dict[str, Any]:
     """The config over N more seeds and its gamma = 0 control over all N + 1 seeds."""
     base_seed = config.train.seed
-    runs = [first] + [run_once(_with(config, seed=base_seed + i), progress) for i in range(1, seeds + 1)]
+    runs = [first] + [run_once(config.replace({"train.seed": base_seed + i}), progress) for i in range(1, seeds + 1)]
     summary: dict[str, Any] = {"seeds": [r["seed"] for r in runs], "runs": runs,
                                "config": {"valid_ndcg_10": _mean_std([r[METRIC] for r in runs]),
                                           "test_ndcg_10": _mean_std([r["test"]["test_ndcg_10"] for r in runs])}}
@@ -146,7 +134,7 @@ def seed_study(config: Any, first: dict[str, Any], seeds: int, progress: bool) -
         summary["control"] = None
         summary["note"] = "the trial already has gamma = 0: it is its own control"
         return summary
-    control = [run_once(_with(config, seed=r["seed"], gamma=0.0), progress) for r in runs]
+    control = [run_once(config.replace({"train.seed": r["seed"], "model.gamma": 0.0}), progress) for r in runs]
     summary["control_runs"] = control
     summary["control"] = {"valid_ndcg_10": _mean_std([r[METRIC] for r in control]),
                           "test_ndcg_10": _mean_std([r["test"]["test_ndcg_10"] for r in control])}

@@ -59,11 +59,9 @@ def study_folder(config: Config, name: str) -> Path:
 
 def _absolute_paths(config: Config) -> Config:
     """Trials run in their own folders (and on other nodes): make local paths absolute."""
-    data = config_to_dict(config)
-    for key in ("cache_dir", "data_root", "path", "item_text_path", "embedding_path"):
-        if data["data"][key]:
-            data["data"][key] = str(Path(data["data"][key]).expanduser().resolve())
-    return config_from_dict(data)
+    return config.replace({f"data.{key}": str(Path(getattr(config.data, key)).expanduser().resolve())
+                           for key in ("cache_dir", "data_root", "path", "item_text_path", "embedding_path")
+                           if getattr(config.data, key)})
 
 
 def _check_address(address: str) -> None:
@@ -272,12 +270,6 @@ def _resumed_config(folder: Path, name: str, wanted: Config, given: Iterable[str
     return saved
 
 
-def _with_name(config: Config, name: str) -> Config:
-    data = config_to_dict(config)
-    data["tune"]["name"] = name
-    return config_from_dict(data)
-
-
 def run_experiment(config: Config, address: str | None = None, resume: bool = False,
                    progress: bool = True, given: Iterable[str] | None = None) -> dict:
     """Run the experiment of `config` (or continue it with `resume`); return its summary dict.
@@ -293,7 +285,7 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
     if resume and not config.tune.name:
         raise ConfigError("tune.name: --resume needs the experiment's name (give --name or tune.name)")
     folder = study_folder(config, name)
-    wanted = _absolute_paths(_with_name(config, name))
+    wanted = _absolute_paths(config.replace({"tune.name": name}))
     if resume:
         config = _resumed_config(folder, name, wanted, given)
     else:
