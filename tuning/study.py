@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from model.contract import BEST_SO_FAR, LOST, STOPPED_EARLY, TERMINATED, UNFINISHED
+from tuning.adapters import storage_trial_id, study_storage_of
 
 DB_NAME = "optuna.db"
 
@@ -56,9 +57,9 @@ def reconcile(study: Any, rows: list[dict]) -> int:
                 optuna_state = TrialState.FAIL
             else:
                 values = row[BEST_SO_FAR]
-        study._storage.set_trial_user_attr(trial._trial_id, "ray_state", state)
+        study_storage_of(study).set_trial_user_attr(storage_trial_id(trial), "ray_state", state)
         if trial.state == TrialState.WAITING:       # enqueued, never asked: Optuna refuses to tell it
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING)
+            study_storage_of(study).set_trial_state_values(storage_trial_id(trial), TrialState.RUNNING)
         study.tell(trial.number, values, state=optuna_state)
         closed += 1
     return closed

@@ -15,6 +15,7 @@ from typing import Any
 
 from model.contract import (BEST_SO_FAR, ERRORED, FINISHED, STATES, STOPPED_EARLY, TERMINATED, UNFINISHED,
                             rank_key)
+from tuning.adapters import grid_trials
 from tuning.config import Config
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def _best(rows: list[dict]) -> dict | None:
 def trial_rows(grid: Any) -> list[dict]:
     """One row per Ray trial: id, state, sampled params, epochs, best validation NDCG@10, path."""
     rows = []
-    for trial in grid._experiment_analysis.trials:
+    for trial in grid_trials(grid):
         last = trial.last_result or {}
         best = last.get(BEST_SO_FAR)
         rows.append({
