@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tuning.typed import setting
+from settings import setting
 
 METHODS = ("kmeans", "hdbscan")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from tuning.typed import setting
+from settings import setting
 
 SOURCES = ("ml-100k", "amazon-scientific", "llmesr", "csv")
 #: the k-core a source gets when data.user_core / data.item_core are 0 (not set): 5 (DESIGN.md

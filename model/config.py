@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from tuning.typed import ConfigError, setting
+from settings import ConfigError, setting
 
 BACKBONES = ("sasrec", "bert4rec", "gru4rec")
 ATTENTION_BACKBONES = ("sasrec", "bert4rec")   # split hidden_size into num_heads heads

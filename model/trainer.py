@@ -17,11 +17,11 @@ import torch
 
 from model.batches import TrainBatches, batch_loss, refresh_teachers
 from model.config import EvalConfig, ModelConfig, TrainConfig
+from model.contract import SELECT_KEY
 from model.device import apply_torch_settings, resolve_device
 from model.llmesr import build_model
 
 PARTS = ("rec", "sd", "icc", "cl")
-SELECT_METRIC = "ndcg_10"
 
 
 @dataclass
@@ -125,7 +125,7 @@ class Trainer:
                 + ", ".join(f"{k}={v}" for k, v in zip(PARTS, values[1:]))
                 + "): lower train.lr or check the inputs")
         valid = self.evaluate("valid")
-        metric = valid[SELECT_METRIC]
+        metric = valid[SELECT_KEY]
         if metric > self.best_metric:
             self.best_metric, self.best_epoch, self.best_valid = metric, self.epoch, dict(valid)
             self.best_weights = _cpu_copy(self.model.state_dict())

@@ -5,8 +5,9 @@ error.txt, checkpoint_NNNNNN/), so reading never starts Ray and works on a copie
 result.json is preferred over progress.csv because Ray fixes the CSV header at the first
 report, which drops the test_* metrics that only the final report carries.
 
-"Best" is defined once, in `best_row`: the epoch with the maximum valid_ndcg_10 (the earliest
-on ties, as the trainer keeps the first best), and all valid_* metrics of that epoch.
+A trial's best epoch is defined once, in `best_row`: the epoch with the maximum valid_ndcg_10
+(`model.contract.METRIC`; the earliest on ties, as the trainer keeps the first best), and all
+valid_* metrics of that epoch.
 """
 
 from __future__ import annotations
@@ -21,18 +22,14 @@ from typing import Any, Mapping
 import pandas as pd
 
 from model.config import variant_of
+from model.contract import CLUSTER_COLUMNS, ERRORED, FINISHED, METRIC, STOPPED_EARLY, TERMINATED, UNFINISHED
 
-BEST_METRIC = "valid_ndcg_10"
-FINISHED = "finished"  # reported True by tuning's trainable when a trial stops by itself
 SECTIONS = ("data", "clusters", "model", "train", "tune")
-STATES = ("terminated", "stopped_early", "errored", "unfinished")
 #: the header Ray writes before each failure in a trial's error.txt
 FAILURE_STAMP = re.compile(r"^Failure # \d+ \(occurred at (\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)\)", re.M)
 #: config fields every table needs, taken from the trial's full config when not sampled
 KEY_FIELDS = {"backbone": ("model", "backbone"), "gamma": ("model", "gamma"),
               "n_clusters": ("clusters", "n_clusters"), "seed": ("train", "seed")}
-#: what ICC trials report about their clustering (cluster_prep.quality), shown beside the score
-CLUSTER_COLUMNS = ("cluster_largest_share", "cluster_degenerate")
 
 
 class ExperimentError(ValueError):
@@ -41,9 +38,9 @@ class ExperimentError(ValueError):
 
 def best_row(history: pd.DataFrame) -> pd.Series | None:
     """The epoch with the highest valid_ndcg_10 (earliest on ties); None without any value."""
-    if BEST_METRIC not in history.columns:
+    if METRIC not in history.columns:
         return None
-    values = pd.to_numeric(history[BEST_METRIC], errors="coerce")
+    values = pd.to_numeric(history[METRIC], errors="coerce")
     if values.notna().sum() == 0:
         return None
     return history.loc[values.idxmax()]
@@ -164,11 +161,11 @@ def _state(trial_dir: Path, history: pd.DataFrame, budget: int | None) -> str:
     finished = finished or (FINISHED in history.columns and bool(history[FINISHED].eq(True).any()))
     last_epoch = int(history["epoch"].max()) if "epoch" in history.columns and len(history) else 0
     if finished or (budget is not None and last_epoch >= budget):
-        return "terminated"
+        return TERMINATED
     failed_at = _last_failure(trial_dir)
     if failed_at is not None and not _reported_after(history, failed_at):
-        return "errored"
-    return "stopped_early" if last_epoch > 0 else "unfinished"
+        return ERRORED
+    return STOPPED_EARLY if last_epoch > 0 else UNFINISHED
 
 
 def _checkpoint(trial_dir: Path, row: pd.Series | None) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from results.load import BEST_METRIC
+from model.contract import METRIC
 
 STATE_STYLE = {"terminated": ("o", "tab:blue", "finished"),
                "stopped_early": ("x", "tab:orange", "stopped by ASHA"),
@@ -57,9 +57,9 @@ def _save(fig: Any, path: Path) -> str:
 
 def sensitivity(trials: pd.DataFrame, param: str, path: str | Path) -> str | None:
     """valid_ndcg_10 (best epoch) against `param`, one panel per backbone; None without data."""
-    if param not in trials.columns or BEST_METRIC not in trials.columns:
+    if param not in trials.columns or METRIC not in trials.columns:
         return None
-    data = trials[trials[param].notna() & trials[BEST_METRIC].notna()]
+    data = trials[trials[param].notna() & trials[METRIC].notna()]
     if data.empty:
         return None
     plt = _pyplot()
@@ -69,7 +69,7 @@ def sensitivity(trials: pd.DataFrame, param: str, path: str | Path) -> str | Non
         rows = _of_backbone(data, backbone)
         for state, (marker, color, _) in STATE_STYLE.items():
             part = rows[rows["state"] == state]
-            ax.scatter(part[param].astype(float), part[BEST_METRIC], marker=marker, color=color)
+            ax.scatter(part[param].astype(float), part[METRIC], marker=marker, color=color)
         values = rows[param].astype(float)
         positive = values[values > 0]
         if len(positive) and positive.max() / positive.min() > 50:
@@ -84,7 +84,7 @@ def sensitivity(trials: pd.DataFrame, param: str, path: str | Path) -> str | Non
 
 def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, path: str | Path) -> str | None:
     """valid_ndcg_10 per epoch for every trial; the last epoch marked with the trial's state."""
-    if history.empty or BEST_METRIC not in history.columns or "epoch" not in history.columns:
+    if history.empty or METRIC not in history.columns or "epoch" not in history.columns:
         return None
     plt = _pyplot()
     states = dict(zip(trials["trial_id"], trials["state"]))
@@ -93,13 +93,13 @@ def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, path: str | Pat
     for ax, backbone in zip(axes[0], backbones):
         ids = set(_of_backbone(trials, backbone)["trial_id"])
         for trial_id, curve in history[history["trial_id"].isin(ids)].groupby("trial_id"):
-            curve = curve.dropna(subset=[BEST_METRIC]).sort_values("epoch")
+            curve = curve.dropna(subset=[METRIC]).sort_values("epoch")
             if curve.empty:
                 continue
             marker, color, _ = STATE_STYLE.get(states.get(trial_id, ""), ("o", "gray", ""))
             style = "--" if states.get(trial_id) == "stopped_early" else "-"
-            ax.plot(curve["epoch"], curve[BEST_METRIC], style, color=color, alpha=0.6, linewidth=1)
-            ax.plot(curve["epoch"].iloc[-1], curve[BEST_METRIC].iloc[-1], marker=marker, color=color,
+            ax.plot(curve["epoch"], curve[METRIC], style, color=color, alpha=0.6, linewidth=1)
+            ax.plot(curve["epoch"].iloc[-1], curve[METRIC].iloc[-1], marker=marker, color=color,
                     markersize=7)
         ax.set_title(f"{backbone}: learning curves")
         ax.set_xlabel("epoch")

@@ -13,8 +13,9 @@ from typing import Any
 
 import pandas as pd
 
+from model.contract import METRIC
 from results.dashboard import write_dashboard
-from results.load import BEST_METRIC, load_experiment, load_history
+from results.load import load_experiment, load_history
 from results.plots import write_plots
 from results.tables import all_tables, config_columns, ranked, to_markdown, write_table
 
@@ -122,5 +123,5 @@ def write_report(experiment: str | Path) -> dict[str, Any]:
         "best": best_trial(trials),
         "summary": summary_markdown(tables),
         "notes": notes,
-        "metric": BEST_METRIC,
+        "metric": METRIC,
     }

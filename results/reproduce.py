@@ -28,7 +28,8 @@ from typing import Any
 
 import pandas as pd
 
-from results.load import BEST_METRIC, ExperimentError, best_row, load_experiment, trial_config_dict, trial_params
+from model.contract import METRIC
+from results.load import ExperimentError, best_row, load_experiment, trial_config_dict, trial_params
 from results.tables import ranked
 
 GPU_TOLERANCE = 1e-4
@@ -60,18 +61,6 @@ def rerun_config(params: dict, row: pd.Series) -> Any:
     return config_from_dict(data)
 
 
-def _with(config: Any, **changes: Any) -> Any:
-    """A copy of `config` with `train.seed` / `model.gamma` replaced (checked again)."""
-    from tuning.config import config_from_dict, config_to_dict
-
-    data = config_to_dict(config)
-    if "seed" in changes:
-        data["train"]["seed"] = changes["seed"]
-    if "gamma" in changes:
-        data["model"]["gamma"] = changes["gamma"]
-    return config_from_dict(data)
-
-
 def _history_frame(history: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{"epoch": h["epoch"], **{f"valid_{k}": v for k, v in h["valid"].items()}}
                          for h in history])
@@ -93,11 +82,11 @@ def run_once(config: Any, progress: bool = False) -> dict[str, Any]:
     best = best_row(_history_frame(result.history))
     out = {"seed": config.train.seed, "gamma": config.model.gamma, "epochs": result.epochs,
            "best_epoch": None if best is None else int(best["epoch"]),
-           BEST_METRIC: None if best is None else float(best[BEST_METRIC]),
+           METRIC: None if best is None else float(best[METRIC]),
            "test": {f"test_{k}": float(v) for k, v in result.test.items()},
            "seconds": round(result.seconds, 2)}
     if progress:
-        print(f"seed {out['seed']} gamma {out['gamma']:g}: valid NDCG@10 {out[BEST_METRIC]} "
+        print(f"seed {out['seed']} gamma {out['gamma']:g}: valid NDCG@10 {out[METRIC]} "
               f"(epoch {out['best_epoch']}), test NDCG@10 {out['test'].get('test_ndcg_10')}", file=sys.stderr)
     return out
 
@@ -106,7 +95,7 @@ def _recorded(row: pd.Series) -> dict[str, Any]:
     test = {k: float(v) for k, v in row.items() if str(k).startswith("test_") and _number(v)}
     return {"trial_id": str(row["trial_id"]), "state": str(row["state"]), "epochs": int(row["epochs"]),
             "best_epoch": None if not _number(row["best_epoch"]) else int(row["best_epoch"]),
-            BEST_METRIC: float(row[BEST_METRIC]), "test": test}
+            METRIC: float(row[METRIC]), "test": test}
 
 
 def _number(value: Any) -> bool:
@@ -137,17 +126,17 @@ def paired_test(config: list[float], control: list[float]) -> dict[str, Any]:
 def seed_study(config: Any, first: dict[str, Any], seeds: int, progress: bool) -> dict[str, Any]:
     """The config over N more seeds and its gamma = 0 control over all N + 1 seeds."""
     base_seed = config.train.seed
-    runs = [first] + [run_once(_with(config, seed=base_seed + i), progress) for i in range(1, seeds + 1)]
+    runs = [first] + [run_once(config.replace({"train.seed": base_seed + i}), progress) for i in range(1, seeds + 1)]
     summary: dict[str, Any] = {"seeds": [r["seed"] for r in runs], "runs": runs,
-                               "config": {"valid_ndcg_10": _mean_std([r[BEST_METRIC] for r in runs]),
+                               "config": {"valid_ndcg_10": _mean_std([r[METRIC] for r in runs]),
                                           "test_ndcg_10": _mean_std([r["test"]["test_ndcg_10"] for r in runs])}}
     if config.model.gamma == 0:
         summary["control"] = None
         summary["note"] = "the trial already has gamma = 0: it is its own control"
         return summary
-    control = [run_once(_with(config, seed=r["seed"], gamma=0.0), progress) for r in runs]
+    control = [run_once(config.replace({"train.seed": r["seed"], "model.gamma": 0.0}), progress) for r in runs]
     summary["control_runs"] = control
-    summary["control"] = {"valid_ndcg_10": _mean_std([r[BEST_METRIC] for r in control]),
+    summary["control"] = {"valid_ndcg_10": _mean_std([r[METRIC] for r in control]),
                           "test_ndcg_10": _mean_std([r["test"]["test_ndcg_10"] for r in control])}
     summary["paired_test"] = paired_test([r["test"]["test_ndcg_10"] for r in runs],
                                          [r["test"]["test_ndcg_10"] for r in control])
@@ -170,7 +159,7 @@ def reproduce(experiment: str, trial: str = "best", seeds: int = 0, progress: bo
     device = resolve_device(config.train.device).type
     recorded = _recorded(row)
     reproduced = run_once(config, progress)
-    difference = abs(reproduced[BEST_METRIC] - recorded[BEST_METRIC])
+    difference = abs(reproduced[METRIC] - recorded[METRIC])
     tolerance = 0.0 if device == "cpu" else GPU_TOLERANCE
     test_diff = {k: abs(reproduced["test"][k] - v) for k, v in recorded["test"].items() if k in reproduced["test"]}
     return {

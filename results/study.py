@@ -94,7 +94,7 @@ def claim(config: Any, name: str, resume: bool) -> Path:
     """Create the study folder (atomically: a second start with the same name loses) or, with
     resume, check that the config is the one the study was started with."""
     from tuning.config import config_to_dict
-    from tuning.typed import check_folder_name, first_difference
+    from settings import check_folder_name, first_difference
 
     check_folder_name("--name", name)
     folder = study_folder(config, name)

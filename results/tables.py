@@ -12,8 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from results.load import BEST_METRIC, CLUSTER_COLUMNS
-from tuning.study import rank_key
+from model.contract import CLUSTER_COLUMNS, METRIC, rank_key
 
 SEGMENTS = (("overall", ""), ("new target", "new_target_"), ("tail item", "tail_item_"),
             ("head item", "head_item_"), ("tail user", "tail_user_"), ("head user", "head_user_"))
@@ -32,13 +31,13 @@ def config_columns(trials: pd.DataFrame) -> list[str]:
 
 def ranked(trials: pd.DataFrame) -> pd.DataFrame:
     """Trials with a validation score, best first, by the one definition of "best"
-    (`tuning.study.rank_key`, which `launch.py tune`'s summary uses too): an errored trial is
+    (`model.contract.rank_key`, which `launch.py tune`'s summary uses too): an errored trial is
     never ranked, whatever it reported; trial_id breaks ties."""
-    if BEST_METRIC not in trials.columns:
+    if METRIC not in trials.columns:
         return trials.iloc[0:0]
     states = trials["state"] if "state" in trials.columns else pd.Series(None, index=trials.index)
     keys = {index: rank_key(trial_id, state, score) for index, trial_id, state, score
-            in zip(trials.index, trials["trial_id"], states, trials[BEST_METRIC])}
+            in zip(trials.index, trials["trial_id"], states, trials[METRIC])}
     order = sorted((key, index) for index, key in keys.items() if key is not None)
     return trials.loc[[index for _, index in order]]
 
@@ -57,9 +56,9 @@ def best_per_backbone(trials: pd.DataFrame) -> pd.DataFrame:
     leaders = order.groupby(_backbones(order), sort=True).head(1)
     columns = (["backbone"] if "backbone" in leaders.columns else []) + ["trial_id", "state"]
     columns += [c for c in config_columns(leaders) if c not in columns]
-    columns += ["epochs", "best_epoch", BEST_METRIC]
+    columns += ["epochs", "best_epoch", METRIC]
     columns += [c for c in ("valid_new_target_ndcg_10", *LEADER_TEST) if c in leaders.columns]
-    return leaders[columns].sort_values(BEST_METRIC, ascending=False).reset_index(drop=True)
+    return leaders[columns].sort_values(METRIC, ascending=False).reset_index(drop=True)
 
 
 def reference_rows(references: dict[str, dict[str, dict[str, float]]], columns: list[str]) -> pd.DataFrame:
@@ -80,13 +79,13 @@ def reference_rows(references: dict[str, dict[str, dict[str, float]]], columns: 
 
 def gamma_cluster_grid(trials: pd.DataFrame, backbone: str) -> pd.DataFrame:
     """gamma (rows) x n_clusters (columns): the best valid_ndcg_10 among the trials of each cell."""
-    needed = {"gamma", "n_clusters", BEST_METRIC}
+    needed = {"gamma", "n_clusters", METRIC}
     if not needed <= set(trials.columns):
         return pd.DataFrame()
     rows = ranked(trials[_backbones(trials) == backbone])
     if rows.empty:
         return pd.DataFrame()
-    grid = rows.pivot_table(index="gamma", columns="n_clusters", values=BEST_METRIC, aggfunc="max")
+    grid = rows.pivot_table(index="gamma", columns="n_clusters", values=METRIC, aggfunc="max")
     grid.index.name, grid.columns.name = "gamma", "n_clusters"
     return grid.sort_index().sort_index(axis=1)
 
@@ -178,9 +177,9 @@ def grid_name(backbone: str) -> str:
 
 
 def _by_score(trials: pd.DataFrame) -> pd.DataFrame:
-    if BEST_METRIC not in trials.columns:
+    if METRIC not in trials.columns:
         return trials.reset_index(drop=True)
-    return trials.sort_values([BEST_METRIC, "trial_id"], ascending=[False, True], na_position="last",
+    return trials.sort_values([METRIC, "trial_id"], ascending=[False, True], na_position="last",
                               kind="mergesort").reset_index(drop=True)
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import HANG_GUARD_S
+from settings import ConfigError
 from tuning.config import Config, config_from_dict, config_to_dict, load_config
-from tuning.typed import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -119,7 +119,7 @@ def test_override_yaml_errors_name_the_override(override, fragment):
 @pytest.mark.parametrize("name", ["../x", "a/b", "/tmp/x", ".hidden", "..", "a b", "-x", "x\n", "é"])
 def test_experiment_names_that_leave_the_storage_folder_are_refused(name):
     from tuning.config import TuneConfig
-    from tuning.typed import check_folder_name
+    from settings import check_folder_name
 
     with pytest.raises(ConfigError, match=r"^tune.name: got .*; allowed: letters, digits"):
         config_from_dict({"tune": {"name": name}})
@@ -144,3 +144,29 @@ def test_launch_answers_bad_yaml_and_bad_names_in_one_line(tmp_path):
     line = one_error_line(*run_launch("tune", "--name", "../escaped", "--set", f"tune.storage_path={storage}")[::2])
     assert "tune.name: got '../escaped'" in line, line
     assert not (tmp_path / "escaped").exists() and not storage.exists()
+
+
+def test_replace_sets_dotted_paths_and_returns_a_new_checked_config():
+    config = load_config(None, ["model.gamma=0.25"])
+    changed = config.replace({"model.gamma": 0.0, "train.seed": 43, "tune.space.lr": {"type": "float"}})
+    assert (changed.model.gamma, changed.train.seed, changed.tune.space) == (0.0, 43, {"lr": {"type": "float"}})
+    assert (config.model.gamma, config.train.seed, config.tune.space) == (0.25, 42, {})
+    assert changed == config_from_dict({**config_to_dict(changed)})
+    icc = config.replace({"model.variant": "icc"})
+    assert (icc.model.semantic_view, icc.model.gamma) == (True, 0.25)
+    assert config.replace({"model.variant": "plain"}).model.gamma == 0.0     # the variant decides afresh
+    with pytest.raises(ConfigError, match="model.variant 'plain' sets it to 0.0"):
+        config.replace({"model.variant": "plain", "model.gamma": 0.5})     # unless the change sets it too
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"model.gama": 0.1}, "model.gama: unknown key; allowed keys in model: "),
+    ({"modl.gamma": 0.1}, "modl: unknown key; allowed keys: clusters, data, eval, model, study, train, tune"),
+    ({"gamma": 0.1}, "'gamma': expected a dotted path SECTION.KEY"),
+    ({"model.gamma": "high"}, "model.gamma: got 'high'; allowed: float in [0, inf)"),
+    ({"model.gamma.low": 0.1}, "model.gamma.low: model.gamma is a value, not a section"),
+])
+def test_replace_refuses_unknown_paths_and_bad_values(changes, message):
+    with pytest.raises(ConfigError) as caught:
+        load_config(None, []).replace(changes)
+    assert message in str(caught.value)

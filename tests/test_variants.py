@@ -6,9 +6,9 @@ import optuna
 import pytest
 
 from model.config import VARIANT_SWITCHES, variant_of
+from settings import ConfigError
 from tuning.config import config_from_dict, config_to_dict, load_config
 from tuning.space import SearchSpace, trial_config, validate_space
-from tuning.typed import ConfigError
 
 REPO_CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
 

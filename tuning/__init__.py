@@ -1,7 +1,7 @@
 """Ray Tune experiments with Optuna (TPE) and ASHA over the icc-tune model.
 
-Importing this package loads nothing: every section's config imports `tuning.typed`, and Ray is
-heavy, so each public name is imported on first use (PEP 562).
+Importing this package loads nothing: `tuning.config` is read before any work starts (and by
+results/), and Ray is heavy, so each public name is imported on first use (PEP 562).
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "Config": "tuning.config", "ConfigError": "tuning.typed", "TuneConfig": "tuning.config",
+    "Config": "tuning.config", "ConfigError": "settings", "TuneConfig": "tuning.config",
     "config_from_dict": "tuning.config", "config_to_dict": "tuning.config", "load_config": "tuning.config",
     "PARAMETERS": "tuning.space", "SearchSpace": "tuning.space", "flat_params": "tuning.space",
     "trial_config": "tuning.space", "validate_space": "tuning.space",
-    "BEST_METRIC": "tuning.study", "METRIC": "tuning.study", "MODE": "tuning.study",
-    "TIME_ATTR": "tuning.study", "load_study": "tuning.study",
+    "BEST_SO_FAR": "model.contract", "METRIC": "model.contract", "MODE": "model.contract",
+    "TIME_ATTR": "model.contract", "load_study": "tuning.study",
     "ExperimentInterrupted": "tuning.summary",
     "run_experiment": "tuning.runner", "train_trial": "tuning.trainable",
 }

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from cluster_prep.config import ClusterConfig
 from datasets.config import DataConfig
 from model.config import BACKBONES, VARIANT_SWITCHES, EvalConfig, ModelConfig, TrainConfig, apply_variant
-from tuning.typed import (ConfigError, check_folder_name, from_dict, merge, parse_override, read_yaml,
-                          setting, to_dict)
+from settings import (ConfigError, check_folder_name, from_dict, merge, parse_override, read_yaml,
+                      setting, to_dict, with_paths)
 
 
 @dataclass
@@ -56,6 +56,16 @@ class Config:
     eval: EvalConfig = setting(EvalConfig(), "evaluation protocol")
     tune: TuneConfig = setting(TuneConfig(), "tuning")
     study: StudyConfig = setting(StudyConfig(), "the study (launch.py study)")
+
+    def replace(self, changes: Mapping[str, Any]) -> Config:
+        """A new Config with each dotted path set (`{"model.gamma": 0.0, "train.seed": 43}`),
+        checked like a loaded one. A `model.variant` among the changes decides its switches
+        afresh, except those the changes set themselves (as `--set model.variant=...` does)."""
+        data = to_dict(self)
+        variant = changes.get("model.variant")
+        fixed = VARIANT_SWITCHES.get(variant, {}) if isinstance(variant, str) else {}
+        data["model"] = {k: v for k, v in data["model"].items() if k not in fixed or f"model.{k}" in changes}
+        return config_from_dict(with_paths(data, changes))
 
 
 SECTIONS = ("data", "clusters", "model", "train", "eval", "tune", "study")

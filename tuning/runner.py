@@ -26,7 +26,7 @@ from tuning.config import Config, config_from_dict, config_to_dict
 from tuning.space import check_space_fits_data, validate_space
 from tuning.summary import ExperimentInterrupted, summarize
 from tuning.study import DB_NAME
-from tuning.typed import ConfigError, first_difference
+from settings import ConfigError, first_difference
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +59,9 @@ def study_folder(config: Config, name: str) -> Path:
 
 def _absolute_paths(config: Config) -> Config:
     """Trials run in their own folders (and on other nodes): make local paths absolute."""
-    data = config_to_dict(config)
-    for key in ("cache_dir", "data_root", "path", "item_text_path", "embedding_path"):
-        if data["data"][key]:
-            data["data"][key] = str(Path(data["data"][key]).expanduser().resolve())
-    return config_from_dict(data)
+    return config.replace({f"data.{key}": str(Path(getattr(config.data, key)).expanduser().resolve())
+                           for key in ("cache_dir", "data_root", "path", "item_text_path", "embedding_path")
+                           if getattr(config.data, key)})
 
 
 def _check_address(address: str) -> None:
@@ -141,12 +139,12 @@ def _run_config(config: Config, name: str, progress: bool) -> Any:
     from ray import tune
 
     from tuning.state_backup import StateBackup
-    from tuning.study import METRIC
+    from model.contract import BEST_SO_FAR, METRIC
 
     reporter = None
     if progress:
         reporter = tune.CLIReporter(
-            metric_columns={"epoch": "epoch", METRIC: "ndcg@10", "best_valid_ndcg_10": "best"},
+            metric_columns={"epoch": "epoch", METRIC: "ndcg@10", BEST_SO_FAR: "best"},
             parameter_columns={f"params/{p}": p for p in PARAMETER_COLUMNS if p in config.tune.space},
             max_progress_rows=12, max_error_rows=5, max_report_frequency=30, sort_by_metric=True)
     return tune.RunConfig(
@@ -168,7 +166,7 @@ def _tune_config(config: Config, searcher: Any) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from tuning.study import METRIC, MODE, TIME_ATTR
+    from model.contract import METRIC, MODE, TIME_ATTR
 
     scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=config.train.epochs,
                               grace_period=min(config.tune.grace_period, config.train.epochs),
@@ -272,12 +270,6 @@ def _resumed_config(folder: Path, name: str, wanted: Config, given: Iterable[str
     return saved
 
 
-def _with_name(config: Config, name: str) -> Config:
-    data = config_to_dict(config)
-    data["tune"]["name"] = name
-    return config_from_dict(data)
-
-
 def run_experiment(config: Config, address: str | None = None, resume: bool = False,
                    progress: bool = True, given: Iterable[str] | None = None) -> dict:
     """Run the experiment of `config` (or continue it with `resume`); return its summary dict.
@@ -293,7 +285,7 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
     if resume and not config.tune.name:
         raise ConfigError("tune.name: --resume needs the experiment's name (give --name or tune.name)")
     folder = study_folder(config, name)
-    wanted = _absolute_paths(_with_name(config, name))
+    wanted = _absolute_paths(config.replace({"tune.name": name}))
     if resume:
         config = _resumed_config(folder, name, wanted, given)
     else:

@@ -19,9 +19,12 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
+from model.contract import BEST_SO_FAR, ERRORED, FINISHED, METRIC, MODE, STOPPED_EARLY, TERMINATED, TIME_ATTR
+from tuning.adapters import (search_completed, search_space, search_study, search_study_name, search_trials,
+                             set_search_study, storage_trial_id, study_storage_of)
 from tuning.config import Config, config_from_dict, config_to_dict
 from tuning.space import SearchSpace, trial_config
-from tuning.study import BEST_METRIC, FINISHED, METRIC, MODE, TIME_ATTR, study_storage
+from tuning.study import study_storage
 
 logger = logging.getLogger(__name__)
 
@@ -37,63 +40,64 @@ class StudySearch(OptunaSearch):
         raw = super().suggest(trial_id)
         if raw is None:
             return None
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = search_trials(self)[trial_id]
         ot_trial.set_user_attr("ray_trial_id", trial_id)
         ot_trial.set_user_attr("ray_state", "running")
-        params = self._space.resolve(raw)
+        params = search_space(self).resolve(raw)
         config = trial_config(config_from_dict(self._base), params)
         return {"params": params, "config": config_to_dict(config)}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Intermediate values keyed by epoch (not Ray's iteration), so a resumed trial continues."""
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in search_completed(self) or trial_id not in search_trials(self):
             return
-        self._report(self._ot_trials[trial_id], result)
+        self._report(search_trials(self)[trial_id], result)
 
     def _report(self, ot_trial: Any, result: dict) -> None:
         value, step = result.get(METRIC), result.get(TIME_ATTR)
         if value is None or step is None:
             return
-        known = self._ot_study._storage.get_trial(ot_trial._trial_id).intermediate_values
+        known = study_storage_of(search_study(self)).get_trial(storage_trial_id(ot_trial)).intermediate_values
         if int(step) not in known:
             ot_trial.report(float(value), int(step))
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in search_completed(self) or trial_id not in search_trials(self):
             return
-        ot_trial = self._ot_trials[trial_id]
+        ot_trial = search_trials(self)[trial_id]
         if error:
-            state, values, tag = TrialState.FAIL, None, "errored"
-        elif result and result.get(FINISHED) and result.get(BEST_METRIC) is not None:
-            state, values, tag = TrialState.COMPLETE, float(result[BEST_METRIC]), "terminated"
+            state, values, tag = TrialState.FAIL, None, ERRORED
+        elif result and result.get(FINISHED) and result.get(BEST_SO_FAR) is not None:
+            state, values, tag = TrialState.COMPLETE, float(result[BEST_SO_FAR]), TERMINATED
         else:
-            state, values, tag = TrialState.PRUNED, None, "stopped_early"
+            state, values, tag = TrialState.PRUNED, None, STOPPED_EARLY
         try:
             if result and not error:
                 self._report(ot_trial, result)          # Tune passes the last result only here
             ot_trial.set_user_attr("ray_state", tag)
-            self._ot_study.tell(ot_trial, values, state=state)
+            search_study(self).tell(ot_trial, values, state=state)
         except Exception as exc:  # noqa: BLE001 - a study write must not stop the experiment
             logger.warning("could not record trial %s in the Optuna study: %s", trial_id, exc)
-        self._completed_trials.add(trial_id)
+        search_completed(self).add(trial_id)
 
     def restore(self, checkpoint_path: str) -> None:
         """Ray's restore, then each Ray trial re-found in the study by its `ray_trial_id`: the study
         may have been rebuilt from Ray's records (tuning.study_rebuild), with new Optuna ids."""
         super().restore(checkpoint_path)
-        old = self._ot_study
-        study = optuna.load_study(study_name=self._study_name, storage=old._storage,
+        old = search_study(self)
+        study = optuna.load_study(study_name=search_study_name(self), storage=study_storage_of(old),
                                   sampler=old.sampler, pruner=old.pruner)
         by_ray_id = {t.user_attrs.get("ray_trial_id"): t for t in study.get_trials(deepcopy=False)}
-        self._ot_study = study
-        for trial_id in list(self._ot_trials):
+        set_search_study(self, study)
+        trials = search_trials(self)
+        for trial_id in list(trials):
             found = by_ray_id.get(trial_id)
             if found is None:                        # never recorded: its results are not the study's
-                del self._ot_trials[trial_id]
+                del trials[trial_id]
                 continue
-            self._ot_trials[trial_id] = optuna.Trial(study, found._trial_id)
+            trials[trial_id] = optuna.Trial(study, storage_trial_id(found))
             if found.state.is_finished():
-                self._completed_trials.add(trial_id)
+                search_completed(self).add(trial_id)
 
 
 def make_searcher(config: Config, study_folder: str | Path, study_name: str) -> StudySearch:

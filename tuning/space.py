@@ -30,8 +30,8 @@ import math
 from typing import Any, Mapping
 
 from model.config import VARIANT_SWITCHES, splits_into_heads
-from tuning.config import Config, config_from_dict, config_to_dict
-from tuning.typed import ConfigError, from_dict
+from settings import ConfigError, from_dict
+from tuning.config import Config
 
 #: flat parameter name -> (config section, field)
 PARAMETERS: dict[str, tuple[str, str]] = {
@@ -353,17 +353,10 @@ class _Replay:
 
 def trial_config(base: Config, params: Mapping[str, Any]) -> Config:
     """The base config with the flat parameters written into their sections (checked again)."""
-    data = config_to_dict(base)
     unknown = sorted(set(params) - set(PARAMETERS))
     if unknown:
         raise ConfigError(f"{_where(unknown[0])}: unknown parameter; allowed: {', '.join(sorted(PARAMETERS))}")
-    if "variant" in params:                    # the new variant decides its switches afresh
-        fixed = VARIANT_SWITCHES.get(params["variant"], {})
-        data["model"] = {k: v for k, v in data["model"].items() if k not in fixed or k in params}
-    for name, value in params.items():
-        section, field = PARAMETERS[name]
-        data[section][field] = value
-    return config_from_dict(data)
+    return base.replace({".".join(PARAMETERS[name]): value for name, value in params.items()})
 
 
 def flat_params(config: Config, names: Any = None) -> dict[str, Any]:

@@ -7,29 +7,13 @@ terminated, stopped_early, errored, lost), so the study and Ray's results join o
 
 from __future__ import annotations
 
-import math
-import numbers
 from pathlib import Path
 from typing import Any
 
-#: The one place the optimised metric, its direction and the time attribute are defined.
-METRIC = "valid_ndcg_10"
-MODE = "max"
-BEST_METRIC = "best_valid_ndcg_10"
-TIME_ATTR = "epoch"
-FINISHED = "finished"          # reported True by a trial that stopped by itself (not by ASHA)
+from model.contract import BEST_SO_FAR, LOST, STOPPED_EARLY, TERMINATED, UNFINISHED
+from tuning.adapters import storage_trial_id, study_storage_of
+
 DB_NAME = "optuna.db"
-
-
-def rank_key(trial_id: Any, state: Any, score: Any) -> tuple[float, str] | None:
-    """The one definition of "best", used by `launch.py tune`'s summary and by every results
-    table: the highest best-epoch validation NDCG@10 first, the smaller trial id on ties. An
-    errored trial, or one without a finite score, is never ranked (None), whatever it reported."""
-    if state == "errored" or isinstance(score, bool) or not isinstance(score, numbers.Real):
-        return None
-    if not math.isfinite(score):
-        return None
-    return (-float(score), str(trial_id))
 
 
 def study_storage(folder: str | Path) -> Any:
@@ -62,20 +46,20 @@ def reconcile(study: Any, rows: list[dict]) -> int:
     closed = 0
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
         row = by_id.get(trial.user_attrs.get("ray_trial_id"))
-        state = row["state"] if row else "lost"
-        if state == "unfinished":
+        state = row["state"] if row else LOST
+        if state == UNFINISHED:
             continue
         values = None
-        optuna_state = {"terminated": TrialState.COMPLETE, "stopped_early": TrialState.PRUNED}.get(
+        optuna_state = {TERMINATED: TrialState.COMPLETE, STOPPED_EARLY: TrialState.PRUNED}.get(
             state, TrialState.FAIL)
         if optuna_state == TrialState.COMPLETE:
-            if row["best_valid_ndcg_10"] is None:
+            if row[BEST_SO_FAR] is None:
                 optuna_state = TrialState.FAIL
             else:
-                values = row["best_valid_ndcg_10"]
-        study._storage.set_trial_user_attr(trial._trial_id, "ray_state", state)
+                values = row[BEST_SO_FAR]
+        study_storage_of(study).set_trial_user_attr(storage_trial_id(trial), "ray_state", state)
         if trial.state == TrialState.WAITING:       # enqueued, never asked: Optuna refuses to tell it
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING)
+            study_storage_of(study).set_trial_state_values(storage_trial_id(trial), TrialState.RUNNING)
         study.tell(trial.number, values, state=optuna_state)
         closed += 1
     return closed

@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from model.contract import BEST_SO_FAR, METRIC, MODE, STOPPED_EARLY, TERMINATED, TIME_ATTR, UNFINISHED
 from tuning.space import SearchSpace
-from tuning.study import BEST_METRIC, DB_NAME, METRIC, MODE, TIME_ATTR, load_study, study_storage
+from tuning.study import DB_NAME, load_study, study_storage
 from tuning.summary import trial_state
 
 logger = logging.getLogger(__name__)
@@ -48,9 +49,9 @@ def _set_aside(path: Path) -> Path | None:
 def _optuna_state(state: str, score: Any) -> Any:
     from optuna.trial import TrialState
 
-    if state == "terminated" and score is not None:
+    if state == TERMINATED and score is not None:
         return TrialState.COMPLETE
-    return {"stopped_early": TrialState.PRUNED, "unfinished": TrialState.RUNNING}.get(state, TrialState.FAIL)
+    return {STOPPED_EARLY: TrialState.PRUNED, UNFINISHED: TrialState.RUNNING}.get(state, TrialState.FAIL)
 
 
 def _intermediate(analysis: Any, trial_id: str) -> dict[int, float]:
@@ -67,14 +68,14 @@ def study_trial(trial: Any, space: SearchSpace, analysis: Any) -> Any:
 
     last = trial.last_result or {}
     state = trial_state(trial.status, last)
-    score = last.get(BEST_METRIC)
+    score = last.get(BEST_SO_FAR)
     optuna_state = _optuna_state(state, score)
     params, distributions = space.raw(dict((trial.config or {}).get("params", {})))
     complete = optuna_state == optuna.trial.TrialState.COMPLETE
     return optuna.trial.create_trial(
         state=optuna_state, value=float(score) if complete else None, params=params,
         distributions=distributions, intermediate_values=_intermediate(analysis, trial.trial_id),
-        user_attrs={"ray_trial_id": trial.trial_id, "ray_state": "running" if state == "unfinished" else state,
+        user_attrs={"ray_trial_id": trial.trial_id, "ray_state": "running" if state == UNFINISHED else state,
                     "rebuilt_from_ray_records": True})
 
 

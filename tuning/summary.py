@@ -4,7 +4,7 @@ A trial that stopped by itself (patience or max epochs) reports `finished: True`
 result: it counts as terminated. One ASHA stopped counts as stopped_early; one that raised,
 errored. Anything else (pending, or running when Ctrl-C came) is unfinished and means the run was
 interrupted: the summary says so and the runner raises ExperimentInterrupted so a caller cannot
-mistake a partial result for a whole. "Best" is `tuning.study.rank_key`, as in every report.
+mistake a partial result for a whole. "Best" is `model.contract.rank_key`, as in every report.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from model.contract import (BEST_SO_FAR, ERRORED, FINISHED, STATES, STOPPED_EARLY, TERMINATED, UNFINISHED,
+                            rank_key)
+from tuning.adapters import grid_trials
 from tuning.config import Config
-from tuning.study import BEST_METRIC, FINISHED, rank_key
 
 logger = logging.getLogger(__name__)
 
@@ -37,35 +39,35 @@ def trial_state(status: str, last_result: dict | None) -> str:
     without `done`: those did not finish, they are unfinished (resumable), like pending ones."""
     last = last_result or {}
     if status == "ERROR":
-        return "errored"
+        return ERRORED
     if status == "TERMINATED" and last.get("done"):
-        return "terminated" if last.get(FINISHED) else "stopped_early"
-    return "unfinished"
+        return TERMINATED if last.get(FINISHED) else STOPPED_EARLY
+    return UNFINISHED
 
 
 def _best(rows: list[dict]) -> dict | None:
-    """The best trial by `tuning.study.rank_key` (the rule `launch.py report` ranks by too)."""
+    """The best trial by `model.contract.rank_key` (the rule `launch.py report` ranks by too)."""
     ranked = [(key, row) for row in rows
-              if (key := rank_key(row["trial_id"], row["state"], row["best_valid_ndcg_10"])) is not None]
+              if (key := rank_key(row["trial_id"], row["state"], row[BEST_SO_FAR])) is not None]
     if not ranked:
         return None
     top = min(ranked, key=lambda pair: pair[0])[1]
-    return {"trial_id": top["trial_id"], "valid_ndcg_10": top["best_valid_ndcg_10"],
+    return {"trial_id": top["trial_id"], "valid_ndcg_10": top[BEST_SO_FAR],
             "state": top["state"], "config": top["params"]}
 
 
 def trial_rows(grid: Any) -> list[dict]:
     """One row per Ray trial: id, state, sampled params, epochs, best validation NDCG@10, path."""
     rows = []
-    for trial in grid._experiment_analysis.trials:
+    for trial in grid_trials(grid):
         last = trial.last_result or {}
-        best = last.get(BEST_METRIC)
+        best = last.get(BEST_SO_FAR)
         rows.append({
             "trial_id": trial.trial_id,
             "state": trial_state(trial.status, last),
             "params": dict((trial.config or {}).get("params", {})),
             "epochs": last.get("epoch"),
-            "best_valid_ndcg_10": None if best is None else float(best),
+            BEST_SO_FAR: None if best is None else float(best),
             "node_ip": last.get("node_ip"),
             "path": trial.path,
             "error": str(trial.error_file) if trial.status == "ERROR" and trial.error_file else None,
@@ -92,9 +94,9 @@ def summarize(grid: Any, config: Config, folder: Path) -> dict:
     """The experiment summary; `interrupted` is True when trials are missing or unfinished."""
     rows = trial_rows(grid)
     counts = {state: sum(r["state"] == state for r in rows)
-              for state in ("terminated", "stopped_early", "errored", "unfinished")}
-    finished = counts["terminated"] + counts["stopped_early"] + counts["errored"]
-    interrupted = counts["unfinished"] > 0 or len(rows) < config.tune.num_samples
+              for state in STATES}
+    finished = counts[TERMINATED] + counts[STOPPED_EARLY] + counts[ERRORED]
+    interrupted = counts[UNFINISHED] > 0 or len(rows) < config.tune.num_samples
     name = config.tune.name
     _record_in_study(folder, name, rows, interrupted)
     return {

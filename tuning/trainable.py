@@ -22,28 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tuning.study import FINISHED
+from model.contract import FINISHED, epoch_metrics
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "trainer.pt"
 METRICS_FILE = "metrics.json"
 MAX_DISK_WAIT_S = 60.0
-
-
-def epoch_metrics(report: Any) -> dict[str, Any]:
-    """The flat metrics of one EpochReport, as Tune sees them."""
-    metrics: dict[str, Any] = {
-        "epoch": int(report.epoch),
-        "train_loss": float(report.train_loss),
-        "best_valid_ndcg_10": float(report.best_valid_ndcg_10),
-        "best_epoch": int(report.best_epoch),
-        "epoch_seconds": float(report.seconds),
-    }
-    metrics.update({f"loss_{key}": float(value) for key, value in report.loss_parts.items()})
-    metrics.update({f"share_{key}": float(value) for key, value in report.loss_shares.items()})
-    metrics.update({f"valid_{key}": float(value) for key, value in report.valid.items()})
-    return metrics
 
 
 def cluster_metrics(trainer: Any) -> dict[str, Any]:

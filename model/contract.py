@@ -1,0 +1,61 @@
+"""The run contract: what a training run reports each epoch, how a trial ends and which is best.
+
+Defined once here and imported by the trainer, the Ray trainable, the search, the experiment
+summary, the Optuna study and every results table. It lives in model/ (the lowest layer that
+produces runs) so that all of them may import it; it imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+#: the validation metric (the evaluator's key) that selects a run's best epoch
+SELECT_KEY = "ndcg_10"
+#: that metric as reported each epoch; its maximum over epochs is a trial's best epoch
+METRIC = f"valid_{SELECT_KEY}"
+MODE = "max"
+#: the best METRIC so far, reported every epoch: a trial's score (what the search is told)
+BEST_SO_FAR = f"best_{METRIC}"
+#: the time attribute of the scheduler (kept across resumes)
+TIME_ATTR = "epoch"
+#: reported True by a trial that stopped by itself (patience or max epochs), not by ASHA
+FINISHED = "finished"
+#: what ICC trials report about their clustering (cluster_prep.quality), shown beside the score
+CLUSTER_COLUMNS = ("cluster_largest_share", "cluster_degenerate")
+
+#: how a trial ended: by itself, stopped by ASHA, raised, or not yet (pending or interrupted)
+TERMINATED = "terminated"
+STOPPED_EARLY = "stopped_early"
+ERRORED = "errored"
+UNFINISHED = "unfinished"
+STATES = (TERMINATED, STOPPED_EARLY, ERRORED, UNFINISHED)
+#: a study trial Ray never recorded (the driver died before it could)
+LOST = "lost"
+
+
+def epoch_metrics(report: Any) -> dict[str, Any]:
+    """The flat metrics of one EpochReport, as Tune sees them."""
+    metrics: dict[str, Any] = {
+        "epoch": int(report.epoch),
+        "train_loss": float(report.train_loss),
+        BEST_SO_FAR: float(report.best_valid_ndcg_10),
+        "best_epoch": int(report.best_epoch),
+        "epoch_seconds": float(report.seconds),
+    }
+    metrics.update({f"loss_{key}": float(value) for key, value in report.loss_parts.items()})
+    metrics.update({f"share_{key}": float(value) for key, value in report.loss_shares.items()})
+    metrics.update({f"valid_{key}": float(value) for key, value in report.valid.items()})
+    return metrics
+
+
+def rank_key(trial_id: Any, state: Any, score: Any) -> tuple[float, str] | None:
+    """The one definition of "best", used by `launch.py tune`'s summary and by every results
+    table: the highest best-epoch validation NDCG@10 first, the smaller trial id on ties. An
+    errored trial, or one without a finite score, is never ranked (None), whatever it reported."""
+    if state == ERRORED or isinstance(score, bool) or not isinstance(score, numbers.Real):
+        return None
+    if not math.isfinite(score):
+        return None
+    return (-float(score), str(trial_id))

@@ -1,0 +1,72 @@
+"""The private Ray Tune and Optuna attributes icc-tune relies on (tuning/adapters.py), checked on
+the installed versions: an upgrade that removes or renames one fails here, naming it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+
+from tuning import adapters
+
+REPO = Path(__file__).resolve().parents[1]
+PRIVATE = ("_storage", "_trial_id", "_experiment_analysis", "_ot_trials", "_ot_study", "_completed_trials",
+           "_study_name", "_space")
+
+
+def _space(trial):
+    trial.suggest_float("x", 0.0, 1.0)
+
+
+@pytest.fixture
+def study_and_trial():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    return study, study.ask()
+
+
+def test_an_optuna_study_has_its_storage(study_and_trial):
+    study, _ = study_and_trial
+    assert isinstance(adapters.study_storage_of(study), optuna.storages.BaseStorage)
+
+
+def test_optuna_trials_carry_their_storage_id(study_and_trial):
+    study, trial = study_and_trial
+    storage = adapters.study_storage_of(study)
+    assert storage.get_trial(adapters.storage_trial_id(trial)).number == trial.number
+    frozen = study.get_trials(deepcopy=False)[0]
+    assert adapters.storage_trial_id(frozen) == adapters.storage_trial_id(trial)
+
+
+def test_a_result_grid_keeps_its_trial_records():
+    from ray.tune import ResultGrid
+
+    records = SimpleNamespace(trials=[], experiment_path="/nowhere")
+    assert adapters.grid_trials(ResultGrid(records)) == []
+
+
+def test_optuna_search_keeps_its_trials_study_and_space():
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch(space=_space, metric="m", mode="max", study_name="adapters")
+    assert searcher.suggest("t1") is not None
+    assert isinstance(adapters.search_trials(searcher)["t1"], optuna.Trial)
+    assert adapters.search_completed(searcher) == set()
+    study = adapters.search_study(searcher)
+    assert isinstance(study, optuna.Study)
+    assert adapters.search_study_name(searcher) == study.study_name
+    assert adapters.search_space(searcher) is _space
+    adapters.set_search_study(searcher, study)
+    assert adapters.search_study(searcher) is study
+
+
+def test_private_attributes_are_used_only_in_the_adapter_module():
+    pattern = re.compile(r"\.(" + "|".join(PRIVATE) + r")\b")
+    paths = [REPO / "launch.py", *(p for package in ("datasets", "cluster_prep", "model", "tuning", "results")
+                                   for p in (REPO / package).rglob("*.py"))]
+    found = [f"{path.relative_to(REPO)}:{number}" for path in paths if path.name != "adapters.py"
+             for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not found, f"private Ray/Optuna attributes outside tuning/adapters.py: {found}"

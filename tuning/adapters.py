@@ -1,0 +1,60 @@
+"""Every private attribute of Ray Tune and Optuna that icc-tune uses, and nowhere else.
+
+Neither library offers public API for these: the storage behind an Optuna study, the storage id
+of a trial, the Ray trial records behind a ResultGrid (their status and error file), and the
+state OptunaSearch keeps per Ray trial (which StudySearch extends). tests/test_adapters.py checks
+each on the installed versions, so an upgrade that removes one fails there, by name, instead of
+deep inside a run. Imports neither library: the callers pass their objects in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+# ---- Optuna -----------------------------------------------------------------------------------
+def study_storage_of(study: Any) -> Any:
+    """The storage of an optuna.Study (`Study._storage`)."""
+    return study._storage
+
+
+def storage_trial_id(trial: Any) -> int:
+    """The storage id of an optuna Trial or FrozenTrial (`_trial_id`; `number` is per study)."""
+    return trial._trial_id
+
+
+# ---- Ray Tune ---------------------------------------------------------------------------------
+def grid_trials(grid: Any) -> list:
+    """The ray.tune.experiment.Trial records behind a ResultGrid (`_experiment_analysis`): status,
+    last result and error file of every trial, which the public Result objects do not carry."""
+    return grid._experiment_analysis.trials
+
+
+# ---- OptunaSearch (the state StudySearch works with) --------------------------------------------
+def search_trials(searcher: Any) -> dict[str, Any]:
+    """Ray trial id -> its optuna.Trial (`OptunaSearch._ot_trials`)."""
+    return searcher._ot_trials
+
+
+def search_completed(searcher: Any) -> set[str]:
+    """Ray trial ids already told to the study (`OptunaSearch._completed_trials`)."""
+    return searcher._completed_trials
+
+
+def search_study(searcher: Any) -> Any:
+    """The optuna.Study the searcher asks and tells (`OptunaSearch._ot_study`)."""
+    return searcher._ot_study
+
+
+def set_search_study(searcher: Any, study: Any) -> None:
+    searcher._ot_study = study
+
+
+def search_study_name(searcher: Any) -> str:
+    """The study name the searcher was given (`OptunaSearch._study_name`)."""
+    return searcher._study_name
+
+
+def search_space(searcher: Any) -> Any:
+    """The search space the searcher was given (`OptunaSearch._space`)."""
+    return searcher._space
