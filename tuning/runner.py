@@ -119,9 +119,14 @@ def _trainable(config: Config, arrays: dict) -> Any:
 
     from tuning.trainable import train_trial
 
+    return tune.with_parameters(train_trial, data=arrays)
+
+
+def _with_resources(config: Config, trainable: Any) -> Any:
+    from ray import tune
+
     gpu = 1.0 / config.tune.trials_per_gpu if config.tune.trials_per_gpu else 0.0
-    return tune.with_resources(tune.with_parameters(train_trial, data=arrays),
-                               {"cpu": config.tune.cpus_per_trial, "gpu": gpu})
+    return tune.with_resources(trainable, {"cpu": config.tune.cpus_per_trial, "gpu": gpu})
 
 
 def _local_experiment(config: Config, name: str) -> Path | None:
@@ -163,9 +168,16 @@ def _tune_config(config: Config, searcher: Any) -> Any:
 
     from tuning.study import METRIC, MODE, TIME_ATTR
 
-    scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=config.train.epochs,
-                              grace_period=min(config.tune.grace_period, config.train.epochs),
-                              reduction_factor=config.tune.reduction_factor)
+    scheduler = None                       # tune.scheduler none: Ray's FIFO, every trial runs to its end
+    if config.tune.scheduler == "asha":
+        scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=config.train.epochs,
+                                  grace_period=min(config.tune.grace_period, config.train.epochs),
+                                  reduction_factor=config.tune.reduction_factor)
+    elif config.tune.scheduler == "hyperband":
+        from ray.tune.schedulers import HyperBandForBOHB
+
+        scheduler = HyperBandForBOHB(time_attr=TIME_ATTR, max_t=config.train.epochs,
+                                     reduction_factor=config.tune.reduction_factor)
     return tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=searcher, scheduler=scheduler,
                            num_samples=config.tune.num_samples,
                            max_concurrent_trials=config.tune.max_concurrent_trials or None,
@@ -215,8 +227,12 @@ def _with_name(config: Config, name: str) -> Config:
 
 
 def run_experiment(config: Config, address: str | None = None, resume: bool = False,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, trainable: Any = None) -> dict:
     """Run the experiment of `config` (or continue it with `resume`); return its summary dict.
+
+    `trainable` replaces the training trial (tuning.trainable.train_trial on the prepared data)
+    with another Tune function trainable of the same reports, e.g. tuning.replay's replay of
+    recorded learning curves; the dataset is then not prepared.
 
     Raises ConfigError for bad input before Ray starts, ConnectionError for an address that does
     not answer, and ExperimentInterrupted (carrying the partial summary) if the run was stopped.
@@ -240,8 +256,9 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
     started = connect(address)
     try:
         check_resources(config)
-        arrays = _prepare_arrays(config, progress)
-        trainable = _trainable(config, arrays)
+        if trainable is None:
+            trainable = _trainable(config, _prepare_arrays(config, progress))
+        trainable = _with_resources(config, trainable)
         path = f"{storage_root(config).rstrip('/')}/{name}"
         if resume:
             local = _local_experiment(config, name)
