@@ -17,6 +17,7 @@ This file is the only place that reads the command line; everything below takes 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -95,6 +96,8 @@ def cmd_clusters(args: argparse.Namespace) -> None:
     data = prepare_dataset(config.data, progress=not args.json)
     artifact = build_clusters(data, config.clusters, config.data.cache_dir)
     emit(f"clusters of {config.data.name}", artifact.summary(), args.json)
+    if artifact.warning():
+        print(f"warning: {artifact.warning()}", file=sys.stderr)
 
 
 def print_epoch(report) -> None:
@@ -132,9 +135,12 @@ def cmd_tune(args: argparse.Namespace) -> None:
     extra = [f"tune.name={args.name}"] if args.name else []
     config = _config(args, extra)
     from tuning import ExperimentInterrupted, run_experiment
+    from tuning.config import given_keys
 
+    given = given_keys(args.config, args.set or [])       # --resume: these must match the saved config
     try:
-        summary = run_experiment(config, address=args.address, resume=args.resume, progress=not args.json)
+        summary = run_experiment(config, address=args.address, resume=args.resume, progress=not args.json,
+                                 given=given)
     except ExperimentInterrupted as stop:
         emit(f"experiment {stop.summary.get('experiment')} (interrupted)", stop.summary, args.json)
         raise SystemExit(f"error: {stop}") from None
@@ -243,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("tune", help="run (or resume) a Ray Tune experiment")
     p.add_argument("--address", help="existing Ray cluster: auto, HOST:PORT or ray://HOST:PORT")
     p.add_argument("--name", help="experiment name (folder under tune.storage_path)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted experiment as saved; settings given by --config/--set must match it")
     _common(p)
     p.set_defaults(func=cmd_tune)
 
@@ -278,12 +285,22 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, ConnectionError) as error:
-        # ConfigError and DataError are ValueErrors; an unreachable --address a ConnectionError:
-        # a clear one-line answer, no traceback.
-        print(f"error: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:
+        # ConfigError and DataError are ValueErrors; an unreachable --address a ConnectionError,
+        # a missing, unreadable or full disk another OSError: a clear one-line answer, no traceback.
+        print(f"error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted (a tune run can be continued with --resume --name NAME)", file=sys.stderr)
+        return 130
     return 0
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        text += "; free some space, then continue a tune run with --resume --name NAME"
+    return text
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import numpy as np
 
 from cluster_prep.artifact import ClusterArtifact
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: quality gained largest_share and degenerate
 ARRAYS = ("labels", "centers", "centers_low", "item_targets", "constrained")
 
 

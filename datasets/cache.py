@@ -1,14 +1,18 @@
 """The prepared-dataset cache: key hashing, atomic saving, loading.
 
-Folder `<cache_dir>/<source>-<hash>`, hash over FORMAT_VERSION, the source files' identities and
-every option that changes the result. It holds `arrays.npz` (uncompressed, fast to load) and
-`meta.json`. It is written under a temporary name and renamed into place at the end, so a failed
-prepare leaves no folder that could be mistaken for a finished one.
+Folder `<cache_dir>/<source>-<hash>`, hash over FORMAT_VERSION, the source files' identities,
+every option that changes the result and the code that prepares data (`code_hash`: every module
+of this package except those that only locate, name or describe the cache), so a warm cache never
+hands out a dataset that older preparing code made. The folder holds `arrays.npz` (uncompressed,
+fast to load) and `meta.json`. It is written under a temporary name and renamed into place at the
+end, so a failed prepare leaves no folder that could be mistaken for a finished one.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -25,14 +29,52 @@ from datasets.prepared import ARRAY_FIELDS, PreparedDataset
 from datasets.raw import file_identity
 
 FORMAT_VERSION = 1
+PACKAGE = Path(__file__).resolve().parent
+#: modules of this package that prepare nothing (cache location and IO, options, errors, exports);
+#: every other module's code is part of the key
+NOT_PREPARING = ("__init__.py", "cache.py", "config.py", "errors.py")
 # Options that never change the prepared arrays (locations, permissions, speed knobs).
 NOT_IN_KEY = ("cache_dir", "data_root", "path", "item_text_path", "embedding_path", "allow_pickle",
               "embed_batch_size", "embed_device")
 
 
+def preparing_modules(folder: Path = PACKAGE) -> list[Path]:
+    """The modules whose code decides what a prepared dataset holds."""
+    return sorted(p for p in folder.glob("*.py") if p.name not in NOT_PREPARING)
+
+
+def _without_docstrings(source: str) -> str:
+    """The module's syntax tree minus docstrings: comments, docstrings and layout keep the key."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def code_hash(folder: Path | None = None) -> str:
+    """Hash of the preparing modules' code in `folder` (default: this package, read once)."""
+    return _package_code_hash() if folder is None else _modules_hash(folder)
+
+
+@functools.lru_cache(maxsize=1)
+def _package_code_hash() -> str:
+    return _modules_hash(PACKAGE)
+
+
+def _modules_hash(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in preparing_modules(folder):
+        digest.update(f"{path.name}\0{_without_docstrings(path.read_text(encoding='utf-8'))}\0".encode())
+    return digest.hexdigest()[:16]
+
+
 def cache_key(cfg: DataConfig, files: list[Path]) -> tuple[str, dict[str, Any]]:
     options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IN_KEY}
-    content = {"format": FORMAT_VERSION, "options": options,
+    content = {"format": FORMAT_VERSION, "code": code_hash(), "options": options,
                "files": [file_identity(p) for p in files]}
     text = json.dumps(content, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16], content

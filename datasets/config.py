@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tuning.typed import setting
 
 SOURCES = ("ml-100k", "amazon-scientific", "llmesr", "csv")
+#: the k-core a source gets when data.user_core / data.item_core are 0 (not set): 5 (DESIGN.md
+#: section 2), except llmesr: LLM-ESR's inter.txt files are already filtered by its own
+#: preprocessing (Yelp: users >= 3, items >= 1 interactions), so filtering again would change them.
+SOURCE_CORES = {"ml-100k": 5, "amazon-scientific": 5, "llmesr": 1, "csv": 5}
 EMBEDDERS = ("minilm", "file")
 DEVICES = ("auto", "cpu", "cuda")
 TAIL_USER_PRESETS = ("", "yelp", "beauty", "fashion")
@@ -21,8 +25,12 @@ class DataConfig:
     embedding_path: str = setting("", "a user's item embedding matrix (.npy; .pkl needs allow_pickle)")
     allow_pickle: bool = setting(False, "permit loading a .pkl embedding matrix (runs pickle code)")
     cache_dir: str = setting(".cache/icc-tune", "where prepared datasets are cached")
-    user_core: int = setting(5, "iterative k-core: minimum interactions per user", low=1)
-    item_core: int = setting(5, "iterative k-core: minimum interactions per item", low=1)
+    user_core: int = setting(0, "iterative k-core: minimum interactions per user (0 = the source's "
+                             "default: 5; llmesr 1, its files are already filtered)", low=0)
+    item_core: int = setting(0, "iterative k-core: minimum interactions per item (0 = the source's "
+                             "default: 5; llmesr 1, its files are already filtered)", low=0)
+    keep_duplicates: bool = setting(False, "keep exact duplicate (user, item, timestamp) rows, for logs "
+                                    "where repeats are real events (default: drop and count them)")
     tail_item_share: float = setting(0.8, "share of least popular items called tail", low=0, high=1, low_open=True, high_open=True)
     tail_user_share: float = setting(0.8, "share of shortest users called tail (when no threshold)", low=0, high=1, low_open=True, high_open=True)
     tail_user_threshold: int = setting(0, "users with at most this many training items are tail (0: use the share)", low=0)
@@ -34,3 +42,9 @@ class DataConfig:
     n_similar_users: int = setting(10, "similar users kept per user (self-distillation teachers)", low=1)
     n_eval_negatives: int = setting(100, "fixed sampled negatives per user for the sampled protocol", low=1)
     seed: int = setting(42, "seed for negatives and PCA")
+
+
+def resolve_cores(cfg: DataConfig) -> DataConfig:
+    """`cfg` with unset (0) k-core fields replaced by the source's default (SOURCE_CORES)."""
+    default = SOURCE_CORES.get(cfg.name, 5)
+    return replace(cfg, user_core=cfg.user_core or default, item_core=cfg.item_core or default)

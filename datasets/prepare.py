@@ -1,22 +1,25 @@
 """prepare_dataset: source files -> a cached PreparedDataset; describe: its headline figures.
 
 Order of work: find and check every input (files, embedding file permission) before hashing;
-load from cache when the key matches; otherwise parse, check the embedding matrix shape, k-core,
-embed, and derive the rest. All checks that can fail on bad input come before any expensive step.
+load from cache when the key matches; otherwise parse, check the embedding matrix shape, drop
+exact duplicate rows, k-core, embed, and derive the rest. All checks that can fail on bad input
+come before any expensive step. Where filtering left too little for a later step (similar users,
+sampled negatives), the error says what k-core kept of what.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from datasets import cache, embeddings, negatives, processing, similar
-from datasets.config import DataConfig
+from datasets.config import DataConfig, resolve_cores
 from datasets.errors import DataError
 from datasets.pca import pca_reduce
 from datasets.prepared import PreparedDataset
@@ -59,9 +62,29 @@ def _rows_of(universe: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return rows
 
 
+@contextlib.contextmanager
+def _after_filtering(counts: processing.KcoreCounts) -> Iterator[None]:
+    """Add what k-core kept of what to a DataError of the steps that need enough data."""
+    try:
+        yield
+    except DataError as exc:
+        dropped = counts.after != counts.before
+        hint = "; lower data.user_core / data.item_core if it filtered too much" if dropped else ""
+        raise DataError(f"{exc}. {counts.text()}{hint}") from None
+
+
+def _without_duplicates(cfg: DataConfig, raw: RawData) -> tuple[RawData, int]:
+    """Raw data minus exact duplicate rows (unless data.keep_duplicates), and how many went."""
+    if cfg.keep_duplicates:
+        return raw, 0
+    duplicate = processing.exact_duplicates(raw)
+    return (raw.subset(~duplicate) if duplicate.any() else raw), int(duplicate.sum())
+
+
 def _build(cfg: DataConfig, raw: RawData, matrix: np.ndarray | None, progress: bool,
            timings: dict[str, float]) -> tuple[PreparedDataset, dict[str, np.ndarray]]:
     start = time.perf_counter()
+    raw, duplicates = _without_duplicates(cfg, raw)
     seqs = processing.build_sequences(raw, cfg.user_core, cfg.item_core)
     timings["kcore_s"] = round(time.perf_counter() - start, 3)
     vectors, emb_meta = _item_vectors(cfg, raw, matrix, progress, timings)
@@ -81,17 +104,18 @@ def _build(cfg: DataConfig, raw: RawData, matrix: np.ndarray | None, progress: b
     users_of = np.repeat(np.arange(seqs.n_users), seqs.lengths)
     profiles = similar.user_profiles(users_of[train], seqs.seq_items[train], seqs.n_users, item_emb)
     k = min(cfg.n_similar_users, seqs.n_users - 1)
-    if k < 1:
-        raise DataError(f"only {seqs.n_users} user(s) after k-core; similar users need at least 2")
-    similar_users = similar.top_k_similar(profiles, k, device=embeddings.resolve_device(cfg.embed_device))
-    timings["similar_users_s"] = round(time.perf_counter() - start, 3)
+    with _after_filtering(seqs.kcore):
+        if k < 1:
+            raise DataError(f"only {seqs.n_users} user(s) left; similar users need at least 2")
+        similar_users = similar.top_k_similar(profiles, k, device=embeddings.resolve_device(cfg.embed_device))
+        timings["similar_users_s"] = round(time.perf_counter() - start, 3)
 
-    start = time.perf_counter()
-    valid_neg = negatives.sample_negatives(seqs.seq_items, seqs.seq_offsets, seqs.n_items,
-                                           cfg.n_eval_negatives, np.random.default_rng([cfg.seed, 1]))
-    test_neg = negatives.sample_negatives(seqs.seq_items, seqs.seq_offsets, seqs.n_items,
-                                          cfg.n_eval_negatives, np.random.default_rng([cfg.seed, 2]))
-    timings["negatives_s"] = round(time.perf_counter() - start, 3)
+        start = time.perf_counter()
+        valid_neg = negatives.sample_negatives(seqs.seq_items, seqs.seq_offsets, seqs.n_items,
+                                               cfg.n_eval_negatives, np.random.default_rng([cfg.seed, 1]))
+        test_neg = negatives.sample_negatives(seqs.seq_items, seqs.seq_offsets, seqs.n_items,
+                                              cfg.n_eval_negatives, np.random.default_rng([cfg.seed, 2]))
+        timings["negatives_s"] = round(time.perf_counter() - start, 3)
 
     meta = {
         "dataset": cfg.name, "users": seqs.n_users, "items": seqs.n_items,
@@ -99,6 +123,7 @@ def _build(cfg: DataConfig, raw: RawData, matrix: np.ndarray | None, progress: b
         "embedding_dim": int(item_emb.shape[1]), "pca_dim": cfg.pca_dim,
         "n_similar_users": k, "tail_user_threshold_used": threshold,
         "user_core_used": max(cfg.user_core, processing.MIN_USER_LENGTH),
+        "duplicates_dropped": duplicates, "kcore": seqs.kcore.as_meta(),
         "source": raw.meta, **emb_meta,
     }
     data = PreparedDataset(
@@ -114,6 +139,7 @@ def prepare_dataset(cfg: DataConfig, progress: bool = True) -> PreparedDataset:
     """Prepare `cfg`'s dataset, or load it from the cache when inputs and options are unchanged."""
     started = time.perf_counter()
     source = get_source(cfg.name)
+    cfg = resolve_cores(cfg)
     files = list(source.files(cfg))
     matrix_path = embeddings.check_matrix_file(cfg.embedding_path, cfg.allow_pickle, cfg.name) \
         if _uses_file(cfg) else None
@@ -144,7 +170,8 @@ def describe(data: PreparedDataset) -> dict[str, Any]:
     `tail_item_share` is the share of ITEMS flagged tail (about data.tail_item_share);
     `tail_interaction_share` the share of TRAINING interactions that fall on tail items;
     `repeat_share_valid` / `_test` the share of users whose target already occurs in their input
-    history (full ranking makes those easy: see eval.repeats).
+    history (full ranking makes those easy: see eval.repeats). `duplicates_dropped`: exact
+    duplicate (user, item, timestamp) rows removed before k-core (None: prepared before counting).
     """
 
     train_total = int(data.item_train_count.sum())
@@ -160,5 +187,6 @@ def describe(data: PreparedDataset) -> dict[str, Any]:
         "tail_user_share": round(float(data.tail_users.mean()), 4),
         "repeat_share_valid": round(float(data.repeat_targets("valid").mean()), 4),
         "repeat_share_test": round(float(data.repeat_targets("test").mean()), 4),
+        "duplicates_dropped": data.meta.get("duplicates_dropped"),
         "path": data.path,
     }

@@ -2,7 +2,8 @@
 
 Numbering: users 0..U-1 and items 1..I in ascending key order (integers numerically), so ids do
 not depend on file order. Users need 3 interactions for the leave-one-out split, so the user
-core used is max(user_core, 3).
+core used is max(user_core, 3). Exact duplicate rows (same user, item and time) are found here
+too: a log that repeats each event would otherwise make every test target the last input item.
 """
 
 from __future__ import annotations
@@ -18,11 +19,34 @@ MIN_USER_LENGTH = 3  # train (>= 1) + validation + test
 
 
 @dataclass
+class KcoreCounts:
+    """What iterative k-core kept: its settings and (users, items, interactions) before and after."""
+
+    user_core: int
+    item_core: int
+    before: tuple[int, int, int]
+    after: tuple[int, int, int]
+
+    def text(self) -> str:
+        """One line for error messages: the settings and what they kept of what."""
+        split = "; users need 3 for the split" if self.user_core < MIN_USER_LENGTH else ""
+        kept = ", ".join(f"{a} of {b} {what}" for a, b, what in
+                         zip(self.after, self.before, ("users", "items", "interactions")))
+        return f"k-core (data.user_core={self.user_core}, data.item_core={self.item_core}{split}) kept {kept}"
+
+    def as_meta(self) -> dict:
+        return {"user_core": self.user_core, "item_core": self.item_core,
+                "before": dict(zip(("users", "items", "interactions"), self.before)),
+                "after": dict(zip(("users", "items", "interactions"), self.after))}
+
+
+@dataclass
 class Sequences:
     user_keys: np.ndarray     # [U] original user key of each user id
     item_keys: np.ndarray     # [I] original item key of item id i at position i - 1
     seq_items: np.ndarray     # int64 [n] concatenated per-user sequences, time-ordered
     seq_offsets: np.ndarray   # int64 [U + 1]
+    kcore: KcoreCounts        # what k-core kept of what
 
     @property
     def n_users(self) -> int:
@@ -58,26 +82,37 @@ def kcore(users: np.ndarray, items: np.ndarray, user_core: int, item_core: int) 
         keep &= ~drop
 
 
+def exact_duplicates(raw: RawData) -> np.ndarray:
+    """bool [n]: rows repeating an earlier row's (user, item, order) exactly; the first copy is kept."""
+    _, users = np.unique(raw.users, return_inverse=True)
+    _, items = np.unique(raw.items, return_inverse=True)
+    position = np.arange(raw.users.size)
+    rank = np.lexsort((position, raw.order, items, users))
+    u, i, t = users[rank], items[rank], raw.order[rank]
+    same = (u[1:] == u[:-1]) & (i[1:] == i[:-1]) & (t[1:] == t[:-1])
+    out = np.zeros(raw.users.size, dtype=bool)
+    out[rank[1:][same]] = True
+    return out
+
+
 def build_sequences(raw: RawData, user_core: int, item_core: int) -> Sequences:
     """k-core, renumber, and sort each user's interactions by (order, file position)."""
     user_keys, user_codes = np.unique(raw.users, return_inverse=True)
     item_keys, item_codes = np.unique(raw.items, return_inverse=True)
-    core_u = max(user_core, MIN_USER_LENGTH)
-    keep = kcore(user_codes, item_codes, core_u, item_core)
-    if not keep.any():
-        raise DataError(
-            f"k-core (user_core={core_u}, item_core={item_core}) left nothing of "
-            f"{user_keys.size} users, {item_keys.size} items, {raw.users.size} interactions; "
-            f"lower data.user_core / data.item_core")
+    keep = kcore(user_codes, item_codes, max(user_core, MIN_USER_LENGTH), item_core)
     kept_u, u = np.unique(user_codes[keep], return_inverse=True)
     kept_i, i = np.unique(item_codes[keep], return_inverse=True)
+    counts = KcoreCounts(user_core, item_core, (user_keys.size, item_keys.size, raw.users.size),
+                         (kept_u.size, kept_i.size, int(keep.sum())))
+    if not keep.any():
+        raise DataError(f"{counts.text()}: nothing is left; lower data.user_core / data.item_core")
     position = np.flatnonzero(keep)
     order = np.lexsort((position, raw.order[keep], u))          # user, then time, then file order
     u, i = u[order], i[order] + 1
-    counts = np.bincount(u, minlength=kept_u.size)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    lengths = np.bincount(u, minlength=kept_u.size)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     return Sequences(user_keys=user_keys[kept_u], item_keys=item_keys[kept_i],
-                     seq_items=i.astype(np.int64), seq_offsets=offsets)
+                     seq_items=i.astype(np.int64), seq_offsets=offsets, kcore=counts)
 
 
 def item_train_count(seqs: Sequences) -> np.ndarray:

@@ -7,7 +7,9 @@ value, original line index) plus item text. The adapters know file formats; noth
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import math
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -16,6 +18,7 @@ import numpy as np
 from datasets.errors import DataError
 
 HASH_CONTENT_BELOW = 256 * 1024 * 1024  # files smaller than this are identified by content
+INTEGER_KEY = re.compile(r"-?[0-9]{1,18}")   # plain ASCII digits that fit int64 ("1_0", "+1", "١" stay text)
 
 
 @dataclass
@@ -39,6 +42,10 @@ class RawData:
         """Text of every universe item, in universe order ("" where the source had none)."""
         return [self.item_text.get(key, "") for key in self.item_universe.tolist()]
 
+    def subset(self, keep: np.ndarray) -> "RawData":
+        """The same data with only the rows where `keep` is True (item universe and text unchanged)."""
+        return replace(self, users=self.users[keep], items=self.items[keep], order=self.order[keep])
+
 
 def require_file(path: Path, what: str) -> Path:
     """Return `path` if it is a file, else a DataError naming it and what it should hold."""
@@ -48,12 +55,30 @@ def require_file(path: Path, what: str) -> Path:
 
 
 def keys_array(values: Iterable[str]) -> np.ndarray:
-    """Keys as int64 when every key is an integer (so they sort numerically), else as strings."""
+    """Keys as int64 when every key is a plain integer (so they sort numerically), else as strings.
+
+    Only ASCII digits count: Python's int() also reads "1_0", "+1" and other scripts' digits,
+    which would silently merge distinct keys, and overflows int64 on long digit strings.
+    """
     values = list(values)
-    try:
+    if all(INTEGER_KEY.fullmatch(v) for v in values):
         return np.asarray([int(v) for v in values], dtype=np.int64)
+    return np.asarray(values, dtype=object)
+
+
+def finite_timestamp(text: str, where: str) -> float:
+    """`text` as a finite float; a DataError naming `where` (file, line) otherwise.
+
+    NaN would sort anywhere and compare unequal to itself (duplicates undetectable); inf puts
+    every such event last: both silently corrupt a user's order, so they are refused.
+    """
+    try:
+        value = float(text)
     except ValueError:
-        return np.asarray(values, dtype=object)
+        raise DataError(f"{where}: timestamp {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise DataError(f"{where}: timestamp {text!r} is not a finite number; remove the row or give it a time")
+    return value
 
 
 def check_header(name: str, first_line: str, required: tuple[str, ...]) -> list[str]:

@@ -2,18 +2,21 @@
 
 Keys are compared as integers when every key is one, else as strings. Ties in timestamp keep file
 order. Items missing from the text file get "" (counted in meta as `items_without_text`).
+Files are UTF-8, with or without a byte-order mark (spreadsheet exports often add one);
+timestamps must be finite numbers.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
 
 from datasets.config import DataConfig
 from datasets.errors import DataError
-from datasets.raw import RawData, keys_array, require_file
+from datasets.raw import INTEGER_KEY, RawData, finite_timestamp, keys_array, require_file
 
 
 def files(cfg: DataConfig) -> list[Path]:
@@ -28,10 +31,21 @@ def files(cfg: DataConfig) -> list[Path]:
     return out
 
 
+def _text(path: Path) -> str:
+    """The whole file as text (a leading BOM dropped); a DataError naming the line of a bad byte."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {data[exc.start]:#04x}); "
+                        f"save the file as UTF-8") from None
+
+
 def _rows(path: Path, required: tuple[str, ...]):
     """Yield (line number, {column: value}) for each data row, checking the header first."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
+    reader = csv.reader(io.StringIO(_text(path), newline=""))
+    try:
         header = [h.strip() for h in next(reader, [])]
         missing = [c for c in required if c not in header]
         if missing:
@@ -45,15 +59,14 @@ def _rows(path: Path, required: tuple[str, ...]):
             if len(row) != len(header):
                 raise DataError(f"{path}, line {number}: {len(row)} fields, expected {len(header)}: {row[:5]}")
             yield number, {c: row[i].strip() for c, i in index.items()}
+    except csv.Error as exc:
+        raise DataError(f"{path}, line {reader.line_num}: not readable as CSV ({exc})") from None
 
 
 def load(cfg: DataConfig, paths: list[Path]) -> RawData:
     users, items, stamps = [], [], []
     for number, row in _rows(paths[0], ("user", "item", "timestamp")):
-        try:
-            stamps.append(float(row["timestamp"]))
-        except ValueError:
-            raise DataError(f"{paths[0]}, line {number}: timestamp {row['timestamp']!r} is not a number") from None
+        stamps.append(finite_timestamp(row["timestamp"], f"{paths[0]}, line {number}"))
         if not row["user"] or not row["item"]:
             raise DataError(f"{paths[0]}, line {number}: empty user or item")
         users.append(row["user"])
@@ -67,7 +80,7 @@ def load(cfg: DataConfig, paths: list[Path]) -> RawData:
     items_arr = keys_array(items)
     universe = np.unique(items_arr)
     if items_arr.dtype == np.int64:
-        texts_by_key = {int(k): v for k, v in texts.items() if k.lstrip("-").isdigit()}
+        texts_by_key = {int(k): v for k, v in texts.items() if INTEGER_KEY.fullmatch(k)}
     else:
         texts_by_key = dict(texts)
     return RawData(

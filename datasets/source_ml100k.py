@@ -17,7 +17,7 @@ import numpy as np
 
 from datasets.config import DataConfig
 from datasets.errors import DataError
-from datasets.raw import RawData, check_header, keys_array
+from datasets.raw import RawData, check_header, finite_timestamp, keys_array
 
 WHEEL = "recbole-1.2.1-py3-none-any.whl"
 REQUIREMENT = "recbole==1.2.1"
@@ -61,12 +61,10 @@ def _interactions(label: str, lines: list[str]) -> tuple[list[str], list[str], n
     users, items, stamps = [], [], []
     for number, line in enumerate(lines[1:], start=2):
         parts = line.split("\t")
-        try:
-            if len(parts) != len(columns):
-                raise ValueError(f"{len(parts)} fields, expected {len(columns)}")
-            stamps.append(float(parts[it]))
-        except ValueError as exc:
-            raise DataError(f"{label}, line {number}: malformed ({exc}): {line[:80]!r}") from None
+        if len(parts) != len(columns):
+            raise DataError(f"{label}, line {number}: malformed ({len(parts)} fields, expected "
+                            f"{len(columns)}): {line[:80]!r}")
+        stamps.append(finite_timestamp(parts[it], f"{label}, line {number}"))
         users.append(parts[iu])
         items.append(parts[ii])
     return users, items, np.asarray(stamps, dtype=np.float64)

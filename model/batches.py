@@ -80,7 +80,8 @@ def _inputs_targets(model, batches: TrainBatches, block: torch.Tensor):
     if model.objective == "next":
         inputs, targets = block[:, :-1], block[:, 1:]
         return inputs, targets, inputs > 0, inputs
-    seq = block[:, 1:]
+    # the last max_len items; a block trimmed below max_len + 1 columns holds no older item
+    seq = block[:, 1:] if block.shape[1] > batches.cfg.max_len else block
     valid = seq > 0
     draw = torch.rand(seq.shape, generator=batches.sample_gen, device=seq.device)
     masked = (draw < batches.cfg.mask_prob) & valid

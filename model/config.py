@@ -8,6 +8,7 @@ from typing import Any, Mapping
 from tuning.typed import ConfigError, setting
 
 BACKBONES = ("sasrec", "bert4rec", "gru4rec")
+ATTENTION_BACKBONES = ("sasrec", "bert4rec")   # split hidden_size into num_heads heads
 LOSSES = ("bce", "ce")
 TEACHERS = ("batch", "epoch")
 REPEAT_POLICIES = ("keep", "exclude")
@@ -88,8 +89,8 @@ def apply_variant(model: Mapping[str, Any], prefix: str = "model") -> dict[str, 
     """
     out = dict(model)
     variant = out.get("variant", "custom")
-    if variant not in VARIANT_SWITCHES:
-        return out
+    if not isinstance(variant, str) or variant not in VARIANT_SWITCHES:
+        return out                      # from_dict then names the bad variant
     for key, value in VARIANT_SWITCHES[variant].items():
         if key in out and not _agrees(out[key], value):
             raise ConfigError(f"{prefix}.{key}: got {out[key]!r}, but {prefix}.variant {variant!r} "
@@ -101,6 +102,12 @@ def apply_variant(model: Mapping[str, Any], prefix: str = "model") -> dict[str, 
             raise ConfigError(f"{prefix}.gamma: got {gamma!r}, but {prefix}.variant 'icc' needs "
                               f"gamma > 0; use variant llmesr for gamma 0")
     return out
+
+
+def splits_into_heads(backbone: str, semantic_view: bool, cross_attention: bool) -> bool:
+    """Whether a model splits hidden_size into num_heads attention heads (so must divide it):
+    the transformer backbones do, and so does the cross-attention between the two views."""
+    return backbone in ATTENTION_BACKBONES or (semantic_view and cross_attention)
 
 
 def variant_of(cfg: "ModelConfig | Mapping[str, Any]") -> str:

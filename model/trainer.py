@@ -58,6 +58,7 @@ class Trainer:
         self.device = resolve_device(train_cfg.device)
         apply_torch_settings(self.device, train_cfg.deterministic, train_cfg.num_threads)
         clusters = clusters if model_cfg.gamma > 0 else None
+        self.clusters = clusters          # the ICC artifact (None without ICC): its quality is reported
         with torch.random.fork_rng(devices=self._cuda_devices()):
             torch.manual_seed(train_cfg.seed)
             self.model = build_model(model_cfg, data, clusters).to(self.device)

@@ -19,24 +19,19 @@ from typing import Any
 import pandas as pd
 
 from results.stats import ALPHA, holm, mean_ci, paired, pareto_front
+from results.study_plots import VARIANT_LABEL, arm_parts, plot_budget, plot_effects, plot_pareto
 from results.tables import to_html, to_markdown
 
-VARIANT_LABEL = {"plain": "plain", "llmesr": "LLM-ESR", "icc": "ICC"}
 REFERENCE_LABEL = {"last_item_text": "reference: last item's text", "popularity": "reference: popularity",
                    "history_then_popularity": "reference: history, then popularity"}
 SEGMENTS = (("overall", ""), ("tail item", "tail_item_"), ("tail user", "tail_user_"),
             ("new target", "new_target_"))
 KEY_METRICS = ("ndcg_10", "tail_item_ndcg_10")
-COMPARISONS = (("icc", "llmesr"), ("llmesr", "plain"))
+COMPARISONS = (("icc", "llmesr"), ("icc", "control"), ("llmesr", "plain"))
 #: the LLM-ESR paper's settings (DESIGN.md section 4), against which every reduction is stated
 PAPER = {"model.max_len": 200, "train.epochs": 200, "train.patience": 20, "model.loss": "bce",
          "model.teacher": "batch", "model.hidden_size": 64, "model.dropout": 0.5,
          "train.batch_size": 128, "train.lr": 0.001}
-
-
-def _arm_parts(arm: str) -> tuple[str, str]:
-    variant, backbone = arm.split("-", 1)
-    return variant, backbone
 
 
 def _value(config: dict, dotted: str) -> Any:
@@ -49,7 +44,7 @@ def confirmation_frame(records: list[dict]) -> pd.DataFrame:
     """One row per confirmation run: arm, variant, backbone, seed, epochs and all test metrics."""
     rows = []
     for r in records:
-        variant, backbone = _arm_parts(r["arm"])
+        variant, backbone = arm_parts(r["arm"])
         rows.append({"arm": r["arm"], "variant": variant, "backbone": backbone, "seed": r["seed"],
                      "best_epoch": r["best_epoch"], "epochs": r["epochs"], "seconds": r["seconds"],
                      **{f"valid_{k}": v for k, v in r["valid"].items()},
@@ -69,7 +64,7 @@ def results_table(runs: pd.DataFrame, refs: dict, backbones: list[str], metric: 
     """Per backbone: each arm's mean ± 95 % CI over seeds on test, then the references."""
     rows = []
     for backbone in backbones:
-        for variant in ("plain", "llmesr", "icc"):
+        for variant in ("plain", "llmesr", "icc", "control"):
             part = runs[(runs["backbone"] == backbone) & (runs["variant"] == variant)]
             if part.empty:
                 continue
@@ -149,7 +144,7 @@ def search_trials(experiments: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFr
 
     trials, epochs = [], []
     for arm, path in experiments.items():
-        variant, backbone = _arm_parts(arm)
+        variant, backbone = arm_parts(arm)
         frame = load_experiment(path).assign(arm=arm, variant=variant, backbone=backbone)
         history = load_history(path)
         if not history.empty:
@@ -184,6 +179,28 @@ def best_configs(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def confirmed_clusters(records: list[dict]) -> dict[str, dict[str, Any]]:
+    """Quality of the clustering each ICC arm confirmed (built from its config, cached): how
+    many clusters, the largest one's share of the items, the noise share, degenerate or not."""
+    from cluster_prep import build_clusters
+    from datasets import prepare_dataset
+    from model.llmesr import pca_matrix
+    from tuning.config import config_from_dict
+
+    out: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record["arm"] in out or arm_parts(record["arm"])[0] != "icc":
+            continue
+        config = config_from_dict(record["config"])
+        data = prepare_dataset(config.data, progress=False)
+        pca = pca_matrix(data, config.model.hidden_size)
+        quality = build_clusters(data, config.clusters, config.data.cache_dir, pca).quality
+        out[record["arm"]] = {"clusters_found": quality["n_clusters"],
+                              "largest_share": quality.get("largest_share"),
+                              "noise_share": quality["noise_share"], "degenerate": quality.get("degenerate")}
+    return out
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -200,46 +217,7 @@ def front_table(trials: pd.DataFrame) -> pd.DataFrame:
     return scored.loc[front, columns].reset_index(drop=True)
 
 
-# ---- plots --------------------------------------------------------------------------------------
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-VARIANT_COLOR = {"plain": "tab:gray", "llmesr": "tab:blue", "icc": "tab:red"}
-
-
-def _save(fig: Any, path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
-    _pyplot().close(fig)
-    return str(path)
-
-
-def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, path: Path) -> str | None:
-    scored = trials[trials["valid_ndcg_10"].notna() & (trials["state"] != "errored")]
-    if scored.empty:
-        return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    markers = {"sasrec": "o", "gru4rec": "s", "bert4rec": "^"}
-    for (variant, backbone), part in scored.groupby(["variant", "backbone"]):
-        ax.scatter(part["valid_ndcg_10"], part["valid_tail_item_ndcg_10"], s=28, alpha=0.75,
-                   color=VARIANT_COLOR.get(variant, "k"), marker=markers.get(backbone, "o"),
-                   label=f"{VARIANT_LABEL.get(variant, variant)} {backbone}")
-    if not front.empty:
-        ax.plot(front["valid_ndcg_10"], front["valid_tail_item_ndcg_10"], "k--", lw=1, label="Pareto front")
-    ax.set_xlabel("validation NDCG@10 (best epoch)")
-    ax.set_ylabel("validation tail-item NDCG@10")
-    ax.legend(fontsize=7, loc="best")
-    ax.set_title("Every search trial: overall vs tail-item quality")
-    return _save(fig, path)
-
-
+# ---- search curves ----------------------------------------------------------------------------
 def budget_curves(epochs: pd.DataFrame) -> pd.DataFrame:
     """Per arm: best-so-far validation NDCG@10 after each reported trial-epoch, in report order."""
     if epochs.empty or "valid_ndcg_10" not in epochs.columns:
@@ -253,67 +231,6 @@ def budget_curves(epochs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True)
 
 
-def plot_budget(curves: pd.DataFrame, backbones: list[str], path: Path) -> str | None:
-    if curves.empty:
-        return None
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(backbones), figsize=(5 * len(backbones), 3.8), squeeze=False)
-    for ax, backbone in zip(axes[0], backbones):
-        for arm, part in curves.groupby("arm"):
-            variant, bb = _arm_parts(arm)
-            if bb == backbone:
-                ax.step(part["trial_epochs"], part["best_so_far"], where="post",
-                        color=VARIANT_COLOR.get(variant, "k"), label=VARIANT_LABEL.get(variant, variant))
-        ax.set_title(backbone)
-        ax.set_xlabel("cumulative trial-epochs")
-        ax.set_ylabel("best validation NDCG@10 so far")
-        ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def _smooth(x: pd.Series, y: pd.Series, points: int = 50, bandwidth: float = 0.35) -> tuple[list, list]:
-    """Gaussian-kernel running mean of y over log10(x): a trend line without a model."""
-    import numpy as np
-
-    lx, yy = np.log10(np.asarray(x, float)), np.asarray(y, float)
-    if lx.size < 3:
-        return [], []
-    grid = np.linspace(lx.min(), lx.max(), points)
-    weights = np.exp(-0.5 * ((grid[:, None] - lx[None, :]) / bandwidth) ** 2)
-    trend = (weights * yy).sum(1) / weights.sum(1)
-    return list(10 ** grid), list(trend)
-
-
-def plot_effects(trials: pd.DataFrame, backbones: list[str], path: Path) -> str | None:
-    """ICC trials: validation NDCG@10 (overall, tail) against gamma and n_clusters, and the ICC
-    share of the loss against gamma, with a kernel-smoothed trend per backbone."""
-    icc = trials[(trials["variant"] == "icc") & trials["valid_ndcg_10"].notna()]
-    if icc.empty or "gamma" not in icc.columns:
-        return None
-    plt = _pyplot()
-    panels = [("gamma", "valid_ndcg_10"), ("gamma", "valid_tail_item_ndcg_10"),
-              ("n_clusters", "valid_ndcg_10"), ("gamma", "icc_share")]
-    fig, axes = plt.subplots(1, len(panels), figsize=(18, 3.8))
-    colors = dict(zip(backbones, ("tab:purple", "tab:green", "tab:orange")))
-    for ax, (x, y) in zip(axes, panels):
-        if x not in icc.columns or y not in icc.columns:
-            ax.set_visible(False)
-            continue
-        for backbone in backbones:
-            part = icc[(icc["backbone"] == backbone) & icc[x].notna() & icc[y].notna()]
-            part = part[part[x] > 0]
-            if part.empty:
-                continue
-            ax.scatter(part[x], part[y], s=22, color=colors.get(backbone), label=backbone)
-            tx, ty = _smooth(part[x], part[y])
-            ax.plot(tx, ty, color=colors.get(backbone), lw=1)
-        ax.set_xscale("log")
-        ax.set_xlabel(x)
-        ax.set_ylabel(y.replace("valid_", "validation "))
-        ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
 # ---- the documents ------------------------------------------------------------------------------
 def reductions(config: Any) -> list[str]:
     """Every setting where the study departs from the LLM-ESR paper's, in words."""
@@ -324,6 +241,9 @@ def reductions(config: Any) -> list[str]:
            for key, paper in PAPER.items() if _value(data, key) != paper]
     out.append(f"item text embeddings: {data['data']['embedder']} "
                "(the paper used OpenAI ada-002, 1536-d; MiniLM is 384-d)")
+    out.append(f"confirmation runs train all {config.train.epochs} epochs (no early stopping) and test the "
+               f"best-validation epoch; search trials stop after {config.train.patience} epochs without "
+               f"improvement or when ASHA stops them")
     out.append(f"confirmation seeds {config.study.seeds} (paper: 42-44); search budget "
                f"{config.study.trials_per_arm} trials per arm with ASHA (grace {config.tune.grace_period}, "
                f"reduction factor {config.tune.reduction_factor:g})")
@@ -357,7 +277,8 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
         ("table", tables["hit"]),
         ("h3", "Paired comparisons (treatment minus control, per seed)"),
         ("table", tables["comparisons"]),
-        ("h3", "The configuration each arm confirmed (its best search trial)"),
+        ("h3", "The configuration each arm confirmed (its best search trial; for ICC arms, the "
+               "clustering it used: clusters found, the largest cluster's share of the items, noise)"),
         ("table", tables["best"]),
         ("h2", "Which settings buy tail quality, and what they cost overall"),
         ("p", "Every search trial's best-epoch validation NDCG@10 against its tail-item NDCG@10; "
@@ -450,10 +371,14 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     said = sentences(comp, backbones) if not comp.empty else []
     front = front_table(trials)
     curves = budget_curves(epochs)
+    best = best_configs(trials)
+    quality = confirmed_clusters(records)
+    if not best.empty and quality:
+        best = best.merge(pd.DataFrame([{"arm": arm, **q} for arm, q in quality.items()]), on="arm", how="left")
     tables = {
         "ndcg": results_table(runs, refs, backbones, "ndcg_10") if not runs.empty else pd.DataFrame(),
         "hit": results_table(runs, refs, backbones, "hit_10") if not runs.empty else pd.DataFrame(),
-        "comparisons": comp, "best": best_configs(trials), "front": front,
+        "comparisons": comp, "best": best, "front": front,
     }
     plots = {"pareto": plot_pareto(trials, front, out / "pareto.png"),
              "budget": plot_budget(curves, backbones, out / "budget.png"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import numbers
 from pathlib import Path
 from typing import Any, Mapping
@@ -25,9 +26,13 @@ BEST_METRIC = "valid_ndcg_10"
 FINISHED = "finished"  # reported True by tuning's trainable when a trial stops by itself
 SECTIONS = ("data", "clusters", "model", "train", "tune")
 STATES = ("terminated", "stopped_early", "errored", "unfinished")
+#: the header Ray writes before each failure in a trial's error.txt
+FAILURE_STAMP = re.compile(r"^Failure # \d+ \(occurred at (\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)\)", re.M)
 #: config fields every table needs, taken from the trial's full config when not sampled
 KEY_FIELDS = {"backbone": ("model", "backbone"), "gamma": ("model", "gamma"),
               "n_clusters": ("clusters", "n_clusters"), "seed": ("train", "seed")}
+#: what ICC trials report about their clustering (cluster_prep.quality), shown beside the score
+CLUSTER_COLUMNS = ("cluster_largest_share", "cluster_degenerate")
 
 
 class ExperimentError(ValueError):
@@ -59,11 +64,26 @@ def _read_json_lines(path: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as err:  # a partly written last line of a killed run
             if number < len(lines):
                 raise ExperimentError(f"{path}:{number}: not JSON ({err.msg})") from None
+            continue
+        if not isinstance(row, dict):
+            raise ExperimentError(f"{path}:{number}: expected a JSON object (one result), got {type(row).__name__}")
+        rows.append(row)
     return rows
+
+
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold one object (Ray's params.json)."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ExperimentError(f"{path}: not readable JSON ({err})") from None
+    if not isinstance(value, dict):
+        raise ExperimentError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def read_history(trial_dir: str | Path) -> pd.DataFrame:
@@ -80,6 +100,10 @@ def read_history(trial_dir: str | Path) -> pd.DataFrame:
         return frame
     frame = frame.drop(columns=["config"], errors="ignore")
     order = "epoch" if "epoch" in frame.columns else "training_iteration"
+    if order not in frame.columns:
+        return pd.DataFrame()
+    for column in {order, "epoch"} & set(frame.columns):      # numbers only (a hand-edited file)
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame = frame.dropna(subset=[order]).drop_duplicates(subset=[order], keep="last")
     return frame.sort_values(order).reset_index(drop=True)
 
@@ -107,18 +131,42 @@ def _config_value(config: Mapping[str, Any], section: str, field: str) -> Any:
     return (config.get(section) or {}).get(field)
 
 
+def _last_failure(trial_dir: Path) -> str | None:
+    """When the trial last failed: the stamp of the last "Failure # n (occurred at ...)" header Ray
+    appends to error.txt (local time, %Y-%m-%d_%H-%M-%S); "" for an error.txt without one; None
+    when the trial never failed."""
+    path = trial_dir / "error.txt"
+    if not path.is_file():
+        return None
+    stamps = FAILURE_STAMP.findall(path.read_text(errors="replace"))
+    return stamps[-1] if stamps else ""
+
+
+def _reported_after(history: pd.DataFrame, failed_at: str) -> bool:
+    """Whether an epoch was reported after the failure: Ray's `date` of a result (same format and
+    clock) later than the stamp. Equal seconds count as not after: the failure is the later
+    event in doubt."""
+    if not failed_at or "date" not in history.columns:
+        return False
+    dates = history["date"].dropna().astype(str)
+    return bool(len(dates)) and max(dates) > failed_at
+
+
 def _state(trial_dir: Path, history: pd.DataFrame, budget: int | None) -> str:
     """terminated: finished by itself (`finished` or test_* reported, or its whole budget run);
-    errored: error.txt and not finished; stopped_early: some epochs, fewer than its budget, no
-    error (ASHA stopped it); unfinished: no epoch reported yet (pending when the run stopped).
-    Ray's own `done` flag cannot tell these apart: Ray sets it on trials ASHA stops as well.
-    A trial still running in an interrupted experiment reads as stopped_early (known gap)."""
+    errored: its last failure (error.txt) came after its last report; stopped_early: some epochs,
+    fewer than its budget, and no failure after them (ASHA stopped it; a trial that failed, was
+    retried, reported more epochs and was then stopped is one too); unfinished: no epoch reported
+    yet (pending when the run stopped). Ray's own `done` flag cannot tell these apart: Ray sets it
+    on trials ASHA stops as well. A trial still running in an interrupted experiment reads as
+    stopped_early (known gap)."""
     finished = any(c.startswith("test_") and history[c].notna().any() for c in history.columns)
     finished = finished or (FINISHED in history.columns and bool(history[FINISHED].eq(True).any()))
     last_epoch = int(history["epoch"].max()) if "epoch" in history.columns and len(history) else 0
     if finished or (budget is not None and last_epoch >= budget):
         return "terminated"
-    if (trial_dir / "error.txt").is_file():
+    failed_at = _last_failure(trial_dir)
+    if failed_at is not None and not _reported_after(history, failed_at):
         return "errored"
     return "stopped_early" if last_epoch > 0 else "unfinished"
 
@@ -145,7 +193,7 @@ def _final_test(history: pd.DataFrame) -> dict[str, float]:
 def read_trial(trial_dir: str | Path) -> dict[str, Any]:
     """One trial folder -> one flat record (see `load_experiment` for the columns)."""
     trial_dir = Path(trial_dir)
-    params = json.loads((trial_dir / "params.json").read_text())
+    params = _read_json_object(trial_dir / "params.json")
     config = trial_config_dict(params)
     history = read_history(trial_dir)
     budget = _config_value(config, "train", "epochs")
@@ -165,6 +213,8 @@ def read_trial(trial_dir: str | Path) -> dict[str, Any]:
         record.update({k: float(best[k]) for k in best.index
                        if k.startswith("valid_") and _is_number(best[k])})
     record.update(_final_test(history))
+    record.update({c: history[c].dropna().iloc[-1] for c in CLUSTER_COLUMNS
+                   if c in history.columns and history[c].notna().any()})
     record["seconds"] = float(history["time_total_s"].max()) if "time_total_s" in history.columns else math.nan
     record["checkpoint"] = _checkpoint(trial_dir, best)
     record["path"] = str(trial_dir)
@@ -189,8 +239,19 @@ def load_experiment(path: str | Path) -> pd.DataFrame:
     dirs = trial_dirs(path)
     if not dirs:
         raise ExperimentError(f"experiment folder {str(path)!r} holds no trial folders (*/params.json)")
-    frame = pd.DataFrame([read_trial(d) for d in dirs])
+    frame = pd.DataFrame([_read_trial_or_say_which(d) for d in dirs])
     return frame.sort_values("trial_id").reset_index(drop=True)
+
+
+def _read_trial_or_say_which(trial_dir: Path) -> dict[str, Any]:
+    """read_trial, with any damage to the folder's files reported as one line naming it."""
+    try:
+        return read_trial(trial_dir)
+    except ExperimentError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError, OSError) as err:
+        raise ExperimentError(f"trial folder {str(trial_dir)!r} could not be read "
+                              f"({type(err).__name__}: {err})") from None
 
 
 def load_history(path: str | Path) -> pd.DataFrame:

@@ -8,9 +8,13 @@ flight; `--resume` skips everything already on disk):
    the same Optuna TPE + ASHA search over `tune.space` that `launch.py tune` runs: baselines are
    tuned as hard as the method (Rendle et al. 2019). Arm folders: <study>/search/<arm>/.
 2. Confirmation. The best trial of each arm (one definition: results.tables.ranked) re-runs from
-   scratch with every seed of `study.seeds` to the full epoch budget (train.epochs, with
-   train.patience): the same seeds for every arm, so arms can be compared by paired tests.
-   One JSON file per run: <study>/confirm/<arm>/seed-<s>.json.
+   scratch with every seed of `study.seeds` for the full epoch budget (train.epochs, no early
+   stopping: a dip after epoch 1 must not end a run that would have recovered), testing the
+   best-validation epoch's weights; the same seeds for every arm, so arms can be compared by
+   paired tests. Each ICC arm's confirmed config also runs with gamma = 0 and nothing else changed
+   (arm `control-<backbone>`): the tuned arms differ in lr and dropout too, the control isolates
+   the constraint. One JSON file per run: <study>/confirm/<arm>/seed-<s>.json; a file made from
+   another config (an older protocol) is stale and runs again.
 3. Findings. results.findings writes the report (Markdown and HTML first, then tables and plots).
 
 The study's folder also holds study_config.json: the config it was started with. A resume with a
@@ -21,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -79,24 +82,21 @@ def study_folder(config: Any, name: str) -> Path:
     return Path(root).expanduser().resolve() / name
 
 
-def _first_difference(a: Any, b: Any, where: str = "") -> str | None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            found = _first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else key)
-            if found:
-                return found
-        return None
-    return None if a == b else f"{where}: saved {a!r}, now {b!r}"
+def comparable(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config as the current code reads it: settings added since it was saved appear
+    with their defaults (which keep the old behaviour), so only real differences count."""
+    from tuning.config import config_from_dict, config_to_dict
+
+    return config_to_dict(config_from_dict(saved))
 
 
 def claim(config: Any, name: str, resume: bool) -> Path:
     """Create the study folder (atomically: a second start with the same name loses) or, with
     resume, check that the config is the one the study was started with."""
     from tuning.config import config_to_dict
+    from tuning.typed import check_folder_name, first_difference
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
-        raise StudyError(f"--name: got {name!r}; allowed: letters, digits, '.', '_' and '-', starting "
-                         f"with a letter or digit (a folder name inside tune.storage_path)")
+    check_folder_name("--name", name)
     folder = study_folder(config, name)
     wanted = config_to_dict(config)
     wanted["tune"]["name"] = name
@@ -104,8 +104,8 @@ def claim(config: Any, name: str, resume: bool) -> Path:
     if resume:
         if not saved_path.is_file():
             raise StudyError(f"--resume: no study {name!r} in {str(folder.parent)!r} ({STUDY_FILE} missing)")
-        saved = json.loads(saved_path.read_text())
-        diff = _first_difference(saved, wanted)
+        saved = comparable(json.loads(saved_path.read_text()))
+        diff = first_difference(saved, wanted)
         if diff:
             raise StudyError(f"--resume: the config differs from the one study {name!r} started with "
                              f"({diff}); resume with the same --config and --set, or start a new --name")
@@ -186,15 +186,45 @@ def best_trial(experiment: Path) -> Any:
 
 
 def confirm_config(config: Any, row: Any, seed: int) -> dict[str, Any]:
-    """The best trial's full config with the confirmation seed and the full epoch budget."""
+    """The best trial's full config with the confirmation seed and the full epoch budget
+    (patience 0: every run trains train.epochs epochs)."""
     from results.load import trial_config_dict, trial_params
     from tuning.config import config_from_dict, config_to_dict
 
     params, _ = trial_params(Path(row["path"]).parent, str(row["trial_id"]))
     data = trial_config_dict(params)
     data["train"] = {**data["train"], "seed": int(seed), "epochs": config.train.epochs,
-                     "patience": config.train.patience, "num_threads": 1}
+                     "patience": 0, "num_threads": 1}
     return config_to_dict(config_from_dict(data))
+
+
+CONTROL = "control"
+
+
+def control_config(icc_config: dict[str, Any]) -> dict[str, Any]:
+    """An ICC confirmation config with the constraint switched off (gamma 0, variant llmesr),
+    every other setting, the seed included, unchanged."""
+    from tuning.config import config_from_dict, config_to_dict
+
+    model = {**icc_config["model"], "variant": "llmesr", "gamma": 0.0}
+    return config_to_dict(config_from_dict({**icc_config, "model": model}))
+
+
+def confirmation_jobs(config: Any, folder: Path, experiments: dict[str, Path]) -> list[tuple]:
+    """(arm, seed, config, output file) of every confirmation run that is missing or stale."""
+    jobs = []
+    for arm, experiment in experiments.items():
+        row = best_trial(experiment)
+        variant, backbone = arm.split("-", 1)
+        for seed in config.study.seeds:
+            wanted = {arm: confirm_config(config, row, seed)}
+            if variant == "icc":
+                wanted[f"{CONTROL}-{backbone}"] = control_config(wanted[arm])
+            for name, run_config in wanted.items():
+                out = confirmation_path(folder, name, seed)
+                if not out.is_file() or comparable(json.loads(out.read_text())["config"]) != run_config:
+                    jobs.append((name, int(seed), run_config, str(out)))
+    return jobs
 
 
 def run_confirmation(job: tuple[str, int, dict[str, Any], str]) -> str:
@@ -222,16 +252,11 @@ def confirmation_path(folder: Path, arm: str, seed: int) -> Path:
 
 
 def run_confirmations(config: Any, folder: Path, experiments: dict[str, Path], progress: bool) -> None:
-    """Every (arm, seed) run not yet on disk, `study.confirm_workers` at a time."""
+    """Every (arm, seed) run not yet on disk (ICC controls included), `study.confirm_workers`
+    at a time."""
     import multiprocessing
 
-    jobs = []
-    for arm, experiment in experiments.items():
-        row = best_trial(experiment)
-        for seed in config.study.seeds:
-            out = confirmation_path(folder, arm, seed)
-            if not out.is_file():
-                jobs.append((arm, int(seed), confirm_config(config, row, seed), str(out)))
+    jobs = confirmation_jobs(config, folder, experiments)
     if not jobs:
         return
     _say(progress, f"confirmation: {len(jobs)} runs to go, {config.study.confirm_workers} at a time")

@@ -12,14 +12,16 @@ from typing import Any
 
 import pandas as pd
 
-from results.load import BEST_METRIC
+from results.load import BEST_METRIC, CLUSTER_COLUMNS
+from tuning.study import rank_key
 
 SEGMENTS = (("overall", ""), ("new target", "new_target_"), ("tail item", "tail_item_"),
             ("head item", "head_item_"), ("tail user", "tail_user_"), ("head user", "head_user_"))
 LEADER_TEST = ("test_ndcg_10", "test_new_target_ndcg_10", "test_hit_10")
 SEGMENT_METRICS = (("Hit@10", "hit_10"), ("NDCG@10", "ndcg_10"))
 #: columns that describe a trial but are not its configuration
-NOT_CONFIG = {"trial_id", "state", "epochs", "budget", "best_epoch", "seconds", "checkpoint", "path"}
+NOT_CONFIG = {"trial_id", "state", "epochs", "budget", "best_epoch", "seconds", "checkpoint", "path",
+              *CLUSTER_COLUMNS}
 
 
 def config_columns(trials: pd.DataFrame) -> list[str]:
@@ -29,14 +31,16 @@ def config_columns(trials: pd.DataFrame) -> list[str]:
 
 
 def ranked(trials: pd.DataFrame) -> pd.DataFrame:
-    """Trials with a validation score, best first (trial_id breaks ties, so the order is stable).
-    This is the one definition of "best": an errored trial is never ranked, whatever it reported."""
+    """Trials with a validation score, best first, by the one definition of "best"
+    (`tuning.study.rank_key`, which `launch.py tune`'s summary uses too): an errored trial is
+    never ranked, whatever it reported; trial_id breaks ties."""
     if BEST_METRIC not in trials.columns:
         return trials.iloc[0:0]
-    scored = trials[trials[BEST_METRIC].notna()]
-    if "state" in scored.columns:
-        scored = scored[scored["state"] != "errored"]
-    return scored.sort_values([BEST_METRIC, "trial_id"], ascending=[False, True], kind="mergesort")
+    states = trials["state"] if "state" in trials.columns else pd.Series(None, index=trials.index)
+    keys = {index: rank_key(trial_id, state, score) for index, trial_id, state, score
+            in zip(trials.index, trials["trial_id"], states, trials[BEST_METRIC])}
+    order = sorted((key, index) for index, key in keys.items() if key is not None)
+    return trials.loc[[index for _, index in order]]
 
 
 def _backbones(trials: pd.DataFrame) -> pd.Series:

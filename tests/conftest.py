@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+#: ../shared/data beside the repository, found from a copy inside it too (mutmut's mutants/)
+SHARED_DATA = next((p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
+                   REPO.parent / "shared" / "data")
 TEST_CACHE = REPO / ".cache" / "test"
+#: How long a child process or a wait for some state may take before a test calls it hung. A
+#: guard against hangs only, never a speed limit: tests wait for states and events, and a busy
+#: machine can run them 50x slower than an idle one.
+HANG_GUARD_S = 3600
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

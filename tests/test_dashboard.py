@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import HANG_GUARD_S
 from test_results import build_small_experiment
 
 pytestmark = pytest.mark.slow
@@ -67,7 +68,7 @@ def chromium() -> str:
 def headless(browser: str, url: str, *args: str) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as profile:
         return subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", *args, url],
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, timeout=HANG_GUARD_S)
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +124,7 @@ def _free_port() -> int:
 
 
 def _get(url: str) -> tuple[int, bytes]:
-    with urllib.request.urlopen(url, timeout=5) as answer:
+    with urllib.request.urlopen(url, timeout=HANG_GUARD_S) as answer:
         return answer.status, answer.read()
 
 
@@ -136,7 +137,7 @@ def test_optuna_dashboard_serves_the_study(experiment):
     server = subprocess.Popen([str(executable), storage, "--host", "127.0.0.1", "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline, status = time.monotonic() + 60, None
+        deadline, status = time.monotonic() + HANG_GUARD_S, None
         while time.monotonic() < deadline and server.poll() is None:
             try:
                 status, page = _get(f"http://127.0.0.1:{port}/dashboard/")

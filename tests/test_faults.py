@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import HANG_GUARD_S, REPO
 from test_tuning import SPACE, _kill_driver, _results, _snapshot_runtime, _start_driver, tiny_config
 
 FAULT_FOLDER = "faults"
@@ -201,7 +201,7 @@ def _snapshot_running(folder: Path) -> list[str]:
     return running
 
 
-def _wait_for_two_checkpointed_running(proc, folder: Path, limit: float = 240) -> list[str]:
+def _wait_for_two_checkpointed_running(proc, folder: Path, limit: float = HANG_GUARD_S) -> list[str]:
     deadline = time.time() + limit
     while time.time() < deadline and proc.poll() is None:
         running = _snapshot_running(folder)
@@ -240,7 +240,7 @@ def test_corrupt_or_missing_checkpoint_at_resume(tmp_path):
     epochs_before = {t: len(_results(folder / f"trial_{t}")) for t in (corrupt, missing)}
     proc, temp = _start_driver(config_file, resume=True)
     try:
-        output, _ = proc.communicate(timeout=300)
+        output, _ = proc.communicate(timeout=HANG_GUARD_S)
         logs = _worker_logs(temp)
     finally:
         _kill_driver(proc, temp)
@@ -270,7 +270,7 @@ def test_corrupt_or_missing_checkpoint_at_resume(tmp_path):
 def _launch(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
     return subprocess.run([sys.executable, "launch.py", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=180)
+                          text=True, timeout=HANG_GUARD_S)
 
 
 def _one_clear_line(run: subprocess.CompletedProcess) -> str:
@@ -284,7 +284,7 @@ def _one_clear_line(run: subprocess.CompletedProcess) -> str:
 
 
 def test_launch_tune_with_malformed_interactions(tmp_path):
-    """Through `tune`: Ray starts, the data fails to parse, Ray stops, no experiment is left."""
+    """Through `tune`: the data fails to parse before Ray starts; no experiment is left."""
     from test_datasets import random_matrix, write_csv
 
     bad = write_csv(tmp_path / "bad.csv", "user,item,timestamp", ["a,1,1", "b,2,yesterday"])

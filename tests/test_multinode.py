@@ -4,6 +4,9 @@ store, and a trial whose worker node is killed mid-run finishes on the survivor.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import threading
 import time
 from contextlib import contextmanager
@@ -11,34 +14,72 @@ from pathlib import Path
 
 import pytest
 
+from conftest import HANG_GUARD_S
 from test_tuning import SPACE, _results, _snapshot_runtime, tiny_config
 
 
 @contextmanager
+def _private_ray_tmpdir():
+    """Ray's temp dir (sessions, logs and the `ray_current_cluster` address file) in a folder of
+    our own while the cluster lives. Ray's test Cluster writes that file when it starts and
+    deletes it at shutdown: in the default place (/tmp/ray) that would overwrite, then remove,
+    the pointer to a cluster the user started with `ray start`. The folder name is short, since
+    Ray's socket paths have a length limit."""
+    folder = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    before = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = folder
+    try:
+        yield folder
+    finally:
+        if before is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = before
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
 def _head_and_worker(**system_config):
-    """A head and a worker node, one CPU each (so two concurrent trials must use both); yields
-    (cluster, worker node); always torn down."""
+    """A head and a worker node, one CPU each (so two concurrent trials must use both), in a
+    private Ray temp dir; yields (cluster, worker node); always torn down."""
     import ray
     from ray.cluster_utils import Cluster
 
     head = {"num_cpus": 1, "include_dashboard": False}
     if system_config:
         head["_system_config"] = system_config
-    cluster = Cluster(initialize_head=True, head_node_args=head)
-    try:
-        worker = cluster.add_node(num_cpus=1)
-        cluster.wait_for_nodes()
-        yield cluster, worker
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
-        cluster.shutdown()
+    with _private_ray_tmpdir():
+        cluster = Cluster(initialize_head=True, head_node_args=head)
+        try:
+            worker = cluster.add_node(num_cpus=1)
+            cluster.wait_for_nodes()
+            yield cluster, worker
+        finally:
+            if ray.is_initialized():
+                ray.shutdown()
+            cluster.shutdown()
 
 
 @pytest.fixture(scope="module")
 def two_nodes():
     with _head_and_worker() as (cluster, _):
         yield cluster
+
+
+@pytest.mark.slow
+def test_the_users_cluster_pointer_is_left_alone(tmp_path, monkeypatch):
+    """A user's `ray start` cluster is named in <RAY_TMPDIR or /tmp>/ray/ray_current_cluster
+    (plain ray.init() joins it): the two-node helper neither overwrites nor deletes that file."""
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    pointer = tmp_path / "ray" / "ray_current_cluster"
+    pointer.parent.mkdir()
+    pointer.write_text("10.0.0.9:6379")
+    with _head_and_worker() as (cluster, _):
+        assert pointer.read_text() == "10.0.0.9:6379"
+        private = Path(os.environ["RAY_TMPDIR"]) / "ray" / "ray_current_cluster"
+        assert private.read_text() == cluster.address               # Ray wrote its own pointer there
+    assert pointer.read_text() == "10.0.0.9:6379"
+    assert os.environ["RAY_TMPDIR"] == str(tmp_path)
 
 
 @pytest.mark.slow
@@ -72,10 +113,10 @@ def doomed_worker():
         yield nodes
 
 
-def _kill_node_when_used(cluster, worker, folder: Path, killed: dict) -> None:
-    """Remove (SIGKILL) the worker node as soon as a trial has reported an epoch from it."""
-    deadline = time.time() + 240
-    while time.time() < deadline:
+def _kill_node_when_used(cluster, worker, folder: Path, killed: dict, run_over: threading.Event) -> None:
+    """Remove (SIGKILL) the worker node as soon as a trial has reported an epoch from it; give up
+    only when the run is over (no wall-clock limit: a busy machine is slow, not wrong)."""
+    while not run_over.is_set():
         for result_file in folder.glob("trial_*/result.json"):
             if worker.node_id in result_file.read_text(errors="replace"):
                 killed.update(trial=result_file.parent.name.split("_", 1)[1], at=time.time())
@@ -97,12 +138,16 @@ def test_killed_worker_node_trials_finish_on_the_survivor(doomed_worker, tmp_pat
     config = tiny_config(tmp_path, "node-lost", SPACE, extra=(f"train.epochs={NODE_EPOCHS}", "train.patience=0"),
                          num_samples=3, grace_period=NODE_EPOCHS, max_failures=2, reuse_actors=False)
     killed: dict = {}
+    run_over = threading.Event()
     killer = threading.Thread(target=_kill_node_when_used,
-                              args=(cluster, worker, tmp_path / "node-lost", killed), daemon=True)
+                              args=(cluster, worker, tmp_path / "node-lost", killed, run_over), daemon=True)
     killer.start()
     begin = time.time()
-    summary = run_experiment(config, address=cluster.address, progress=False)
-    killer.join(timeout=30)
+    try:
+        summary = run_experiment(config, address=cluster.address, progress=False)
+    finally:
+        run_over.set()
+        killer.join(timeout=HANG_GUARD_S)
     print(f"node killed {killed.get('at', begin) - begin:.1f} s in; run took {time.time() - begin:.1f} s")
     assert killed, "no trial ever reported from the worker node"
     assert summary["trials"] == summary["finished"] == 3 and summary["errored"] == 0

@@ -56,8 +56,19 @@ def test_best_trial_reproduces_exactly_with_seed_study(experiment, trials):
     config_test = seeds["config"]["test_ndcg_10"]
     assert config_test["values"][0] == best["test_ndcg_10"]
     assert math.isclose(config_test["mean"], sum(config_test["values"]) / 2)
-    assert seeds["paired_test"]["test"].startswith("paired two-sided t-test")
-    assert seeds["paired_test"]["n"] == 2
+    control_test = [r["test"]["test_ndcg_10"] for r in seeds["control_runs"]]
+    assert seeds["control"]["test_ndcg_10"]["values"] == control_test
+    test = seeds["paired_test"]
+    assert test["test"].startswith("paired two-sided t-test") and test["n"] == 2
+    differences = {a - b for a, b in zip(config_test["values"], control_test)}
+    if len(differences) == 1:
+        assert test["p_value"] is None and test["statistic"] is None
+    else:
+        from scipy import stats
+
+        expected = stats.ttest_rel(config_test["values"], control_test)
+        assert test["statistic"] == pytest.approx(float(expected.statistic), rel=1e-12)
+        assert test["p_value"] == pytest.approx(float(expected.pvalue), rel=1e-12)
 
 
 def test_asha_stopped_trial_reproduces_over_the_epochs_it_ran(experiment, trials):

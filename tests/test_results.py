@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, SHARED_DATA, TEST_CACHE
+from conftest import HANG_GUARD_S, REPO, SHARED_DATA, TEST_CACHE
 
 pytestmark = pytest.mark.slow
 
@@ -184,6 +184,27 @@ def test_reading_does_not_start_ray(experiment):
     code = ("import sys; from results import load_experiment; t = load_experiment(sys.argv[1]); "
             "assert 'ray' not in sys.modules, 'ray imported'; print(len(t))")
     out = subprocess.run([sys.executable, "-c", code, str(experiment)], cwd=REPO, capture_output=True,
-                         text=True, timeout=60)
+                         text=True, timeout=HANG_GUARD_S)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "4"
+
+
+def test_icc_trials_show_how_lopsided_their_clustering_is(trials):
+    """ICC trials report the largest cluster's share every epoch; the trial table shows it."""
+    from cluster_prep import ClusterConfig, build_clusters
+    from datasets import prepare_dataset
+    from results.tables import all_tables, best_per_backbone
+    from conftest import data_config
+
+    icc, plain = trials[trials["gamma"] > 0], trials[trials["gamma"] == 0]
+    assert len(icc) and len(plain), trials[["trial_id", "gamma"]]
+    assert plain["cluster_largest_share"].isna().all()
+    data = prepare_dataset(data_config("ml-100k", pca_dim=16), progress=False)
+    for _, row in icc.iterrows():
+        reported = {line["cluster_largest_share"] for line in raw_lines(row["path"])}
+        art = build_clusters(data, ClusterConfig(n_clusters=int(row["n_clusters"]), silhouette_sample=0), TEST_CACHE)
+        assert reported == {row["cluster_largest_share"]} == {max(art.quality["sizes"]) / data.n_items}
+        assert row["cluster_degenerate"] == art.quality["degenerate"]
+    shown, _ = all_tables(trials)["trials"]
+    assert {"cluster_largest_share", "cluster_degenerate"} <= set(shown.columns)
+    assert "cluster_largest_share" not in best_per_backbone(trials).columns   # not a config column

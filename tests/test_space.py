@@ -63,13 +63,97 @@ def test_config_file_space_is_validated():
         validate_space(config.tune.space, config)
 
 
-def test_every_parameter_maps_onto_a_config_field():
-    for name, value in flat_params(BASE).items():
-        changed = trial_config(BASE, {name: value})
-        assert flat_params(changed)[name] == value
-    assert set(PARAMETERS) >= {"backbone", "gamma", "n_clusters", "cluster_method", "alpha", "lambda_cl",
-                               "tau", "lr", "weight_decay", "dropout", "hidden_size", "max_len",
-                               "batch_size", "loss"}
+#: every search parameter: the config field it must land in, written out here (not read from
+#: tuning.space.PARAMETERS) and a value other than that field's default
+LANDS_IN = {
+    "variant": ("model", "variant", "plain"),
+    "backbone": ("model", "backbone", "gru4rec"),
+    "gamma": ("model", "gamma", 0.37),
+    "n_clusters": ("clusters", "n_clusters", 12),
+    "cluster_method": ("clusters", "method", "hdbscan"),
+    "alpha": ("model", "alpha", 0.25),
+    "lambda_cl": ("model", "lambda_cl", 0.3),
+    "tau": ("model", "tau", 0.7),
+    "lr": ("train", "lr", 0.0037),
+    "weight_decay": ("train", "weight_decay", 1e-4),
+    "dropout": ("model", "dropout", 0.15),
+    "hidden_size": ("model", "hidden_size", 24),
+    "max_len": ("model", "max_len", 17),
+    "batch_size": ("train", "batch_size", 33),
+    "loss": ("model", "loss", "ce"),
+    "cross_residual": ("model", "cross_residual", False),
+}
+
+
+def test_every_parameter_lands_in_the_field_it_names_and_nowhere_else():
+    from model.config import VARIANT_SWITCHES
+    from tuning import config_to_dict
+
+    assert set(LANDS_IN) == set(PARAMETERS)
+    base = config_to_dict(BASE)
+    for name, (section, field, value) in LANDS_IN.items():
+        assert base[section][field] != value, f"{name}: pick a value other than the default"
+        changed = config_to_dict(trial_config(BASE, {name: value}))
+        assert changed[section][field] == value, name
+        decided = set(VARIANT_SWITCHES.get(value, {})) if name == "variant" else set()
+        moved = {(s, f) for s in base for f in base[s] if base[s][f] != changed[s][f]}
+        assert moved - {("model", f) for f in decided} == {(section, field)}, (name, moved)
+
+
+#: what a Trainer built from the trial config shows of each value (the objects training reads)
+def _probes() -> dict:
+    def weight_of(part):
+        def probe(trainer, value):
+            import torch
+
+            from model.batches import batch_loss
+
+            torch.manual_seed(0)
+            total, parts = batch_loss(trainer.model, trainer.batches, torch.arange(20))
+            cfg = trainer.batches.cfg
+            weights = {"sd": cfg.alpha, "icc": cfg.gamma, "cl": cfg.lambda_cl}
+            rest = parts["rec"] + sum(weights[k] * parts[k] for k in weights if k != part)
+            return ((total - rest) / parts[part]).item() == pytest.approx(value, rel=1e-3)
+        return probe
+
+    def distinct_targets(trainer):
+        targets, constrained = trainer.batches.icc
+        return len({tuple(row) for row in targets[constrained].tolist()})
+
+    return {
+        "variant": lambda t, v: not t.model.semantic and t.batches.cfg.alpha == 0,
+        "backbone": lambda t, v: type(t.model.encoder).__name__ == "GRU4Rec",
+        "gamma": weight_of("icc"),
+        "alpha": weight_of("sd"),
+        "lambda_cl": weight_of("cl"),
+        "n_clusters": lambda t, v: distinct_targets(t) == v,
+        "cluster_method": lambda t, v: not bool(t.batches.icc[1][1:-1].all()),   # noise items exist
+        "tau": lambda t, v: t.batches.cfg.tau == v,
+        "lr": lambda t, v: all(g["lr"] == v for g in t.optimizer.param_groups),
+        "weight_decay": lambda t, v: all(g["weight_decay"] == v for g in t.optimizer.param_groups),
+        "dropout": lambda t, v: t.model.emb_dropout.p == v,
+        "hidden_size": lambda t, v: t.model.id_emb.embedding_dim == v,
+        "max_len": lambda t, v: t.batches.block.shape[1] == v + 1 and t.model.pos_emb.num_embeddings == v,
+        "batch_size": lambda t, v: len(next(t.batches.epoch(t.train_cfg.batch_size))) == v,
+        "loss": lambda t, v: t.batches.cfg.loss == v,
+        "cross_residual": lambda t, v: t.model.cfg.cross_residual is v,
+    }
+
+
+@pytest.mark.slow
+def test_a_trial_config_trains_with_each_sampled_value(ml100k):
+    from conftest import TEST_CACHE, user_subset
+    from model import build_trainer
+
+    small = user_subset(ml100k, 60)
+    base = load_config(None, ["data.name=ml-100k", f"data.cache_dir={TEST_CACHE}", "model.hidden_size=16",
+                              "model.max_len=10", "model.adapter_hidden=32", "model.num_blocks=1",
+                              "model.lambda_cl=0.1", "clusters.silhouette_sample=0", "train.device=cpu"])
+    probes = _probes()
+    assert set(probes) == set(LANDS_IN)
+    for name, (_, _, value) in LANDS_IN.items():
+        trainer = build_trainer(trial_config(base, {name: value}), small)
+        assert probes[name](trainer, value), (name, value)
 
 
 def test_trial_config_writes_params_and_round_trips():
@@ -108,3 +192,97 @@ def test_define_by_run_samples_inside_the_space_with_zero_control():
         study.tell(trial, 0.0)
     gammas = [p["gamma"] for p in resolved]
     assert 0.0 in gammas and any(g > 0 for g in gammas)
+
+
+# ---- values that cannot work on the model or the data ------------------------------------------
+
+HEADS4 = load_config(None, ["data.name=ml-100k", "model.num_heads=4"])
+
+
+@pytest.mark.parametrize("space, base, fragments", [
+    ({"hidden_size": {"type": "categorical", "values": [32, 50]}}, HEADS4,
+     ["tune.space.hidden_size: value 50 (of [32, 50])", "model.num_heads=4", "multiples of 4"]),
+    ({"hidden_size": {"type": "int", "low": 16, "high": 64}}, load_config(None, ["model.num_heads=2"]),
+     ["tune.space.hidden_size: value 17 (of the range [16, 64])", "model.num_heads=2"]),
+    ({"hidden_size": 30, "backbone": {"type": "categorical", "values": ["gru4rec", "sasrec"]}, "variant": "plain"},
+     HEADS4, ["tune.space.hidden_size: value 30 (of [30])"]),
+    ({}, load_config(None, ["model.num_heads=4", "model.hidden_size=30"]), ["model.hidden_size: value 30"]),
+])
+def test_hidden_size_must_split_into_the_heads(space, base, fragments):
+    with pytest.raises(ConfigError) as info:
+        validate_space(space, base)
+    for fragment in fragments:
+        assert fragment in str(info.value), (fragment, str(info.value))
+
+
+def test_hidden_size_is_free_where_no_attention_splits_it():
+    validate_space({"hidden_size": {"type": "int", "low": 15, "high": 33}, "backbone": "gru4rec",
+                    "variant": "plain"}, HEADS4)
+    validate_space({"hidden_size": {"type": "categorical", "values": [32, 48]}}, HEADS4)
+
+
+@pytest.mark.parametrize("space, overrides, fragment", [
+    ({"n_clusters": {"type": "int", "low": 4, "high": 5000, "log": True}}, [],
+     "tune.space.n_clusters: value 5000 (of the range [4, 5000]) is more than the 1349 items of the prepared dataset 'ml-100k'; allowed: at most 1349"),
+    ({"n_clusters": {"type": "categorical", "values": [8, 2000]}}, [], "tune.space.n_clusters: value 2000 (of [8, 2000])"),
+    ({}, ["clusters.n_clusters=1350"], "clusters.n_clusters: value 1350 (of [1350])"),
+    ({}, ["clusters.dim=500"], "clusters.dim: got 500; allowed: at most min(items, embedding width) = 384"),
+])
+def test_cluster_settings_must_fit_the_prepared_items(space, overrides, fragment):
+    from tuning.space import check_space_fits_data
+
+    base = load_config(None, ["data.name=ml-100k", *overrides])
+    validate_space(space, base)
+    with pytest.raises(ConfigError) as info:
+        check_space_fits_data(space, base, n_items=1349, emb_dim=384, dataset="ml-100k")
+    assert fragment in str(info.value)
+
+
+def test_cluster_counts_above_the_items_are_fine_where_no_trial_clusters_with_kmeans():
+    from tuning.space import check_space_fits_data
+
+    many = {"n_clusters": {"type": "int", "low": 4, "high": 5000}}
+    for extra in ({"cluster_method": "hdbscan"}, {"gamma": 0.0}, {"variant": "llmesr"},
+                  {"gamma": {"type": "categorical", "values": [0.0]}}):
+        check_space_fits_data({**many, **extra}, BASE, n_items=1349, emb_dim=384, dataset="ml-100k")
+
+
+def test_n_clusters_above_the_items_fails_before_ray_starts(ml100k, tmp_path, capsys):
+    """Through launch.py tune: one line, exit 2, no Ray session, no experiment folder."""
+    import ray
+
+    import launch
+    from tests.conftest import SHARED_DATA, TEST_CACHE
+
+    args = ["tune", "--name", "too-many", "--set", f"tune.storage_path={tmp_path}",
+            "--set", f"data.cache_dir={TEST_CACHE}", "--set", f"data.data_root={SHARED_DATA}",
+            "--set", "data.name=ml-100k", "--set", "tune.space={n_clusters: {type: int, low: 4, high: 3000}}"]
+    assert launch.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: tune.space.n_clusters: value 3000 (of the range [4, 3000]) is more than the "
+                   f"{ml100k.n_items} items of the prepared dataset 'ml-100k'; allowed: at most "
+                   f"{ml100k.n_items} (KMeans needs an item per cluster)"]
+    assert not ray.is_initialized() and not (tmp_path / "too-many").exists()
+
+
+def test_raw_is_the_inverse_of_resolve_for_every_sampled_trial():
+    """A lost study is rebuilt from the flat values Ray saved: replaying the space must give back
+    Optuna's raw parameters (with the zero controls and the variant's conditional ones)."""
+    space = SearchSpace({
+        "variant": {"type": "categorical", "values": ["plain", "llmesr", "icc", "custom"]},
+        "gamma": {"type": "float", "low": 1e-3, "high": 1.0, "log": True, "include_zero": True},
+        "n_clusters": {"type": "int", "low": 4, "high": 64, "log": True},
+        "lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+        "alpha": {"type": "float", "low": 0.0, "high": 1.0, "include_zero": True},
+        "backbone": {"type": "categorical", "values": ["sasrec", "gru4rec"]},
+    })
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    zeros = 0
+    for _ in range(300):
+        trial = study.ask()
+        space(trial)
+        params, distributions = space.raw(space.resolve(trial.params))
+        assert params == trial.params and distributions == trial.distributions
+        zeros += bool(trial.params.get("gamma" + ZERO_SUFFIX))
+        study.tell(trial, 0.0)
+    assert zeros > 10                                   # the zero control was exercised

@@ -111,3 +111,43 @@ def test_epoch_teachers_equal_per_batch_teachers_at_the_same_weights(small, back
     direct = _teacher(trainer.model, trainer.batches, users)
     assert cached.shape == direct.shape
     torch.testing.assert_close(cached, direct, rtol=1e-5, atol=1e-6)
+
+
+class _RunsCode:
+    """Unpickling this creates a file: a checkpoint loader that allows it runs arbitrary code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return pathlib.Path.touch, (self.marker,)
+
+
+def test_trial_checkpoint_round_trips_with_weights_only_and_runs_no_code(small, tmp_path):
+    import json
+
+    from ray import tune
+
+    from tuning.trainable import METRICS_FILE, STATE_FILE, _restore
+
+    trainer = Trainer(*configs(), small)
+    trainer.train_epoch()
+    saved = tmp_path / "checkpoint"
+    saved.mkdir()
+    torch.save(trainer.state_dict(), saved / STATE_FILE)                  # what the trial writes
+    (saved / METRICS_FILE).write_text(json.dumps({"epoch": 1}))
+    resumed = Trainer(*configs(), small)
+    assert _restore(resumed, tune.Checkpoint.from_directory(saved)) == {"epoch": 1}
+    assert same_state(resumed.model.state_dict(), trainer.model.state_dict())
+    assert dataclasses.replace(resumed.train_epoch(), seconds=0.0) == \
+        dataclasses.replace(trainer.train_epoch(), seconds=0.0)          # continues exactly
+
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    marker = tmp_path / "code-ran"
+    torch.save({**trainer.state_dict(), "extra": _RunsCode(str(marker))}, evil / STATE_FILE)
+    (evil / METRICS_FILE).write_text(json.dumps({"epoch": 2}))
+    assert _restore(Trainer(*configs(), small), tune.Checkpoint.from_directory(evil)) is None
+    assert not marker.exists()                                            # refused before unpickling it

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SHARED_DATA, TEST_CACHE
+from conftest import HANG_GUARD_S, SHARED_DATA, TEST_CACHE
 from tuning import ConfigError, SearchSpace, config_from_dict, load_config, load_study, trial_config
 
 SPACE = {
@@ -44,7 +44,8 @@ def _as_dict(config) -> dict:
 def ray_session():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # address="local": a new private Ray, never a cluster someone left running on the machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 
@@ -185,7 +186,7 @@ import json, sys
 import ray
 from tuning import config_from_dict, run_experiment
 config = config_from_dict(json.loads(open(sys.argv[1]).read()))
-ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=sys.argv[2])
+ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=sys.argv[2])
 try:
     print("SUMMARY " + json.dumps(run_experiment(config, resume=sys.argv[3] == "1", progress=False)))
 finally:
@@ -236,7 +237,7 @@ def _kill_driver(proc, temp: str) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-    proc.wait(timeout=30)
+    proc.wait(timeout=HANG_GUARD_S)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -285,7 +286,7 @@ def test_killed_driver_resumes_to_num_samples(tmp_path):
     proc, temp = _start_driver(config_file, resume=False)
     begin = time.time()
     try:
-        deadline = time.time() + 240
+        deadline = time.time() + HANG_GUARD_S
         while time.time() < deadline and proc.poll() is None:
             states = _snapshot_states(folder)
             done = [t for t, s in states.items() if s == "TERMINATED"]
@@ -303,7 +304,7 @@ def test_killed_driver_resumes_to_num_samples(tmp_path):
     start = time.time()
     proc, temp = _start_driver(config_file, resume=True)
     try:
-        output, _ = proc.communicate(timeout=300)
+        output, _ = proc.communicate(timeout=HANG_GUARD_S)
         print(f"resume took {time.time() - start:.1f} s")
     finally:
         _kill_driver(proc, temp)

@@ -13,7 +13,8 @@ from typing import Any, Iterable
 from cluster_prep.config import ClusterConfig
 from datasets.config import DataConfig
 from model.config import BACKBONES, VARIANT_SWITCHES, EvalConfig, ModelConfig, TrainConfig, apply_variant
-from tuning.typed import ConfigError, from_dict, merge, parse_override, setting, to_dict
+from tuning.typed import (ConfigError, check_folder_name, from_dict, merge, parse_override, read_yaml,
+                          setting, to_dict)
 
 
 SAMPLERS = ("tpe", "random", "bohb")
@@ -73,13 +74,15 @@ SECTIONS = ("data", "clusters", "model", "train", "eval", "tune", "study")
 
 
 def _read_yaml(path: str | Path) -> dict[str, Any]:
-    import yaml
-
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    with path.open() as handle:
-        data = yaml.safe_load(handle) or {}
+        raise ConfigError(f"config file {str(path)!r} does not exist" if not path.exists()
+                          else f"config file {str(path)!r} is not a file")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read as text ({exc})") from None
+    data = read_yaml(text, f"config file {str(path)!r}") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r}: expected a mapping at the top, got {type(data).__name__}")
     return data
@@ -93,6 +96,8 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     if isinstance(data["model"], dict):
         data["model"] = apply_variant(data["model"])
     config = from_dict(Config, data)
+    if config.tune.name:
+        check_folder_name("tune.name", config.tune.name)
     check_study(config.study)
     check_tune(config.tune)
     return config
@@ -139,8 +144,21 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     return config_from_dict(merge(data, layer))
 
 
+def given_keys(path: str | Path | None = None, overrides: Iterable[str] = ()) -> list[str]:
+    """The settings (section.field, or a whole section) a config file and `--set` overrides
+    write: what `--resume` checks against the experiment's saved config."""
+    data: dict[str, Any] = _read_yaml(path) if path else {}
+    for text in overrides:
+        data = merge(data, parse_override(text))
+    keys = []
+    for section, value in data.items():
+        keys += [f"{section}.{field}" for field in value] if isinstance(value, dict) else [str(section)]
+    return sorted(keys)
+
+
 def config_to_dict(config: Config) -> dict[str, Any]:
     return to_dict(config)
 
 
-__all__ = ["Config", "ConfigError", "StudyConfig", "TuneConfig", "config_from_dict", "config_to_dict", "load_config"]
+__all__ = ["Config", "ConfigError", "StudyConfig", "TuneConfig", "config_from_dict", "config_to_dict", "given_keys",
+           "load_config"]

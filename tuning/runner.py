@@ -1,26 +1,32 @@
 """Run (or resume) one tuning experiment on a local or remote Ray cluster.
 
-Order matters: the space and the config are checked before Ray starts; the resources before any
-trial is queued (Ray leaves GPU trials PENDING forever on a cluster without GPUs); the dataset is
-prepared once by the driver and put in Ray's object store. The experiment folder holds Ray's
+Order matters: the space and the config are checked before Ray starts; the dataset is prepared
+once by the driver, also before Ray starts, so the space is checked against it too (n_clusters
+against the item count) and bad data fails without a Ray session; the resources are checked before
+any trial is queued (Ray leaves GPU trials PENDING forever on a cluster without GPUs); the prepared
+arrays go to Ray's object store. The experiment folder holds Ray's
 files, the Optuna study (optuna.db) and the base config (experiment_config.json).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
+import re
+import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from tuning.config import Config, config_from_dict, config_to_dict
-from tuning.space import validate_space
+from tuning.space import check_space_fits_data, validate_space
 from tuning.summary import ExperimentInterrupted, summarize
-from tuning.typed import ConfigError
+from tuning.study import DB_NAME
+from tuning.typed import ConfigError, first_difference
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +72,9 @@ def _check_address(address: str) -> None:
         return
     hostport = address.split("://", 1)[-1]
     host, _, port = hostport.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT")
+    if not host or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
+        raise ConfigError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT "
+                          f"(PORT a number from 1 to 65535)")
     try:
         socket.create_connection((host, int(port)), timeout=5).close()
     except OSError as exc:
@@ -114,17 +121,14 @@ def _describe(resources: dict) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in sorted(resources.items()) if k in ("CPU", "GPU", "memory"))
 
 
-def _trainable(config: Config, arrays: dict) -> Any:
+def _trainable(config: Config, arrays: dict | None, trainable: Any = None) -> Any:
+    """train_trial on the prepared arrays, or the given `trainable`, with the trial's resources."""
     from ray import tune
 
-    from tuning.trainable import train_trial
+    if trainable is None:
+        from tuning.trainable import train_trial
 
-    return tune.with_parameters(train_trial, data=arrays)
-
-
-def _with_resources(config: Config, trainable: Any) -> Any:
-    from ray import tune
-
+        trainable = tune.with_parameters(train_trial, data=arrays)
     gpu = 1.0 / config.tune.trials_per_gpu if config.tune.trials_per_gpu else 0.0
     return tune.with_resources(trainable, {"cpu": config.tune.cpus_per_trial, "gpu": gpu})
 
@@ -208,9 +212,39 @@ def _prepare_arrays(config: Config, progress: bool) -> dict:
     return prepare_dataset(config.data, progress=progress).to_arrays()
 
 
-def _write_config(config: Config, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / CONFIG_FILE).write_text(json.dumps(config_to_dict(config), indent=2))
+def claim_experiment(config: Config, folder: Path) -> bool:
+    """Claim the experiment's name by creating its experiment_config.json exclusively (O_EXCL):
+    of two runs started with the same name, exactly one gets it, before either starts Ray.
+    Returns whether this call created the folder itself (see `release_experiment`)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir()
+        created = True
+    except FileExistsError:
+        created = False
+    path = folder / CONFIG_FILE
+    try:
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise ConfigError(f"tune.name: experiment {folder.name!r} already exists in {str(folder.parent)!r}; "
+                          f"use --resume to continue it or another --name") from None
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write(json.dumps(config_to_dict(config), indent=2))
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return created
+
+
+def release_experiment(folder: Path, created: bool) -> None:
+    """Undo a claim whose run failed before any trial started (bad data, no resources), so the
+    name is free again: the whole folder if this run created it, else only the files it wrote."""
+    if created:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for name in (CONFIG_FILE, DB_NAME):
+        (folder / name).unlink(missing_ok=True)
 
 
 def _saved_config(folder: Path, name: str) -> Config:
@@ -220,6 +254,33 @@ def _saved_config(folder: Path, name: str) -> Config:
     return config_from_dict(json.loads(path.read_text()))
 
 
+#: settings that locate an experiment rather than define it (a resume may spell them differently)
+LOCATION_KEYS = ("tune.name", "tune.storage_path")
+
+
+def _setting(data: dict, key: str) -> Any:
+    section, _, field = key.partition(".")
+    value = data.get(section)
+    return value.get(field) if field and isinstance(value, dict) else value
+
+
+def _resumed_config(folder: Path, name: str, wanted: Config, given: Iterable[str] | None) -> Config:
+    """The saved config of the experiment (Ray restores it, whatever is asked now), refused,
+    naming the first differing key, when a setting the user gave (`given`; None = every
+    setting of `wanted`) differs from the saved one."""
+    saved = _saved_config(folder, name)
+    before, now = config_to_dict(saved), config_to_dict(wanted)
+    if given is None:
+        given = [f"{section}.{field}" for section, fields in now.items() for field in fields]
+    for key in sorted(set(given) - set(LOCATION_KEYS)):
+        diff = first_difference(_setting(before, key), _setting(now, key), key)
+        if diff:
+            raise ConfigError(f"--resume: the config differs from the one experiment {name!r} started with "
+                              f"({diff}); resume without --config and --set to continue it as saved, "
+                              f"or start a new --name")
+    return saved
+
+
 def _with_name(config: Config, name: str) -> Config:
     data = config_to_dict(config)
     data["tune"]["name"] = name
@@ -227,55 +288,49 @@ def _with_name(config: Config, name: str) -> Config:
 
 
 def run_experiment(config: Config, address: str | None = None, resume: bool = False,
-                   progress: bool = True, trainable: Any = None) -> dict:
+                   progress: bool = True, given: Iterable[str] | None = None, trainable: Any = None) -> dict:
     """Run the experiment of `config` (or continue it with `resume`); return its summary dict.
 
+    With `resume` the saved config runs, and the settings named in `given` (None: all of them;
+    launch.py passes those its --config and --set write) must equal the saved ones, so a changed
+    setting is refused instead of silently ignored. `--resume --name N` alone gives none.
     `trainable` replaces the training trial (tuning.trainable.train_trial on the prepared data)
     with another Tune function trainable of the same reports, e.g. tuning.replay's replay of
-    recorded learning curves; the dataset is then not prepared.
-
-    Raises ConfigError for bad input before Ray starts, ConnectionError for an address that does
-    not answer, and ExperimentInterrupted (carrying the partial summary) if the run was stopped.
+    recorded learning curves; the dataset is then neither prepared nor checked against the space.
+    Raises ConfigError or DataError for bad input before Ray starts (the space is checked against
+    the prepared data too), ConnectionError for an address that does not answer, and
+    ExperimentInterrupted (carrying the partial summary) if the run was stopped.
     """
-    from ray import tune
-
-    from tuning.search import make_searcher
-
     name = experiment_name(config)
     if resume and not config.tune.name:
-        raise ConfigError("--resume needs the experiment's name (--name or tune.name)")
+        raise ConfigError("tune.name: --resume needs the experiment's name (give --name or tune.name)")
     folder = study_folder(config, name)
+    wanted = _absolute_paths(_with_name(config, name))
     if resume:
-        config = _saved_config(folder, name)
+        config = _resumed_config(folder, name, wanted, given)
     else:
-        if (folder / CONFIG_FILE).exists():
-            raise ConfigError(f"tune.name: experiment {name!r} already exists in {str(folder)!r}; "
-                              f"use --resume to continue it or another --name")
-        config = _absolute_paths(_with_name(config, name))
+        config = wanted
     validate_space(config.tune.space, config)
-    started = connect(address)
+    if address is not None:
+        _check_address(address)                 # before a long prepare
+    release = None if resume else functools.partial(release_experiment, folder, claim_experiment(config, folder))
+    started = fitting = False
     try:
-        check_resources(config)
+        arrays = None
         if trainable is None:
-            trainable = _trainable(config, _prepare_arrays(config, progress))
-        trainable = _with_resources(config, trainable)
-        path = f"{storage_root(config).rstrip('/')}/{name}"
-        if resume:
-            local = _local_experiment(config, name)
-            if local is not None:
-                from tuning.state_backup import repair
-
-                repair(local)
-            tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
-                                       resume_errored=False)
-        else:
-            _write_config(config, folder)
-            searcher = make_searcher(config, folder, name)
-            tuner = tune.Tuner(trainable, tune_config=_tune_config(config, searcher),
-                               run_config=_run_config(config, name, progress))
+            arrays = _prepare_arrays(config, progress)
+            check_space_fits_data(config.tune.space, config, int(arrays["n_items"]),
+                                  int(arrays["item_text_emb"].shape[1]), config.data.name)
+        started = connect(address)
+        tuner = (_resume_tuner if resume else _new_tuner)(config, name, folder, arrays, progress, trainable)
+        fitting = True
         with _quiet_tune():
             grid = tuner.fit()
         summary = summarize(grid, config, folder)
+    except BaseException:
+        if release is not None and not fitting:
+            release()
+        raise
     finally:
         if started:
             import ray
@@ -284,3 +339,36 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
     if summary.get("interrupted"):
         raise ExperimentInterrupted(summary)
     return summary
+
+
+def _new_tuner(config: Config, name: str, folder: Path, arrays: dict | None, progress: bool,
+               trainable: Any = None) -> Any:
+    from ray import tune
+
+    from tuning.search import make_searcher
+
+    check_resources(config)
+    trainable = _trainable(config, arrays, trainable)
+    searcher = make_searcher(config, folder, name)
+    return tune.Tuner(trainable, tune_config=_tune_config(config, searcher),
+                      run_config=_run_config(config, name, progress))
+
+
+def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, progress: bool,
+                  trainable: Any = None) -> Any:
+    """Tuner.restore, after putting back a last good experiment state and rebuilding a missing
+    or broken Optuna study from Ray's trial records."""
+    from ray import tune
+
+    from tuning.study_rebuild import ensure_study
+
+    check_resources(config)
+    trainable = _trainable(config, arrays, trainable)
+    local = _local_experiment(config, name)
+    if local is not None:
+        from tuning.state_backup import repair
+
+        repair(local)
+    path = f"{storage_root(config).rstrip('/')}/{name}"
+    ensure_study(folder, name, path, config.tune.space)
+    return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)

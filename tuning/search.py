@@ -78,6 +78,24 @@ class StudySearch(OptunaSearch):
             logger.warning("could not record trial %s in the Optuna study: %s", trial_id, exc)
         self._completed_trials.add(trial_id)
 
+    def restore(self, checkpoint_path: str) -> None:
+        """Ray's restore, then each Ray trial re-found in the study by its `ray_trial_id`: the study
+        may have been rebuilt from Ray's records (tuning.study_rebuild), with new Optuna ids."""
+        super().restore(checkpoint_path)
+        old = self._ot_study
+        study = optuna.load_study(study_name=self._study_name, storage=old._storage,
+                                  sampler=old.sampler, pruner=old.pruner)
+        by_ray_id = {t.user_attrs.get("ray_trial_id"): t for t in study.get_trials(deepcopy=False)}
+        self._ot_study = study
+        for trial_id in list(self._ot_trials):
+            found = by_ray_id.get(trial_id)
+            if found is None:                        # never recorded: its results are not the study's
+                del self._ot_trials[trial_id]
+                continue
+            self._ot_trials[trial_id] = optuna.Trial(study, found._trial_id)
+            if found.state.is_finished():
+                self._completed_trials.add(trial_id)
+
 
 def make_sampler(tune: TuneConfig) -> optuna.samplers.BaseSampler:
     """The seeded Optuna sampler `tune.sampler` names (random is the baseline TPE must beat)."""

@@ -16,6 +16,11 @@ so is `variant`: a searched variant is sampled first, and the parameters it fixe
 plain and llmesr; alpha and lambda_cl for plain) are then not sampled at all; icc samples gamma
 without its zero control. A variant fixed for the whole search may not be contradicted by a
 searched parameter: that is an error before Ray starts.
+
+Values must also fit the model and the data, or every trial would fail at run time: every
+hidden_size a trial can get must be a multiple of model.num_heads where the model splits it into
+heads (`validate_space`), and n_clusters (KMeans) and clusters.dim must not exceed what the
+prepared dataset has (`check_space_fits_data`, once the driver has prepared it).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
-from model.config import VARIANT_SWITCHES
+from model.config import VARIANT_SWITCHES, splits_into_heads
 from tuning.config import Config, config_from_dict, config_to_dict
 from tuning.typed import ConfigError, from_dict
 
@@ -177,6 +182,84 @@ def validate_space(space: Any, config: Config) -> None:
             raise ConfigError(f"{_where(name)}: unknown parameter; allowed: {', '.join(sorted(PARAMETERS))}")
         _check_spec(name, spec, config)
     _check_variant(space, config)
+    _check_heads(space, config)
+
+
+def possible_values(space: Mapping[str, Any], name: str, config: Config) -> list | range | None:
+    """Every value parameter `name` can take in a trial: the config's own value when it is not
+    searched, a fixed value, the categorical values, every int of an int range; None for a float
+    range (continuous)."""
+    spec = space.get(name, flat_params(config, [name])[name])
+    if is_fixed(spec):
+        return [spec]
+    if spec["type"] == "categorical":
+        return list(spec["values"])
+    if spec["type"] == "int":
+        return range(int(spec["low"]), int(spec["high"]) + 1)
+    return None
+
+
+def _shown(values: list | range) -> str:
+    return f"the range [{values.start}, {values.stop - 1}]" if isinstance(values, range) else repr(values)
+
+
+def _where_set(space: Mapping[str, Any], name: str) -> str:
+    """Where a parameter's values come from: the space, or its config field when not searched."""
+    return _where(name) if name in space else ".".join(PARAMETERS[name])
+
+
+def _some_trial_splits_heads(space: Mapping[str, Any], config: Config) -> bool:
+    """Whether some (backbone, variant) a trial can get splits hidden_size into attention heads."""
+    model = config.model
+    for variant in possible_values(space, "variant", config):
+        semantic = VARIANT_SWITCHES.get(variant, {}).get("semantic_view", model.semantic_view)
+        if any(splits_into_heads(b, semantic, model.cross_attention)
+               for b in possible_values(space, "backbone", config)):
+            return True
+    return False
+
+
+def _check_heads(space: Mapping[str, Any], config: Config) -> None:
+    """Every hidden_size a trial can get divides into model.num_heads where the model splits it."""
+    heads = config.model.num_heads
+    if heads == 1 or not _some_trial_splits_heads(space, config):
+        return
+    sizes = possible_values(space, "hidden_size", config)
+    bad = next((h for h in sizes if h % heads), None)
+    if bad is not None:
+        raise ConfigError(f"{_where_set(space, 'hidden_size')}: value {bad} (of {_shown(sizes)}) is not "
+                          f"divisible by model.num_heads={heads}, which the attention splits it into; "
+                          f"allowed: multiples of {heads}, e.g. a categorical list such as "
+                          f"{[heads * m for m in (8, 16, 32)]}")
+
+
+def _icc_possible(space: Mapping[str, Any], config: Config) -> bool:
+    """Whether some trial can have gamma > 0 (and so build clusters)."""
+    gamma = space.get("gamma", config.model.gamma)
+    gamma_positive = not is_fixed(gamma) or gamma > 0
+    if not is_fixed(gamma) and gamma["type"] == "categorical":
+        gamma_positive = any(v > 0 for v in gamma["values"])
+    variants = possible_values(space, "variant", config)
+    return any(v == "icc" or (v == "custom" and gamma_positive) for v in variants)
+
+
+def check_space_fits_data(space: Mapping[str, Any], config: Config, n_items: int, emb_dim: int,
+                          dataset: str) -> None:
+    """Raise ConfigError when a trial's clustering could ask more of the prepared dataset
+    (`n_items` items, `emb_dim`-wide text embeddings) than it has: KMeans n_clusters above the
+    item count, or clusters.dim above min(items, embedding width)."""
+    if not _icc_possible(space, config):
+        return
+    if "kmeans" in possible_values(space, "cluster_method", config):
+        counts = possible_values(space, "n_clusters", config)
+        if max(counts) > n_items:
+            raise ConfigError(f"{_where_set(space, 'n_clusters')}: value {max(counts)} (of {_shown(counts)}) is more "
+                              f"than the {n_items} items of the prepared dataset {dataset!r}; allowed: at "
+                              f"most {n_items} (KMeans needs an item per cluster)")
+    limit = min(n_items, emb_dim)
+    if config.clusters.dim > limit:
+        raise ConfigError(f"clusters.dim: got {config.clusters.dim}; allowed: at most min(items, embedding "
+                          f"width) = {limit} for the prepared dataset {dataset!r}")
 
 
 def is_fixed(spec: Any) -> bool:
@@ -230,6 +313,42 @@ class SearchSpace:
             else:
                 out[name] = sampled[name]
         return out
+
+
+    def raw(self, resolved: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The inverse of `resolve`: Optuna's raw parameters and their distributions for a trial's
+        flat values, found by replaying this define-by-run space (to rebuild a lost study)."""
+        replay = _Replay(resolved)
+        self(replay)
+        return replay.params, replay.distributions
+
+
+class _Replay:
+    """A stand-in Optuna trial that answers every suggestion from a trial's flat values."""
+
+    def __init__(self, resolved: Mapping[str, Any]):
+        self.resolved, self.params, self.distributions = resolved, {}, {}
+
+    def _answer(self, name: str, distribution: Any, value: Any) -> Any:
+        self.params[name], self.distributions[name] = value, distribution
+        return value
+
+    def suggest_categorical(self, name: str, choices: list) -> Any:
+        from optuna.distributions import CategoricalDistribution
+
+        value = self.resolved.get(name.removesuffix(ZERO_SUFFIX)) == 0 if name.endswith(ZERO_SUFFIX) \
+            else self.resolved[name]
+        return self._answer(name, CategoricalDistribution(choices), value)
+
+    def suggest_float(self, name: str, low: float, high: float, log: bool = False) -> float:
+        from optuna.distributions import FloatDistribution
+
+        return self._answer(name, FloatDistribution(low, high, log=log), float(self.resolved[name]))
+
+    def suggest_int(self, name: str, low: int, high: int, log: bool = False) -> int:
+        from optuna.distributions import IntDistribution
+
+        return self._answer(name, IntDistribution(low, high, log=log), int(self.resolved[name]))
 
 
 def trial_config(base: Config, params: Mapping[str, Any]) -> Config:

@@ -8,6 +8,7 @@ whenever it changed and parses, and `repair` puts that copy back before a restor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -50,8 +51,14 @@ class StateBackup(Callback):
             if text is None:                       # mid-write: try again on the next result
                 continue
             tmp = path.with_name(path.name + SUFFIX + ".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, path.with_name(path.name + SUFFIX))
+            try:
+                tmp.write_text(text)
+                os.replace(tmp, path.with_name(path.name + SUFFIX))
+            except OSError as exc:                 # e.g. a full disk: the copy is a safeguard, the
+                logger.warning("could not keep a copy of %s (%s)", path.name, exc)   # run goes on
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
+                continue
             self._seen[path.name] = stamp
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:

@@ -7,6 +7,8 @@ terminated, stopped_early, errored, lost), so the study and Ray's results join o
 
 from __future__ import annotations
 
+import math
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,17 @@ BEST_METRIC = "best_valid_ndcg_10"
 TIME_ATTR = "epoch"
 FINISHED = "finished"          # reported True by a trial that stopped by itself (not by ASHA)
 DB_NAME = "optuna.db"
+
+
+def rank_key(trial_id: Any, state: Any, score: Any) -> tuple[float, str] | None:
+    """The one definition of "best", used by `launch.py tune`'s summary and by every results
+    table: the highest best-epoch validation NDCG@10 first, the smaller trial id on ties. An
+    errored trial, or one without a finite score, is never ranked (None), whatever it reported."""
+    if state == "errored" or isinstance(score, bool) or not isinstance(score, numbers.Real):
+        return None
+    if not math.isfinite(score):
+        return None
+    return (-float(score), str(trial_id))
 
 
 def study_storage(folder: str | Path) -> Any:
@@ -61,6 +74,8 @@ def reconcile(study: Any, rows: list[dict]) -> int:
             else:
                 values = row["best_valid_ndcg_10"]
         study._storage.set_trial_user_attr(trial._trial_id, "ray_state", state)
+        if trial.state == TrialState.WAITING:       # enqueued, never asked: Optuna refuses to tell it
+            study._storage.set_trial_state_values(trial._trial_id, TrialState.RUNNING)
         study.tell(trial.number, values, state=optuna_state)
         closed += 1
     return closed

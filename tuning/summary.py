@@ -1,20 +1,20 @@
 """What an experiment produced, in one small dict (printed by `launch.py tune --json`).
 
-A trial that stopped by itself (patience or max epochs) reports `done: True` in its last result:
-it counts as terminated. One ASHA stopped counts as stopped_early; one that raised, errored.
-Anything else (still pending or running) means the run was interrupted: the summary says so and
-the runner raises ExperimentInterrupted so a caller cannot mistake a partial result for a whole.
+A trial that stopped by itself (patience or max epochs) reports `finished: True` in its last
+result: it counts as terminated. One ASHA stopped counts as stopped_early; one that raised,
+errored. Anything else (pending, or running when Ctrl-C came) is unfinished and means the run was
+interrupted: the summary says so and the runner raises ExperimentInterrupted so a caller cannot
+mistake a partial result for a whole. "Best" is `tuning.study.rank_key`, as in every report.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
 from tuning.config import Config
-from tuning.study import BEST_METRIC, FINISHED
+from tuning.study import BEST_METRIC, FINISHED, rank_key
 
 logger = logging.getLogger(__name__)
 
@@ -30,19 +30,26 @@ class ExperimentInterrupted(RuntimeError):
 
 
 def trial_state(status: str, last_result: dict | None) -> str:
-    """terminated / stopped_early / errored / unfinished, from Ray's status and the last result."""
+    """terminated / stopped_early / errored / unfinished, from Ray's status and the last result.
+
+    Ray marks a trial it stopped itself (ASHA, or the trial's own final report) with `done` in
+    that trial's last result. Ctrl-C makes Ray set every running trial TERMINATED too, but
+    without `done`: those did not finish, they are unfinished (resumable), like pending ones."""
+    last = last_result or {}
     if status == "ERROR":
         return "errored"
-    if status == "TERMINATED":
-        return "terminated" if (last_result or {}).get(FINISHED) else "stopped_early"
+    if status == "TERMINATED" and last.get("done"):
+        return "terminated" if last.get(FINISHED) else "stopped_early"
     return "unfinished"
 
 
 def _best(rows: list[dict]) -> dict | None:
-    scored = [r for r in rows if r["best_valid_ndcg_10"] is not None and math.isfinite(r["best_valid_ndcg_10"])]
-    if not scored:
+    """The best trial by `tuning.study.rank_key` (the rule `launch.py report` ranks by too)."""
+    ranked = [(key, row) for row in rows
+              if (key := rank_key(row["trial_id"], row["state"], row["best_valid_ndcg_10"])) is not None]
+    if not ranked:
         return None
-    top = max(scored, key=lambda r: r["best_valid_ndcg_10"])
+    top = min(ranked, key=lambda pair: pair[0])[1]
     return {"trial_id": top["trial_id"], "valid_ndcg_10": top["best_valid_ndcg_10"],
             "state": top["state"], "config": top["params"]}
 
@@ -100,6 +107,7 @@ def summarize(grid: Any, config: Config, folder: Path) -> dict:
         "terminated": counts["terminated"],
         "stopped_early": counts["stopped_early"],
         "errored": counts["errored"],
+        "unfinished": counts["unfinished"],
         "interrupted": interrupted,
         "best": _best(rows),
         "trial_states": {r["trial_id"]: r["state"] for r in rows},

@@ -3,7 +3,8 @@
 The dataset arrives through Ray's object store (the driver puts it there once), so trials work on
 any node without a shared disk. Cluster artifacts for the sampled (method, n_clusters) are built
 here and cached on the node's disk. Each epoch reports the validation metrics as `valid_<key>`
-with an explicit `epoch` (ASHA's time attribute, kept across resumes) and a checkpoint holding
+with an explicit `epoch` (ASHA's time attribute, kept across resumes), for ICC trials the
+clustering's `cluster_largest_share` and `cluster_degenerate`, and a checkpoint holding
 everything needed to continue exactly. The final report of a trial that stops by itself carries
 `test_<key>` metrics of its best-validation weights and `done: True`; a trial ASHA stops has none.
 A non-finite loss raises in the trainer and fails the trial: it is never reported as a score.
@@ -11,10 +12,13 @@ A non-finite loss raises in the trainer and fails the trial: it is never reporte
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import math
 import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = "trainer.pt"
 METRICS_FILE = "metrics.json"
+MAX_DISK_WAIT_S = 60.0
 
 
 def epoch_metrics(report: Any) -> dict[str, Any]:
@@ -39,6 +44,16 @@ def epoch_metrics(report: Any) -> dict[str, Any]:
     metrics.update({f"share_{key}": float(value) for key, value in report.loss_shares.items()})
     metrics.update({f"valid_{key}": float(value) for key, value in report.valid.items()})
     return metrics
+
+
+def cluster_metrics(trainer: Any) -> dict[str, Any]:
+    """ICC trials only: how lopsided the trial's clustering is (cluster_prep.quality), so a result
+    bought with a degenerate clustering is visible beside its score."""
+    clusters = getattr(trainer, "clusters", None)
+    if clusters is None:
+        return {}
+    return {"cluster_largest_share": float(clusters.quality.get("largest_share", math.nan)),
+            "cluster_degenerate": bool(clusters.quality.get("degenerate", False))}
 
 
 def _where() -> dict[str, str]:
@@ -72,7 +87,34 @@ def _restore(trainer: Any, checkpoint: Any) -> dict[str, Any] | None:
 
 
 def _report(trainer: Any, metrics: dict[str, Any]) -> None:
-    """Report `metrics` with a checkpoint of the trainer (Ray keeps the best and the latest)."""
+    """Report `metrics` with a checkpoint of the trainer (Ray keeps the best and the latest).
+
+    A full disk while the checkpoint is written or copied to storage does not fail the trial
+    (its retries would fail the same way, and an errored trial stays errored after a resume):
+    the trial says so in one line and tries again, 1 s, 2 s, ... up to a minute apart, until
+    space is freed. Nothing half-written is reported; Ctrl-C meanwhile leaves the trial
+    unfinished, resumable from its last good checkpoint."""
+    delay = 1.0
+    while True:
+        try:
+            _checkpoint_and_report(trainer, metrics)
+            return
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            logger.warning("no space left on device for the checkpoint of epoch %s (%s); trying again in "
+                           "%.0f s: free some space (or stop the run and --resume it later)",
+                           metrics.get("epoch"), exc, delay)
+            time.sleep(delay)
+            delay = min(2 * delay, MAX_DISK_WAIT_S)
+
+
+def disk_full(exc: OSError) -> bool:
+    """ENOSPC (or EDQUOT), also as pyarrow's OSError, which carries the text but no errno."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(exc)
+
+
+def _checkpoint_and_report(trainer: Any, metrics: dict[str, Any]) -> None:
     import torch
     from ray import tune
 
@@ -114,7 +156,7 @@ def train_trial(config: dict, data: dict) -> None:
                 raise RuntimeError("the trainer stopped before its first epoch (check train.epochs)")
             _report(trainer, _final(trainer, {**metrics, **where}))
             return
-        metrics = {**epoch_metrics(trainer.train_epoch()), **where}
+        metrics = {**epoch_metrics(trainer.train_epoch()), **cluster_metrics(trainer), **where}
         if trainer.should_stop():
             _report(trainer, _final(trainer, metrics))
             return

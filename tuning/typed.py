@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import re
 import types
 import typing
 from typing import Any, Mapping, TypeVar
@@ -45,8 +47,8 @@ def _describe(meta: Mapping[str, Any], type_name: str) -> str:
     low, high = meta.get("low"), meta.get("high")
     if low is None and high is None:
         return f"a value of type {type_name}"
-    left = "(" if meta.get("low_open") else "["
-    right = ")" if meta.get("high_open") else "]"
+    left = "(" if meta.get("low_open") or low is None else "["
+    right = ")" if meta.get("high_open") or high is None else "]"
     lo = "-inf" if low is None else f"{low:g}"
     hi = "inf" if high is None else f"{high:g}"
     return f"{type_name} in {left}{lo}, {hi}{right}"
@@ -95,16 +97,29 @@ def _coerce(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
             raise ConfigError(f"{key}: got {value!r}; allowed: {_describe(meta, 'int')}")
         return value
     if tp is float:
-        if isinstance(value, str):
-            value = _float_text(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: got {value!r}; allowed: {_describe(meta, 'float')}")
-        return float(value)
+        return _coerce_float(key, value, meta)
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key}: got {value!r}; allowed: {_describe(meta, 'str')}")
         return value
     return value
+
+
+def _coerce_float(key: str, value: Any, meta: Mapping[str, Any]) -> float:
+    """A finite float: nan would pass every bound check (all comparisons are false) and inf
+    breaks training later, so both are refused here, where the key is still known."""
+    if isinstance(value, str):
+        value = _float_text(value)  # YAML 1.1 reads 1e-3 (no dot) as a string
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}: got {value!r}; allowed: {_describe(meta, 'float')}")
+    try:
+        number = float(value)
+    except OverflowError:                   # an int beyond float's range
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{key}: got {value!r}; allowed: {_describe(meta, 'float')} "
+                          f"(finite; nan and inf are refused)")
+    return number
 
 
 def _check_bounds(key: str, value: Any, meta: Mapping[str, Any], type_name: str) -> None:
@@ -123,7 +138,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     """Build dataclass `cls` from `data`, checking every key, type and bound."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)     # YAML keys can be ints, None, ...
     if unknown:
         where = f"{prefix}." if prefix else ""
         raise ConfigError(
@@ -158,15 +173,13 @@ def merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
 
 def parse_override(text: str) -> dict[str, Any]:
     """Turn `a.b=value` into {"a": {"b": value}}; the value is read as YAML (1e-3, true, [1,2])."""
-    import yaml
-
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. model.gamma=0.1")
     key, raw = text.split("=", 1)
     key = key.strip()
     if not key:
         raise ConfigError(f"--set {text!r}: the key before '=' is empty")
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    value = read_yaml(raw, f"--set {text!r}, the value after '='") if raw.strip() else ""
     out: dict[str, Any] = {}
     node = out
     parts = key.split(".")
@@ -174,3 +187,76 @@ def parse_override(text: str) -> dict[str, Any]:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
     return out
+
+
+# ---------------------------------------------------------------- YAML, names, differences
+
+def _strict_loader() -> type:
+    """A SafeLoader that refuses a key written twice in one mapping (PyYAML keeps the last one
+    silently, so a second `gamma:` further down would quietly win)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:                     # unhashable: construct_mapping says so
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first on line {first + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return loader.construct_mapping(node, deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return StrictLoader
+
+
+def _yaml_problem(error: Any) -> str:
+    """One line out of PyYAML's multi-line message: where and what."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return " ".join(f"{where}{problem}".split())
+
+
+def read_yaml(text: str, where: str) -> Any:
+    """Parse YAML text (safe types only, no duplicate keys); errors name `where` and the line."""
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_strict_loader())   # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{where}: not valid YAML: {_yaml_problem(error)}") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: not valid YAML: nested too deeply") from None
+
+
+NAME_RULE = "letters, digits, '.', '_' and '-', starting with a letter or digit"
+
+
+def check_folder_name(key: str, name: Any) -> str:
+    """A name that becomes one folder inside a storage root and can never leave it ('..', '/',
+    a leading dot, an empty name)."""
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise ConfigError(f"{key}: got {name!r}; allowed: {NAME_RULE} (a folder name inside "
+                          f"tune.storage_path)")
+    return name
+
+
+def first_difference(saved: Any, now: Any, where: str = "") -> str | None:
+    """'key: saved X, now Y' for the first dotted key (in sorted order) whose values differ."""
+    if isinstance(saved, Mapping) and isinstance(now, Mapping):
+        for key in sorted(set(saved) | set(now), key=str):
+            found = first_difference(saved.get(key), now.get(key), f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+        return None
+    return None if saved == now else f"{where}: saved {saved!r}, now {now!r}"

@@ -1,0 +1,76 @@
+"""Significance figures against numbers computed by hand and by scipy: the paired t-test of
+`reproduce --seeds` (results.reproduce.paired_test) and the study's statistics (results.stats)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from results.reproduce import SIGNIFICANCE_TEST, paired_test
+from results.stats import holm, mean_ci, paired
+
+# Three seeds; differences 0.02, 0.02, 0.005: mean 0.015, sd sqrt(7.5e-5), so t = 3 exactly.
+CONFIG = [0.30, 0.32, 0.31]
+CONTROL = [0.28, 0.30, 0.305]
+T_BY_HAND = 3.0
+# Student's t with 2 degrees of freedom has a closed-form tail: P(T > t) = (1 - t / sqrt(t^2 + 2)) / 2
+P_BY_HAND = 1.0 - T_BY_HAND / math.sqrt(T_BY_HAND ** 2 + 2)
+
+
+def test_paired_test_equals_the_hand_computed_t_and_p():
+    out = paired_test(CONFIG, CONTROL)
+    assert out["test"] == SIGNIFICANCE_TEST and out["n"] == 3
+    assert out["statistic"] == pytest.approx(T_BY_HAND, rel=1e-9)
+    assert out["p_value"] == pytest.approx(P_BY_HAND, rel=1e-9)          # 0.0955: two-sided
+
+
+def test_paired_test_sign_follows_config_minus_control():
+    out = paired_test(CONTROL, CONFIG)
+    assert out["statistic"] == pytest.approx(-T_BY_HAND, rel=1e-9)
+    assert out["p_value"] == pytest.approx(P_BY_HAND, rel=1e-9)
+
+
+def test_paired_test_equals_scipy_on_five_seeds():
+    from scipy import stats
+
+    config = [0.2111, 0.2235, 0.2050, 0.2302, 0.2198]
+    control = [0.2080, 0.2101, 0.2097, 0.2150, 0.2120]
+    expected = stats.ttest_rel(config, control)
+    unpaired = stats.ttest_ind(config, control)
+    out = paired_test(config, control)
+    assert out["statistic"] == pytest.approx(float(expected.statistic), rel=1e-12)
+    assert out["p_value"] == pytest.approx(float(expected.pvalue), rel=1e-12)
+    assert out["p_value"] != pytest.approx(float(unpaired.pvalue), rel=1e-3)   # paired, not unpaired
+
+
+@pytest.mark.parametrize("config, control, note", [
+    ([0.3], [0.2], "needs at least 2 seeds"),
+    ([0.5, 0.75], [0.25, 0.5], "every paired difference is 0.25"),
+])
+def test_paired_test_undefined_cases_say_why(config, control, note):
+    out = paired_test(config, control)
+    assert out["statistic"] is None and out["p_value"] is None and note in out["note"]
+
+
+def test_study_paired_statistics_by_hand():
+    out = paired(CONFIG, CONTROL)
+    assert out["n"] == 3 and out["diff"] == pytest.approx(0.015, rel=1e-9)
+    assert out["p_value"] == pytest.approx(P_BY_HAND, rel=1e-9)
+    sd = math.sqrt(7.5e-5)
+    assert out["d_z"] == pytest.approx(0.015 / sd, rel=1e-9)
+    assert out["relative"] == pytest.approx(0.015 / (sum(CONTROL) / 3), rel=1e-9)
+    # t quantile for 95 % with 2 df, closed form: t = q / sqrt((1 - q^2) / 2) with q = 2 * 0.975 - 1
+    q = 0.95
+    t_975 = q * math.sqrt(2 / (1 - q ** 2))
+    assert out["diff_half_width"] == pytest.approx(t_975 * sd / math.sqrt(3), rel=1e-9)
+
+
+def test_mean_ci_and_holm_by_hand():
+    ci = mean_ci([1.0, 2.0, 3.0])
+    t_975 = 0.95 * math.sqrt(2 / (1 - 0.95 ** 2))
+    assert (ci["n"], ci["mean"], ci["std"]) == (3, 2.0, 1.0)
+    assert ci["half_width"] == pytest.approx(t_975 / math.sqrt(3), rel=1e-9)
+    assert mean_ci([5.0]) == {"n": 1, "mean": 5.0, "half_width": None, "std": None}
+    # Holm: sorted p 0.01, 0.02, 0.04 times 3, 2, 1 -> 0.03, 0.04, 0.04 (kept monotone)
+    assert holm([0.04, None, 0.01, 0.02]) == pytest.approx([0.04, None, 0.03, 0.04])
