@@ -76,6 +76,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="tune settings of the replays, e.g. tune.grace_period=3")
     p.add_argument("--workers", type=int, default=2, help="recording processes")
     p.add_argument("--threads", type=int, default=1, help="torch threads per recording process")
+    p.add_argument("--device", default="cpu",
+                   help="train.device of the recording (auto: CUDA when present; the table's key ignores it)")
+    p.add_argument("--limit", type=int, default=0,
+                   help="--record: at most this many of the missing models (0: all), e.g. to time-box a run")
     p.add_argument("--out", default=DEFAULT_OUT)
     p.add_argument("--data-root", default=C.DEFAULT_DATA_ROOT)
     p.add_argument("--cache-dir", default=C.DEFAULT_CACHE_DIR)
@@ -84,8 +88,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.seeds = args.seeds or args.preset["seeds"]
     args.method_list = C.parse_list(args.methods, tuple(METHODS), "--methods")
     if min(args.seeds, args.concurrent, args.workers, args.threads) < 1 or min(args.num_samples, args.epochs,
-                                                                               args.patience) < 0:
-        p.error("--seeds, --concurrent, --workers, --threads must be >= 1; --num-samples, --epochs, --patience >= 0")
+                                                                               args.patience, args.limit) < 0:
+        p.error("--seeds, --concurrent, --workers, --threads must be >= 1; "
+                "--num-samples, --epochs, --patience, --limit >= 0")
     args.tune = tune_overrides(args.set, p)
     return args
 
@@ -112,7 +117,7 @@ def base_config(args: argparse.Namespace, epochs: int | None = None):
     data, _ = C.data_overrides(args.preset["dataset"], args.data_root, args.cache_dir)
     cap = epochs or args.preset["epochs"]
     return C.make_config([*data, *args.preset["overrides"], f"train.epochs={cap}", "train.patience=0",
-                          "train.device=cpu", f"train.num_threads={args.threads}"])
+                          f"train.device={args.device}", f"train.num_threads={args.threads}"])
 
 
 def log(text: str) -> None:
@@ -249,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     base, space = base_config(args), args.preset["space"]
     if args.record or args.smoke:
-        T.record_table(base, space, args.out, args.workers, args.threads, log)
+        T.record_table(base, space, args.out, args.workers, args.threads, log, args.limit)
         if args.record:
             print("\n".join(plan_lines(args)))
             return 0

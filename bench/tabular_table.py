@@ -98,7 +98,15 @@ def record_model(base: dict, params: dict) -> dict:
             "epoch_cpu_seconds": cpu, "test_seconds": test_seconds, "setup_seconds": setup,
             "setup_cpu_seconds": setup_cpu,
             "recorded": {"host": socket.gethostname(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                         "torch_threads": torch.get_num_threads()}}
+                         "torch_threads": torch.get_num_threads(), "device": _device_name(trainer)}}
+
+
+def _device_name(trainer: Any) -> str:
+    """Where the epochs ran (epoch seconds on a GPU are not CPU seconds)."""
+    import torch
+
+    device = torch.device(trainer.device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
 
 
 # ---- the driver ------------------------------------------------------------------------------
@@ -107,8 +115,9 @@ def missing_models(folder: Path, models: list[dict]) -> list[dict]:
 
 
 def record_table(base: Any, space: Mapping[str, list], out: str | Path, workers: int = 2,
-                 threads: int = 1, log: Callable[[str], None] = print) -> Path:
-    """Record every missing model of `space` with `workers` processes; return the table folder."""
+                 threads: int = 1, log: Callable[[str], None] = print, limit: int = 0) -> Path:
+    """Record every missing model of `space` (the first `limit` of them if > 0) with `workers`
+    processes; return the table folder. Imports no Ray: a bare GPU machine can record."""
     from datasets import prepare_dataset
     from tuning.config import config_to_dict
 
@@ -116,9 +125,11 @@ def record_table(base: Any, space: Mapping[str, list], out: str | Path, workers:
         raise ValueError(f"train.patience: got {base.train.patience}; a table records full curves (0)")
     folder = table_folder(out, base, space)
     todo = missing_models(folder, distinct_models(space))
+    todo = todo[:limit] if limit > 0 else todo
     write_atomic(folder / "table.json", {"settings": settings_key(base, list(space)), "space": dict(space),
                                          "epochs": base.train.epochs, "config": config_to_dict(base)})
-    log(f"table {folder}: {len(todo)} of {len(distinct_models(space))} models to record")
+    log(f"table {folder}: {len(todo)} of {len(distinct_models(space))} models to record "
+        f"(train.device {base.train.device}, {workers} processes x {threads} threads)")
     if not todo:
         return folder
     prepare_dataset(base.data, progress=False)       # once here: workers then read the cache
@@ -130,8 +141,9 @@ def record_table(base: Any, space: Mapping[str, list], out: str | Path, workers:
             record = future.result()
             write_atomic(record_path(folder, futures[future]), record)
             seconds = sum(e["epoch_seconds"] for e in record["epochs"])
-            log(f"  [{done}/{len(todo)}] {record['key']}: best valid NDCG@10 "
-                f"{max(e['valid_ndcg_10'] for e in record['epochs']):.4f}, {seconds:.0f} s")
+            log(f"  [{done}/{len(todo)}] {time.strftime('%H:%M:%S')} {record['key']}: best valid NDCG@10 "
+                f"{max(e['valid_ndcg_10'] for e in record['epochs']):.4f}, {seconds:.0f} s on "
+                f"{record['recorded']['device']}")
     return folder
 
 
