@@ -20,6 +20,9 @@ written beside the table (report.md, anytime.png) and printed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import json
 import os
 import sys
 import time
@@ -29,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
 import tabular_report as R  # noqa: E402
 import tabular_table as T  # noqa: E402
-from tabular_replay import METHODS, available_methods, run_replay, start_ray  # noqa: E402
+from tabular_replay import METHODS, Event, Replay, available_methods, run_replay, start_ray  # noqa: E402
 from tabular_stats import grid_figures, quartiles, replay_figures  # noqa: E402
 
 DEFAULT_OUT = str(C.REPO / "bench" / "out" / "tabular")
@@ -173,15 +176,47 @@ def trials_per_search(table: dict, args: argparse.Namespace) -> int:
 
 
 def replays(table: dict, method: str, seeds: range, tune: dict, args: argparse.Namespace) -> list:
+    """One replay per seed, each kept as JSON under the table's replays/ folder: an interrupted
+    run keeps what finished, and Ray starts only when a replay is missing."""
     epochs, num_samples = args.epochs or table["epochs"], trials_per_search(table, args)
     out = []
     for seed in seeds:
+        path = replay_path(args, method, seed, tune, epochs, num_samples)
+        if path.is_file():
+            out.append(load_replay(path))
+            continue
+        if start_ray(args.concurrent):
+            args.ray_started = True          # main() ends the session it started, not a caller's
         started = time.perf_counter()
         replay = run_replay(table, method, seed, tune, epochs, args.patience, num_samples, args.concurrent)
         log(f"  {method} {tune or ''} seed {seed}: {replay.trials} trials, {len(replay.events)} trial-epochs, "
             f"{time.perf_counter() - started:.1f} s")
+        T.write_atomic(path, dataclasses.asdict(replay))
         out.append(replay)
     return out
+
+
+def replay_path(args: argparse.Namespace, method: str, seed: int, tune: dict, epochs: int, num_samples: int) -> Path:
+    """The saved replay of these settings (everything that changes a replay is in the name)."""
+    text = json.dumps({"tune": tune, "epochs": epochs, "patience": args.patience, "samples": num_samples,
+                       "concurrent": args.concurrent}, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
+    return args.table_folder / "replays" / f"{method}-{digest}-s{seed}.json"
+
+
+def load_replay(path: Path) -> Replay:
+    data = json.loads(path.read_text())
+    data["events"] = [Event(**event) for event in data["events"]]
+    return Replay(**data)
+
+
+def all_replays(table: dict, methods: list[str], seeds: range, tune: dict, args: argparse.Namespace) -> dict:
+    """Seed by seed over the methods, so an interrupted run leaves every method the same seeds."""
+    by_method: dict[str, list] = {m: [] for m in methods}
+    for seed in seeds:
+        for method in methods:
+            by_method[method] += replays(table, method, range(seed, seed + 1), tune, args)
+    return by_method
 
 
 def tune_the_tuner(table: dict, grid: dict, args: argparse.Namespace) -> tuple[str, list[str]]:
@@ -231,7 +266,7 @@ def report(table: dict, folder: Path, args: argparse.Namespace, load: str) -> st
         body, extra = tune_the_tuner(table, grid, args)
         title = "Tuning the tuner on the tabular benchmark (TPE + ASHA)"
     else:
-        by_method = {m: replays(table, m, range(args.seeds), args.tune, args) for m in args.method_list}
+        by_method = all_replays(table, args.method_list, range(args.seeds), args.tune, args)
         body, extra = R.methods_table(by_method, grid, WORKERS)
         plot = R.plot_anytime(by_method, grid, folder / "anytime.png")
         extra.append(f"anytime plot: {plot}")
@@ -263,11 +298,11 @@ def main(argv: list[str] | None = None) -> int:
         print("the table is not complete yet:\n" + "\n".join(plan_lines(args)))
         return 1
     table = T.load_table(folder)
-    started = start_ray(args.concurrent)
+    args.table_folder = folder
     try:
         print(report(table, folder, args, load))
     finally:
-        if started:
+        if getattr(args, "ray_started", False):
             import ray
 
             ray.shutdown()

@@ -10,8 +10,10 @@ the trials reported them, and the folder is then removed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import sys
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from typing import Any, Iterator, Mapping
 from tuning.replay import REPORTED_AT
 
 REGISTER_TIMEOUT_S = 600
+RAYLET_WAIT_S = 600                  # see _patient_raylet_wait
 
 #: method name -> the tune settings it changes; "grid" is computed from the table, not replayed
 METHODS: dict[str, dict[str, Any]] = {
@@ -90,9 +93,44 @@ def start_ray(concurrent: int) -> bool:
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_worker_register_timeout_seconds", str(REGISTER_TIMEOUT_S))
-    ray.init(address="local", num_cpus=concurrent, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING, configure_logging=True)
+    # the raylet likewise waits 30 s for its agents' port files, then aborts (seen at nice 19)
+    os.environ.setdefault("RAY_agent_register_timeout_ms", str(REGISTER_TIMEOUT_S * 1000))
+    for name in ("RAY_gcs_rpc_server_connect_timeout_s", "RAY_py_gcs_connect_timeout_s",
+                 "RAY_gcs_server_request_timeout_seconds"):
+        os.environ.setdefault(name, str(REGISTER_TIMEOUT_S))
+    with _patient_raylet_wait():
+        ray.init(address="local", num_cpus=concurrent, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING, configure_logging=True)
     return True
+
+
+@contextlib.contextmanager
+def _patient_raylet_wait() -> Iterator[None]:
+    """Ray waits a fixed 30 s for its raylet to register; at nice 19 beside a busy study it
+    registered later, ray.init failed and left orphan processes. Bench-only: the node lookup
+    Ray polls (a private API) retries for up to RAYLET_WAIT_S instead."""
+    import time
+
+    from ray._private import services
+
+    original = services.get_node
+
+    def get_node(*args: Any, **kwargs: Any) -> Any:
+        deadline = time.monotonic() + RAYLET_WAIT_S
+        while True:
+            try:
+                return original(*args, **kwargs)
+            except Exception as exc:      # RuntimeError, or RaySystemError while the GCS starts
+                if time.monotonic() > deadline:
+                    raise
+                print(f"waiting for Ray's node to register: {exc}", file=sys.stderr, flush=True)
+                time.sleep(1.0)
+
+    services.get_node = get_node
+    try:
+        yield
+    finally:
+        services.get_node = original
 
 
 def _results(trial: Path) -> Iterator[dict]:
@@ -130,7 +168,8 @@ def run_replay(table: dict, method: str, seed: int, tune: Mapping[str, Any], epo
                 "max_concurrent_trials": concurrent}
     storage = tempfile.mkdtemp(prefix="tabular-replay-", dir=_fast_temp())
     try:
-        config = replay_config(table, settings, epochs, patience, storage, f"{method}-s{seed}-{uuid.uuid4().hex[:6]}")
+        name = f"{method.replace('+', '-')}-s{seed}-{uuid.uuid4().hex[:6]}"     # tune.name allows no '+'
+        config = replay_config(table, settings, epochs, patience, storage, name)
         trainable = ray_tune.with_parameters(replay_trial, table=table)
         summary = run_experiment(config, progress=False, trainable=trainable)
         _raise_errors(Path(summary["experiment"]), summary)
