@@ -244,6 +244,15 @@ def tune_the_tuner(table: dict, grid: dict, args: argparse.Namespace) -> tuple[s
     return R.tuner_table(runs, grid, WORKERS) + "\n" + R.tuner_table(final, grid, WORKERS), notes
 
 
+def recorded_on(table: dict) -> str:
+    """Devices, torch threads and dates of the records (GPU epoch seconds are not CPU seconds)."""
+    seen = sorted({(r["recorded"].get("device", "cpu"), r["recorded"]["torch_threads"])
+                   for r in table["records"].values()})
+    dates = sorted(r["recorded"]["date"] for r in table["records"].values())
+    where = ", ".join(f"{device} ({threads} torch thread{'s' if threads > 1 else ''})" for device, threads in seen)
+    return f"{where}, {dates[0]} to {dates[-1]}"
+
+
 def report(table: dict, folder: Path, args: argparse.Namespace, load: str) -> str:
     from tuning.config import TuneConfig
     from tuning.typed import from_dict
@@ -254,6 +263,7 @@ def report(table: dict, folder: Path, args: argparse.Namespace, load: str) -> st
     notes = [f"table: {folder.name}, {grid['models']} models of {table['space']}, {table['epochs']} epochs "
              f"recorded; replays: epoch cap {epochs}, patience {args.patience}, {trials_per_search(table, args)} "
              f"trials per search, {args.concurrent} at once, seeds 0-{args.seeds - 1}",
+             f"table recorded on {recorded_on(table)}: the simulated hours use that device's epoch seconds",
              f"grid's best valid NDCG@10 {grid['best']:.4f} ({grid['best_key']}); target (99 %) {grid['target']:.4f}",
              f"tuner: grace {tune.grace_period}, rf {tune.reduction_factor:g}, n_startup_trials "
              f"{tune.n_startup_trials}, multivariate {tune.multivariate}",
