@@ -268,7 +268,7 @@ def report(table: dict, folder: Path, args: argparse.Namespace, load: str) -> st
              f"tuner: grace {tune.grace_period}, rf {tune.reduction_factor:g}, n_startup_trials "
              f"{tune.n_startup_trials}, multivariate {tune.multivariate}",
              "median [IQR] over seeds; 'never' = the target was not reached (counted as infinitely costly)",
-             "simulated hours: recorded epoch seconds, trials in the replay's start order on k workers "
+             "simulated minutes: recorded epoch seconds, trials in the replay's start order on k workers "
              "(greedy); decisions as made at the replay's concurrency; test evaluation and Ray overhead left out",
              "test NDCG@10 of the pick: the model with the best validation NDCG@10 among the search's trials, "
              "trained to its end (its recorded test at its best validation epoch)"]

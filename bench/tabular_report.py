@@ -32,20 +32,20 @@ def method_row(name: str, figures: list[dict], grid: Mapping[str, Any], workers:
     epochs = [f["epochs_to_target"] for f in figures]
     share = [None if e is None else 100 * e / grid["epochs"] for e in epochs]
     row = [name, f"{sum(e is not None for e in epochs)}/{len(figures)}", _span(epochs), _span(share, digits=1)]
-    row += [_span([f["wall_to_target"][k] for f in figures], scale=3600, digits=2) for k in workers]
+    row += [_span([f["wall_to_target"][k] for f in figures], scale=60, digits=1) for k in workers]
     row += [_span([f["epochs_total"] for f in figures]), _span([f["picked_test"] for f in figures], digits=4)]
     return row
 
 
 def grid_row(grid: Mapping[str, Any], workers: Sequence[int]) -> list[Any]:
     row = ["grid (every model)", "1/1", str(grid["epochs"]), "100.0"]
-    row += [f"{grid['wall'][k] / 3600:.2f}" for k in workers]
+    row += [f"{grid['wall'][k] / 60:.1f}" for k in workers]
     return row + [str(grid["epochs"]), f"{grid['test']:.4f}"]
 
 
 def columns(workers: Sequence[int]) -> list[str]:
     return (["method", "seeds at target", "trial-epochs to target", "% of grid's epochs"]
-            + [f"sim. hours to target, {k} trials at once" for k in workers]
+            + [f"sim. minutes to target, {k} trials at once" for k in workers]
             + ["trial-epochs spent", "test NDCG@10 of the pick"])
 
 
