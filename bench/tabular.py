@@ -12,6 +12,10 @@ makes each search cost seconds. Steps:
     nice -n 19 .venv/bin/python bench/tabular.py --tuner-grid   # then tune the tuner (before / after)
     nice -n 19 .venv/bin/python bench/tabular.py --smoke        # all of it on a tiny ml-100k table (CI)
 
+On a lent GPU machine without Ray: bench/tabular_device.sh OUT SECONDS --device auto --workers 12
+(records under a timeout, packs the table into OUT/table.tar.gz; unpack it into bench/out/tabular/).
+Replays are kept under <table>/replays/ and reused, so an interrupted replay run loses nothing.
+
 Table: bench/tabular_table.py; replays: bench/tabular_replay.py (tuning.run_experiment with
 tuning.replay.replay_trial); figures: bench/tabular_stats.py; output: bench/tabular_report.py,
 written beside the table (report.md, anytime.png) and printed.
@@ -263,7 +267,7 @@ def report(table: dict, folder: Path, args: argparse.Namespace, load: str) -> st
     notes = [f"table: {folder.name}, {grid['models']} models of {table['space']}, {table['epochs']} epochs "
              f"recorded; replays: epoch cap {epochs}, patience {args.patience}, {trials_per_search(table, args)} "
              f"trials per search, {args.concurrent} at once, seeds 0-{args.seeds - 1}",
-             f"table recorded on {recorded_on(table)}: the simulated hours use that device's epoch seconds",
+             f"table recorded on {recorded_on(table)}: the simulated minutes use that device's epoch seconds",
              f"grid's best valid NDCG@10 {grid['best']:.4f} ({grid['best_key']}); target (99 %) {grid['target']:.4f}",
              f"tuner: grace {tune.grace_period}, rf {tune.reduction_factor:g}, n_startup_trials "
              f"{tune.n_startup_trials}, multivariate {tune.multivariate}",
