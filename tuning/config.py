@@ -17,6 +17,10 @@ from settings import (ConfigError, check_folder_name, from_dict, merge, parse_ov
                       setting, to_dict, with_paths)
 
 
+SAMPLERS = ("tpe", "random", "bohb")
+SCHEDULERS = ("asha", "none", "hyperband")
+
+
 @dataclass
 class TuneConfig:
     name: str = setting("", "experiment name (default: <dataset>-<timestamp>)")
@@ -29,8 +33,16 @@ class TuneConfig:
     reduction_factor: float = setting(3.0, "ASHA: keep the best 1/rf at each rung", low=1, low_open=True)
     reuse_actors: bool = setting(True, "reuse a finished trial's worker for the next trial (less start-up)")
     max_failures: int = setting(2, "retries of a failing trial from its last checkpoint", low=0)
-    search_seed: int = setting(0, "seed of the Optuna TPE sampler")
+    search_seed: int = setting(0, "seed of the searcher (tune.sampler)")
     n_startup_trials: int = setting(4, "TPE: random trials before the model-based search", low=0)
+    sampler: str = setting("tpe", "searcher: Optuna tpe (model-based) or random (the baseline a search "
+                           "must beat), or bohb (Ray's TuneBOHB, needs the bohb extra and scheduler "
+                           "hyperband); seeded by search_seed", choices=SAMPLERS)
+    multivariate: bool = setting(False, "TPE: model the parameters jointly (Optuna's multivariate TPE, "
+                                 "grouped by the parameters a trial samples) instead of one by one")
+    scheduler: str = setting("asha", "early stopping: asha (the worst trials stop at each rung), none "
+                             "(every trial runs until it stops by itself) or hyperband (HyperBandForBOHB's "
+                             "brackets, pausing trials; only with sampler bohb)", choices=SCHEDULERS)
     space: dict = setting({}, "search space: parameter -> distribution (see configs/)")
 
 
@@ -97,7 +109,15 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     if config.tune.name:
         check_folder_name("tune.name", config.tune.name)
     check_study(config.study)
+    check_tune(config.tune)
     return config
+
+
+def check_tune(tune: TuneConfig) -> None:
+    """BOHB's model learns from HyperBandForBOHB's brackets, and that scheduler needs BOHB."""
+    if (tune.sampler == "bohb") != (tune.scheduler == "hyperband"):
+        raise ConfigError(f"tune.scheduler: got {tune.scheduler!r} with tune.sampler {tune.sampler!r}; "
+                          f"allowed: scheduler hyperband exactly when sampler is bohb")
 
 
 def check_study(study: StudyConfig) -> None:

@@ -119,14 +119,16 @@ def _describe(resources: dict) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in sorted(resources.items()) if k in ("CPU", "GPU", "memory"))
 
 
-def _trainable(config: Config, arrays: dict) -> Any:
+def _trainable(config: Config, arrays: dict | None, trainable: Any = None) -> Any:
+    """train_trial on the prepared arrays, or the given `trainable`, with the trial's resources."""
     from ray import tune
 
-    from tuning.trainable import train_trial
+    if trainable is None:
+        from tuning.trainable import train_trial
 
+        trainable = tune.with_parameters(train_trial, data=arrays)
     gpu = 1.0 / config.tune.trials_per_gpu if config.tune.trials_per_gpu else 0.0
-    return tune.with_resources(tune.with_parameters(train_trial, data=arrays),
-                               {"cpu": config.tune.cpus_per_trial, "gpu": gpu})
+    return tune.with_resources(trainable, {"cpu": config.tune.cpus_per_trial, "gpu": gpu})
 
 
 def _local_experiment(config: Config, name: str) -> Path | None:
@@ -168,9 +170,16 @@ def _tune_config(config: Config, searcher: Any) -> Any:
 
     from model.contract import METRIC, MODE, TIME_ATTR
 
-    scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=config.train.epochs,
-                              grace_period=min(config.tune.grace_period, config.train.epochs),
-                              reduction_factor=config.tune.reduction_factor)
+    scheduler = None                       # tune.scheduler none: Ray's FIFO, every trial runs to its end
+    if config.tune.scheduler == "asha":
+        scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=config.train.epochs,
+                                  grace_period=min(config.tune.grace_period, config.train.epochs),
+                                  reduction_factor=config.tune.reduction_factor)
+    elif config.tune.scheduler == "hyperband":
+        from ray.tune.schedulers import HyperBandForBOHB
+
+        scheduler = HyperBandForBOHB(time_attr=TIME_ATTR, max_t=config.train.epochs,
+                                     reduction_factor=config.tune.reduction_factor)
     return tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=searcher, scheduler=scheduler,
                            num_samples=config.tune.num_samples,
                            max_concurrent_trials=config.tune.max_concurrent_trials or None,
@@ -271,12 +280,15 @@ def _resumed_config(folder: Path, name: str, wanted: Config, given: Iterable[str
 
 
 def run_experiment(config: Config, address: str | None = None, resume: bool = False,
-                   progress: bool = True, given: Iterable[str] | None = None) -> dict:
+                   progress: bool = True, given: Iterable[str] | None = None, trainable: Any = None) -> dict:
     """Run the experiment of `config` (or continue it with `resume`); return its summary dict.
 
     With `resume` the saved config runs, and the settings named in `given` (None: all of them;
     launch.py passes those its --config and --set write) must equal the saved ones, so a changed
     setting is refused instead of silently ignored. `--resume --name N` alone gives none.
+    `trainable` replaces the training trial (tuning.trainable.train_trial on the prepared data)
+    with another Tune function trainable of the same reports, e.g. tuning.replay's replay of
+    recorded learning curves; the dataset is then neither prepared nor checked against the space.
     Raises ConfigError or DataError for bad input before Ray starts (the space is checked against
     the prepared data too), ConnectionError for an address that does not answer, and
     ExperimentInterrupted (carrying the partial summary) if the run was stopped.
@@ -296,11 +308,13 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
     release = None if resume else functools.partial(release_experiment, folder, claim_experiment(config, folder))
     started = fitting = False
     try:
-        arrays = _prepare_arrays(config, progress)
-        check_space_fits_data(config.tune.space, config, int(arrays["n_items"]),
-                              int(arrays["item_text_emb"].shape[1]), config.data.name)
+        arrays = None
+        if trainable is None:
+            arrays = _prepare_arrays(config, progress)
+            check_space_fits_data(config.tune.space, config, int(arrays["n_items"]),
+                                  int(arrays["item_text_emb"].shape[1]), config.data.name)
         started = connect(address)
-        tuner = (_resume_tuner if resume else _new_tuner)(config, name, folder, arrays, progress)
+        tuner = (_resume_tuner if resume else _new_tuner)(config, name, folder, arrays, progress, trainable)
         fitting = True
         with _quiet_tune():
             grid = tuner.fit()
@@ -319,19 +333,21 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
     return summary
 
 
-def _new_tuner(config: Config, name: str, folder: Path, arrays: dict, progress: bool) -> Any:
+def _new_tuner(config: Config, name: str, folder: Path, arrays: dict | None, progress: bool,
+               trainable: Any = None) -> Any:
     from ray import tune
 
     from tuning.search import make_searcher
 
     check_resources(config)
-    trainable = _trainable(config, arrays)
+    trainable = _trainable(config, arrays, trainable)
     searcher = make_searcher(config, folder, name)
     return tune.Tuner(trainable, tune_config=_tune_config(config, searcher),
                       run_config=_run_config(config, name, progress))
 
 
-def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict, progress: bool) -> Any:
+def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, progress: bool,
+                  trainable: Any = None) -> Any:
     """Tuner.restore, after putting back a last good experiment state and rebuilding a missing
     or broken Optuna study from Ray's trial records."""
     from ray import tune
@@ -339,7 +355,7 @@ def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict, progres
     from tuning.study_rebuild import ensure_study
 
     check_resources(config)
-    trainable = _trainable(config, arrays)
+    trainable = _trainable(config, arrays, trainable)
     local = _local_experiment(config, name)
     if local is not None:
         from tuning.state_backup import repair

@@ -1,4 +1,4 @@
-"""Optuna TPE behind Ray Tune: trial configs written in, true trial states told to the study.
+"""Optuna (TPE or random) behind Ray Tune: trial configs written in, true states told to the study.
 
 Ray's OptunaSearch records a trial that ASHA stopped as COMPLETE with its last value, so the
 study cannot tell it from a finished one. `StudySearch` tells Optuna what happened: finished
@@ -12,6 +12,7 @@ Imports Ray: import this module only where Ray is wanted.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from ray.tune.search.optuna import OptunaSearch
 from model.contract import BEST_SO_FAR, ERRORED, FINISHED, METRIC, MODE, STOPPED_EARLY, TERMINATED, TIME_ATTR
 from tuning.adapters import (search_completed, search_space, search_study, search_study_name, search_trials,
                              set_search_study, storage_trial_id, study_storage_of)
-from tuning.config import Config, config_from_dict, config_to_dict
+from tuning.config import Config, TuneConfig, config_from_dict, config_to_dict
 from tuning.space import SearchSpace, trial_config
 from tuning.study import study_storage
 
@@ -100,10 +101,24 @@ class StudySearch(OptunaSearch):
                 search_completed(self).add(trial_id)
 
 
-def make_searcher(config: Config, study_folder: str | Path, study_name: str) -> StudySearch:
-    """A seeded TPE searcher over `config.tune.space` (validated already), study in SQLite."""
-    sampler = optuna.samplers.TPESampler(seed=config.tune.search_seed,
-                                         n_startup_trials=config.tune.n_startup_trials)
+def make_sampler(tune: TuneConfig) -> optuna.samplers.BaseSampler:
+    """The seeded Optuna sampler `tune.sampler` names (random is the baseline TPE must beat)."""
+    if tune.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=tune.search_seed)
+    with warnings.catch_warnings():        # multivariate and group are marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=tune.search_seed, n_startup_trials=tune.n_startup_trials,
+                                          multivariate=tune.multivariate, group=tune.multivariate)
+
+
+def make_searcher(config: Config, study_folder: str | Path, study_name: str) -> Any:
+    """A seeded searcher over `config.tune.space` (validated already), study in SQLite (none for
+    bohb: tuning.bohb)."""
+    if config.tune.sampler == "bohb":
+        from tuning.bohb import make_bohb
+
+        return make_bohb(config)
+    sampler = make_sampler(config.tune)
     return StudySearch(
         space=SearchSpace(config.tune.space), base=config_to_dict(config), metric=METRIC, mode=MODE,
         sampler=sampler, study_name=study_name, storage=study_storage(study_folder),
