@@ -335,3 +335,22 @@ def test_state_cut_mid_write_is_repaired_from_its_last_good_copy(tmp_path):
     assert repair(tmp_path) == [state.name]
     assert state.read_text() == good
     assert repair(tmp_path) == []                         # a readable state is left alone
+
+
+def test_searcher_state_cut_mid_write_is_repaired_too(tmp_path):
+    """The searcher's pickle is rewritten in place as well; a cut one made Tuner.restore fail with
+    EOFError and start the experiment over."""
+    import pickle
+
+    from tuning.state_backup import StateBackup, repair
+
+    searcher = tmp_path / "searcher-state-2026-11-30_00-51-12.pkl"
+    searcher.write_bytes(pickle.dumps({"trials": [1, 2, 3]}))
+    generator = tmp_path / "search_gen_state-2026-11-30_00-51-12.json"
+    generator.write_text(json.dumps({"counter": 3}))
+    StateBackup(tmp_path).save()
+    good = searcher.read_bytes(), generator.read_text()
+    searcher.write_bytes(good[0][:7])                     # cut mid-write
+    generator.write_text("")
+    assert sorted(repair(tmp_path)) == sorted([searcher.name, generator.name])
+    assert (searcher.read_bytes(), generator.read_text()) == good

@@ -1,8 +1,8 @@
 """A last readable copy of Ray's experiment state, for --resume after a crash mid-write.
 
-Ray rewrites `experiment_state-*.json` in place as a run goes on; a driver killed during that
-write leaves an empty or truncated file, and Tuner.restore then silently starts the whole
-experiment over. `StateBackup` (a Tune callback in the driver) copies each state file aside
+Ray rewrites `experiment_state-*.json` (and the searcher's `search_gen_state-*.json` and
+`searcher-state-*.pkl`) in place as a run goes on; a driver killed during such a write leaves an
+empty or truncated file, and Tuner.restore then silently starts the whole experiment over. `StateBackup` (a Tune callback in the driver) copies each state file aside
 whenever it changed and parses, and `repair` puts that copy back before a restore.
 """
 
@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,24 @@ from ray.tune import Callback
 
 logger = logging.getLogger(__name__)
 
-PATTERN = "experiment_state-*.json"
+#: Ray's driver-side state files, each with the parser that tells a whole file from a cut one
+PATTERNS = {"experiment_state-*.json": json.loads, "search_gen_state-*.json": json.loads,
+            "searcher-state-*.pkl": pickle.loads}
 SUFFIX = ".last-good"
 
 
-def _readable(path: Path) -> str | None:
+def _state_files(folder: Path) -> list[tuple[Path, Any]]:
+    return [(path, parse) for pattern, parse in PATTERNS.items() for path in folder.glob(pattern)]
+
+
+def _readable(path: Path, parse: Any = json.loads) -> bytes | None:
+    """The file's bytes if they parse (our own run's files), else None."""
     try:
-        text = path.read_text()
-        json.loads(text)
-    except (OSError, ValueError):
+        data = path.read_bytes()
+        parse(data)
+    except Exception:                                # a cut pickle raises EOFError, UnpicklingError, ...
         return None
-    return text
+    return data
 
 
 class StateBackup(Callback):
@@ -40,19 +48,19 @@ class StateBackup(Callback):
         self._seen: dict[str, int] = {}
 
     def save(self) -> None:
-        for path in self.folder.glob(PATTERN):
+        for path, parse in _state_files(self.folder):
             try:
                 stamp = path.stat().st_mtime_ns
             except OSError:
                 continue
             if self._seen.get(path.name) == stamp:
                 continue
-            text = _readable(path)
-            if text is None:                       # mid-write: try again on the next result
+            data = _readable(path, parse)
+            if data is None:                       # mid-write: try again on the next result
                 continue
             tmp = path.with_name(path.name + SUFFIX + ".tmp")
             try:
-                tmp.write_text(text)
+                tmp.write_bytes(data)
                 os.replace(tmp, path.with_name(path.name + SUFFIX))
             except OSError as exc:                 # e.g. a full disk: the copy is a safeguard, the
                 logger.warning("could not keep a copy of %s (%s)", path.name, exc)   # run goes on
@@ -69,11 +77,11 @@ class StateBackup(Callback):
 
 
 def repair(folder: str | Path) -> list[str]:
-    """Replace each unreadable experiment state file by its last good copy; return their names."""
+    """Replace each unreadable state file by its last good copy; return their names."""
     repaired = []
-    for path in Path(folder).glob(PATTERN):
+    for path, parse in _state_files(Path(folder)):
         backup = path.with_name(path.name + SUFFIX)
-        if _readable(path) is None and backup.is_file() and _readable(backup) is not None:
+        if _readable(path, parse) is None and backup.is_file() and _readable(backup, parse) is not None:
             os.replace(backup, path)
             logger.warning("experiment state %s was unreadable (a crash while Ray wrote it); "
                            "resuming from its last good copy", path)
