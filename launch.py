@@ -97,8 +97,7 @@ def cmd_clusters(args: argparse.Namespace) -> None:
     data = prepare_dataset(config.data, progress=not args.json)
     artifact = build_clusters(data, config.clusters, config.data.cache_dir)
     emit(f"clusters of {config.data.name}", artifact.summary(), args.json)
-    if artifact.warning():
-        print(f"warning: {artifact.warning()}", file=sys.stderr)
+    _warn([f"warning: {artifact.warning()}"] if artifact.warning() else [])
 
 
 def print_epoch(report) -> None:
@@ -148,6 +147,13 @@ def cmd_tune(args: argparse.Namespace) -> None:
     emit(f"experiment {summary.get('experiment')}", summary, args.json)
 
 
+def _warn(notes: list[str]) -> None:
+    """Print the warnings among `notes` on stderr (clusters, report and demo say them alike)."""
+    for note in notes:
+        if note.startswith("warning:"):
+            print(note, file=sys.stderr)
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from results import write_report
 
@@ -159,9 +165,7 @@ def cmd_report(args: argparse.Namespace) -> None:
                            "best trial": best.get("trial_id"),
                            "best valid ndcg_10": best.get("valid", {}).get("valid_ndcg_10"),
                            "its test ndcg_10": best.get("test", {}).get("test_ndcg_10")})
-    for note in report.get("notes", []):
-        if note.startswith("warning:"):
-            print(note, file=sys.stderr)
+    _warn(report.get("notes", []))
     if args.json:
         payload = {k: report[k] for k in ("html", "tables", "best", "notes") if k in report}
         print(json.dumps(payload, default=str))
@@ -220,16 +224,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
         print_table(f"dataset {name}", describe(data))
         artifact = build_clusters(data, config.clusters, config.data.cache_dir)
         print_table(f"clusters of {name}", artifact.summary())
-        if artifact.warning():
-            print(f"warning: {artifact.warning()}", file=sys.stderr)
+        _warn([f"warning: {artifact.warning()}"] if artifact.warning() else [])
     summary = run_experiment(demo, progress=True)
     print_table("tuning", summary)
     report = write_report(summary["experiment"])
     if report.get("summary"):
         print("\n" + report["summary"])
-    for note in report.get("notes", []):
-        if note.startswith("warning:"):
-            print(note, file=sys.stderr)
+    _warn(report.get("notes", []))
     print(f"\ndashboard: {report.get('html')}")
 
 

@@ -204,6 +204,11 @@ def parse_override(text: str) -> dict[str, Any]:
     if not key:
         raise ConfigError(f"--set {text!r}: the key before '=' is empty")
     value = read_yaml(raw, f"--set {text!r}, the value after '='") if raw.strip() else ""
+    return nested(key, value)
+
+
+def nested(key: str, value: Any) -> dict[str, Any]:
+    """`a.b.c`, v -> {"a": {"b": {"c": v}}}: a dotted key as the nested dict a YAML file gives."""
     out: dict[str, Any] = {}
     node = out
     parts = key.split(".")

@@ -55,7 +55,7 @@ def degenerate_note(trials: pd.DataFrame) -> str | None:
     the items constrains little, yet its silhouette can look high, so the table alone hides it."""
     if "cluster_degenerate" not in trials.columns or trials.empty:
         return None
-    flagged = trials[trials["cluster_degenerate"].map(lambda v: v is True or v == 1 or v == "True")]
+    flagged = trials[trials["cluster_degenerate"].map(lambda v: v in (True, "True"))]
     if flagged.empty:
         return None
     largest = pd.to_numeric(flagged.get("cluster_largest_share"), errors="coerce").max()

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import launch
-from settings import ConfigError
+from settings import ConfigError, nested
 from tuning.config import Config, config_from_dict, load_config
 
 SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=None,
@@ -68,16 +68,6 @@ keys = st.sampled_from(KNOWN_KEYS) | st.lists(segment, min_size=1, max_size=3).m
     | st.sampled_from(KNOWN_KEYS).flatmap(lambda k: segment.map(lambda s: f"{k}.{s}"))
 
 
-def _nest(key: str, value: object) -> dict:
-    out: dict = {}
-    node = out
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
-
-
 def _named_path(message: str) -> str:
     return message.split(": ", 1)[0]
 
@@ -97,7 +87,7 @@ def _one_line(message: str) -> bool:
 @given(key=keys, value=values)
 def test_any_value_for_any_key_is_a_config_or_a_config_error_naming_the_key(key, value):
     try:
-        config = config_from_dict(_nest(key, value))
+        config = config_from_dict(nested(key, value))
     except ConfigError as error:
         assert _one_line(str(error)) and _names_the_key(str(error), key), (key, value, str(error))
     else:
