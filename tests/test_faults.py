@@ -354,3 +354,29 @@ def test_searcher_state_cut_mid_write_is_repaired_too(tmp_path):
     generator.write_text("")
     assert sorted(repair(tmp_path)) == sorted([searcher.name, generator.name])
     assert (searcher.read_bytes(), generator.read_text()) == good
+
+
+class _OpensAFileWhenLoaded:
+    """Stands for the searcher's state: unpickling it builds an Optuna storage, which creates
+    optuna.db; a test caught a deleted study reappearing empty at --resume that way."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return open, (self.path, "w")
+
+
+def test_state_files_are_checked_without_unpickling_them(tmp_path):
+    import pickle
+
+    from tuning.state_backup import StateBackup, repair
+
+    created = tmp_path / "created-by-unpickling"
+    searcher = tmp_path / "searcher-state-2026-11-30_00-51-12.pkl"
+    searcher.write_bytes(pickle.dumps(_OpensAFileWhenLoaded(created)))
+    StateBackup(tmp_path).save()
+    assert (tmp_path / (searcher.name + ".last-good")).read_bytes() == searcher.read_bytes()
+    searcher.write_bytes(searcher.read_bytes()[:-1])        # the STOP opcode cut off
+    assert repair(tmp_path) == [searcher.name]
+    assert not created.exists()

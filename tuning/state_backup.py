@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import os
-import pickle
+import pickletools
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,18 @@ from ray.tune import Callback
 
 logger = logging.getLogger(__name__)
 
+
+def _whole_pickle(data: bytes) -> None:
+    """Raise unless `data` is one complete pickle stream, without unpickling it: loading the
+    searcher's state would build its Optuna storage, which recreates a deleted optuna.db."""
+    *_, (last, _, _) = pickletools.genops(data)
+    if last.name != "STOP":
+        raise ValueError("pickle stream without STOP")
+
+
 #: Ray's driver-side state files, each with the parser that tells a whole file from a cut one
 PATTERNS = {"experiment_state-*.json": json.loads, "search_gen_state-*.json": json.loads,
-            "searcher-state-*.pkl": pickle.loads}
+            "searcher-state-*.pkl": _whole_pickle}
 SUFFIX = ".last-good"
 
 
@@ -35,7 +44,7 @@ def _readable(path: Path, parse: Any = json.loads) -> bytes | None:
     try:
         data = path.read_bytes()
         parse(data)
-    except Exception:                                # a cut pickle raises EOFError, UnpicklingError, ...
+    except Exception:                                # a cut file raises ValueError, JSONDecodeError, ...
         return None
     return data
 
