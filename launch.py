@@ -20,27 +20,14 @@ import argparse
 import errno
 import json
 import math
-import os
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
+from runtime import quiet_environment
+
 REPO = Path(__file__).resolve().parent
-
-
-def _quiet_environment() -> None:
-    """Offline model loading and no usage reporting, unless the user decided otherwise."""
-    for key, value in {
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "RAY_DEDUP_LOGS": "1",
-        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
-    }.items():
-        os.environ.setdefault(key, value)
-
 
 # ---------------------------------------------------------------- output
 
@@ -299,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_environment()
+    quiet_environment()
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:            # scripts run as `python bench/X.py` from the repo root
     sys.path.insert(0, str(REPO))
 
+from runtime import quiet_environment, set_torch_threads  # noqa: E402,F401  (the entry points' set-up)
 
 DEFAULT_DATA_ROOT = str(REPO.parent / "shared" / "data")
 DEFAULT_CACHE_DIR = str(REPO / ".cache" / "test")
@@ -30,13 +31,6 @@ YELP_EMB_DIM = 1536                       # LLM-ESR's ada-002 item embeddings ar
 
 
 # ---- environment ---------------------------------------------------------------------------
-def quiet_environment() -> None:
-    """Offline model loading and no Ray usage reports (entry points only: modules never do this)."""
-    for key, value in (("RAY_USAGE_STATS_ENABLED", "0"), ("HF_HUB_OFFLINE", "1"),
-                       ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false")):
-        os.environ.setdefault(key, value)
-
-
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -171,19 +165,12 @@ def parse_list(text: str, allowed: Sequence[str], flag: str) -> list[str]:
     return items
 
 
-def set_threads(threads: int) -> None:
-    import torch
-
-    if threads > 0:
-        torch.set_num_threads(threads)
-
-
 def start(args: Any) -> tuple[str, str | None]:
     """Common start of a benchmark: (load average, device name), or device None after printing
     why the requested device cannot be used."""
     load = load_average()
     quiet_environment()
-    set_threads(args.threads)
+    set_torch_threads(args.threads)
     from model.device import resolve_device
 
     try:

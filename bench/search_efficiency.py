@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load = C.load_average()
     C.quiet_environment()
-    C.set_threads(args.threads)
+    C.set_torch_threads(args.threads)
     cells = run_grid(args)
     grid = grid_figures(cells)
     storage = args.storage or tempfile.mkdtemp(prefix="icc-search-")

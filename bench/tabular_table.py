@@ -26,6 +26,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from runtime import worker_process
 from tuning.replay import model_key, settings_key
 
 _WORKER: dict[str, Any] = {}             # per recording process: the prepared dataset
@@ -62,11 +63,7 @@ def write_atomic(path: Path, payload: Mapping[str, Any]) -> None:
 # ---- recording (runs in the worker processes) ------------------------------------------------
 def _start_worker(base: dict, threads: int) -> None:
     """Process initializer: torch threads, quiet environment, the prepared dataset (cached)."""
-    import torch
-
-    for key, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false")):
-        os.environ.setdefault(key, value)
-    torch.set_num_threads(threads)
+    worker_process(threads)
     from datasets import prepare_dataset
     from tuning.config import config_from_dict
 

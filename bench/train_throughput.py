@@ -30,6 +30,7 @@ from model.batches import TrainBatches, batch_loss  # noqa: E402
 from model.config import ModelConfig  # noqa: E402
 from model.device import resolve_device  # noqa: E402
 from model.llmesr import build_model  # noqa: E402
+from runtime import set_torch_threads  # noqa: E402
 
 
 class SeedStyleDataset(torch.utils.data.Dataset):
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared 2-core machine)")
     parser.add_argument("--backbones", default="sasrec,bert4rec,gru4rec")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     device = resolve_device(args.device)
     data = prepare_dataset(DataConfig(name=args.dataset, data_root=args.data_root, cache_dir=args.cache_dir),
                            progress=False)

@@ -26,6 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from runtime import worker_process  # noqa: E402
+
 VARIANTS = {                        # model.variant sets every switch consistently
     "plain": ["model.variant=plain"],
     "llmesr-paper": ["model.variant=llmesr", "model.cross_residual=false"],
@@ -38,9 +40,7 @@ KEYS = ("ndcg_10", "tail_item_ndcg_10", "tail_user_ndcg_10", "new_target_ndcg_10
 
 def run_one(job: tuple[str, str, int, list[str]]) -> tuple[str, int, dict, int, float]:
     """One variant and seed in its own process (one torch thread)."""
-    import torch
-
-    torch.set_num_threads(1)
+    worker_process(threads=1)
     from model import train_once
     from tuning.config import load_config
 

@@ -6,6 +6,8 @@ import os
 
 import torch
 
+from runtime import set_torch_threads
+
 
 def resolve_device(name: str) -> torch.device:
     """"auto" -> CUDA when available, else CPU; otherwise the named device (checked)."""
@@ -24,8 +26,7 @@ def resolve_device(name: str) -> torch.device:
 
 def apply_torch_settings(device: torch.device, deterministic: bool, num_threads: int) -> None:
     """Thread count and deterministic algorithms (process-wide: torch has no per-run switch)."""
-    if num_threads > 0:
-        torch.set_num_threads(num_threads)
+    set_torch_threads(num_threads)
     if deterministic:
         if device.type == "cuda":
             # cuBLAS reads this when it first starts; needed for deterministic matmuls.

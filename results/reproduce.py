@@ -31,6 +31,7 @@ import pandas as pd
 from model.contract import METRIC
 from results.load import ExperimentError, best_row, load_experiment, trial_config_dict, trial_params
 from results.tables import ranked
+from runtime import torch_threads, trial_threads
 
 GPU_TOLERANCE = 1e-4
 SIGNIFICANCE_TEST = "paired two-sided t-test (scipy.stats.ttest_rel) on test NDCG@10, paired by seed"
@@ -68,17 +69,10 @@ def _history_frame(history: list[dict]) -> pd.DataFrame:
 
 def run_once(config: Any, progress: bool = False) -> dict[str, Any]:
     """Train `config` from scratch as a tuning trial would (same thread count); summarise it."""
-    import torch
-
     from model import train_once
 
-    threads = torch.get_num_threads()
-    if config.train.num_threads == 0:  # what tuning's trainable does for such trials
-        torch.set_num_threads(max(1, int(config.tune.cpus_per_trial)))
-    try:
+    with torch_threads(trial_threads(config)):       # the count its tuning trial used
         result = train_once(config, progress=False)
-    finally:
-        torch.set_num_threads(threads)
     best = best_row(_history_frame(result.history))
     out = {"seed": config.train.seed, "gamma": config.model.gamma, "epochs": result.epochs,
            "best_epoch": None if best is None else int(best["epoch"]),

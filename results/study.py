@@ -31,6 +31,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from runtime import worker_process
+
 STUDY_FILE = "study_config.json"
 SEARCH_DIR = "search"
 CONFIRM_DIR = "confirm"
@@ -229,9 +231,7 @@ def confirmation_jobs(config: Any, folder: Path, experiments: dict[str, Path]) -
 
 def run_confirmation(job: tuple[str, int, dict[str, Any], str]) -> str:
     """One confirmation run in its own process (one torch thread); writes its JSON file."""
-    import torch
-
-    torch.set_num_threads(1)
+    worker_process(threads=1)
     from model import train_once
     from tuning.config import config_from_dict
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+from runtime import quiet_environment, set_torch_threads
 
 REPO = Path(__file__).resolve().parents[1]
 #: ../shared/data beside the repository, found from a copy inside it too (mutmut's mutants/)
@@ -17,18 +18,13 @@ TEST_CACHE = REPO / ".cache" / "test"
 #: machine can run them 50x slower than an idle one.
 HANG_GUARD_S = 3600
 
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+quiet_environment()
 
 
 def pytest_configure(config):
     """One torch thread in the test process: the suite's models are tiny and Ray trial workers
     run beside it, and oversubscribed OpenMP threads made 2-epoch runs up to 50x slower here."""
-    import torch
-
-    torch.set_num_threads(1)
+    set_torch_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import launch
-from conftest import REPO, SHARED_DATA, TEST_CACHE
+from conftest import SHARED_DATA, TEST_CACHE
 
 DATA = ("data.name=ml-100k", f"data.data_root={SHARED_DATA}", f"data.cache_dir={TEST_CACHE}",
         "data.pca_dim=16")

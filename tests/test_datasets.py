@@ -4,7 +4,6 @@ made in tmp_path for the edge cases and the bad inputs."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import zipfile
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from runtime import quiet_child_environment
 from datasets import DataError, describe, load_prepared, pca_reduce, prepare_dataset
 from datasets.config import DataConfig
 from datasets.negatives import sample_negatives
@@ -274,7 +274,7 @@ def test_scientific_malformed_line(tmp_path):
 
 def _run_launch(*args: str) -> subprocess.CompletedProcess:
     """launch.py in a subprocess from the repo root; asserts it succeeded."""
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = quiet_child_environment()
     done = subprocess.run([sys.executable, "launch.py", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=HANG_GUARD_S)
     assert done.returncode == 0, done.stderr[-2000:]

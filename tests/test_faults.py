@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime import quiet_child_environment
 from conftest import HANG_GUARD_S, REPO
 from test_tuning import SPACE, _kill_driver, _results, _snapshot_runtime, _start_driver, tiny_config
 
@@ -268,7 +269,7 @@ def test_corrupt_or_missing_checkpoint_at_resume(tmp_path):
 # ---------------------------------------------------------------- bad data through launch.py
 
 def _launch(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = quiet_child_environment()
     return subprocess.run([sys.executable, "launch.py", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=HANG_GUARD_S)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime import quiet_child_environment
 from test_tuning import SPACE, _results, tiny_config
 
 HEAD_IP = "127.0.0.2"
@@ -73,7 +74,7 @@ def _ray_start_head(temp: str, port: int) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", f"--node-ip-address={HEAD_IP}",
          f"--port={port}", f"--temp-dir={temp}/ray", "--num-cpus=1", "--include-dashboard=false",
          "--disable-usage-stats"],
-        capture_output=True, text=True, env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+        capture_output=True, text=True, env=quiet_child_environment())
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 
 from tuning import ConfigError, PARAMETERS, SearchSpace, config_from_dict, config_to_dict, load_config
 from tuning import trial_config, validate_space
-from tuning.space import ZERO_SUFFIX, flat_params
+from tuning.space import ZERO_SUFFIX
 
 BASE = load_config(None, ["data.name=ml-100k"])
 

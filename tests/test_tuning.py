@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime import quiet_child_environment
 from conftest import HANG_GUARD_S, SHARED_DATA, TEST_CACHE
 from tuning import ConfigError, SearchSpace, config_from_dict, load_config, load_study, trial_config
 
@@ -195,7 +196,6 @@ finally:
 
 
 def _start_driver(config_file: Path, resume: bool):
-    import os
     import subprocess
     import sys
     import tempfile
@@ -204,7 +204,7 @@ def _start_driver(config_file: Path, resume: bool):
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(config_file), temp, "1" if resume else "0"],
                             cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+                            env=quiet_child_environment())
     return proc, temp
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from model.contract import FINISHED, epoch_metrics
+from runtime import set_torch_threads, trial_threads
 
 logger = logging.getLogger(__name__)
 
@@ -119,14 +120,12 @@ def _final(trainer: Any, metrics: dict[str, Any]) -> dict[str, Any]:
 
 def train_trial(config: dict, data: dict) -> None:
     """Ray Tune function trainable. `config` = {"params": ..., "config": nested Config dict}."""
-    import torch
     from ray import tune
 
     from tuning.config import config_from_dict
 
     cfg = config_from_dict(config["config"])
-    if cfg.train.num_threads == 0:
-        torch.set_num_threads(max(1, int(cfg.tune.cpus_per_trial)))
+    set_torch_threads(trial_threads(cfg))
     trainer = _build_trainer(cfg, data)
     where = _where()
     metrics: dict[str, Any] | None = None

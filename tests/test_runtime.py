@@ -1,0 +1,60 @@
+"""The one process set-up (runtime.py): a user's environment wins, threads come back, and no
+other module sets torch's threads or the quiet variables itself."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from hypothesis import given, strategies as st
+
+from runtime import QUIET_ENVIRONMENT, quiet_child_environment, quiet_environment, torch_threads, trial_threads
+from tuning import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_a_value_the_user_set_is_kept():
+    environ = {"HF_HUB_OFFLINE": "0"}
+    quiet_environment(environ)
+    assert environ["HF_HUB_OFFLINE"] == "0"
+    assert {k: v for k, v in environ.items() if k != "HF_HUB_OFFLINE"} == {
+        k: v for k, v in QUIET_ENVIRONMENT.items() if k != "HF_HUB_OFFLINE"}
+
+
+def test_a_child_environment_leaves_this_process_alone(monkeypatch):
+    monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    child = quiet_child_environment(EXTRA="1")
+    assert child["TOKENIZERS_PARALLELISM"] == "false" and child["EXTRA"] == "1"
+    import os
+
+    assert "TOKENIZERS_PARALLELISM" not in os.environ and "EXTRA" not in os.environ
+
+
+@given(num_threads=st.integers(0, 8), cpus=st.floats(0.1, 8))
+def test_trial_threads_match_what_the_trial_holds(num_threads, cpus):
+    config = load_config(None, [f"train.num_threads={num_threads}", f"tune.cpus_per_trial={cpus}"])
+    expected = num_threads if num_threads else max(1, int(cpus))
+    assert trial_threads(config) == expected
+
+
+def test_torch_threads_are_put_back_even_after_an_error():
+    before = torch.get_num_threads()
+    try:
+        with torch_threads(before + 1):
+            assert torch.get_num_threads() == before + 1
+            raise RuntimeError("a failed run")
+    except RuntimeError:
+        pass
+    assert torch.get_num_threads() == before
+
+
+def test_only_runtime_sets_threads_and_the_quiet_environment():
+    """Copies of the set-up drifted apart before it had one home."""
+    setters = re.compile(r"set_num_threads\(|environ\.setdefault\(\"(%s)\"" % "|".join(QUIET_ENVIRONMENT))
+    offenders = [str(path.relative_to(REPO)) for folder in ("datasets", "cluster_prep", "model", "tuning",
+                                                             "results", "bench", "tests")
+                 for path in (REPO / folder).rglob("*.py") if setters.search(path.read_text())]
+    offenders += [name for name in ("launch.py", "settings.py") if setters.search((REPO / name).read_text())]
+    assert offenders == [], offenders
