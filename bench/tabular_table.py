@@ -19,7 +19,6 @@ import itertools
 import json
 import os
 import socket
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
@@ -166,7 +165,3 @@ def estimate_seconds(measured: Mapping[str, Mapping[str, float]], models: list[d
     `workers` processes."""
     total = sum(measured[m["backbone"]]["setup"] + measured[m["backbone"]]["epoch"] * epochs for m in models)
     return total / workers
-
-
-if __name__ == "__main__":       # pragma: no cover - a module of bench/tabular.py
-    sys.exit("run bench/tabular.py")

@@ -8,6 +8,7 @@ same model class on the same data and config (LLM-ESR: both views, cross-attenti
 BCE with one negative); each times a fixed number of batches after one warm-up batch.
 
     python bench/train_throughput.py --dataset amazon-scientific --batches 10 --device cpu
+    python bench/train_throughput.py --smoke        # seconds: ml-100k, tiny model, 2 batches (CI)
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from datasets import prepare_dataset  # noqa: E402
 from datasets.config import DataConfig  # noqa: E402
@@ -146,8 +148,8 @@ def _sync(device: torch.device) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="amazon-scientific", choices=("amazon-scientific", "ml-100k"))
-    parser.add_argument("--data-root", default="../shared/data")
-    parser.add_argument("--cache-dir", default=".cache/icc-tune")
+    parser.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--cache-dir", default=str(REPO / ".cache" / "test"), help="shared with the tests")
     parser.add_argument("--batches", type=int, default=10, help="timed batches per loop")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--max-len", type=int, default=200)
@@ -155,7 +157,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared 2-core machine)")
     parser.add_argument("--backbones", default="sasrec,bert4rec,gru4rec")
+    parser.add_argument("--smoke", action="store_true", help="ml-100k, tiny model, 2 batches (CI)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.dataset, args.batches, args.batch_size, args.max_len, args.hidden = "ml-100k", 2, 32, 20, 16
     set_torch_threads(args.threads)
     device = resolve_device(args.device)
     data = prepare_dataset(DataConfig(name=args.dataset, data_root=args.data_root, cache_dir=args.cache_dir),

@@ -11,6 +11,7 @@ tail-item and tail-user NDCG@10 and Hit@10 on test (full ranking), plus the samp
 NDCG@10 overall and on tail items.
 
     python bench/variants.py --dataset amazon-scientific --seeds 42,43,44 --epochs 30 --patience 5
+    python bench/variants.py --smoke      # a minute: ml-100k, 1 seed, 1 epoch, tiny model (CI)
 """
 
 from __future__ import annotations
@@ -63,7 +64,11 @@ def reference_rows(config_path: str, overrides: list[str]) -> dict[str, list]:
     return {f"reference: {name}": [metrics] for name, metrics in found.items()}
 
 
-def main() -> None:
+SMOKE = {"dataset": "ml-100k", "seeds": "42", "epochs": 1, "patience": 1, "max_len": 10, "workers": 1,
+         "set": ["model.hidden_size=16", "model.adapter_hidden=32", "model.num_blocks=1"]}
+
+
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--config", default=str(REPO / "configs" / "default.yaml"))
     p.add_argument("--dataset", default="amazon-scientific")
@@ -74,7 +79,11 @@ def main() -> None:
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of: {', '.join(VARIANTS)}")
     p.add_argument("--workers", type=int, default=2, help="runs in parallel (one thread each)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    args = p.parse_args()
+    p.add_argument("--smoke", action="store_true", help="ml-100k, 1 seed, 1 epoch, tiny model (CI)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        for key, value in SMOKE.items():
+            setattr(args, key, [*value, *args.set] if key == "set" else value)
     overrides = [f"data.name={args.dataset}", f"train.epochs={args.epochs}",
                  f"train.patience={args.patience}", f"model.max_len={args.max_len}",
                  "train.num_threads=1", *args.set]
