@@ -55,24 +55,19 @@ def arms(config: Any) -> list[tuple[str, str]]:
 
 
 def arm_config(config: Any, variant: str, backbone: str, search_root: Path) -> Any:
-    """The arm's tune config: the variant and backbone fixed, icc_space added for icc arms."""
-    from tuning.config import config_from_dict, config_to_dict
-
-    data = config_to_dict(config)
-    space = dict(data["tune"]["space"])
+    """The arm's tune config: the variant and backbone fixed (the variant's switches decided
+    afresh), icc_space added to the space of icc arms."""
+    space = dict(config.tune.space)
     if variant == "icc":
-        space.update(data["study"]["icc_space"])
+        space.update(config.study.icc_space)
     for key in ("variant", "backbone"):
         space.pop(key, None)
-    model = {k: v for k, v in data["model"].items() if k not in ("semantic_view", "pca_init", "alpha",
-                                                                  "gamma", "lambda_cl")}
-    keep = {k: data["model"][k] for k in ("alpha", "lambda_cl") if variant != "plain"}
+    changes = {"model.variant": variant, "model.backbone": backbone, "tune.space": space,
+               "tune.name": arm_name(variant, backbone), "tune.num_samples": config.study.trials_per_arm,
+               "tune.storage_path": str(search_root)}
     if variant == "icc":
-        keep["gamma"] = data["model"]["gamma"] if data["model"]["gamma"] > 0 else 0.1
-    data["model"] = {**model, **keep, "variant": variant, "backbone": backbone}
-    data["tune"] = {**data["tune"], "space": space, "name": arm_name(variant, backbone),
-                    "num_samples": config.study.trials_per_arm, "storage_path": str(search_root)}
-    return config_from_dict(data)
+        changes["model.gamma"] = config.model.gamma if config.model.gamma > 0 else 0.1
+    return config.replace(changes)
 
 
 # ---- folder and resume ------------------------------------------------------------------------
@@ -194,10 +189,9 @@ def confirm_config(config: Any, row: Any, seed: int) -> dict[str, Any]:
     from tuning.config import config_from_dict, config_to_dict
 
     params, _ = trial_params(Path(row["path"]).parent, str(row["trial_id"]))
-    data = trial_config_dict(params)
-    data["train"] = {**data["train"], "seed": int(seed), "epochs": config.train.epochs,
-                     "patience": 0, "num_threads": 1}
-    return config_to_dict(config_from_dict(data))
+    best = config_from_dict(trial_config_dict(params))
+    return config_to_dict(best.replace({"train.seed": int(seed), "train.epochs": config.train.epochs,
+                                        "train.patience": 0, "train.num_threads": 1}))
 
 
 CONTROL = "control"
@@ -208,8 +202,7 @@ def control_config(icc_config: dict[str, Any]) -> dict[str, Any]:
     every other setting, the seed included, unchanged."""
     from tuning.config import config_from_dict, config_to_dict
 
-    model = {**icc_config["model"], "variant": "llmesr", "gamma": 0.0}
-    return config_to_dict(config_from_dict({**icc_config, "model": model}))
+    return config_to_dict(config_from_dict(icc_config).replace({"model.variant": "llmesr", "model.gamma": 0.0}))
 
 
 def confirmation_jobs(config: Any, folder: Path, experiments: dict[str, Path]) -> list[tuple]:
