@@ -41,7 +41,7 @@ def run_one(job: tuple[str, str, int, list[str]]) -> tuple[str, int, dict, int, 
     import torch
 
     torch.set_num_threads(1)
-    from model import train_once
+    from model.pipeline import train_once
     from tuning.config import load_config
 
     variant, config_path, seed, overrides = job

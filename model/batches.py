@@ -48,7 +48,7 @@ class TrainBatches:
         self.sample_gen = torch.Generator(device=device).manual_seed(seed + 1)
         self.teacher_reps: torch.Tensor | None = None      # [n_users, R] with model.teacher "epoch"
         self.icc = None
-        if clusters is not None and cfg.gamma > 0:
+        if clusters is not None:                           # ICC on (model.pipeline decides)
             self.icc = (torch.from_numpy(np.asarray(clusters.item_targets, np.float32)).to(device),
                         torch.from_numpy(np.asarray(clusters.constrained, bool)).to(device))
 

@@ -70,7 +70,7 @@ def run_once(config: Any, progress: bool = False) -> dict[str, Any]:
     """Train `config` from scratch as a tuning trial would (same thread count); summarise it."""
     import torch
 
-    from model import train_once
+    from model.pipeline import train_once
 
     threads = torch.get_num_threads()
     if config.train.num_threads == 0:  # what tuning's trainable does for such trials

@@ -232,7 +232,7 @@ def run_confirmation(job: tuple[str, int, dict[str, Any], str]) -> str:
     import torch
 
     torch.set_num_threads(1)
-    from model import train_once
+    from model.pipeline import train_once
     from tuning.config import config_from_dict
 
     arm, seed, config_dict, out = job

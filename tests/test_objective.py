@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from model.batches import TrainBatches, batch_loss
 from model.config import ModelConfig
 from model.llmesr import build_model
+from model.pipeline import icc_on
 from synthetic_data import cluster_targets, sentinel_dataset
 from test_loss_terms import info_nce_by_hand
 
@@ -52,8 +53,9 @@ def model_for(cfg: ModelConfig, data, clusters, seed: int = 0):
 
 
 def loss_of(model, cfg: ModelConfig, data, clusters, users: torch.Tensor):
-    """batch_loss with fresh batches (same seed: the same negatives and cloze masks every call)."""
-    batches = TrainBatches(data, cfg, CPU, seed=5, clusters=clusters)
+    """batch_loss with fresh batches (same seed: the same negatives and cloze masks every call),
+    the clusters handed down only when the pipeline turns ICC on, as in a run."""
+    batches = TrainBatches(data, cfg, CPU, seed=5, clusters=clusters if icc_on(cfg) else None)
     total, parts = batch_loss(model, batches, users)
     return total.item(), {k: v.item() for k, v in parts.items()}
 
