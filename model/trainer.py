@@ -15,11 +15,12 @@ from typing import Callable
 
 import torch
 
-from model.batches import TrainBatches, batch_loss, refresh_teachers
+from model.batches import TrainBatches
 from model.config import EvalConfig, ModelConfig, TrainConfig
 from model.contract import SELECT_KEY
 from model.device import apply_torch_settings, resolve_device
 from model.llmesr import build_model
+from model.objective import batch_loss, refresh_teachers
 
 PARTS = ("rec", "sd", "icc", "cl")
 

@@ -9,9 +9,10 @@ import torch
 from cluster_prep.config import ClusterConfig
 from conftest import user_subset
 from model import losses
-from model.batches import TrainBatches, _teacher, batch_loss, training_block
+from model.batches import TrainBatches, training_block
 from model.config import ModelConfig, TrainConfig
 from model.llmesr import build_model, pca_matrix
+from model.objective import _teacher, batch_loss
 from model.pipeline import assemble_trainer
 
 HIDDEN = 32

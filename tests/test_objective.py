@@ -1,4 +1,4 @@
-"""The total loss of a batch (model/batches.py batch_loss) on a tiny hand-made dataset:
+"""The total loss of a batch (model/objective.py batch_loss) on a tiny hand-made dataset:
 
 - total = rec + alpha * sd + gamma * icc + lambda_cl * cl, each weight and sign checked by
   changing that weight alone (doubling alpha adds exactly alpha * sd to the total);
@@ -17,9 +17,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.batches import TrainBatches, batch_loss
+from model.batches import TrainBatches
 from model.config import ModelConfig
 from model.llmesr import build_model
+from model.objective import batch_loss
 from model.pipeline import icc_on
 from synthetic_data import cluster_targets, sentinel_dataset
 from test_loss_terms import info_nce_by_hand
@@ -199,7 +200,7 @@ def test_bert4rec_predicts_exactly_its_masked_positions(data, users):
 
 def test_bert4rec_batch_items_are_every_recent_training_item(data):
     """What the cloze objective sees (and ICC / view contrast take as the batch's items)."""
-    from model.batches import _inputs_targets
+    from model.objective import _inputs_targets
     from model.llmesr import trim
 
     cfg = config("bert4rec", alpha=0.0, gamma=0.0, lambda_cl=0.0)

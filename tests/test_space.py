@@ -106,7 +106,7 @@ def _probes() -> dict:
         def probe(trainer, value):
             import torch
 
-            from model.batches import batch_loss
+            from model.objective import batch_loss
 
             torch.manual_seed(0)
             total, parts = batch_loss(trainer.model, trainer.batches, torch.arange(20))
