@@ -15,16 +15,13 @@ import numpy as np
 import torch
 
 from model.config import ModelConfig
+from model.sequences import INPUT_END, window
 
 
 def training_block(data, max_len: int) -> np.ndarray:
     """int64 [n_users, max_len + 1]: each user's last max_len + 1 training items, left-padded."""
-    width = max_len + 1
-    starts = data.seq_offsets[:-1]
-    ends = data.seq_offsets[1:] - 2                       # training part = seq[:-2]
-    idx = ends[:, None] - width + np.arange(width)[None, :]
-    ok = idx >= starts[:, None]
-    return np.where(ok, data.seq_items[np.clip(idx, 0, None)], 0).astype(np.int64)
+    off = np.asarray(data.seq_offsets, dtype=np.int64)
+    return window(data.seq_items, off[:-1], off[1:] - INPUT_END["train"], max_len + 1)
 
 
 class TrainBatches:
