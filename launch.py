@@ -99,7 +99,7 @@ def print_epoch(report) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     config = _config(args)
-    from model import train_once
+    from model.pipeline import train_once
 
     result = train_once(config, on_epoch=None if args.json else print_epoch, progress=not args.json)
     payload = {

@@ -67,7 +67,7 @@ def score_function(trainer, device):
 
 def time_dataset(name: str, args: argparse.Namespace) -> list[list]:
     from model.evaluate import evaluate
-    from model import build_trainer
+    from model.pipeline import build_trainer
 
     overrides, emb_label = C.data_overrides(name, args.data_root, args.cache_dir)
     config = C.make_config([*overrides, f"model.backbone={args.backbone}", f"model.max_len={args.max_len}",

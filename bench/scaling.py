@@ -62,7 +62,7 @@ def _timed_evaluate(trainer, spent: list[float]):
 
 
 def run_one(data, config, emb_label: str, args: argparse.Namespace) -> list:
-    from model import build_trainer
+    from model.pipeline import build_trainer
 
     trainer = build_trainer(config, data)
     eval_times: list[float] = []

@@ -101,7 +101,7 @@ def base_overrides(args: argparse.Namespace) -> list[str]:
 
 # ---- grid ----------------------------------------------------------------------------------
 def run_cell(data, backbone: str, gamma: float, args: argparse.Namespace) -> dict:
-    from model import build_trainer
+    from model.pipeline import build_trainer
 
     config = C.make_config([*base_overrides(args), f"model.backbone={backbone}", f"model.gamma={gamma}",
                             f"train.num_threads={args.threads}"])

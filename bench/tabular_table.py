@@ -71,7 +71,7 @@ def _start_worker(base: dict, threads: int) -> None:
 
 def record_model(base: dict, params: dict) -> dict:
     """Train one model to the epoch cap; its per-epoch reports, test metrics and timings."""
-    from model import build_trainer
+    from model.pipeline import build_trainer
     from tuning.config import config_from_dict
     from tuning.space import trial_config
     from tuning.trainable import epoch_metrics

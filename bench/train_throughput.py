@@ -28,10 +28,11 @@ sys.path.insert(0, str(REPO))
 
 from datasets import prepare_dataset  # noqa: E402
 from datasets.config import DataConfig  # noqa: E402
-from model.batches import TrainBatches, batch_loss  # noqa: E402
+from model.batches import TrainBatches  # noqa: E402
 from model.config import ModelConfig  # noqa: E402
 from model.device import resolve_device  # noqa: E402
 from model.llmesr import build_model  # noqa: E402
+from model.objective import batch_loss  # noqa: E402
 from runtime import set_torch_threads  # noqa: E402
 
 

@@ -42,7 +42,7 @@ KEYS = ("ndcg_10", "tail_item_ndcg_10", "tail_user_ndcg_10", "new_target_ndcg_10
 def run_one(job: tuple[str, str, int, list[str]]) -> tuple[str, int, dict, int, float]:
     """One variant and seed in its own process (one torch thread)."""
     worker_process(threads=1)
-    from model import train_once
+    from model.pipeline import train_once
     from tuning.config import load_config
 
     variant, config_path, seed, overrides = job

@@ -201,10 +201,11 @@ def pca_matrix(data, hidden: int, seed: int = 42) -> np.ndarray:
 
 
 def build_model(model_cfg: ModelConfig, data, clusters=None) -> LLMESR:
-    """The model for a prepared dataset (clusters are used by the loss, checked here)."""
+    """The model for a prepared dataset (clusters, given when ICC is on, are used by the loss
+    and checked here against the item table)."""
     if model_cfg.max_len < 2:
         raise ValueError(f"model.max_len: got {model_cfg.max_len}; allowed: int >= 2")
-    if model_cfg.gamma > 0 and clusters is not None and clusters.item_targets.shape != (data.n_items + 2, model_cfg.hidden_size):
+    if clusters is not None and clusters.item_targets.shape != (data.n_items + 2, model_cfg.hidden_size):
         raise ValueError(f"cluster targets have shape {clusters.item_targets.shape}; expected "
                          f"({data.n_items + 2}, {model_cfg.hidden_size}) = (n_items + 2, model.hidden_size)")
     text = data.item_text_emb if model_cfg.semantic_view else None

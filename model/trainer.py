@@ -15,11 +15,12 @@ from typing import Callable
 
 import torch
 
-from model.batches import TrainBatches, batch_loss, refresh_teachers
+from model.batches import TrainBatches
 from model.config import EvalConfig, ModelConfig, TrainConfig
 from model.contract import SELECT_KEY
 from model.device import apply_torch_settings, resolve_device
 from model.llmesr import build_model
+from model.objective import batch_loss, refresh_teachers
 
 PARTS = ("rec", "sd", "icc", "cl")
 
@@ -51,14 +52,16 @@ def _cpu_copy(state: dict) -> dict:
 
 
 class Trainer:
+    """One configuration's training. Runs are assembled by model.pipeline, which decides whether
+    ICC is on: `clusters` is the ICC artifact then, else None."""
+
     def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, data, clusters=None,
                  eval_cfg: EvalConfig | None = None) -> None:
         self.model_cfg, self.train_cfg, self.data = model_cfg, train_cfg, data
         self.eval_cfg = eval_cfg or EvalConfig()
         self.device = resolve_device(train_cfg.device)
         apply_torch_settings(self.device, train_cfg.deterministic, train_cfg.num_threads)
-        clusters = clusters if model_cfg.gamma > 0 else None
-        self.clusters = clusters          # the ICC artifact (None without ICC): its quality is reported
+        self.clusters = clusters          # the ICC artifact, None when off (model.pipeline decides)
         with torch.random.fork_rng(devices=self._cuda_devices()):
             torch.manual_seed(train_cfg.seed)
             self.model = build_model(model_cfg, data, clusters).to(self.device)

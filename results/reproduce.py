@@ -69,7 +69,7 @@ def _history_frame(history: list[dict]) -> pd.DataFrame:
 
 def run_once(config: Any, progress: bool = False) -> dict[str, Any]:
     """Train `config` from scratch as a tuning trial would (same thread count); summarise it."""
-    from model import train_once
+    from model.pipeline import train_once
 
     with torch_threads(trial_threads(config)):       # the count its tuning trial used
         result = train_once(config, progress=False)

@@ -225,7 +225,7 @@ def confirmation_jobs(config: Any, folder: Path, experiments: dict[str, Path]) -
 def run_confirmation(job: tuple[str, int, dict[str, Any], str]) -> str:
     """One confirmation run in its own process (one torch thread); writes its JSON file."""
     worker_process(threads=1)
-    from model import train_once
+    from model.pipeline import train_once
     from tuning.config import config_from_dict
 
     arm, seed, config_dict, out = job

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-import model.batches as batches_module
+import model.objective as objective_module
 from model.batches import TrainBatches
 from model.config import ModelConfig, TrainConfig
 from model.trainer import Trainer
@@ -58,7 +58,7 @@ class Recorder:
         self.train: set[int] = set()
         self.teachers: set[int] = set()
         self.scored: list[torch.Tensor] = []
-        inputs_targets, frozen_reps = batches_module._inputs_targets, batches_module._frozen_reps
+        inputs_targets, frozen_reps = objective_module._inputs_targets, objective_module._frozen_reps
 
         def recording_inputs_targets(model, batches, block):
             out = inputs_targets(model, batches, block)
@@ -75,8 +75,8 @@ class Recorder:
             self.scored.append(inputs.detach().clone())
             return score(inputs, views)
 
-        monkeypatch.setattr(batches_module, "_inputs_targets", recording_inputs_targets)
-        monkeypatch.setattr(batches_module, "_frozen_reps", recording_frozen_reps)
+        monkeypatch.setattr(objective_module, "_inputs_targets", recording_inputs_targets)
+        monkeypatch.setattr(objective_module, "_frozen_reps", recording_frozen_reps)
         monkeypatch.setattr(trainer.model, "score", recording_score)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from model.config import ModelConfig, TrainConfig, apply_variant
+from model.pipeline import assemble_trainer
 from model.trainer import Trainer
 
 pytestmark = pytest.mark.slow
@@ -45,7 +46,7 @@ def trainer_for(data, clusters, backbone: str, variant: str, loss: str) -> Train
         num_heads=1, adapter_hidden=32, dropout=0.1, teacher="epoch", loss=loss)))
     lr, epochs = (2e-2, 5) if loss == "ce" else (1e-2, 6)
     train = TrainConfig(lr=lr, batch_size=64, epochs=epochs, patience=0, device="cpu", seed=1)
-    return Trainer(model, train, data, clusters)
+    return assemble_trainer(model, train, data, clusters)
 
 
 CASES = [(b, v, "ce") for b in ("sasrec", "gru4rec", "bert4rec") for v in ("plain", "llmesr", "icc")]

@@ -9,10 +9,11 @@ import torch
 from cluster_prep.config import ClusterConfig
 from conftest import user_subset
 from model import losses
-from model.batches import TrainBatches, _teacher, batch_loss, training_block
+from model.batches import TrainBatches, training_block
 from model.config import ModelConfig, TrainConfig
 from model.llmesr import build_model, pca_matrix
-from model.trainer import Trainer
+from model.objective import _teacher, batch_loss
+from model.pipeline import assemble_trainer
 
 HIDDEN = 32
 N_USERS = 200
@@ -49,7 +50,7 @@ def train_cfg(**extra) -> TrainConfig:
 @pytest.mark.parametrize("variant", ["plain", "llmesr", "icc", "icc_cl"])
 @pytest.mark.parametrize("backbone", ["sasrec", "bert4rec", "gru4rec"])
 def test_every_backbone_and_variant_trains(small, clusters, backbone, variant):
-    trainer = Trainer(model_cfg(backbone, variant), train_cfg(), small, clusters)
+    trainer = assemble_trainer(model_cfg(backbone, variant), train_cfg(), small, clusters)
     first, second = trainer.train_epoch(), trainer.train_epoch()
     assert np.isfinite([first.train_loss, second.train_loss]).all()
     assert second.train_loss < first.train_loss
@@ -130,8 +131,8 @@ def test_icc_zero_on_targets_and_ignores_noise_padding_mask(small, clusters):
 
 def test_gamma_zero_is_exactly_off(small, clusters):
     cfg = model_cfg("sasrec", gamma=0.0)
-    with_clusters = Trainer(cfg, train_cfg(epochs=1), small, clusters)
-    without = Trainer(cfg, train_cfg(epochs=1), small, None)
+    with_clusters = assemble_trainer(cfg, train_cfg(epochs=1), small, clusters)
+    without = assemble_trainer(cfg, train_cfg(epochs=1), small, None)
     a, b = with_clusters.train_epoch(), without.train_epoch()
     assert a.loss_parts["icc"] == 0.0 and a.train_loss == b.train_loss and a.valid == b.valid
     for (name, x), (_, y) in zip(with_clusters.model.state_dict().items(), without.model.state_dict().items()):

@@ -1,4 +1,4 @@
-"""The total loss of a batch (model/batches.py batch_loss) on a tiny hand-made dataset:
+"""The total loss of a batch (model/objective.py batch_loss) on a tiny hand-made dataset:
 
 - total = rec + alpha * sd + gamma * icc + lambda_cl * cl, each weight and sign checked by
   changing that weight alone (doubling alpha adds exactly alpha * sd to the total);
@@ -17,9 +17,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.batches import TrainBatches, batch_loss
+from model.batches import TrainBatches
 from model.config import ModelConfig
 from model.llmesr import build_model
+from model.objective import batch_loss
+from model.pipeline import icc_on
 from synthetic_data import cluster_targets, sentinel_dataset
 from test_loss_terms import info_nce_by_hand
 
@@ -52,8 +54,9 @@ def model_for(cfg: ModelConfig, data, clusters, seed: int = 0):
 
 
 def loss_of(model, cfg: ModelConfig, data, clusters, users: torch.Tensor):
-    """batch_loss with fresh batches (same seed: the same negatives and cloze masks every call)."""
-    batches = TrainBatches(data, cfg, CPU, seed=5, clusters=clusters)
+    """batch_loss with fresh batches (same seed: the same negatives and cloze masks every call),
+    the clusters handed down only when the pipeline turns ICC on, as in a run."""
+    batches = TrainBatches(data, cfg, CPU, seed=5, clusters=clusters if icc_on(cfg) else None)
     total, parts = batch_loss(model, batches, users)
     return total.item(), {k: v.item() for k, v in parts.items()}
 
@@ -197,7 +200,7 @@ def test_bert4rec_predicts_exactly_its_masked_positions(data, users):
 
 def test_bert4rec_batch_items_are_every_recent_training_item(data):
     """What the cloze objective sees (and ICC / view contrast take as the batch's items)."""
-    from model.batches import _inputs_targets
+    from model.objective import _inputs_targets
     from model.llmesr import trim
 
     cfg = config("bert4rec", alpha=0.0, gamma=0.0, lambda_cl=0.0)

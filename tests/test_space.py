@@ -106,7 +106,7 @@ def _probes() -> dict:
         def probe(trainer, value):
             import torch
 
-            from model.batches import batch_loss
+            from model.objective import batch_loss
 
             torch.manual_seed(0)
             total, parts = batch_loss(trainer.model, trainer.batches, torch.arange(20))
@@ -143,7 +143,7 @@ def _probes() -> dict:
 @pytest.mark.slow
 def test_a_trial_config_trains_with_each_sampled_value(ml100k):
     from conftest import TEST_CACHE, user_subset
-    from model import build_trainer
+    from model.pipeline import build_trainer
 
     small = user_subset(ml100k, 60)
     base = load_config(None, ["data.name=ml-100k", f"data.cache_dir={TEST_CACHE}", "model.hidden_size=16",

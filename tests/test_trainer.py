@@ -100,7 +100,7 @@ def test_resolve_device():
 @pytest.mark.parametrize("backbone", ["sasrec", "bert4rec", "gru4rec"])
 def test_epoch_teachers_equal_per_batch_teachers_at_the_same_weights(small, backbone):
     """The cached teachers are the same function of the weights as the per-batch ones."""
-    from model.batches import _teacher, refresh_teachers
+    from model.objective import _teacher, refresh_teachers
 
     trainer = Trainer(*configs(backbone, "epoch"), small)
     trainer.train_epoch()

@@ -25,7 +25,7 @@ from model.contract import FINISHED
 #: may change within the recorded curves (how many epochs, patience)
 UNRECORDED = {"data": ("data_root", "cache_dir"), "train": ("num_threads", "device", "eval_batch_size",
                                                               "epochs", "patience")}
-#: parameters that do not change the model when gamma is 0 (build_trainer builds no clusters)
+#: parameters that do not change the model when gamma is 0 (model.pipeline builds no clusters)
 CLUSTER_PARAMETERS = ("n_clusters", "cluster_method")
 REPORTED_AT = "reported_at"          # wall clock of a replayed report: the order the searcher saw
 CHECKPOINT_FILE = "replay.json"

@@ -49,13 +49,6 @@ def _where() -> dict[str, str]:
             "hostname": socket.gethostname()}
 
 
-def _build_trainer(config: Any, arrays: dict) -> Any:
-    from datasets.prepared import PreparedDataset
-    from model import build_trainer
-
-    return build_trainer(config, PreparedDataset.from_arrays(arrays))
-
-
 def _restore(trainer: Any, checkpoint: Any) -> dict[str, Any] | None:
     """Load the trainer state of `checkpoint`; return its last metrics (None if unreadable)."""
     import torch
@@ -122,18 +115,19 @@ def train_trial(config: dict, data: dict) -> None:
     """Ray Tune function trainable. `config` = {"params": ..., "config": nested Config dict}."""
     from ray import tune
 
+    from model.pipeline import trainer_from_arrays
     from tuning.config import config_from_dict
 
     cfg = config_from_dict(config["config"])
     set_torch_threads(trial_threads(cfg))
-    trainer = _build_trainer(cfg, data)
+    trainer = trainer_from_arrays(cfg, data)
     where = _where()
     metrics: dict[str, Any] | None = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         metrics = _restore(trainer, checkpoint)
         if metrics is None:
-            trainer = _build_trainer(cfg, data)
+            trainer = trainer_from_arrays(cfg, data)
     while True:
         if trainer.should_stop():
             if metrics is None:

@@ -1,0 +1,61 @@
+"""From a prepared dataset to a trained model: dataset -> clusters -> model -> trainer.
+
+`train` (launch.py), the Ray trial (tuning/trainable.py), `reproduce`, the study and the
+benchmarks all assemble a run here, so they cannot drift apart. Whether the item-cluster
+constraint (ICC) is on is decided here and nowhere else (`icc_on`): below this module a trainer,
+its batches and the objective only see the cluster artifact or None.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from model.config import EvalConfig, ModelConfig, TrainConfig
+from model.trainer import EpochReport, Trainer, TrainResult
+
+
+def icc_on(model_cfg: ModelConfig) -> bool:
+    """Whether a run uses the item-cluster constraint: its weight gamma is above 0."""
+    return model_cfg.gamma > 0
+
+
+def icc_clusters(config: Any, data) -> Any | None:
+    """The cluster artifact (built, or loaded from the cache, in the model's hidden-size space)
+    when ICC is on, else None: a run without ICC never pays for clustering."""
+    if not icc_on(config.model):
+        return None
+    from cluster_prep import build_clusters
+    from model.llmesr import pca_matrix
+
+    item_pca = pca_matrix(data, config.model.hidden_size)
+    return build_clusters(data, config.clusters, config.data.cache_dir, item_pca)
+
+
+def assemble_trainer(model_cfg: ModelConfig, train_cfg: TrainConfig, data, clusters: Any | None = None,
+                     eval_cfg: EvalConfig | None = None) -> Trainer:
+    """A Trainer from its parts; `clusters` reach it only when ICC is on, so a run with gamma 0
+    trains exactly as one without any clusters."""
+    return Trainer(model_cfg, train_cfg, data, clusters if icc_on(model_cfg) else None, eval_cfg)
+
+
+def build_trainer(config: Any, data) -> Trainer:
+    """The Trainer of the root Config (its model, train, eval, clusters and data sections) on
+    the prepared `data`."""
+    return assemble_trainer(config.model, config.train, data, icc_clusters(config, data), config.eval)
+
+
+def trainer_from_arrays(config: Any, arrays: dict) -> Trainer:
+    """build_trainer on a dataset shipped as plain arrays (a Ray trial gets it from the object
+    store, so trials need no shared disk)."""
+    from datasets.prepared import PreparedDataset
+
+    return build_trainer(config, PreparedDataset.from_arrays(arrays))
+
+
+def train_once(config: Any, on_epoch: Callable[[EpochReport], None] | None = None,
+               progress: bool = False) -> TrainResult:
+    """Prepare the data, train with early stopping and return the TrainResult."""
+    from datasets import prepare_dataset
+
+    data = prepare_dataset(config.data, progress)
+    return build_trainer(config, data).fit(on_epoch)
