@@ -53,7 +53,7 @@ FULL = {
               "n_clusters": [16, 128], "lr": [0.0003, 0.001, 0.003]},
 }
 SMOKE = {
-    "dataset": "ml-100k", "epochs": 3, "seeds": 2, "num_samples": 10,
+    "dataset": "ml-100k", "epochs": 3, "seeds": 1, "num_samples": 6,
     "overrides": ["model.hidden_size=16", "model.max_len=20", "model.num_blocks=1", "model.alpha=0",
                   "model.adapter_hidden=32", "model.loss=ce", "train.batch_size=256", "train.seed=42"],
     "space": {"backbone": ["sasrec", "gru4rec"], "gamma": [0.0, 1.0], "n_clusters": [8, 16], "lr": [0.001]},
@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     what.add_argument("--record", action="store_true", help="record the missing models of the table")
     what.add_argument("--tuner-grid", action="store_true", help="tune TPE + ASHA's settings on the table")
     p.add_argument("--smoke", action="store_true", help="a tiny ml-100k table, recorded and replayed (CI)")
-    p.add_argument("--seeds", type=int, default=0, help="search seeds per method (default 20; smoke 2)")
+    p.add_argument("--seeds", type=int, default=0, help="search seeds per method (default 20; smoke 1)")
     p.add_argument("--methods", default=",".join(available_methods()),
                    help="replayed methods (the grid is always shown; bohb needs the bohb extra)")
     p.add_argument("--num-samples", type=int, default=0, help="trials per search (default: the table's models)")
