@@ -8,10 +8,24 @@ its batches and the objective only see the cluster artifact or None.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
+from cluster_prep.config import ClusterConfig
+from datasets.config import DataConfig
+from datasets.prepared import PreparedDataset
 from model.config import EvalConfig, ModelConfig, TrainConfig
 from model.trainer import EpochReport, Trainer, TrainResult
+
+
+class RunConfig(Protocol):
+    """The sections of the root Config (tuning.config.Config) a run reads: typed here without
+    importing the layer above."""
+
+    data: DataConfig
+    clusters: ClusterConfig
+    model: ModelConfig
+    train: TrainConfig
+    eval: EvalConfig
 
 
 def icc_on(model_cfg: ModelConfig) -> bool:
@@ -19,7 +33,7 @@ def icc_on(model_cfg: ModelConfig) -> bool:
     return model_cfg.gamma > 0
 
 
-def icc_clusters(config: Any, data) -> Any | None:
+def icc_clusters(config: RunConfig, data: PreparedDataset) -> Any | None:
     """The cluster artifact (built, or loaded from the cache, in the model's hidden-size space)
     when ICC is on, else None: a run without ICC never pays for clustering."""
     if not icc_on(config.model):
@@ -31,28 +45,26 @@ def icc_clusters(config: Any, data) -> Any | None:
     return build_clusters(data, config.clusters, config.data.cache_dir, item_pca)
 
 
-def assemble_trainer(model_cfg: ModelConfig, train_cfg: TrainConfig, data, clusters: Any | None = None,
+def assemble_trainer(model_cfg: ModelConfig, train_cfg: TrainConfig, data: PreparedDataset, clusters: Any | None = None,
                      eval_cfg: EvalConfig | None = None) -> Trainer:
     """A Trainer from its parts; `clusters` reach it only when ICC is on, so a run with gamma 0
     trains exactly as one without any clusters."""
     return Trainer(model_cfg, train_cfg, data, clusters if icc_on(model_cfg) else None, eval_cfg)
 
 
-def build_trainer(config: Any, data) -> Trainer:
+def build_trainer(config: RunConfig, data: PreparedDataset) -> Trainer:
     """The Trainer of the root Config (its model, train, eval, clusters and data sections) on
     the prepared `data`."""
     return assemble_trainer(config.model, config.train, data, icc_clusters(config, data), config.eval)
 
 
-def trainer_from_arrays(config: Any, arrays: dict) -> Trainer:
+def trainer_from_arrays(config: RunConfig, arrays: dict) -> Trainer:
     """build_trainer on a dataset shipped as plain arrays (a Ray trial gets it from the object
     store, so trials need no shared disk)."""
-    from datasets.prepared import PreparedDataset
-
     return build_trainer(config, PreparedDataset.from_arrays(arrays))
 
 
-def train_once(config: Any, on_epoch: Callable[[EpochReport], None] | None = None,
+def train_once(config: RunConfig, on_epoch: Callable[[EpochReport], None] | None = None,
                progress: bool = False) -> TrainResult:
     """Prepare the data, train with early stopping and return the TrainResult."""
     from datasets import prepare_dataset
