@@ -17,24 +17,6 @@ import os, platform, torch
 print("host", platform.node(), "cpus", os.cpu_count(), "python", platform.python_version(), "torch", torch.__version__)
 print("cuda", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")
 EOF
-# The cache key hashes the preparing code's syntax tree, whose dump differs between Python
-# versions (3.12 adds type_params): name the carried entry with this machine's key. Same code,
-# same source files, so the same arrays.
-python3 - <<'PY' 2>&1 | tee -a "$out/machine.txt"
-import sys
-from pathlib import Path
-sys.path.insert(0, "bench")
-import tabular as B
-from datasets import cache, prepare as P
-base = B.base_config(B.parse_args(["--cache-dir", ".devcache", "--data-root", "data"]))
-cfg = P.resolve_cores(base.data)
-key = cache.cache_key(cfg, list(P.get_source(cfg.name).files(cfg)))[0]
-want = cache.cache_folder(cfg, key)
-have = [p for p in Path(".devcache").glob(f"{cfg.name}-*") if p != want]
-if not want.exists() and len(have) == 1:
-    have[0].rename(want)
-print("prepared entry:", want, want.exists())
-PY
 start=$(date +%s)
 # -k: a second SIGKILL if the recorder does not end 15 s after SIGTERM (workers are spawned)
 timeout -k 15 "$seconds" python3 bench/tabular.py --record --out table --data-root data --cache-dir .devcache "$@" \

@@ -52,7 +52,20 @@ def _without_docstrings(source: str) -> str:
                 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
                 and isinstance(body[0].value.value, str)):
             node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree)
+    return canonical_dump(tree)
+
+
+def canonical_dump(node: Any) -> str:
+    """ast.dump without empty fields: Python 3.12 adds `type_params=[]` to every function and
+    class and 3.13 drops empty fields from ast.dump, so the plain dump (and with it every cache
+    key) changed with the Python version although the code did not."""
+    if isinstance(node, ast.AST):
+        fields = ", ".join(f"{name}={canonical_dump(value)}" for name, value in ast.iter_fields(node)
+                           if value is not None and value != [])
+        return f"{type(node).__name__}({fields})"
+    if isinstance(node, list):
+        return "[" + ", ".join(canonical_dump(item) for item in node) + "]"
+    return repr(node)
 
 
 def code_hash(folder: Path | None = None) -> str:
