@@ -108,8 +108,8 @@ def main(argv: list[str] | None = None) -> None:
         cells = []
         for key in KEYS:
             values = [t[key] for t in tests]
-            spread = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.mean(values):.4f} ± {spread:.4f}")
+            spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""   # no spread of one seed
+            cells.append(f"{statistics.mean(values):.4f}{spread}")
         print(f"| {variant} | " + " | ".join(cells) + " |")
 
 
