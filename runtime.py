@@ -1,8 +1,8 @@
 """The process set-up every entry point shares: a quiet, offline environment and torch's threads.
 
 Why one module: launch.py, the Ray trial, reproduce, the study's worker processes, the benchmarks
-and the tests each set these, and copies drifted (one kept Ray's usage reports on, one forgot the
-tokenizer). Entry points call `quiet_environment()` once at start; code that trains calls
+and the tests each set these, and the copies drifted (launch.py set six variables, the benchmarks
+and tests four, the table-recording workers three). Entry points call `quiet_environment()` once at start; code that trains calls
 `trial_threads(config)` so a reproduction uses the thread count its tuning trial used. Importing
 this module changes nothing.
 """
