@@ -50,6 +50,13 @@ def epoch_metrics(report: Any) -> dict[str, Any]:
     return metrics
 
 
+def stops_after(epoch: int, epochs_since_best: int, epochs: int, patience: int) -> bool:
+    """Whether a run ends by itself after `epoch`: the epoch cap (train.epochs), or `patience`
+    epochs without a better validation score (patience 0: never). The trainer stops by this rule,
+    and a replay of recorded curves (tuning.replay) stops where the trainer would."""
+    return epoch >= epochs or (patience > 0 and epochs_since_best >= patience)
+
+
 def rank_key(trial_id: Any, state: Any, score: Any) -> tuple[float, str] | None:
     """The one definition of "best", used by `launch.py tune`'s summary and by every results
     table: the highest best-epoch validation NDCG@10 first, the smaller trial id on ties. An

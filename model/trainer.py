@@ -17,7 +17,7 @@ import torch
 
 from model.batches import TrainBatches
 from model.config import EvalConfig, ModelConfig, TrainConfig
-from model.contract import SELECT_KEY
+from model.contract import SELECT_KEY, stops_after
 from model.device import apply_torch_settings, resolve_device
 from model.llmesr import build_model
 from model.objective import batch_loss, refresh_teachers
@@ -152,9 +152,7 @@ class Trainer:
         return {k: (abs(v) / scale if scale > 0 else 0.0) for k, v in weighted.items()}
 
     def should_stop(self) -> bool:
-        if self.epoch >= self.train_cfg.epochs:
-            return True
-        return self.train_cfg.patience > 0 and self.bad_epochs >= self.train_cfg.patience
+        return stops_after(self.epoch, self.bad_epochs, self.train_cfg.epochs, self.train_cfg.patience)
 
     # ---- evaluation -------------------------------------------------------------------------
     def evaluate(self, split: str) -> dict[str, float]:

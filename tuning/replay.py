@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from model import contract
 from model.contract import FINISHED
 
 #: the settings a table's curves do not depend on (where files live, threads) or that a replay
@@ -78,10 +79,10 @@ def lookup(table: Mapping[str, Any], config: Any) -> dict:
 
 
 def stops_after(epoch_metrics: Mapping[str, Any], epochs: int, patience: int) -> bool:
-    """Trainer.should_stop after this epoch: the epoch cap, or `patience` epochs without a better
-    validation NDCG@10 (the recorded best epoch is the trainer's, whatever the patience)."""
+    """The trainer's stopping rule (model.contract.stops_after) after this recorded epoch (the
+    recorded best epoch is the trainer's, whatever the patience)."""
     epoch = int(epoch_metrics["epoch"])
-    return epoch >= epochs or (patience > 0 and epoch - int(epoch_metrics["best_epoch"]) >= patience)
+    return contract.stops_after(epoch, epoch - int(epoch_metrics["best_epoch"]), epochs, patience)
 
 
 def replayed_reports(record: Mapping[str, Any], epochs: int, patience: int) -> Iterator[dict]:
