@@ -70,13 +70,12 @@ def replay_config(table: Mapping[str, Any], tune: Mapping[str, Any], epochs: int
     """The table's recorded config with the searched space and the replay's tune settings."""
     from tuning.config import config_from_dict
 
-    data = json.loads(json.dumps(table["config"]))
-    data["train"].update({"epochs": epochs, "patience": patience})
-    data["tune"].update({"storage_path": storage, "name": name, "max_failures": 0, "cpus_per_trial": 1.0,
-                         "trials_per_gpu": 0, **tune})
-    data["tune"]["space"] = {name: {"type": "categorical", "values": list(values)}
-                             for name, values in table["space"].items()}
-    return config_from_dict(data)
+    space = {parameter: {"type": "categorical", "values": list(values)}
+             for parameter, values in table["space"].items()}
+    changes = {"train.epochs": epochs, "train.patience": patience, "tune.storage_path": storage,
+               "tune.name": name, "tune.max_failures": 0, "tune.cpus_per_trial": 1.0, "tune.trials_per_gpu": 0,
+               **{f"tune.{key}": value for key, value in tune.items()}, "tune.space": space}
+    return config_from_dict(table["config"]).replace(changes)
 
 
 def start_ray(concurrent: int) -> bool:
