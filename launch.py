@@ -84,7 +84,7 @@ def cmd_clusters(args: argparse.Namespace) -> None:
     data = prepare_dataset(config.data, progress=not args.json)
     artifact = build_clusters(data, config.clusters, config.data.cache_dir)
     emit(f"clusters of {config.data.name}", artifact.summary(), args.json)
-    _warn([f"warning: {artifact.warning()}"] if artifact.warning() else [])
+    _warn_clusters(artifact)
 
 
 def print_epoch(report) -> None:
@@ -134,8 +134,15 @@ def cmd_tune(args: argparse.Namespace) -> None:
     emit(f"experiment {summary.get('experiment')}", summary, args.json)
 
 
+def _warn_clusters(artifact: Any) -> None:
+    """A degenerate clustering's warning on stderr (clusters and demo say it alike)."""
+    warning = artifact.warning()
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
 def _warn(notes: list[str]) -> None:
-    """Print the warnings among `notes` on stderr (clusters, report and demo say them alike)."""
+    """Print the warnings among `notes` on stderr (report and demo say them alike)."""
     for note in notes:
         if note.startswith("warning:"):
             print(note, file=sys.stderr)
@@ -211,7 +218,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         print_table(f"dataset {name}", describe(data))
         artifact = build_clusters(data, config.clusters, config.data.cache_dir)
         print_table(f"clusters of {name}", artifact.summary())
-        _warn([f"warning: {artifact.warning()}"] if artifact.warning() else [])
+        _warn_clusters(artifact)
     summary = run_experiment(demo, progress=True)
     print_table("tuning", summary)
     report = write_report(summary["experiment"])
