@@ -111,13 +111,13 @@ def _probes() -> dict:
             torch.manual_seed(0)
             total, parts = batch_loss(trainer.model, trainer.batches, torch.arange(20))
             cfg = trainer.batches.cfg
-            weights = {"sd": cfg.alpha, "icc": cfg.gamma, "cl": cfg.lambda_cl}
+            weights = {"sd": cfg.alpha, "icc": trainer.icc_gamma, "cl": cfg.lambda_cl}
             rest = parts["rec"] + sum(weights[k] * parts[k] for k in weights if k != part)
             return ((total - rest) / parts[part]).item() == pytest.approx(value, rel=1e-3)
         return probe
 
     def distinct_targets(trainer):
-        targets, constrained = trainer.batches.icc
+        targets, constrained = trainer.model.icc.targets, trainer.model.icc.constrained
         return len({tuple(row) for row in targets[constrained].tolist()})
 
     return {
@@ -127,7 +127,7 @@ def _probes() -> dict:
         "alpha": weight_of("sd"),
         "lambda_cl": weight_of("cl"),
         "n_clusters": lambda t, v: distinct_targets(t) == v,
-        "cluster_method": lambda t, v: not bool(t.batches.icc[1][1:-1].all()),   # noise items exist
+        "cluster_method": lambda t, v: not bool(t.model.icc.constrained[1:-1].all()),   # noise items exist
         "tau": lambda t, v: t.batches.cfg.tau == v,
         "lr": lambda t, v: all(g["lr"] == v for g in t.optimizer.param_groups),
         "weight_decay": lambda t, v: all(g["weight_decay"] == v for g in t.optimizer.param_groups),
