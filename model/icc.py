@@ -71,13 +71,15 @@ def check_weights(model: Mapping[str, Any], prefix: str = "model") -> dict[str, 
 
 
 def drop_replaced_weight(model: Mapping[str, Any], written: set[str]) -> dict[str, Any]:
-    """A lower-priority `model:` section (a file under `--set`, a config under `replace`) without
-    the ICC weight that a higher-priority source replaces by writing the other one: writing
-    icc_share drops an older gamma and vice versa, so the two never clash by accident."""
+    """A lower-priority `model:` section (a file under `--set`, a config under `replace`) after a
+    higher-priority source wrote one ICC weight and not the other: writing icc_share makes it the
+    weight (gamma 0: calibrated, or off with share 0), writing gamma drops an older icc_share,
+    so the two never clash by accident."""
     out = dict(model)
-    for key, other in (("gamma", "icc_share"), ("icc_share", "gamma")):
-        if key in written and other not in written:
-            out.pop(other, None)
+    if "icc_share" in written and "gamma" not in written:
+        out["gamma"] = 0.0
+    if "gamma" in written and "icc_share" not in written:
+        out.pop("icc_share", None)
     return out
 
 

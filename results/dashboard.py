@@ -30,7 +30,9 @@ table.table th { background: #f3f3f3; }
 TITLES = {"best_per_backbone": "Best configuration per backbone (and the training-free references)",
           "segments": "Leaders and references: overall, new-target, tail and head Hit@10 / NDCG@10",
           "trials": "All trials"}
-PLOT_TITLES = {"gamma_sensitivity": "Gamma sensitivity", "n_clusters_sensitivity": "Cluster-count sensitivity",
+PLOT_TITLES = {"gamma_sensitivity": "Gamma sensitivity (calibrated gamma where icc_share was searched)",
+               "icc_share_sensitivity": "ICC loss-share sensitivity",
+               "n_clusters_sensitivity": "Cluster-count sensitivity (KMeans ICC trials)",
                "learning_curves": "Learning curves (ASHA-stopped trials dashed, ending in x)",
                "param_importance": "Parameter importance"}
 

@@ -162,9 +162,12 @@ def write_plots(trials: pd.DataFrame, history: pd.DataFrame, experiment: str | P
     folder = Path(folder)
     made: dict[str, str] = {}
     notes: list[str] = []
-    for name, build in (("gamma_sensitivity", lambda p: sensitivity(trials, "gamma", p)),
-                        ("n_clusters_sensitivity", lambda p: sensitivity(trials, "n_clusters", p)),
-                        ("learning_curves", lambda p: learning_curves(history, trials, p))):
+    builders = [("gamma_sensitivity", lambda p: sensitivity(trials, "gamma", p)),
+                ("n_clusters_sensitivity", lambda p: sensitivity(trials, "n_clusters", p)),
+                ("learning_curves", lambda p: learning_curves(history, trials, p))]
+    if "icc_share" in trials.columns:           # only searches that weight ICC by its loss share
+        builders.insert(1, ("icc_share_sensitivity", lambda p: sensitivity(trials, "icc_share", p)))
+    for name, build in builders:
         path = build(folder / f"{name}.png")
         if path:
             made[name] = path

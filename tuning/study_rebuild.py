@@ -79,7 +79,7 @@ def study_trial(trial: Any, space: SearchSpace, analysis: Any) -> Any:
                     "rebuilt_from_ray_records": True})
 
 
-def rebuild_study(folder: Path, name: str, experiment_path: str, space: dict, problem: str) -> str:
+def rebuild_study(folder: Path, name: str, experiment_path: str, searched: SearchSpace, problem: str) -> str:
     """Recreate the study from Ray's records; return the one line that says what happened."""
     import optuna
     from ray.tune import ExperimentAnalysis
@@ -88,7 +88,6 @@ def rebuild_study(folder: Path, name: str, experiment_path: str, space: dict, pr
     kept = _set_aside(folder / DB_NAME)
     study = optuna.create_study(study_name=name, storage=study_storage(folder),
                                 direction="maximize" if MODE == "max" else "minimize")
-    searched = SearchSpace(space)
     for trial in analysis.trials:
         study.add_trial(study_trial(trial, searched, analysis))
     where = f"; the damaged file is kept as {kept.name}" if kept else ""
@@ -96,7 +95,7 @@ def rebuild_study(folder: Path, name: str, experiment_path: str, space: dict, pr
             f"{len(analysis.trials)} Ray trial records{where}")
 
 
-def ensure_study(folder: Path, name: str, experiment_path: str, space: dict) -> str | None:
+def ensure_study(folder: Path, name: str, experiment_path: str, space: SearchSpace) -> str | None:
     """Before a resume: rebuild the study if it cannot be used; the warning line, or None."""
     problem = study_problem(folder, name)
     if problem is None:
