@@ -7,6 +7,7 @@ positional: training = seq[:-2], validation target = seq[-2], test target = seq[
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,15 @@ class PreparedDataset:
     def test_targets(self) -> np.ndarray:
         """seq[-1] of every user (int64 [n_users])."""
         return self.seq_items[self.seq_offsets[1:] - 1]
+
+    def first_users(self, n_users: int) -> "PreparedDataset":
+        """The first n_users users (every item kept; similar users folded into the subset): real
+        data that trains in seconds, for tests and benchmark smoke runs."""
+        off = self.seq_offsets[:n_users + 1]
+        return dataclasses.replace(
+            self, n_users=n_users, seq_items=self.seq_items[:off[-1]], seq_offsets=off,
+            tail_users=self.tail_users[:n_users], similar_users=self.similar_users[:n_users] % n_users,
+            valid_negatives=self.valid_negatives[:n_users], test_negatives=self.test_negatives[:n_users])
 
     def repeat_targets(self, split: str) -> np.ndarray:
         """bool [n_users]: the split's target ("valid": seq[-2], "test": seq[-1]) already occurs

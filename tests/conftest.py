@@ -46,15 +46,8 @@ def data_config(name: str, **options):
 
 
 def user_subset(data, n_users: int):
-    """The first n_users users of a prepared dataset (all items kept; similar users folded into
-    the subset), so model tests train on real data in seconds."""
-    import dataclasses
-
-    off = data.seq_offsets[:n_users + 1]
-    return dataclasses.replace(
-        data, n_users=n_users, seq_items=data.seq_items[:off[-1]], seq_offsets=off,
-        tail_users=data.tail_users[:n_users], similar_users=data.similar_users[:n_users] % n_users,
-        valid_negatives=data.valid_negatives[:n_users], test_negatives=data.test_negatives[:n_users])
+    """The first n_users users of a prepared dataset (PreparedDataset.first_users)."""
+    return data.first_users(n_users)
 
 
 @pytest.fixture(scope="session")
