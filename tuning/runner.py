@@ -377,7 +377,7 @@ def check_device(config: Config, address: str | None) -> None:
     if device.startswith("cuda") and not config.tune.trials_per_gpu:
         raise ConfigError(f"train.device: got {device!r} with tune.trials_per_gpu 0 (trials get no GPU); "
                           f"set tune.trials_per_gpu, or use auto or cpu")
-    if address is None:
+    if address is None and device not in ("auto", "cpu"):
         from model.device import resolve_device
 
         resolve_device(device)
