@@ -28,6 +28,8 @@ from typing import Any
 from runtime import quiet_environment
 
 REPO = Path(__file__).resolve().parent
+#: exit status of a study stopped by Ctrl-C (128 + SIGINT, as a shell reports it); resumable
+STUDY_INTERRUPTED = 130
 
 # ---------------------------------------------------------------- output
 
@@ -121,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_tune(args: argparse.Namespace) -> None:
     extra = [f"tune.name={args.name}"] if args.name else []
     config = _config(args, extra)
-    from tuning import ExperimentInterrupted, run_experiment
+    from tuning import AllTrialsErrored, ExperimentInterrupted, run_experiment
     from tuning.config import given_keys
 
     given = given_keys(args.config, args.set or [])       # --resume: these must match the saved config
@@ -131,6 +133,9 @@ def cmd_tune(args: argparse.Namespace) -> None:
     except ExperimentInterrupted as stop:
         emit(f"experiment {stop.summary.get('experiment')} (interrupted)", stop.summary, args.json)
         raise SystemExit(f"error: {stop}") from None
+    except AllTrialsErrored as failed:                  # the summary, then one line and exit 2
+        emit(f"experiment {failed.summary.get('experiment')} (every trial errored)", failed.summary, args.json)
+        raise
     emit(f"experiment {summary.get('experiment')}", summary, args.json)
 
 
@@ -193,9 +198,18 @@ def cmd_study(args: argparse.Namespace) -> None:
     """Search every (variant, backbone) arm, confirm each arm's best over seeds, write findings."""
     config = _config(args)
     from results.study import run_study
+    from tuning import ExperimentInterrupted
+    from tuning.config import given_keys
 
-    outcome = run_study(config, args.name, resume=args.resume, address=args.address,
-                        findings_dir=args.findings, progress=True, command=_study_command(args))
+    given = given_keys(args.config, args.set or [])       # --resume: these must match the saved config
+    try:
+        outcome = run_study(config, args.name, resume=args.resume, address=args.address,
+                            findings_dir=args.findings, progress=True, command=_study_command(args), given=given)
+    except (ExperimentInterrupted, KeyboardInterrupt):
+        # the study resumes as a whole (its arms' searches, confirmations and findings), not one arm
+        print(f"error: study {args.name!r} was interrupted; continue it with: {_study_command(args)}",
+              file=sys.stderr)
+        raise SystemExit(STUDY_INTERRUPTED) from None
     if outcome.get("sentences"):
         print("\n" + "\n".join(outcome["sentences"]))
     payload = {k: outcome[k] for k in ("study", "arms", "html", "markdown")}

@@ -58,6 +58,19 @@ def stops_after(epoch: int, epochs_since_best: int, epochs: int, patience: int) 
     return epoch >= epochs or (patience > 0 and epochs_since_best >= patience)
 
 
+def trial_outcome(errored: bool, finished: bool, done: bool) -> str:
+    """How a trial ended, the one rule for `tune`'s summary (Ray's trial records) and `report`
+    (the trial folder): errored when its last failure came after its last report; terminated when
+    it stopped by itself (FINISHED reported); stopped_early when Ray stopped it (`done` on its
+    last result, which Ray sets on an ASHA stop before it logs the result); else unfinished:
+    pending, still running, or cut by Ctrl-C or a crash (resumable)."""
+    if errored:
+        return ERRORED
+    if finished:
+        return TERMINATED
+    return STOPPED_EARLY if done else UNFINISHED
+
+
 def rank_key(trial_id: Any, state: Any, score: Any) -> tuple[float, str] | None:
     """The one definition of "best", used by `launch.py tune`'s summary and by every results
     table: the highest best-epoch validation NDCG@10 first, the smaller trial id on ties. An

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from model.config import variant_of
-from model.contract import CLUSTER_COLUMNS, ERRORED, FINISHED, METRIC, STOPPED_EARLY, TERMINATED, UNFINISHED
+from model.contract import CLUSTER_COLUMNS, FINISHED, METRIC, trial_outcome
 from tuning.conditions import is_active
 
 SECTIONS = ("data", "clusters", "model", "train", "tune")
@@ -155,22 +155,19 @@ def _reported_after(history: pd.DataFrame, failed_at: str) -> bool:
 
 
 def _state(trial_dir: Path, history: pd.DataFrame, budget: int | None) -> str:
-    """terminated: finished by itself (`finished` or test_* reported, or its whole budget run);
-    errored: its last failure (error.txt) came after its last report; stopped_early: some epochs,
-    fewer than its budget, and no failure after them (ASHA stopped it; a trial that failed, was
-    retried, reported more epochs and was then stopped is one too); unfinished: no epoch reported
-    yet (pending when the run stopped). Ray's own `done` flag cannot tell these apart: Ray sets it
-    on trials ASHA stops as well. A trial still running in an interrupted experiment reads as
-    stopped_early (known gap)."""
+    """`model.contract.trial_outcome` (the rule `tune`'s summary uses) read from the folder:
+    finished when FINISHED or test_* was reported or the whole budget ran; errored when its
+    last failure (error.txt) came after its last report (a trial that failed, was retried and
+    reported again is not); done from Ray's `done` on the last logged result (set on an ASHA
+    stop). A trial still running, or cut by Ctrl-C, has neither: unfinished."""
     finished = any(c.startswith("test_") and history[c].notna().any() for c in history.columns)
     finished = finished or (FINISHED in history.columns and bool(history[FINISHED].eq(True).any()))
     last_epoch = int(history["epoch"].max()) if "epoch" in history.columns and len(history) else 0
-    if finished or (budget is not None and last_epoch >= budget):
-        return TERMINATED
+    finished = finished or (budget is not None and last_epoch >= budget)
     failed_at = _last_failure(trial_dir)
-    if failed_at is not None and not _reported_after(history, failed_at):
-        return ERRORED
-    return STOPPED_EARLY if last_epoch > 0 else UNFINISHED
+    errored = not finished and failed_at is not None and not _reported_after(history, failed_at)
+    done = "done" in history.columns and len(history) > 0 and bool(history["done"].iloc[-1] == True)  # noqa: E712
+    return trial_outcome(errored, finished, done and last_epoch > 0)
 
 
 def _checkpoint(trial_dir: Path, row: pd.Series | None) -> str | None:

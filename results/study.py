@@ -17,8 +17,10 @@ flight; `--resume` skips everything already on disk):
    another config (an older protocol) is stale and runs again.
 3. Findings. results.findings writes the report (Markdown and HTML first, then tables and plots).
 
-The study's folder also holds study_config.json: the config it was started with. A resume with a
-different config is refused, naming the first differing key (the saved one would silently win).
+The study's folder also holds study_config.json: the config it was started with. `--resume --name N`
+continues with that config (as `tune --resume` does); a setting given with it that differs from
+the saved one is refused, naming the key (the saved one would silently win). Ctrl-C stops the
+study as a whole: `launch.py study` prints the study's resume command and exits 130.
 """
 
 from __future__ import annotations
@@ -89,11 +91,14 @@ def comparable(saved: dict[str, Any]) -> dict[str, Any]:
     return config_to_dict(config_from_dict(saved))
 
 
-def claim(config: Any, name: str, resume: bool) -> Path:
-    """Create the study folder (atomically: a second start with the same name loses) or, with
-    resume, check that the config is the one the study was started with."""
-    from tuning.config import config_to_dict
-    from settings import check_folder_name, first_difference
+def claim(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path, Any]:
+    """Create the study folder (atomically: a second start with the same name loses) and return
+    it with the config; with resume, the saved config, refused when a setting the user gave
+    (`given`, as `launch.py` collects from --config and --set; None: every setting) differs
+    from it, so `--resume --name N` alone continues the study as saved (like `tune`)."""
+    from tuning.config import config_from_dict, config_to_dict
+    from tuning.runner import changed_setting
+    from settings import check_folder_name
 
     check_folder_name("--name", name)
     folder = study_folder(config, name)
@@ -104,11 +109,12 @@ def claim(config: Any, name: str, resume: bool) -> Path:
         if not saved_path.is_file():
             raise StudyError(f"--resume: no study {name!r} in {str(folder.parent)!r} ({STUDY_FILE} missing)")
         saved = comparable(json.loads(saved_path.read_text()))
-        diff = first_difference(saved, wanted)
+        diff = changed_setting(saved, wanted, given)
         if diff:
             raise StudyError(f"--resume: the config differs from the one study {name!r} started with "
-                             f"({diff}); resume with the same --config and --set, or start a new --name")
-        return folder
+                             f"({diff}); resume without --config and --set to continue it as saved, "
+                             f"or start a new --name")
+        return folder, config_from_dict(saved)
     folder.parent.mkdir(parents=True, exist_ok=True)
     try:
         folder.mkdir()
@@ -116,7 +122,7 @@ def claim(config: Any, name: str, resume: bool) -> Path:
         raise StudyError(f"study {name!r} already exists in {str(folder.parent)!r}; use --resume to "
                          f"continue it or another --name") from None
     _write_json(saved_path, wanted)
-    return folder
+    return folder, config
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -288,14 +294,15 @@ def references(config: Any, folder: Path) -> dict[str, dict[str, dict[str, float
 
 def run_study(config: Any, name: str, resume: bool = False, address: str | None = None,
               findings_dir: str | Path | None = None, progress: bool = True,
-              command: str | None = None) -> dict[str, Any]:
+              command: str | None = None, given: Any = None) -> dict[str, Any]:
     """Run (or continue) the study of `config` named `name`; return where its findings lie.
-    `command`, if given, is the command line that regenerates the findings (written into them)."""
+    `command`, if given, is the command line that regenerates the findings (written into them);
+    `given`, the settings a resume must match (see `claim`)."""
     from results.findings import write_findings
 
     if not name:
         raise StudyError("the study needs a name (--name N)")
-    folder = claim(config, name, resume)
+    folder, config = claim(config, name, resume, given)
     plans = arm_plans(config, folder)
     refs = references(config, folder)
     out = Path(findings_dir) if findings_dir else folder / FINDINGS_DIR

@@ -14,7 +14,7 @@ from tuning import adapters
 
 REPO = Path(__file__).resolve().parents[1]
 PRIVATE = ("_storage", "_trial_id", "_experiment_analysis", "_ot_trials", "_ot_study", "_completed_trials",
-           "_study_name", "_space")
+           "_study_name", "_space", "_brackets", "_rungs")
 
 
 def _space(trial):
@@ -61,6 +61,34 @@ def test_optuna_search_keeps_its_trials_study_and_space():
     assert adapters.search_space(searcher) is _space
     adapters.set_search_study(searcher, study)
     assert adapters.search_study(searcher) is study
+
+
+def _asha(max_t: int = 4):
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="epoch", metric="m", mode="max", max_t=max_t, grace_period=1,
+                         reduction_factor=2.0)
+
+
+def test_asha_keeps_its_rung_records_in_its_brackets():
+    """tuning.asha saves and restores these; a restored scheduler cuts as the saved one would."""
+    from ray.tune.schedulers import TrialScheduler
+
+    first, second = SimpleNamespace(trial_id="t1"), SimpleNamespace(trial_id="t2")
+    scheduler = _asha()
+    scheduler.on_trial_add(None, first)
+    assert scheduler.on_trial_result(None, first, {"epoch": 1, "m": 0.5}) == TrialScheduler.CONTINUE
+    rungs = adapters.asha_rungs(scheduler)
+    assert [[m for m, _ in bracket] for bracket in rungs] == [[4, 2, 1]]
+    assert rungs[0][-1][1] == {"t1": 0.5} and rungs[0][0][1] == {}
+    fresh = _asha()
+    assert adapters.set_asha_rungs(fresh, rungs) and adapters.asha_rungs(fresh) == rungs
+    fresh.on_trial_add(None, second)
+    assert fresh.on_trial_result(None, second, {"epoch": 1, "m": 0.1}) == TrialScheduler.STOP   # below t1
+    empty = _asha()
+    empty.on_trial_add(None, second)
+    assert empty.on_trial_result(None, second, {"epoch": 1, "m": 0.1}) == TrialScheduler.CONTINUE
+    assert not adapters.set_asha_rungs(_asha(max_t=8), rungs)        # other milestones: left alone
 
 
 def test_private_attributes_are_used_only_in_the_adapter_module():

@@ -132,21 +132,25 @@ def test_resume_with_only_the_name_continues_the_saved_config(finished, monkeypa
 
 # ---------------------------------------------------------------- Ctrl-C
 
-def _interrupt_after_first_report(folder: Path, done: threading.Event) -> None:
-    """SIGINT to this process (Ray Tune's handler catches it in fit()) once a trial reported."""
+def _interrupt_after_first_report(folder: Path, done: threading.Event, live: dict) -> None:
+    """SIGINT to this process (Ray Tune's handler catches it in fit()) once a trial reported;
+    `live` gets the states `report` read just before (the run still going)."""
+    from results.load import load_experiment
+
     while not done.is_set():
         if any(p.stat().st_size for p in folder.glob("trial_*/result.json")):
+            live.update(load_experiment(folder).set_index("trial_id")["state"].to_dict())
             os.kill(os.getpid(), signal.SIGINT)
             return
         time.sleep(0.2)
 
 
-def interrupted_run(config, folder: Path):
+def interrupted_run(config, folder: Path, live: dict | None = None):
     """Run `config`, Ctrl-C once a trial reported; return the ExperimentInterrupted raised."""
     from tuning import ExperimentInterrupted
 
     done = threading.Event()
-    watcher = threading.Thread(target=_interrupt_after_first_report, args=(folder, done))
+    watcher = threading.Thread(target=_interrupt_after_first_report, args=(folder, done, {} if live is None else live))
     watcher.start()
     try:
         with pytest.raises(ExperimentInterrupted) as stop:
@@ -167,6 +171,22 @@ def test_ctrl_c_leaves_running_and_pending_trials_unfinished(ray_session, tmp_pa
     assert set(summary["trial_states"].values()) == {"unfinished"}, summary["trial_states"]
     assert summary["terminated"] == summary["stopped_early"] == summary["errored"] == 0
     assert "interrupted with 0 of 4 trials finished" in str(stop)
+
+
+@pytest.mark.slow
+def test_report_and_tune_agree_on_a_live_and_an_interrupted_run(ray_session, tmp_path):
+    """Issue 24: a report taken while a trial runs, and the report after Ctrl-C, said
+    stopped_early for trials `tune` called unfinished."""
+    from results.load import load_experiment
+
+    config = tiny_config(tmp_path, "agree", SPACE, extra=("train.epochs=30", "train.patience=30"),
+                         num_samples=2, grace_period=30)
+    live: dict = {}
+    stop = interrupted_run(config, tmp_path / "agree", live)
+    assert live and set(live.values()) == {"unfinished"}, live             # running, reported epoch 1+
+    after = load_experiment(tmp_path / "agree").set_index("trial_id")["state"].to_dict()
+    assert after == {t: s for t, s in stop.summary["trial_states"].items() if t in after}, (after, stop.summary)
+    assert set(after.values()) == {"unfinished"}
 
 
 # ---------------------------------------------------------------- a lost or broken optuna.db

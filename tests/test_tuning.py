@@ -141,10 +141,13 @@ def test_trial_folder_recreates_its_config(experiment):
 def test_non_finite_loss_fails_the_trial_with_its_message(ray_session, tmp_path):
     from optuna.trial import TrialState
 
-    from tuning import run_experiment
+    from tuning import AllTrialsErrored, run_experiment
 
     config = tiny_config(tmp_path, "nan", {"lr": 1e30}, num_samples=1, max_failures=1)
-    summary = run_experiment(config, progress=False)
+    with pytest.raises(AllTrialsErrored, match=r"every trial of experiment 'nan' errored \(1 of 1\); trial "
+                                               r"\w+: .*non-finite loss at epoch 1") as failed:
+        run_experiment(config, progress=False)
+    summary = failed.value.summary
     assert summary["errored"] == 1 and summary["best"] is None
     (trial_id,) = summary["trial_states"]
     error = (Path(summary["experiment"]) / f"trial_{trial_id}" / "error.txt").read_text()

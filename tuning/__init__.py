@@ -16,7 +16,7 @@ _EXPORTS = {
     "trial_config": "tuning.space", "validate_space": "tuning.space",
     "BEST_SO_FAR": "model.contract", "METRIC": "model.contract", "MODE": "model.contract",
     "TIME_ATTR": "model.contract", "load_study": "tuning.study",
-    "ExperimentInterrupted": "tuning.summary",
+    "ExperimentInterrupted": "tuning.summary", "AllTrialsErrored": "tuning.runner",
     "run_experiment": "tuning.runner", "train_trial": "tuning.trainable",
 }
 

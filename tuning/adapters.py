@@ -58,3 +58,25 @@ def search_study_name(searcher: Any) -> str:
 def search_space(searcher: Any) -> Any:
     """The search space the searcher was given (`OptunaSearch._space`)."""
     return searcher._space
+
+
+# ---- AsyncHyperBandScheduler (its rungs, which tuning.asha keeps across a resume) -----------------
+def asha_rungs(scheduler: Any) -> list[list[tuple[float, dict[str, float]]]]:
+    """Per bracket, its rungs as (milestone, {trial id: recorded score}), copied
+    (`AsyncHyperBandScheduler._brackets`, `_Bracket._rungs`)."""
+    return [[(milestone, dict(recorded)) for milestone, recorded in bracket._rungs]
+            for bracket in scheduler._brackets]
+
+
+def set_asha_rungs(scheduler: Any, rungs: list) -> bool:
+    """Put saved rung records back into the scheduler's own dicts (the brackets' trials keep
+    pointing at them); False, changing nothing, when the milestones differ."""
+    brackets = scheduler._brackets
+    milestones = [[m for m, _ in bracket._rungs] for bracket in brackets]
+    if milestones != [[m for m, _ in saved] for saved in rungs]:
+        return False
+    for bracket, saved in zip(brackets, rungs):
+        for (_, recorded), (_, values) in zip(bracket._rungs, saved):
+            recorded.clear()
+            recorded.update(values)
+    return True

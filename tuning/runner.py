@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator
 from tuning.config import Config, config_from_dict, config_to_dict
 from tuning.space import SearchSpace, check_space_fits_data, flat_params, validate_space
 from tuning.summary import ExperimentInterrupted, summarize
+from tuning.lock import driver_lock
 from tuning.study import DB_NAME
 from settings import ConfigError, first_difference
 
@@ -137,10 +138,20 @@ def _local_experiment(config: Config, name: str) -> Path | None:
     return None if "://" in root else Path(root) / name
 
 
-def _run_config(config: Config, name: str, progress: bool) -> Any:
+def _callbacks(config: Config, name: str, scheduler: Any) -> list | None:
+    """The driver's callbacks: the state backup (local storage) and ASHA's rung keeper."""
+    from tuning.asha import RungKeeper
+    from tuning.state_backup import StateBackup
+
+    callbacks = [StateBackup(local)] if (local := _local_experiment(config, name)) else []
+    if config.tune.scheduler == "asha":
+        callbacks.append(RungKeeper(scheduler))
+    return callbacks or None
+
+
+def _run_config(config: Config, name: str, progress: bool, scheduler: Any) -> Any:
     from ray import tune
 
-    from tuning.state_backup import StateBackup
     from model.contract import BEST_SO_FAR, METRIC
 
     reporter = None
@@ -155,7 +166,7 @@ def _run_config(config: Config, name: str, progress: bool) -> Any:
         failure_config=tune.FailureConfig(max_failures=config.tune.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=METRIC,
                                                 checkpoint_score_order="max"),
-        callbacks=[StateBackup(local)] if (local := _local_experiment(config, name)) else None,
+        callbacks=_callbacks(config, name, scheduler),
     )
 
 
@@ -164,22 +175,29 @@ def trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _tune_config(config: Config, searcher: Any) -> Any:
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
+def _scheduler(config: Config) -> Any:
+    """The trial scheduler `tune.scheduler` names (None: Ray's FIFO, every trial runs to its end)."""
+    from model.contract import TIME_ATTR
 
-    from model.contract import METRIC, MODE, TIME_ATTR
-
-    scheduler = None                       # tune.scheduler none: Ray's FIFO, every trial runs to its end
     if config.tune.scheduler == "asha":
-        scheduler = ASHAScheduler(time_attr=TIME_ATTR, max_t=config.train.epochs,
-                                  grace_period=min(config.tune.grace_period, config.train.epochs),
-                                  reduction_factor=config.tune.reduction_factor)
-    elif config.tune.scheduler == "hyperband":
+        from ray.tune.schedulers import ASHAScheduler
+
+        return ASHAScheduler(time_attr=TIME_ATTR, max_t=config.train.epochs,
+                             grace_period=min(config.tune.grace_period, config.train.epochs),
+                             reduction_factor=config.tune.reduction_factor)
+    if config.tune.scheduler == "hyperband":
         from ray.tune.schedulers import HyperBandForBOHB
 
-        scheduler = HyperBandForBOHB(time_attr=TIME_ATTR, max_t=config.train.epochs,
-                                     reduction_factor=config.tune.reduction_factor)
+        return HyperBandForBOHB(time_attr=TIME_ATTR, max_t=config.train.epochs,
+                                reduction_factor=config.tune.reduction_factor)
+    return None
+
+
+def _tune_config(config: Config, searcher: Any, scheduler: Any) -> Any:
+    from ray import tune
+
+    from model.contract import METRIC, MODE
+
     return tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=searcher, scheduler=scheduler,
                            num_samples=config.tune.num_samples,
                            max_concurrent_trials=config.tune.max_concurrent_trials or None,
@@ -262,20 +280,28 @@ def _setting(data: dict, key: str) -> Any:
     return value.get(field) if field and isinstance(value, dict) else value
 
 
+def changed_setting(saved: dict, now: dict, given: Iterable[str] | None) -> str | None:
+    """'key: saved X, now Y' for the first setting in `given` (None: every setting of `now`)
+    whose value differs between two config dicts; settings that only locate the run are skipped."""
+    if given is None:
+        given = [f"{section}.{field}" for section, fields in now.items() for field in fields]
+    for key in sorted(set(given) - set(LOCATION_KEYS)):
+        diff = first_difference(_setting(saved, key), _setting(now, key), key)
+        if diff:
+            return diff
+    return None
+
+
 def _resumed_config(folder: Path, name: str, wanted: Config, given: Iterable[str] | None) -> Config:
     """The saved config of the experiment (Ray restores it, whatever is asked now), refused,
     naming the first differing key, when a setting the user gave (`given`; None = every
     setting of `wanted`) differs from the saved one."""
     saved = _saved_config(folder, name)
-    before, now = config_to_dict(saved), config_to_dict(wanted)
-    if given is None:
-        given = [f"{section}.{field}" for section, fields in now.items() for field in fields]
-    for key in sorted(set(given) - set(LOCATION_KEYS)):
-        diff = first_difference(_setting(before, key), _setting(now, key), key)
-        if diff:
-            raise ConfigError(f"--resume: the config differs from the one experiment {name!r} started with "
-                              f"({diff}); resume without --config and --set to continue it as saved, "
-                              f"or start a new --name")
+    diff = changed_setting(config_to_dict(saved), config_to_dict(wanted), given)
+    if diff:
+        raise ConfigError(f"--resume: the config differs from the one experiment {name!r} started with "
+                          f"({diff}); resume without --config and --set to continue it as saved, "
+                          f"or start a new --name")
     return saved
 
 
@@ -291,21 +317,29 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
     recorded learning curves; the dataset is then neither prepared nor checked against the space.
     Raises ConfigError or DataError for bad input before Ray starts (the space is checked against
     the prepared data too), ConnectionError for an address that does not answer, and
-    ExperimentInterrupted (carrying the partial summary) if the run was stopped.
+    ExperimentInterrupted (carrying the partial summary) if the run was stopped, AllTrialsErrored
+    (a ValueError carrying the summary) if every trial raised, and ExperimentLocked (a
+    ConfigError) while another driver runs the same experiment (tuning.lock).
     """
     name = experiment_name(config)
     if resume and not config.tune.name:
         raise ConfigError("tune.name: --resume needs the experiment's name (give --name or tune.name)")
     folder = study_folder(config, name)
     wanted = _absolute_paths(config.replace({"tune.name": name}))
-    if resume:
-        config = _resumed_config(folder, name, wanted, given)
-    else:
-        config = wanted
+    config = _resumed_config(folder, name, wanted, given) if resume else wanted
     validate_space(config.tune.space, config)
+    check_device(config, address)
     if address is not None:
         _check_address(address)                 # before a long prepare
     release = None if resume else functools.partial(release_experiment, folder, claim_experiment(config, folder))
+    with driver_lock(folder, name):             # one driver per experiment, until it ends
+        return _run(config, name, folder, address, resume, progress, trainable, release)
+
+
+def _run(config: Config, name: str, folder: Path, address: str | None, resume: bool, progress: bool,
+         trainable: Any, release: Any) -> dict:
+    """run_experiment once the experiment is checked, claimed and locked: prepare the data,
+    start Ray, fit, summarize; `release` undoes the claim if no trial could start."""
     started = fitting = False
     try:
         arrays = None
@@ -330,7 +364,53 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
             ray.shutdown()
     if summary.get("interrupted"):
         raise ExperimentInterrupted(summary)
+    if summary["trials"] and summary["errored"] == summary["trials"]:
+        raise AllTrialsErrored(summary, _example_error(config, name, summary))
     return summary
+
+
+def check_device(config: Config, address: str | None) -> None:
+    """Refuse a train.device no trial can have, before Ray starts (otherwise every trial errors
+    and the run "succeeds" with no result): Ray hides the GPUs from trials without a GPU share
+    (tune.trials_per_gpu 0), and a local run checks the device as `train` does."""
+    device = config.train.device
+    if device.startswith("cuda") and not config.tune.trials_per_gpu:
+        raise ConfigError(f"train.device: got {device!r} with tune.trials_per_gpu 0 (trials get no GPU); "
+                          f"set tune.trials_per_gpu, or use auto or cpu")
+    if address is None and device not in ("auto", "cpu"):
+        from model.device import resolve_device
+
+        resolve_device(device)
+
+
+class AllTrialsErrored(ValueError):
+    """Every trial of a finished run raised: no result at all (one line for the user, exit 2)."""
+
+    def __init__(self, summary: dict, example: str):
+        self.summary = summary
+        super().__init__(f"every trial of experiment {summary['name']!r} errored ({summary['errored']} of "
+                         f"{summary['trials']}); {example}")
+
+
+def _example_error(config: Config, name: str, summary: dict) -> str:
+    """'trial ID: <its error's first line> (<error.txt>)' for the first errored trial."""
+    trial_id = next(t for t, state in summary["trial_states"].items() if state == "errored")
+    local = _local_experiment(config, name)
+    path = local / f"trial_{trial_id}" / "error.txt" if local else None
+    line = error_line(path) if path else None
+    return f"trial {trial_id}: {line} ({path})" if line else f"trial {trial_id} (see its error.txt)"
+
+
+def error_line(path: Path) -> str | None:
+    """The exception line (`Type: message`) of the last failure in a Ray error.txt."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    last = text.rsplit("Failure # ", 1)[-1].splitlines()[1:]
+    lines = [line.strip() for line in last if line.strip() and not line[:1].isspace()]
+    found = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception)\b", line)]
+    return (found or lines or [None])[-1]
 
 
 def _new_tuner(config: Config, name: str, folder: Path, arrays: dict | None, progress: bool,
@@ -342,8 +422,9 @@ def _new_tuner(config: Config, name: str, folder: Path, arrays: dict | None, pro
     check_resources(config)
     trainable = _trainable(config, arrays, trainable)
     searcher = make_searcher(config, folder, name)
-    return tune.Tuner(trainable, tune_config=_tune_config(config, searcher),
-                      run_config=_run_config(config, name, progress))
+    scheduler = _scheduler(config)
+    return tune.Tuner(trainable, tune_config=_tune_config(config, searcher, scheduler),
+                      run_config=_run_config(config, name, progress, scheduler))
 
 
 def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, progress: bool,

@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from model.contract import (BEST_SO_FAR, ERRORED, FINISHED, STATES, STOPPED_EARLY, TERMINATED, UNFINISHED,
-                            rank_key)
+from model.contract import (BEST_SO_FAR, ERRORED, FINISHED, STATES, STOPPED_EARLY, TERMINATED, UNFINISHED, rank_key,
+                            trial_outcome)
 from tuning.adapters import grid_trials
 from tuning.config import Config
 
@@ -32,17 +32,13 @@ class ExperimentInterrupted(RuntimeError):
 
 
 def trial_state(status: str, last_result: dict | None) -> str:
-    """terminated / stopped_early / errored / unfinished, from Ray's status and the last result.
-
-    Ray marks a trial it stopped itself (ASHA, or the trial's own final report) with `done` in
-    that trial's last result. Ctrl-C makes Ray set every running trial TERMINATED too, but
-    without `done`: those did not finish, they are unfinished (resumable), like pending ones."""
+    """terminated / stopped_early / errored / unfinished (`model.contract.trial_outcome`, the
+    rule `report` reads trial folders by), from Ray's status and the trial's last result. Ctrl-C
+    makes Ray set every running trial TERMINATED too, but without `done` or FINISHED: those are
+    unfinished (resumable), like pending ones."""
     last = last_result or {}
-    if status == "ERROR":
-        return ERRORED
-    if status == "TERMINATED" and last.get("done"):
-        return TERMINATED if last.get(FINISHED) else STOPPED_EARLY
-    return UNFINISHED
+    ended = status == "TERMINATED"
+    return trial_outcome(status == "ERROR", ended and bool(last.get(FINISHED)), ended and bool(last.get("done")))
 
 
 def _best(rows: list[dict]) -> dict | None:
