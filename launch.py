@@ -129,9 +129,23 @@ def cmd_tune(args: argparse.Namespace) -> None:
         summary = run_experiment(config, address=args.address, resume=args.resume, progress=not args.json,
                                  given=given)
     except ExperimentInterrupted as stop:
-        emit(f"experiment {stop.summary.get('experiment')} (interrupted)", stop.summary, args.json)
+        emit_summary(f"experiment {stop.summary.get('experiment')} (interrupted)", stop.summary, args.json)
         raise SystemExit(f"error: {stop}") from None
-    emit(f"experiment {summary.get('experiment')}", summary, args.json)
+    emit_summary(f"experiment {summary.get('experiment')}", summary, args.json)
+
+
+def emit_summary(title: str, summary: dict[str, Any], as_json: bool) -> None:
+    """The experiment summary, its Pareto set (several objectives) as a table of its own."""
+    print_table(title, {k: v for k, v in summary.items() if k != "pareto"})
+    front = summary.get("pareto")
+    if front is not None:
+        objectives = summary["objectives"]
+        print(f"\nPareto set over {', '.join(objectives)} (each at the trial's best epoch): {len(front)} trials")
+        print("  ".join(["trial_id", "state", *objectives]))
+        for row in front:
+            print("  ".join([row["trial_id"], row["state"], *(_fmt(row[name]) for name in objectives)]))
+    if as_json:
+        print(json.dumps(summary, default=str))
 
 
 def _warn_clusters(artifact: Any) -> None:

@@ -35,6 +35,7 @@ class EpochReport:
     best_epoch: int
     best_valid_ndcg_10: float
     seconds: float
+    best_valid: dict[str, float] = field(default_factory=dict)   # the best epoch's validation metrics
 
 
 @dataclass
@@ -139,7 +140,7 @@ class Trainer:
         self.elapsed += seconds
         parts = dict(zip(PARTS, values[1:]))
         report = EpochReport(self.epoch, values[0], parts, self._shares(parts), valid,
-                             self.best_epoch, self.best_metric, seconds)
+                             self.best_epoch, self.best_metric, seconds, dict(self.best_valid))
         self.history.append(asdict(report))
         return report
 

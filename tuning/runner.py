@@ -146,7 +146,8 @@ def _run_config(config: Config, name: str, progress: bool) -> Any:
     reporter = None
     if progress:
         reporter = tune.CLIReporter(
-            metric_columns={"epoch": "epoch", METRIC: "ndcg@10", BEST_SO_FAR: "best"},
+            metric_columns={"epoch": "epoch", METRIC: "ndcg@10", BEST_SO_FAR: "best",
+                            **{name: name.removeprefix("valid_") for name in config.tune.objectives[1:]}},
             parameter_columns={f"params/{p}": p for p in PARAMETER_COLUMNS if p in config.tune.space},
             max_progress_rows=12, max_error_rows=5, max_report_frequency=30, sort_by_metric=True)
     return tune.RunConfig(
@@ -168,7 +169,7 @@ def _tune_config(config: Config, searcher: Any) -> Any:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from model.contract import METRIC, MODE, TIME_ATTR
+    from model.contract import MODE, TIME_ATTR
 
     scheduler = None                       # tune.scheduler none: Ray's FIFO, every trial runs to its end
     if config.tune.scheduler == "asha":
@@ -180,7 +181,8 @@ def _tune_config(config: Config, searcher: Any) -> Any:
 
         scheduler = HyperBandForBOHB(time_attr=TIME_ATTR, max_t=config.train.epochs,
                                      reduction_factor=config.tune.reduction_factor)
-    return tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=searcher, scheduler=scheduler,
+    # Ray's schedulers take one metric: ASHA compares trials on tune.prune_metric alone
+    return tune.TuneConfig(metric=config.tune.pruned_on, mode=MODE, search_alg=searcher, scheduler=scheduler,
                            num_samples=config.tune.num_samples,
                            max_concurrent_trials=config.tune.max_concurrent_trials or None,
                            reuse_actors=config.tune.reuse_actors, trial_dirname_creator=trial_dirname,
@@ -362,5 +364,5 @@ def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, 
 
         repair(local)
     path = f"{storage_root(config).rstrip('/')}/{name}"
-    ensure_study(folder, name, path, config.tune.space)
+    ensure_study(folder, name, path, config.tune.space, tuple(config.tune.objectives))
     return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)
