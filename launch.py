@@ -6,7 +6,7 @@
     python launch.py tune      --config F [--set k=v ...] [--address auto|HOST:PORT|ray://...]
                                [--name N] [--resume] [--json]
     python launch.py report    EXP [--json]
-    python launch.py reproduce EXP [--trial best|ID] [--seeds N] [--json]
+    python launch.py reproduce EXP [--trial best|pareto|ID] [--seeds N] [--json]
     python launch.py study     --config F --name N [--resume] [--findings DIR] [--json]
     python launch.py demo
 
@@ -172,10 +172,13 @@ def cmd_report(args: argparse.Namespace) -> None:
     print_table("report", {"html": report["html"], "tables": len(report["tables"]),
                            "best trial": best.get("trial_id"),
                            "best valid ndcg_10": best.get("valid", {}).get("valid_ndcg_10"),
-                           "its test ndcg_10": best.get("test", {}).get("test_ndcg_10")})
+                           "its test ndcg_10": best.get("test", {}).get("test_ndcg_10"),
+                           **({"pareto trials": ", ".join(report["pareto"]),
+                               "hypervolume (origin)": report["hypervolume"]} if "pareto" in report else {})})
     _warn(report.get("notes", []))
     if args.json:
-        payload = {k: report[k] for k in ("html", "tables", "best", "notes") if k in report}
+        payload = {k: report[k] for k in ("html", "tables", "best", "notes", "objectives", "pareto", "hypervolume")
+                   if k in report}
         print(json.dumps(payload, default=str))
 
 
@@ -192,7 +195,12 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
             print(json.dumps(outcome, default=str))
         return
     outcome = reproduce(args.experiment, trial=args.trial, seeds=args.seeds, progress=not args.json)
-    emit(f"reproduce {args.trial}", outcome, args.json)
+    if "trials" in outcome and not args.json:          # --trial pareto: one line per trial
+        print_table("reproduce pareto", {o["trial_id"]: f"match={o['match']} abs_diff={o['abs_diff']:.3g}"
+                                         for o in outcome["trials"]})
+    print_table(f"reproduce {args.trial}", {k: v for k, v in outcome.items() if k != "trials"})
+    if args.json:
+        print(json.dumps(outcome, default=str))
 
 
 def _study_command(args: argparse.Namespace) -> str:
@@ -287,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="re-run a trial from scratch and compare")
     p.add_argument("experiment", help="experiment folder, or a study's confirm/<arm>/seed-<s>.json")
-    p.add_argument("--trial", default="best", help="best or a trial id")
+    p.add_argument("--trial", default="best",
+                   help="best, pareto (every trial on the validation Pareto front) or a trial id")
     p.add_argument("--seeds", type=int, default=0, help="extra seeds (+ the gamma = 0 control)")
     _common(p, config=False)
     p.set_defaults(func=cmd_reproduce)

@@ -92,7 +92,7 @@ def rank_key(trial_id: Any, state: Any, score: Any) -> tuple[float, str] | None:
     return (-float(score), str(trial_id))
 
 
-def _point(state: Any, values: Sequence[Any]) -> tuple[float, ...] | None:
+def front_point(state: Any, values: Sequence[Any]) -> tuple[float, ...] | None:
     """A trial's objective values as floats, or None where it may not be on a front (errored, or
     a value missing or not finite): the rule of rank_key, for several scores."""
     if state == ERRORED or not values:
@@ -114,6 +114,6 @@ def pareto_front(trials: Iterable[tuple[Any, Any, Sequence[Any]]]) -> list[str]:
     it. An errored trial, or one without a finite value for every objective, is never on it (nor
     dominates any). Ordered by the first objective (highest first), then trial id."""
     points = {str(trial_id): point for trial_id, state, values in trials
-              if (point := _point(state, values)) is not None}
+              if (point := front_point(state, values)) is not None}
     front = [tid for tid, p in points.items() if not any(dominates(q, p) for q in points.values())]
     return sorted(front, key=lambda tid: (-points[tid][0], tid))
