@@ -15,7 +15,8 @@ import pandas as pd
 
 from results.tables import to_html
 
-TEST_NOTE = ("The search never reads test metrics: Optuna and ASHA see only validation NDCG@10. "
+TEST_NOTE = ("The search never reads test metrics: Optuna and ASHA see only validation metrics "
+             "(tune.objectives and tune.prune_metric; validation NDCG@10 by default). "
              "test_* values are computed once, after a trial finishes by itself, with the weights "
              "of its best validation epoch; trials stopped early by ASHA have none.")
 STYLE = """

@@ -72,6 +72,18 @@ def test_epoch_metrics_report_every_validation_metric_at_the_best_epoch():
     assert contract.at_best(contract.METRIC) == contract.BEST_SO_FAR and metrics[contract.BEST_SO_FAR] == 0.3
 
 
+def test_asha_stops_on_the_prune_metric_and_the_search_on_every_objective():
+    """Ray's schedulers take one metric: the Tuner's (ASHA's) is tune.prune_metric."""
+    from test_tuning import tiny_config
+
+    from tuning.runner import _tune_config
+
+    config = tiny_config(Path("/tmp"), "x", SPACE, extra=(f"tune.objectives=[{','.join(TWO)}]",
+                                                          "tune.prune_metric=valid_tail_item_hit_10"))
+    assert _tune_config(config, None).metric == "valid_tail_item_hit_10"
+    assert _tune_config(config.replace({"tune.prune_metric": ""}), None).metric == TWO[0]
+
+
 # ---- Pareto selection ---------------------------------------------------------------------------
 TABLE = [  # trial_id, state, (valid_ndcg_10, valid_tail_item_ndcg_10)
     ("t1", TERMINATED, (0.30, 0.01)),       # best overall: on the front
@@ -144,7 +156,8 @@ def test_hypervolume_history_never_falls_and_ignores_errored_trials():
     assert history["hypervolume"].iloc[0] == pytest.approx(0.30 * 0.01)
     front = [(0.30, 0.01), (0.20, 0.05), (0.10, 0.08)]
     assert history["hypervolume"].iloc[-1] == pytest.approx(hypervolume(front, (0, 0)))
-    assert history.set_index("trial_id").loc["t5", "hypervolume"] == history.set_index("trial_id").loc["t4", "hypervolume"]
+    by_id = history.set_index("trial_id")["hypervolume"]
+    assert by_id["t5"] == by_id["t4"]                       # the errored trial's (0.9, 0.9) adds nothing
 
 
 # ---- a real multi-objective run -----------------------------------------------------------------
@@ -252,3 +265,17 @@ def test_an_errored_trial_is_failed_in_the_study_and_off_the_front(ray_session, 
     assert summary["errored"] == 1 and summary["pareto"] == []
     (trial,) = load_study(Path(summary["experiment"]), "nan").trials
     assert trial.state == TrialState.FAIL and trial.values is None
+
+
+@pytest.mark.slow
+def test_a_lost_study_is_rebuilt_multi_objective_from_rays_records(two_objective_run, tmp_path):
+    from tuning import load_study
+    from tuning.study_rebuild import rebuild_study
+
+    config, _, folder = two_objective_run
+    rebuild_study(tmp_path, "copy", str(folder), config.tune.space, "a test", tuple(TWO))
+    rebuilt = {t.user_attrs["ray_trial_id"]: t for t in load_study(tmp_path, "copy").trials}
+    original = {t.user_attrs["ray_trial_id"]: t for t in load_study(folder, config.tune.name).trials}
+    assert len(load_study(tmp_path, "copy").directions) == 2 and set(rebuilt) == set(original)
+    for trial_id, trial in original.items():
+        assert (rebuilt[trial_id].state, rebuilt[trial_id].values) == (trial.state, trial.values), trial_id

@@ -147,7 +147,7 @@ def _run_config(config: Config, name: str, progress: bool) -> Any:
     if progress:
         reporter = tune.CLIReporter(
             metric_columns={"epoch": "epoch", METRIC: "ndcg@10", BEST_SO_FAR: "best",
-                            **{name: name.removeprefix("valid_") for name in config.tune.objectives[1:]}},
+                            **{name: name.removeprefix("valid_") for name in config.tune.objectives if name != METRIC}},
             parameter_columns={f"params/{p}": p for p in PARAMETER_COLUMNS if p in config.tune.space},
             max_progress_rows=12, max_error_rows=5, max_report_frequency=30, sort_by_metric=True)
     return tune.RunConfig(
