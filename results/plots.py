@@ -127,9 +127,10 @@ def pareto_plot(trials: pd.DataFrame, objectives: list[str], path: str | Path) -
     ax.scatter(front[x], front[y], s=140, facecolors="none", edgecolors="black", linewidths=1.5)
     if len(objectives) == 2 and len(front):
         ordered = front.sort_values(x)
-        ax.step(ordered[x], ordered[y], where="post", color="black", linewidth=1, alpha=0.7)
+        # the edge of the dominated region: up to each point's x, the best y of the points beyond
+        ax.step(ordered[x], ordered[y], where="pre", color="black", linewidth=1, alpha=0.7)
     for trial_id, row in front.iterrows():
-        ax.annotate(str(trial_id)[-5:], (row[x], row[y]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.annotate(str(trial_id), (row[x], row[y]), fontsize=7, xytext=(4, 4), textcoords="offset points")
     more = f" (front over all {len(objectives)} objectives)" if len(objectives) > 2 else ""
     ax.set_title(f"validation Pareto front: {len(front)} of {len(trials)} trials{more}")
     ax.set_xlabel(f"{x} (best epoch)")
@@ -151,9 +152,10 @@ def hypervolume_plot(history: pd.DataFrame, objectives: list[str], path: str | P
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
     ax.step(history["trial"], history["hypervolume"], where="post", color="tab:blue")
     ax.plot(history["trial"], history["hypervolume"], "o", color="tab:blue", markersize=3)
-    ax.set_title(f"hypervolume of {', '.join(o.removeprefix('valid_') for o in objectives)}")
+    ax.set_title(f"hypervolume of {', '.join(o.removeprefix('valid_') for o in objectives)}\n({REFERENCE_NOTE})",
+                 fontsize=10)
     ax.set_xlabel("trials (in start order)")
-    ax.set_ylabel(f"hypervolume ({REFERENCE_NOTE})", fontsize=8)
+    ax.set_ylabel("hypervolume of the trials so far")
     ax.grid(alpha=0.3)
     return _save(fig, Path(path))
 
