@@ -234,6 +234,8 @@ def test_tune_report_and_reproduce_agree_on_the_front(two_objective_run):
     report = write_report(folder)
     assert report["pareto"] == front and report["hypervolume"] > 0
     assert {"pareto_front", "hypervolume"} <= set(report["plots"])
+    page = Path(report["html"]).read_text()
+    assert all(f'id="{part}"' in page for part in ("section-pareto", "plot-pareto_front", "plot-hypervolume"))
     table = pd.read_csv(report["tables"]["pareto"])
     assert list(table["trial_id"]) == front
     finished = table[table["state"] == TERMINATED]
@@ -279,3 +281,17 @@ def test_a_lost_study_is_rebuilt_multi_objective_from_rays_records(two_objective
     assert len(load_study(tmp_path, "copy").directions) == 2 and set(rebuilt) == set(original)
     for trial_id, trial in original.items():
         assert (rebuilt[trial_id].state, rebuilt[trial_id].values) == (trial.state, trial.values), trial_id
+
+
+def test_tune_prints_the_pareto_set_as_its_own_table(capsys):
+    import launch
+
+    summary = {"name": "x", "trials": 3, "objectives": TWO,
+               "pareto": [{"trial_id": "t1", "state": TERMINATED, TWO[0]: 0.3, TWO[1]: 0.01},
+                          {"trial_id": "t3", "state": STOPPED_EARLY, TWO[0]: 0.1, TWO[1]: 0.08}]}
+    launch.emit_summary("experiment x", summary, as_json=True)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "Pareto set over valid_ndcg_10, valid_tail_item_ndcg_10 (each at the trial's best epoch): 2 trials" in lines
+    assert "t1  terminated  0.3000  0.0100" in lines and "t3  stopped_early  0.1000  0.0800" in lines
+    assert not any(line.startswith("pareto ") for line in lines)           # not in the two-column table
+    assert json.loads(lines[-1])["pareto"] == summary["pareto"]

@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 class StudySearch(OptunaSearch):
     """OptunaSearch that writes full trial configs and true trial states into the study."""
 
+    #: what the study maximises; the class default is what a searcher pickled before objectives existed had
+    _objectives: tuple[str, ...] = (METRIC,)
+
     def __init__(self, space: SearchSpace, base: dict, objectives: tuple[str, ...] = (METRIC,), **kwargs: Any):
         several = len(objectives) > 1
         super().__init__(space=space, metric=list(objectives) if several else objectives[0],
