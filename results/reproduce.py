@@ -61,8 +61,8 @@ def select_trial(trials: pd.DataFrame, trial: str) -> pd.Series:
         return order.iloc[0]
     rows = trials[trials["trial_id"] == trial]
     if rows.empty:
-        raise ExperimentError(f"--trial: got {trial!r}; allowed: best, pareto or one of "
-                              f"{', '.join(trials['trial_id'])}")
+        raise ExperimentError(f"--trial: got {trial!r}; allowed: best or one of {', '.join(trials['trial_id'])}, "
+                              f"or pareto")
     return rows.iloc[0]
 
 
