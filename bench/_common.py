@@ -2,7 +2,7 @@
 
 Benchmarks print Markdown tables headed by the date, the machine (CPU model and cores or GPU
 name, load average, because the development machine is shared) and the exact command, so a
-table pasted into the README says where and how it was made.
+table pasted into docs/performance.md says where and how it was made.
 """
 
 from __future__ import annotations

@@ -31,7 +31,11 @@ def hdbscan_labels(low: np.ndarray, cfg: ClusterConfig) -> np.ndarray:
     if cfg.min_cluster_size > n:
         raise ValueError(f"clusters.min_cluster_size: got {cfg.min_cluster_size}; allowed: at most "
                          f"the number of items ({n})")
-    labels = HDBSCAN(min_cluster_size=cfg.min_cluster_size, copy=True).fit_predict(low).astype(np.int64)
+    if cfg.min_samples > n:
+        raise ValueError(f"clusters.min_samples: got {cfg.min_samples}; allowed: at most the number of "
+                         f"items ({n})")
+    labels = HDBSCAN(min_cluster_size=cfg.min_cluster_size, min_samples=cfg.min_samples or None,
+                     copy=True).fit_predict(low).astype(np.int64)
     return compact_labels(labels)[0]
 
 

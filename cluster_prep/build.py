@@ -51,6 +51,7 @@ def _key(data: PreparedDataset, cfg: ClusterConfig, item_pca: np.ndarray) -> str
         "data": source, "method": cfg.method, "n_clusters": cfg.n_clusters, "dim": cfg.dim,
         "seed": cfg.seed, "soft": cfg.soft, "soft_temperature": cfg.soft_temperature,
         "min_cluster_size": cfg.min_cluster_size, "silhouette_sample": cfg.silhouette_sample,
+        **({"min_samples": cfg.min_samples} if cfg.min_samples else {}),    # keys of older artifacts stay
         "item_pca": cache.digest(item_pca),
     })
 

@@ -15,6 +15,8 @@ class ClusterConfig:
     n_clusters: int = setting(64, "KMeans cluster count (HDBSCAN finds its own)", low=2)
     dim: int = setting(8, "PCA dimensions the clustering runs in", low=1)
     min_cluster_size: int = setting(5, "HDBSCAN minimum cluster size", low=2)
+    min_samples: int = setting(0, "HDBSCAN neighbours that make a point a core point (higher = more "
+                               "noise items); 0 = HDBSCAN's default, min_cluster_size", low=0)
     soft: bool = setting(False, "membership-weighted centers instead of the hard cluster center")
     soft_temperature: float = setting(
         1.0, "soft: softmax temperature, in units of the mean squared distance of items to their "

@@ -7,8 +7,8 @@ from dataclasses import dataclass, replace
 from settings import setting
 
 SOURCES = ("ml-100k", "amazon-scientific", "llmesr", "csv")
-#: the k-core a source gets when data.user_core / data.item_core are 0 (not set): 5 (DESIGN.md
-#: section 2), except llmesr: LLM-ESR's inter.txt files are already filtered by its own
+#: the k-core a source gets when data.user_core / data.item_core are 0 (not set): 5 (docs/design.md,
+#: Data), except llmesr: LLM-ESR's inter.txt files are already filtered by its own
 #: preprocessing (Yelp: users >= 3, items >= 1 interactions), so filtering again would change them.
 SOURCE_CORES = {"ml-100k": 5, "amazon-scientific": 5, "llmesr": 1, "csv": 5}
 EMBEDDERS = ("minilm", "file")

@@ -4,7 +4,7 @@ experiments/{yelp,beauty,fashion}.bash: `--ts_user` and `--ts_item`).
 LLM-ESR calls a user short when the length of the test input (training part + validation item)
 is below ts_user, i.e. when the training length <= ts_user - 2; that is the threshold returned
 here, in our convention (`tail_users = train_len <= threshold`). Its `ts_item` is an absolute
-popularity threshold; we keep the share-based tail items of DESIGN.md and record ts_item only
+popularity threshold; we keep the share-based tail items of docs/design.md and record ts_item only
 for reference.
 """
 

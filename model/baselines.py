@@ -2,9 +2,10 @@
 
 They set the floor a trained variant has to clear under the same evaluator. On sparse Amazon
 data the text of a user's last item is a strong signal: a model that ends below the text scorer
-has lost what its own inputs carried (the README shows how LLM-ESR's cross-attention did). On
-repeat-heavy data "the user's own history by recency, then popularity" is the floor: full
-ranking masks every history item except the target, so a repeat target is found at once.
+has lost what its own inputs carried (docs/studies/fixed-setting-runs.md shows how LLM-ESR's
+cross-attention did). On repeat-heavy data "the user's own history by recency, then popularity"
+is the floor: full ranking masks every history item except the target, so a repeat target is
+found at once.
 Each returns a score function for `model.evaluate.evaluate`.
 """
 

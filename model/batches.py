@@ -2,7 +2,7 @@
 
 Everything lives on the device once: the padded training sequences (the last max_len + 1
 training items of each user, left-padded; inputs/targets are the two shifted views of that
-block), the similar-user table and the cluster targets. A batch is an index tensor from a seeded
+block) and the similar-user table (the ICC targets live in the model's ICC term). A batch is an index tensor from a seeded
 permutation; the seeded sampling generator (negatives, cloze masks) is held here and drawn from
 by the objective (model/objective.py), which turns a batch into its loss. No per-sample Python.
 """
@@ -27,7 +27,7 @@ def training_block(data, max_len: int) -> np.ndarray:
 class TrainBatches:
     """Resident training tensors plus the two seeded generators (batch order, sampling)."""
 
-    def __init__(self, data, cfg: ModelConfig, device: torch.device, seed: int, clusters=None) -> None:
+    def __init__(self, data, cfg: ModelConfig, device: torch.device, seed: int) -> None:
         self.device = device
         self.cfg = cfg
         self.n_items = data.n_items
@@ -41,10 +41,6 @@ class TrainBatches:
         self.order_gen = torch.Generator().manual_seed(seed)
         self.sample_gen = torch.Generator(device=device).manual_seed(seed + 1)
         self.teacher_reps: torch.Tensor | None = None      # [n_users, R]: model.objective.refresh_teachers
-        self.icc = None
-        if clusters is not None:                           # ICC on (model.pipeline decides)
-            self.icc = (torch.from_numpy(np.asarray(clusters.item_targets, np.float32)).to(device),
-                        torch.from_numpy(np.asarray(clusters.constrained, bool)).to(device))
 
     def epoch(self, batch_size: int) -> Iterator[torch.Tensor]:
         perm = torch.randperm(self.users.shape[0], generator=self.order_gen).to(self.device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from model.icc import check_weights, icc_on
 from settings import ConfigError, setting
 
 BACKBONES = ("sasrec", "bert4rec", "gru4rec")
@@ -13,17 +14,18 @@ LOSSES = ("bce", "ce")
 TEACHERS = ("batch", "epoch")
 REPEAT_POLICIES = ("keep", "exclude")
 VARIANTS = ("custom", "plain", "llmesr", "icc")
-#: the switches each named variant fixes; icc also needs gamma > 0 (its value is searched)
+#: the switches each named variant fixes; icc also needs gamma or icc_share > 0 (model.icc decides)
 VARIANT_SWITCHES: dict[str, dict[str, Any]] = {
-    "plain": {"semantic_view": False, "pca_init": False, "alpha": 0.0, "gamma": 0.0, "lambda_cl": 0.0},
-    "llmesr": {"semantic_view": True, "pca_init": True, "gamma": 0.0},
+    "plain": {"semantic_view": False, "pca_init": False, "alpha": 0.0, "gamma": 0.0, "icc_share": 0.0,
+              "lambda_cl": 0.0},
+    "llmesr": {"semantic_view": True, "pca_init": True, "gamma": 0.0, "icc_share": 0.0},
     "icc": {"semantic_view": True, "pca_init": True},
 }
 
 
 @dataclass
 class ModelConfig:
-    variant: str = setting("custom", "plain (backbone alone) | llmesr (gamma 0) | icc (gamma > 0) set every "
+    variant: str = setting("custom", "plain (backbone alone) | llmesr (no ICC) | icc (gamma or icc_share > 0) set every "
                            "switch below consistently; custom = the switches as written", choices=VARIANTS)
     backbone: str = setting("sasrec", "sequence encoder", choices=BACKBONES)
     hidden_size: int = setting(64, "hidden size H of each view", low=1)
@@ -40,7 +42,11 @@ class ModelConfig:
     pca_init: bool = setting(True, "initialise ID embeddings from the PCA of the text embeddings")
     alpha: float = setting(0.1, "weight of retrieval-augmented self-distillation (0 = off)", low=0)
     teacher: str = setting("batch", "self-distillation teachers: recomputed every batch (the paper) or once per epoch (about 5x cheaper training)", choices=TEACHERS)
-    gamma: float = setting(0.1, "weight of the item-cluster constraint (0 = off)", low=0)
+    gamma: float = setting(0.1, "weight of the item-cluster constraint (0 = off; with icc_share > 0 it is "
+                           "calibrated and stored as 0)", low=0)
+    icc_share: float = setting(0.0, "the ICC weight as the share of the training loss its term carries at "
+                               "initialisation: gamma is calibrated once on seeded training batches, then "
+                               "fixed (0 = use gamma; excludes a nonzero gamma)", low=0, high=1, high_open=True)
     lambda_cl: float = setting(0.0, "weight of contrastive view alignment (0 = off)", low=0)
     tau: float = setting(0.2, "temperature of the contrastive alignment", low=0, low_open=True)
     loss: str = setting("bce", "recommendation loss", choices=LOSSES)
@@ -90,18 +96,13 @@ def apply_variant(model: Mapping[str, Any], prefix: str = "model") -> dict[str, 
     out = dict(model)
     variant = out.get("variant", "custom")
     if not isinstance(variant, str) or variant not in VARIANT_SWITCHES:
-        return out                      # from_dict then names the bad variant
+        return check_weights(out, prefix) if variant == "custom" else out   # from_dict names a bad one
     for key, value in VARIANT_SWITCHES[variant].items():
         if key in out and not _agrees(out[key], value):
             raise ConfigError(f"{prefix}.{key}: got {out[key]!r}, but {prefix}.variant {variant!r} "
                               f"sets it to {value!r}; drop one of the two or use variant custom")
         out[key] = value
-    if variant == "icc":
-        gamma = out.get("gamma", ModelConfig.gamma)
-        if _agrees(gamma, 0.0):
-            raise ConfigError(f"{prefix}.gamma: got {gamma!r}, but {prefix}.variant 'icc' needs "
-                              f"gamma > 0; use variant llmesr for gamma 0")
-    return out
+    return check_weights(out, prefix)
 
 
 def splits_into_heads(backbone: str, semantic_view: bool, cross_attention: bool) -> bool:
@@ -120,6 +121,7 @@ def variant_of(cfg: "ModelConfig | Mapping[str, Any]") -> str:
 
     for name in ("plain", "llmesr", "icc"):
         fixed = VARIANT_SWITCHES[name]
-        if all(_agrees(get(k), v) for k, v in fixed.items()) and (name != "icc" or get("gamma") > 0):
+        if all(_agrees(get(k), v) for k, v in fixed.items()) and (name != "icc" or icc_on(
+                {"gamma": get("gamma"), "icc_share": get("icc_share")})):
             return name
     return "custom"

@@ -47,6 +47,7 @@ def epoch_metrics(report: Any) -> dict[str, Any]:
         BEST_SO_FAR: float(report.best_valid_ndcg_10),
         "best_epoch": int(report.best_epoch),
         "epoch_seconds": float(report.seconds),
+        "icc_gamma": float(getattr(report, "icc_gamma", 0.0)),
     }
     metrics.update({f"loss_{key}": float(value) for key, value in report.loss_parts.items()})
     metrics.update({f"share_{key}": float(value) for key, value in report.loss_shares.items()})

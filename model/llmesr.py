@@ -24,6 +24,7 @@ from torch import nn
 from model.backbones import backbone_class
 from model.backbones.transformer import attention_mask
 from model.config import ModelConfig
+from model.icc import ClusterConstraint
 
 
 class CrossAttention(nn.Module):
@@ -71,6 +72,7 @@ class LLMESR(nn.Module):
         if self.pos_emb is not None:
             nn.init.xavier_normal_(self.pos_emb.weight)
         self.emb_dropout = nn.Dropout(cfg.dropout)
+        self.icc: ClusterConstraint | None = None     # the ICC term, set by build_model when ICC is on
         self.cross = None
         if self.semantic:
             if text_emb is None:
@@ -201,8 +203,8 @@ def pca_matrix(data, hidden: int, seed: int = 42) -> np.ndarray:
 
 
 def build_model(model_cfg: ModelConfig, data, clusters=None) -> LLMESR:
-    """The model for a prepared dataset (clusters, given when ICC is on, are used by the loss
-    and checked here against the item table)."""
+    """The model for a prepared dataset; with `clusters` (given when ICC is on) it holds its ICC
+    term as `model.icc` (checked here against the item table), else `model.icc` is None."""
     if model_cfg.max_len < 2:
         raise ValueError(f"model.max_len: got {model_cfg.max_len}; allowed: int >= 2")
     if clusters is not None and clusters.item_targets.shape != (data.n_items + 2, model_cfg.hidden_size):
@@ -210,4 +212,7 @@ def build_model(model_cfg: ModelConfig, data, clusters=None) -> LLMESR:
                          f"({data.n_items + 2}, {model_cfg.hidden_size}) = (n_items + 2, model.hidden_size)")
     text = data.item_text_emb if model_cfg.semantic_view else None
     init = pca_matrix(data, model_cfg.hidden_size) if model_cfg.pca_init else None
-    return LLMESR(model_cfg, data.n_items, text, init)
+    model = LLMESR(model_cfg, data.n_items, text, init)
+    if clusters is not None:
+        model.icc = ClusterConstraint(clusters.item_targets, clusters.constrained, model_cfg.gamma)
+    return model

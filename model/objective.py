@@ -85,7 +85,7 @@ def _rec_loss(batches: TrainBatches, states: torch.Tensor, targets: torch.Tensor
 
 def batch_loss(model, batches: TrainBatches, users: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss of one batch of users and its parts (rec, sd, icc, cl), all 0-d tensors.
-    ICC is a term exactly when the batches hold cluster targets (model.pipeline decides)."""
+    ICC is a term exactly when the model holds one (`model.icc`, with its weight)."""
     cfg = batches.cfg
     block = trim(batches.block[users])
     inputs, targets, predict, items = _inputs_targets(model, batches, block)
@@ -101,10 +101,10 @@ def batch_loss(model, batches: TrainBatches, users: torch.Tensor) -> tuple[torch
         parts["sd"] = losses.self_distillation(states[:, -1], _teacher(model, batches, users))
         total = total + cfg.alpha * parts["sd"]
     present = None
-    if batches.icc is not None:
+    if model.icc is not None:
         present = losses.batch_item_presence(items, batches.n_items + 2, batches.mask_id)
-        parts["icc"] = losses.icc_loss(model.id_emb.weight, present, *batches.icc)
-        total = total + cfg.gamma * parts["icc"]
+        parts["icc"] = model.icc(model.id_emb.weight, present)
+        total = total + model.icc.gamma * parts["icc"]
     if cfg.lambda_cl > 0 and model.semantic:
         if present is None:
             present = losses.batch_item_presence(items, batches.n_items + 2, batches.mask_id)
@@ -112,3 +112,29 @@ def batch_loss(model, batches: TrainBatches, users: torch.Tensor) -> tuple[torch
         parts["cl"] = losses.view_contrast(co_all[chosen], sem_all[chosen], cfg.tau)
         total = total + cfg.lambda_cl * parts["cl"]
     return total, parts
+
+
+def mean_parts_at_init(model, batches: TrainBatches, batch_size: int, seed: int,
+                       n_batches: int) -> dict[str, float]:
+    """Mean unweighted loss parts over `n_batches` seeded batches of training users, measured
+    as training would see them (train mode) but without gradients and without moving any of
+    the run's random streams (dropout, batch order, sampling): the calibration of icc_share."""
+    order_gen = torch.Generator().manual_seed(seed)
+    order = batches.users[torch.randperm(batches.users.shape[0], generator=order_gen).to(batches.users.device)]
+    saved = batches.rng_state()
+    was_training = model.training
+    sums: dict[str, float] = {}
+    devices = [order.device] if order.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            torch.manual_seed(seed)
+            model.train()
+            for start in range(0, min(order.shape[0], n_batches * batch_size), batch_size):
+                _, parts = batch_loss(model, batches, order[start:start + batch_size])
+                for key, value in parts.items():
+                    sums[key] = sums.get(key, 0.0) + float(value)
+    finally:
+        batches.set_rng_state(saved)
+        model.train(was_training)
+    n = max(1, -(-min(order.shape[0], n_batches * batch_size) // batch_size))
+    return {key: value / n for key, value in sums.items()}

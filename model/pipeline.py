@@ -2,8 +2,8 @@
 
 `train` (launch.py), the Ray trial (tuning/trainable.py), `reproduce`, the study and the
 benchmarks all assemble a run here, so they cannot drift apart. Whether the item-cluster
-constraint (ICC) is on is decided here and nowhere else (`icc_on`): below this module a trainer,
-its batches and the objective only see the cluster artifact or None.
+constraint (ICC) is on is decided by model.icc.icc_on, asked here once: below this module the
+model gets the cluster artifact (its ICC term) or None.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from cluster_prep.config import ClusterConfig
 from datasets.config import DataConfig
 from datasets.prepared import PreparedDataset
 from model.config import EvalConfig, ModelConfig, TrainConfig
+from model.icc import icc_on
 from model.trainer import EpochReport, Trainer, TrainResult
 
 
@@ -26,11 +27,6 @@ class RunConfig(Protocol):
     model: ModelConfig
     train: TrainConfig
     eval: EvalConfig
-
-
-def icc_on(model_cfg: ModelConfig) -> bool:
-    """Whether a run uses the item-cluster constraint: its weight gamma is above 0."""
-    return model_cfg.gamma > 0
 
 
 def icc_clusters(config: RunConfig, data: PreparedDataset) -> Any | None:
@@ -47,7 +43,7 @@ def icc_clusters(config: RunConfig, data: PreparedDataset) -> Any | None:
 
 def assemble_trainer(model_cfg: ModelConfig, train_cfg: TrainConfig, data: PreparedDataset, clusters: Any | None = None,
                      eval_cfg: EvalConfig | None = None) -> Trainer:
-    """A Trainer from its parts; `clusters` reach it only when ICC is on, so a run with gamma 0
+    """A Trainer from its parts; `clusters` reach it only when ICC is on, so a run without ICC
     trains exactly as one without any clusters."""
     return Trainer(model_cfg, train_cfg, data, clusters if icc_on(model_cfg) else None, eval_cfg)
 

@@ -20,7 +20,8 @@ from model.config import EvalConfig, ModelConfig, TrainConfig
 from model.contract import SELECT_KEY, stops_after
 from model.device import apply_torch_settings, resolve_device
 from model.llmesr import build_model
-from model.objective import batch_loss, refresh_teachers
+from model.icc import CALIBRATION_BATCHES, gamma_for_share
+from model.objective import batch_loss, mean_parts_at_init, refresh_teachers
 
 PARTS = ("rec", "sd", "icc", "cl")
 
@@ -35,6 +36,7 @@ class EpochReport:
     best_epoch: int
     best_valid_ndcg_10: float
     seconds: float
+    icc_gamma: float = 0.0          # the ICC weight in force (calibrated from icc_share, or gamma)
     best_valid: dict[str, float] = field(default_factory=dict)   # the best epoch's validation metrics
 
 
@@ -67,7 +69,9 @@ class Trainer:
             torch.manual_seed(train_cfg.seed)
             self.model = build_model(model_cfg, data, clusters).to(self.device)
             self._rng = self._global_rng()
-        self.batches = TrainBatches(data, model_cfg, self.device, train_cfg.seed, clusters)
+        self.batches = TrainBatches(data, model_cfg, self.device, train_cfg.seed)
+        if self.model.icc is not None and model_cfg.icc_share > 0:
+            self.model.icc.gamma = self._calibrated_gamma(model_cfg.icc_share)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         self.epoch = 0
@@ -78,6 +82,21 @@ class Trainer:
         self.bad_epochs = 0
         self.elapsed = 0.0
         self.history: list[dict] = []
+
+    @property
+    def icc_gamma(self) -> float:
+        """The ICC weight of this run (0 without ICC)."""
+        return self.model.icc.gamma if self.model.icc is not None else 0.0
+
+    def _calibrated_gamma(self, share: float) -> float:
+        """gamma such that ICC carries `share` of the loss on the first seeded training batches
+        at initialisation (model.icc): deterministic, so a resumed or reproduced run gets the
+        same gamma without storing it."""
+        cfg = self.model_cfg
+        parts = mean_parts_at_init(self.model, self.batches, self.train_cfg.batch_size,
+                                   self.train_cfg.seed + 2, CALIBRATION_BATCHES)
+        rest = parts["rec"] + cfg.alpha * parts["sd"] + cfg.lambda_cl * parts["cl"]
+        return gamma_for_share(share, rest, parts["icc"])
 
     # ---- private RNG: trainers in one process (tests, reused Ray actors) never interfere ----
     def _cuda_devices(self) -> list:
@@ -140,14 +159,14 @@ class Trainer:
         self.elapsed += seconds
         parts = dict(zip(PARTS, values[1:]))
         report = EpochReport(self.epoch, values[0], parts, self._shares(parts), valid,
-                             self.best_epoch, self.best_metric, seconds, dict(self.best_valid))
+                             self.best_epoch, self.best_metric, seconds, self.icc_gamma, dict(self.best_valid))
         self.history.append(asdict(report))
         return report
 
     def _shares(self, parts: dict[str, float]) -> dict[str, float]:
         """Weighted share of each term in the total loss: how much, say, ICC really pulls."""
         cfg = self.model_cfg
-        weights = {"rec": 1.0, "sd": cfg.alpha, "icc": cfg.gamma, "cl": cfg.lambda_cl}
+        weights = {"rec": 1.0, "sd": cfg.alpha, "icc": self.icc_gamma, "cl": cfg.lambda_cl}
         weighted = {k: weights[k] * parts[k] for k in PARTS}
         scale = math.fsum(abs(v) for v in weighted.values())
         return {k: (abs(v) / scale if scale > 0 else 0.0) for k, v in weighted.items()}

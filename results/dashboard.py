@@ -33,7 +33,9 @@ TITLES = {"best_per_backbone": "Best configuration per backbone (and the trainin
           "trials": "All trials",
           "pareto": "Validation Pareto front: its trials with their test metrics",
           "hypervolume": "Hypervolume after each trial (reference point: the origin)"}
-PLOT_TITLES = {"gamma_sensitivity": "Gamma sensitivity", "n_clusters_sensitivity": "Cluster-count sensitivity",
+PLOT_TITLES = {"gamma_sensitivity": "Gamma sensitivity (calibrated gamma where icc_share was searched)",
+               "icc_share_sensitivity": "ICC loss-share sensitivity",
+               "n_clusters_sensitivity": "Cluster-count sensitivity (KMeans ICC trials)",
                "learning_curves": "Learning curves (ASHA-stopped trials dashed, ending in x)",
                "param_importance": "Parameter importance",
                "pareto_front": "Validation Pareto front (every trial at its best epoch; the front ringed)",

@@ -27,7 +27,8 @@ SEGMENTS = (("overall", ""), ("tail item", "tail_item_"), ("tail user", "tail_us
             ("new target", "new_target_"))
 KEY_METRICS = ("ndcg_10", "tail_item_ndcg_10")
 COMPARISONS = (("icc", "llmesr"), ("icc", "control"), ("llmesr", "plain"))
-#: the LLM-ESR paper's settings (DESIGN.md section 4), against which every reduction is stated
+#: the LLM-ESR paper's settings (docs/design.md, "The LLM-ESR paper's settings"), against which
+#: every reduction is stated
 PAPER = {"model.max_len": 200, "train.epochs": 200, "train.patience": 20, "model.loss": "bce",
          "model.teacher": "batch", "model.hidden_size": 64, "model.dropout": 0.5,
          "train.batch_size": 128, "train.lr": 0.001}

@@ -23,13 +23,18 @@ import pandas as pd
 
 from model.config import variant_of
 from model.contract import CLUSTER_COLUMNS, ERRORED, FINISHED, METRIC, STOPPED_EARLY, TERMINATED, UNFINISHED
+from tuning.conditions import is_active
 
 SECTIONS = ("data", "clusters", "model", "train", "tune")
 #: the header Ray writes before each failure in a trial's error.txt
 FAILURE_STAMP = re.compile(r"^Failure # \d+ \(occurred at (\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)\)", re.M)
-#: config fields every table needs, taken from the trial's full config when not sampled
+#: config fields every table needs, taken from the trial's full config when not sampled (and
+#: only where they matter: n_clusters is blank for a trial without ICC or with HDBSCAN)
 KEY_FIELDS = {"backbone": ("model", "backbone"), "gamma": ("model", "gamma"),
               "n_clusters": ("clusters", "n_clusters"), "seed": ("train", "seed")}
+#: the config fields that decide whether a parameter is active (tuning.conditions.is_active)
+DECIDING_FIELDS = {"variant": ("model", "variant"), "gamma": ("model", "gamma"), "icc_share": ("model", "icc_share"),
+                   "lambda_cl": ("model", "lambda_cl"), "cluster_method": ("clusters", "method")}
 
 
 class ExperimentError(ValueError):
@@ -196,9 +201,11 @@ def read_trial(trial_dir: str | Path) -> dict[str, Any]:
     budget = _config_value(config, "train", "epochs")
     record: dict[str, Any] = {"trial_id": _trial_id(trial_dir, history)}
     record.update(sampled_params(params))
+    deciding = {name: _config_value(config, s, f) for name, (s, f) in DECIDING_FIELDS.items()}
     for name, (section, field) in KEY_FIELDS.items():
-        if name not in record and _config_value(config, section, field) is not None:
+        if name not in record and _config_value(config, section, field) is not None and is_active(name, deciding):
             record[name] = _config_value(config, section, field)
+    record.update(_calibrated_weight(config, history))
     if isinstance(config.get("model"), Mapping):
         record["variant"] = variant_of(config["model"])
     best = best_row(history)
@@ -216,6 +223,18 @@ def read_trial(trial_dir: str | Path) -> dict[str, Any]:
     record["checkpoint"] = _checkpoint(trial_dir, best)
     record["path"] = str(trial_dir)
     return record
+
+
+def _calibrated_weight(config: Mapping[str, Any], history: pd.DataFrame) -> dict[str, Any]:
+    """For a trial weighting ICC by icc_share: the share and the gamma it calibrated to (the
+    `icc_gamma` every epoch reports), so tables show the weight that was in force."""
+    share = _config_value(config, "model", "icc_share")
+    if not _is_number(share) or share <= 0:
+        return {}
+    out: dict[str, Any] = {"icc_share": share}
+    if "icc_gamma" in history.columns and history["icc_gamma"].notna().any():
+        out["gamma"] = float(history["icc_gamma"].dropna().iloc[-1])
+    return out
 
 
 def _is_number(value: Any) -> bool:

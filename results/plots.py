@@ -214,16 +214,18 @@ def write_plots(trials: pd.DataFrame, history: pd.DataFrame, experiment: str | P
     folder = Path(folder)
     made: dict[str, str] = {}
     notes: list[str] = []
-    builds = [("gamma_sensitivity", lambda p: sensitivity(trials, "gamma", p)),
-              ("n_clusters_sensitivity", lambda p: sensitivity(trials, "n_clusters", p)),
-              ("learning_curves", lambda p: learning_curves(history, trials, p))]
+    builders = [("gamma_sensitivity", lambda p: sensitivity(trials, "gamma", p)),
+                ("n_clusters_sensitivity", lambda p: sensitivity(trials, "n_clusters", p)),
+                ("learning_curves", lambda p: learning_curves(history, trials, p))]
+    if "icc_share" in trials.columns:           # only searches that weight ICC by its loss share
+        builders.insert(1, ("icc_share_sensitivity", lambda p: sensitivity(trials, "icc_share", p)))
     if objectives and len(objectives) > 1:
         from results.pareto import hypervolume_history
 
-        builds += [("pareto_front", lambda p: pareto_plot(trials, objectives, p)),
-                   ("hypervolume", lambda p: hypervolume_plot(hypervolume_history(trials, objectives),
-                                                              objectives, p))]
-    for name, build in builds:
+        builders += [("pareto_front", lambda p: pareto_plot(trials, objectives, p)),
+                     ("hypervolume", lambda p: hypervolume_plot(hypervolume_history(trials, objectives),
+                                                                objectives, p))]
+    for name, build in builders:
         path = build(folder / f"{name}.png")
         if path:
             made[name] = path

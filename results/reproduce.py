@@ -11,8 +11,10 @@ Comparison on validation NDCG@10 of the best epoch: on CPU the two must be ident
 trainer is deterministic and seeded); on a GPU, with deterministic algorithms on, within
 GPU_TOLERANCE (absolute), since some CUDA kernels still reorder floating-point sums.
 
-With seeds N > 0 the config also runs with N more training seeds (train.seed + 1 .. + N) and
-the gamma = 0 control runs with all N + 1 seeds, everything else identical. Mean ± std (sample
+With seeds N > 0 the config also runs with N more training seeds (train.seed + 1 .. + N) and,
+for an ICC trial, its control without ICC (model.icc.without_icc: weights 0, variant icc becomes
+llmesr) runs with all N + 1 seeds, everything else identical; every config is built and checked
+before the first of those runs. Mean ± std (sample
 std) of validation and test NDCG@10, and a two-sided paired t-test (scipy.stats.ttest_rel) of
 test NDCG@10, config vs control, paired by seed.
 """
@@ -90,7 +92,8 @@ def run_once(config: Any, progress: bool = False) -> dict[str, Any]:
     with torch_threads(trial_threads(config)):       # the count its tuning trial used
         result = train_once(config, progress=False)
     best = best_row(_history_frame(result.history))
-    out = {"seed": config.train.seed, "gamma": config.model.gamma, "epochs": result.epochs,
+    out = {"seed": config.train.seed, "gamma": config.model.gamma, "icc_share": config.model.icc_share,
+           "icc_gamma": result.history[-1].get("icc_gamma", 0.0) if result.history else 0.0, "epochs": result.epochs,
            "best_epoch": None if best is None else int(best["epoch"]),
            METRIC: None if best is None else float(best[METRIC]),
            "test": {f"test_{k}": float(v) for k, v in result.test.items()},
@@ -133,18 +136,33 @@ def paired_test(config: list[float], control: list[float]) -> dict[str, Any]:
     return {**out, "statistic": float(result.statistic), "p_value": float(result.pvalue)}
 
 
-def seed_study(config: Any, first: dict[str, Any], seeds: int, progress: bool) -> dict[str, Any]:
-    """The config over N more seeds and its gamma = 0 control over all N + 1 seeds."""
+def seed_configs(config: Any, seeds: int) -> tuple[list[Any], list[Any] | None]:
+    """The N more seeds' configs and, for an ICC config, its control's over all N + 1 seeds
+    (None without ICC): built, and so checked, before any of them trains."""
+    from model.icc import icc_on, without_icc
+
     base_seed = config.train.seed
-    runs = [first] + [run_once(config.replace({"train.seed": base_seed + i}), progress) for i in range(1, seeds + 1)]
+    more = [config.replace({"train.seed": base_seed + i}) for i in range(1, seeds + 1)]
+    if not icc_on(config.model):
+        return more, None
+    control = without_icc(config)
+    return more, [control.replace({"train.seed": c.train.seed}) for c in [config, *more]]
+
+
+def seed_study(first: dict[str, Any], planned: tuple[list[Any], list[Any] | None],
+               progress: bool) -> dict[str, Any]:
+    """The re-run `first` plus the planned runs (seed_configs): N more seeds and, for an ICC
+    config, its control without ICC over all N + 1 seeds."""
+    more, controls = planned
+    runs = [first] + [run_once(c, progress) for c in more]
     summary: dict[str, Any] = {"seeds": [r["seed"] for r in runs], "runs": runs,
                                "config": {"valid_ndcg_10": _mean_std([r[METRIC] for r in runs]),
                                           "test_ndcg_10": _mean_std([r["test"]["test_ndcg_10"] for r in runs])}}
-    if config.model.gamma == 0:
+    if controls is None:
         summary["control"] = None
-        summary["note"] = "the trial already has gamma = 0: it is its own control"
+        summary["note"] = "the trial uses no ICC: it is its own control"
         return summary
-    control = [run_once(config.replace({"train.seed": r["seed"], "model.gamma": 0.0}), progress) for r in runs]
+    control = [run_once(c, progress) for c in controls]
     summary["control_runs"] = control
     summary["control"] = {"valid_ndcg_10": _mean_std([r[METRIC] for r in control]),
                           "test_ndcg_10": _mean_std([r["test"]["test_ndcg_10"] for r in control])}
@@ -181,6 +199,7 @@ def reproduce_row(experiment: str, row: pd.Series, seeds: int, progress: bool) -
     config = rerun_config(params, row)
     device = resolve_device(config.train.device).type
     recorded = _recorded(row)
+    planned = seed_configs(config, seeds) if seeds else None      # bad configs fail before any run
     reproduced = run_once(config, progress)
     difference = abs(reproduced[METRIC] - recorded[METRIC])
     tolerance = 0.0 if device == "cpu" else GPU_TOLERANCE
@@ -193,7 +212,7 @@ def reproduce_row(experiment: str, row: pd.Series, seeds: int, progress: bool) -
         "match": difference <= tolerance, "abs_diff": difference, "tolerance": tolerance,
         "best_epoch_match": reproduced["best_epoch"] == recorded["best_epoch"],
         "test_max_abs_diff": max(test_diff.values()) if test_diff else None,
-        "seeds": seed_study(config, reproduced, seeds, progress) if seeds else None,
+        "seeds": seed_study(reproduced, planned, progress) if planned else None,
     }
 
 

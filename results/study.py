@@ -31,6 +31,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from model.config import ModelConfig
+from model.icc import WEIGHTS as ICC_WEIGHTS, icc_on, without_icc
 from runtime import worker_process
 
 STUDY_FILE = "study_config.json"
@@ -65,8 +67,8 @@ def arm_config(config: Any, variant: str, backbone: str, search_root: Path) -> A
     changes = {"model.variant": variant, "model.backbone": backbone, "tune.space": space,
                "tune.name": arm_name(variant, backbone), "tune.num_samples": config.study.trials_per_arm,
                "tune.storage_path": str(search_root)}
-    if variant == "icc":
-        changes["model.gamma"] = config.model.gamma if config.model.gamma > 0 else 0.1
+    if variant == "icc" and not icc_on({w: getattr(config.model, w) for w in ICC_WEIGHTS}):
+        changes["model.gamma"] = ModelConfig.gamma     # the default weight, unless icc_space searches one
     return config.replace(changes)
 
 
@@ -198,11 +200,11 @@ CONTROL = "control"
 
 
 def control_config(icc_config: dict[str, Any]) -> dict[str, Any]:
-    """An ICC confirmation config with the constraint switched off (gamma 0, variant llmesr),
+    """An ICC confirmation config with the constraint switched off (model.icc.without_icc),
     every other setting, the seed included, unchanged."""
     from tuning.config import config_from_dict, config_to_dict
 
-    return config_to_dict(config_from_dict(icc_config).replace({"model.variant": "llmesr", "model.gamma": 0.0}))
+    return config_to_dict(without_icc(config_from_dict(icc_config)))
 
 
 def confirmation_jobs(config: Any, folder: Path, experiments: dict[str, Path]) -> list[tuple]:

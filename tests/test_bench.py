@@ -1,6 +1,6 @@
 """Every benchmark script runs end to end in its `--smoke` mode (tiny data, seconds to a minute).
 
-The benchmarks print the tables the README cites; a refactor that breaks one would otherwise go
+The benchmarks print the tables docs/performance.md cites; a refactor that breaks one would otherwise go
 unnoticed until someone re-measures. Scripts are found on disk, so a new one is checked too.
 """
 

@@ -1,4 +1,4 @@
-"""Test metrics come from the best-validation weights (DESIGN section 5), never the last epoch's.
+"""Test metrics come from the best-validation weights (docs/evaluation.md), never the last epoch's.
 
 The run is made to end worse than its best: after epoch 2 every weight is overwritten with noise
 and the learning rate cut to almost nothing, so epoch 3 validates far below epochs 1-2.

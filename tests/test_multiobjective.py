@@ -271,11 +271,12 @@ def test_an_errored_trial_is_failed_in_the_study_and_off_the_front(ray_session, 
 
 @pytest.mark.slow
 def test_a_lost_study_is_rebuilt_multi_objective_from_rays_records(two_objective_run, tmp_path):
-    from tuning import load_study
+    from tuning import SearchSpace, flat_params, load_study
     from tuning.study_rebuild import rebuild_study
 
     config, _, folder = two_objective_run
-    rebuild_study(tmp_path, "copy", str(folder), config.tune.space, "a test", tuple(TWO))
+    rebuild_study(tmp_path, "copy", str(folder), SearchSpace(config.tune.space, flat_params(config)), "a test",
+                  tuple(TWO))
     rebuilt = {t.user_attrs["ray_trial_id"]: t for t in load_study(tmp_path, "copy").trials}
     original = {t.user_attrs["ray_trial_id"]: t for t in load_study(folder, config.tune.name).trials}
     assert len(load_study(tmp_path, "copy").directions) == 2 and set(rebuilt) == set(original)

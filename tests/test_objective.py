@@ -21,7 +21,7 @@ from model.batches import TrainBatches
 from model.config import ModelConfig
 from model.llmesr import build_model
 from model.objective import batch_loss
-from model.pipeline import icc_on
+from model.icc import ClusterConstraint, icc_on
 from synthetic_data import cluster_targets, sentinel_dataset
 from test_loss_terms import info_nce_by_hand
 
@@ -50,14 +50,19 @@ def config(backbone: str = "sasrec", **changes) -> ModelConfig:
 
 def model_for(cfg: ModelConfig, data, clusters, seed: int = 0):
     torch.manual_seed(seed)
-    return build_model(cfg, data, clusters).train()
+    return build_model(cfg, data, clusters if icc_on(cfg) else None).train()
 
 
 def loss_of(model, cfg: ModelConfig, data, clusters, users: torch.Tensor):
     """batch_loss with fresh batches (same seed: the same negatives and cloze masks every call),
-    the clusters handed down only when the pipeline turns ICC on, as in a run."""
-    batches = TrainBatches(data, cfg, CPU, seed=5, clusters=clusters if icc_on(cfg) else None)
-    total, parts = batch_loss(model, batches, users)
+    the model holding its ICC term (with cfg's gamma) only when ICC is on, as in a run."""
+    batches = TrainBatches(data, cfg, CPU, seed=5)
+    own = model.icc
+    model.icc = ClusterConstraint(clusters.item_targets, clusters.constrained, cfg.gamma) if icc_on(cfg) else None
+    try:
+        total, parts = batch_loss(model, batches, users)
+    finally:
+        model.icc = own
     return total.item(), {k: v.item() for k, v in parts.items()}
 
 

@@ -27,7 +27,7 @@ def test_gamma_zero_builds_no_clusters(data, monkeypatch):
 
     monkeypatch.setattr(cluster_prep, "build_clusters", refuse)
     trainer = pipeline.build_trainer(load_config(None, [*BASE, "model.gamma=0.0"]), data)
-    assert trainer.clusters is None and trainer.batches.icc is None
+    assert trainer.clusters is None and trainer.model.icc is None
 
 
 def test_gamma_above_zero_hands_the_clusters_down(data, monkeypatch):
@@ -36,10 +36,10 @@ def test_gamma_above_zero_hands_the_clusters_down(data, monkeypatch):
     artifact = cluster_targets(data, HIDDEN)
     monkeypatch.setattr(cluster_prep, "build_clusters", lambda *args, **kwargs: artifact)
     trainer = pipeline.build_trainer(load_config(None, [*BASE, "model.gamma=0.5"]), data)
-    assert trainer.clusters is artifact and trainer.batches.icc is not None
+    assert trainer.clusters is artifact and trainer.model.icc is not None
 
 
 def test_given_clusters_are_dropped_when_icc_is_off(data):
     config = load_config(None, [*BASE, "model.gamma=0.0"])
     trainer = pipeline.assemble_trainer(config.model, config.train, data, cluster_targets(data, HIDDEN))
-    assert trainer.clusters is None and trainer.batches.icc is None
+    assert trainer.clusters is None and trainer.model.icc is None

@@ -1,7 +1,7 @@
 """Exact reproduction of recorded trials on CPU, from the experiment folder alone.
 
-A real 2-trial experiment (ml-100k, tiny model, gamma = 0.5 so the cluster constraint is part of
-what must reproduce): the first trial (lr 0.005) finishes, the second (lr 1e-4) is stopped by
+A real 2-trial experiment (ml-100k, tiny model, variant icc with gamma = 0.5 so the cluster
+constraint is part of what must reproduce, and the seed study's control must switch it off): the first trial (lr 0.005) finishes, the second (lr 1e-4) is stopped by
 ASHA after its first epoch. Both must re-run to the recorded validation NDCG@10 exactly.
 """
 
@@ -16,7 +16,7 @@ from test_results import build_small_experiment
 
 pytestmark = pytest.mark.slow
 
-SPACE = {"gamma": 0.5, "n_clusters": {"type": "categorical", "values": [4, 8]},
+SPACE = {"variant": "icc", "gamma": 0.5, "n_clusters": {"type": "categorical", "values": [4, 8]},
          "lr": {"type": "categorical", "values": [0.0001, 0.005]}}
 
 

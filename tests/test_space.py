@@ -69,8 +69,11 @@ LANDS_IN = {
     "variant": ("model", "variant", "plain"),
     "backbone": ("model", "backbone", "gru4rec"),
     "gamma": ("model", "gamma", 0.37),
+    "icc_share": ("model", "icc_share", 0.2),
     "n_clusters": ("clusters", "n_clusters", 12),
     "cluster_method": ("clusters", "method", "hdbscan"),
+    "min_cluster_size": ("clusters", "min_cluster_size", 9),
+    "min_samples": ("clusters", "min_samples", 12),
     "alpha": ("model", "alpha", 0.25),
     "lambda_cl": ("model", "lambda_cl", 0.3),
     "tau": ("model", "tau", 0.7),
@@ -96,8 +99,13 @@ def test_every_parameter_lands_in_the_field_it_names_and_nowhere_else():
         changed = config_to_dict(trial_config(BASE, {name: value}))
         assert changed[section][field] == value, name
         decided = set(VARIANT_SWITCHES.get(value, {})) if name == "variant" else set()
+        decided |= {"gamma"} if name == "icc_share" else set()       # calibrated: stored as 0
         moved = {(s, f) for s in base for f in base[s] if base[s][f] != changed[s][f]}
         assert moved - {("model", f) for f in decided} == {(section, field)}, (name, moved)
+
+
+#: what a parameter needs beside it to be active (tuning.conditions): HDBSCAN's own knobs
+CONTEXT = {"min_cluster_size": {"cluster_method": "hdbscan"}, "min_samples": {"cluster_method": "hdbscan"}}
 
 
 #: what a Trainer built from the trial config shows of each value (the objects training reads)
@@ -111,23 +119,51 @@ def _probes() -> dict:
             torch.manual_seed(0)
             total, parts = batch_loss(trainer.model, trainer.batches, torch.arange(20))
             cfg = trainer.batches.cfg
-            weights = {"sd": cfg.alpha, "icc": cfg.gamma, "cl": cfg.lambda_cl}
+            weights = {"sd": cfg.alpha, "icc": trainer.icc_gamma, "cl": cfg.lambda_cl}
             rest = parts["rec"] + sum(weights[k] * parts[k] for k in weights if k != part)
             return ((total - rest) / parts[part]).item() == pytest.approx(value, rel=1e-3)
         return probe
 
+    def realised_share(trainer, value):
+        from model.objective import mean_parts_at_init
+
+        parts = mean_parts_at_init(trainer.model, trainer.batches, trainer.train_cfg.batch_size,
+                                   trainer.train_cfg.seed + 2, 4)
+        cfg, gamma = trainer.model_cfg, trainer.icc_gamma
+        rest = parts["rec"] + cfg.alpha * parts["sd"] + cfg.lambda_cl * parts["cl"]
+        return gamma > 0 and gamma * parts["icc"] / (rest + gamma * parts["icc"]) == pytest.approx(value, rel=1e-6)
+
+    def hdbscan_changed(trainer, value, field):
+        """HDBSCAN's labels differ from those of its defaults (and, for min_cluster_size, every
+        cluster is at least that large)."""
+        import numpy as np
+
+        from cluster_prep.build import compute_clusters
+        from cluster_prep.config import ClusterConfig
+        from model.llmesr import pca_matrix
+
+        default = compute_clusters(trainer.data, ClusterConfig(method="hdbscan", dim=trainer.clusters.dim,
+                                                               silhouette_sample=0),
+                                   pca_matrix(trainer.data, trainer.model_cfg.hidden_size))
+        labels = np.asarray(trainer.clusters.labels[1:-1])
+        big_enough = field != "min_cluster_size" or np.bincount(labels[labels >= 0]).min() >= value
+        return big_enough and not np.array_equal(labels, np.asarray(default.labels[1:-1]))
+
     def distinct_targets(trainer):
-        targets, constrained = trainer.batches.icc
+        targets, constrained = trainer.model.icc.targets, trainer.model.icc.constrained
         return len({tuple(row) for row in targets[constrained].tolist()})
 
     return {
         "variant": lambda t, v: not t.model.semantic and t.batches.cfg.alpha == 0,
         "backbone": lambda t, v: type(t.model.encoder).__name__ == "GRU4Rec",
         "gamma": weight_of("icc"),
+        "icc_share": realised_share,
+        "min_cluster_size": lambda t, v: hdbscan_changed(t, v, "min_cluster_size"),
+        "min_samples": lambda t, v: hdbscan_changed(t, v, "min_samples"),
         "alpha": weight_of("sd"),
         "lambda_cl": weight_of("cl"),
         "n_clusters": lambda t, v: distinct_targets(t) == v,
-        "cluster_method": lambda t, v: not bool(t.batches.icc[1][1:-1].all()),   # noise items exist
+        "cluster_method": lambda t, v: not bool(t.model.icc.constrained[1:-1].all()),   # noise items exist
         "tau": lambda t, v: t.batches.cfg.tau == v,
         "lr": lambda t, v: all(g["lr"] == v for g in t.optimizer.param_groups),
         "weight_decay": lambda t, v: all(g["weight_decay"] == v for g in t.optimizer.param_groups),
@@ -152,7 +188,8 @@ def test_a_trial_config_trains_with_each_sampled_value(ml100k):
     probes = _probes()
     assert set(probes) == set(LANDS_IN)
     for name, (_, _, value) in LANDS_IN.items():
-        trainer = build_trainer(trial_config(base, {name: value}), small)
+        params = {name: value, **CONTEXT.get(name, {})}
+        trainer = build_trainer(trial_config(base, params), small)
         assert probes[name](trainer, value), (name, value)
 
 
@@ -182,12 +219,13 @@ def test_define_by_run_samples_inside_the_space_with_zero_control():
         params = search.resolve(trial.params)
         resolved.append(params)
         assert params["lr"] == 0.002 and "lr" not in trial.params          # fixed: not an Optuna param
-        assert 4 <= params["n_clusters"] <= 256 and isinstance(params["n_clusters"], int)
         assert params["backbone"] in ("sasrec", "bert4rec", "gru4rec")
         if trial.params["gamma" + ZERO_SUFFIX]:
             assert params["gamma"] == 0.0 and "gamma" not in trial.params     # conditional
+            assert "n_clusters" not in params and "n_clusters" not in trial.params   # ICC off: not sampled
         else:
             assert 1e-3 <= params["gamma"] <= 1.0
+            assert 4 <= params["n_clusters"] <= 256 and isinstance(params["n_clusters"], int)
         trial_config(BASE, params)                                           # every sample is valid
         study.tell(trial, 0.0)
     gammas = [p["gamma"] for p in resolved]

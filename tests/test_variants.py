@@ -94,7 +94,7 @@ def test_a_searched_variant_skips_what_it_fixes():
 @pytest.mark.parametrize("variant, space, message", [
     ("plain", {"gamma": {"type": "float", "low": 0.1, "high": 1.0}}, "tune.space.gamma: searched, but variant 'plain'"),
     ("llmesr", {"gamma": 0.5}, "tune.space.gamma: searched, but variant 'llmesr'"),
-    ("icc", {"gamma": {"type": "float", "low": 0.1, "high": 1.0, "include_zero": True}}, "variant 'icc' needs gamma > 0"),
+    ("icc", {"gamma": {"type": "float", "low": 0.1, "high": 1.0, "include_zero": True}}, "variant 'icc' needs its weight above 0"),
 ])
 def test_a_fixed_variant_contradicted_by_the_space_fails_before_ray(variant, space, message):
     base = load_config(None, [f"model.variant={variant}"])

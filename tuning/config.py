@@ -14,6 +14,7 @@ from cluster_prep.config import ClusterConfig
 from datasets.config import DataConfig
 from model.config import BACKBONES, VARIANT_SWITCHES, EvalConfig, ModelConfig, TrainConfig, apply_variant
 from model.contract import METRIC, validation_metrics, validation_metrics_pattern
+from model.icc import drop_replaced_weight
 from settings import (ConfigError, check_folder_name, from_dict, merge, parse_override, read_yaml,
                       setting, to_dict, with_paths)
 
@@ -88,6 +89,8 @@ class Config:
         variant = changes.get("model.variant")
         fixed = VARIANT_SWITCHES.get(variant, {}) if isinstance(variant, str) else {}
         data["model"] = {k: v for k, v in data["model"].items() if k not in fixed or f"model.{k}" in changes}
+        written = {key.removeprefix("model.") for key in changes if key.startswith("model.")}
+        data["model"] = drop_replaced_weight(data["model"], written)
         return config_from_dict(with_paths(data, changes))
 
 
@@ -176,6 +179,8 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
     model_layer = layer.get("model")
     if isinstance(model_layer, dict) and "variant" in model_layer:
         data = _without_switches_of(data, model_layer["variant"])
+    if isinstance(model_layer, dict) and isinstance(data.get("model"), dict):
+        data = {**data, "model": drop_replaced_weight(data["model"], set(model_layer))}
     return config_from_dict(merge(data, layer))
 
 

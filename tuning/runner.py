@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from tuning.config import Config, config_from_dict, config_to_dict
-from tuning.space import check_space_fits_data, validate_space
+from tuning.space import SearchSpace, check_space_fits_data, flat_params, validate_space
 from tuning.summary import ExperimentInterrupted, summarize
 from tuning.study import DB_NAME
 from settings import ConfigError, first_difference
@@ -364,5 +364,6 @@ def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, 
 
         repair(local)
     path = f"{storage_root(config).rstrip('/')}/{name}"
-    ensure_study(folder, name, path, config.tune.space, tuple(config.tune.objectives))
+    ensure_study(folder, name, path, SearchSpace(config.tune.space, flat_params(config)),
+                 tuple(config.tune.objectives))
     return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)

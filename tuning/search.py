@@ -29,7 +29,7 @@ from model.contract import ERRORED, FINISHED, METRIC, MODE, STOPPED_EARLY, TERMI
 from tuning.adapters import (search_completed, search_space, search_study, search_study_name, search_trials,
                              set_search_study, storage_trial_id, study_storage_of)
 from tuning.config import Config, TuneConfig, config_from_dict, config_to_dict
-from tuning.space import SearchSpace, trial_config
+from tuning.space import SearchSpace, flat_params, trial_config
 from tuning.study import study_storage
 
 logger = logging.getLogger(__name__)
@@ -138,6 +138,7 @@ def make_searcher(config: Config, study_folder: str | Path, study_name: str) -> 
         return make_bohb(config)
     sampler = make_sampler(config.tune)
     return StudySearch(
-        space=SearchSpace(config.tune.space), base=config_to_dict(config), objectives=tuple(config.tune.objectives),
+        space=SearchSpace(config.tune.space, flat_params(config)), base=config_to_dict(config),
+        objectives=tuple(config.tune.objectives),
         sampler=sampler, study_name=study_name, storage=study_storage(study_folder),
     )

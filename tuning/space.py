@@ -8,13 +8,18 @@ one of
     {type: float, low: L, high: H, log: false, include_zero: false}
     {type: int, low: L, high: H, log: false}
 
+each optionally with `when: {parent: value or [values]}`: the parameter is sampled only in
+trials where the parent has one of those values (tuning/conditions.py, which also holds the
+conditions the code knows itself: clustering parameters only where ICC is on, n_clusters only
+under KMeans, min_cluster_size / min_samples only under HDBSCAN, tau only with lambda_cl > 0).
+
 `include_zero` adds an explicit "off" control (a categorical Optuna parameter `<name>_is_zero`),
 so e.g. gamma = 0 is searched as its own case beside a log range. Every value a spec can produce
 is checked against the config field's own allowed values, so a bad space fails before any trial.
 Sampling is define-by-run (`SearchSpace(trial)`), which makes the zero control conditional, and
 so is `variant`: a searched variant is sampled first, and the parameters it fixes (gamma for
-plain and llmesr; alpha and lambda_cl for plain) are then not sampled at all; icc samples gamma
-without its zero control. A variant fixed for the whole search may not be contradicted by a
+plain and llmesr; alpha and lambda_cl for plain) are then not sampled at all; icc samples its
+weight (gamma or icc_share, never both) without its zero control. A variant fixed for the whole search may not be contradicted by a
 searched parameter: that is an error before Ray starts.
 
 Values must also fit the model and the data, or every trial would fail at run time: every
@@ -30,7 +35,9 @@ import math
 from typing import Any, Mapping
 
 from model.config import VARIANT_SWITCHES, splits_into_heads
+from model.icc import METHOD_PARAMETERS, WEIGHTS as ICC_WEIGHTS
 from settings import ConfigError, from_dict
+from tuning.conditions import implicit_parents, is_active, sampling_order, written_conditions
 from tuning.config import Config
 
 #: flat parameter name -> (config section, field)
@@ -38,8 +45,11 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "variant": ("model", "variant"),
     "backbone": ("model", "backbone"),
     "gamma": ("model", "gamma"),
+    "icc_share": ("model", "icc_share"),
     "n_clusters": ("clusters", "n_clusters"),
     "cluster_method": ("clusters", "method"),
+    "min_cluster_size": ("clusters", "min_cluster_size"),
+    "min_samples": ("clusters", "min_samples"),
     "alpha": ("model", "alpha"),
     "lambda_cl": ("model", "lambda_cl"),
     "tau": ("model", "tau"),
@@ -55,9 +65,9 @@ PARAMETERS: dict[str, tuple[str, str]] = {
 
 TYPES = ("categorical", "float", "int")
 _SPEC_KEYS = {
-    "categorical": {"type", "values"},
-    "float": {"type", "low", "high", "log", "include_zero"},
-    "int": {"type", "low", "high", "log"},
+    "categorical": {"type", "values", "when"},
+    "float": {"type", "low", "high", "log", "include_zero", "when"},
+    "int": {"type", "low", "high", "log", "when"},
 }
 ZERO_SUFFIX = "_is_zero"
 
@@ -155,22 +165,76 @@ def fixed_by_variant(variant: str) -> set[str]:
             if section == "model" and field in VARIANT_SWITCHES.get(variant, {})}
 
 
+def _check_weights(space: Mapping[str, Any], config: Config) -> None:
+    """ICC's weight is searched as gamma or as icc_share, never both; variant icc needs one of
+    them above 0 in every trial."""
+    searched = [w for w in ICC_WEIGHTS if w in space and not is_fixed(space[w])]
+    if len(searched) == 2:
+        raise ConfigError(f"{_where('icc_share')}: searched together with gamma; allowed: one of the two "
+                          f"(icc_share calibrates gamma)")
+    variants = possible_values(space, "variant", config)
+    if "icc" not in variants:
+        return
+    for weight in searched:
+        if variants == ["icc"] and space[weight].get("include_zero"):     # a searched variant skips the control
+            raise ConfigError(f"{_where(weight)}: can be 0, but variant 'icc' needs its weight above 0; drop "
+                              f"include_zero (no constraint is the llmesr variant)")
+    if not searched and not any(_positive(possible_values(space, w, config)) for w in ICC_WEIGHTS):
+        raise ConfigError(f"{_where('variant')}: can be 'icc', which needs gamma or icc_share above 0, but "
+                          f"neither is searched and model.gamma, model.icc_share are {config.model.gamma!r}, "
+                          f"{config.model.icc_share!r}")
+
+
+def _positive(values: list | range | None) -> bool:
+    """Whether some value of a parameter's possible values is above 0 (a float range: yes)."""
+    return values is None or any(isinstance(v, (int, float)) and v > 0 for v in values)
+
+
 def _check_variant(space: Mapping[str, Any], config: Config) -> None:
     """A variant fixed for the whole search must not be contradicted by a searched parameter."""
     spec = space.get("variant", config.model.variant)
-    if not is_fixed(spec):
-        if "icc" in spec["values"] and "gamma" not in space and config.model.gamma <= 0:
-            raise ConfigError(f"{_where('variant')}: can be 'icc', which needs gamma > 0, but gamma is "
-                              f"not searched and model.gamma is {config.model.gamma!r}")
-        return
-    for name in sorted(fixed_by_variant(spec) & set(space)):
-        raise ConfigError(f"{_where(name)}: searched, but variant {spec!r} fixes {'.'.join(PARAMETERS[name])}; "
-                          f"drop {name} from the space or use variant custom")
-    gamma = space.get("gamma")
-    if spec == "icc" and gamma is not None and (
-            (is_fixed(gamma) and gamma == 0) or (not is_fixed(gamma) and gamma.get("include_zero"))):
-        raise ConfigError(f"{_where('gamma')}: can be 0, but variant 'icc' needs gamma > 0; "
-                          f"drop include_zero (gamma 0 is the llmesr variant)")
+    if is_fixed(spec):
+        for name in sorted(fixed_by_variant(spec) & set(space)):
+            raise ConfigError(f"{_where(name)}: searched, but variant {spec!r} fixes "
+                              f"{'.'.join(PARAMETERS[name])}; drop {name} from the space or use variant custom")
+    _check_weights(space, config)
+
+
+def _check_conditions(space: Mapping[str, Any], config: Config) -> None:
+    """Every `when:` names a known parent and values it can take; no cycle; and no searched
+    parameter is inactive in every trial (a dead dimension)."""
+    for name, spec in space.items():
+        for parent, allowed in written_conditions(name, spec).items():
+            if parent not in PARAMETERS or parent == name:
+                raise ConfigError(f"{_where(name)}.when.{parent}: unknown parent; allowed: another parameter, "
+                                  f"one of {', '.join(sorted(set(PARAMETERS) - {name}))}")
+            values = possible_values(space, parent, config)
+            if values is None:
+                raise ConfigError(f"{_where(name)}.when.{parent}: {parent} is a continuous range; allowed: "
+                                  f"a categorical, int or fixed parent")
+            for value in allowed:
+                if value not in values:
+                    raise ConfigError(f"{_where(name)}.when.{parent}: value {value!r} is never taken; allowed: "
+                                      f"values of {parent}, {_shown(values)}")
+    SearchSpace(space)                                   # a cycle raises here
+    _check_dead(space, config)
+
+
+def _check_dead(space: Mapping[str, Any], config: Config) -> None:
+    """A searched parameter the code's own rules switch off in every trial is an error."""
+    searched = {n for n, s in space.items() if not is_fixed(s)}
+    dead = {n: "no trial can have ICC on (variant icc, or gamma / icc_share above 0)"
+            for n in searched & {"cluster_method", *(p for ps in METHOD_PARAMETERS.values() for p in ps)}
+            if not _icc_possible(space, config)}
+    methods = possible_values(space, "cluster_method", config)
+    for method, names in METHOD_PARAMETERS.items():
+        for name in searched & set(names):
+            if method not in methods and name not in dead:
+                dead[name] = f"it only matters under cluster_method {method}, which no trial can have"
+    if "tau" in searched and not _positive(possible_values(space, "lambda_cl", config)):
+        dead["tau"] = "it only matters with lambda_cl above 0, which no trial can have"
+    for name in sorted(dead):
+        raise ConfigError(f"{_where(name)}: searched, but {dead[name]}; drop it from the space")
 
 
 def validate_space(space: Any, config: Config) -> None:
@@ -182,6 +246,7 @@ def validate_space(space: Any, config: Config) -> None:
             raise ConfigError(f"{_where(name)}: unknown parameter; allowed: {', '.join(sorted(PARAMETERS))}")
         _check_spec(name, spec, config)
     _check_variant(space, config)
+    _check_conditions(space, config)
     _check_heads(space, config)
 
 
@@ -234,13 +299,10 @@ def _check_heads(space: Mapping[str, Any], config: Config) -> None:
 
 
 def _icc_possible(space: Mapping[str, Any], config: Config) -> bool:
-    """Whether some trial can have gamma > 0 (and so build clusters)."""
-    gamma = space.get("gamma", config.model.gamma)
-    gamma_positive = not is_fixed(gamma) or gamma > 0
-    if not is_fixed(gamma) and gamma["type"] == "categorical":
-        gamma_positive = any(v > 0 for v in gamma["values"])
+    """Whether some trial can have ICC on (and so build clusters)."""
+    weighted = any(_positive(possible_values(space, w, config)) for w in ICC_WEIGHTS)
     variants = possible_values(space, "variant", config)
-    return any(v == "icc" or (v == "custom" and gamma_positive) for v in variants)
+    return any(v == "icc" or (v == "custom" and weighted) for v in variants)
 
 
 def check_space_fits_data(space: Mapping[str, Any], config: Config, n_items: int, emb_dim: int,
@@ -267,53 +329,70 @@ def is_fixed(spec: Any) -> bool:
 
 
 class SearchSpace:
-    """Optuna define-by-run function over a validated space (picklable: Ray saves it with the searcher)."""
+    """Optuna define-by-run function over a validated space (picklable: Ray saves it with the
+    searcher). Parameters are visited parents first; one inactive in a trial (tuning.conditions)
+    is neither sampled nor resolved. `base` holds the config's flat values, which decide the
+    conditions on parameters the space does not search."""
 
-    def __init__(self, space: Mapping[str, Any]):
+    def __init__(self, space: Mapping[str, Any], base: Mapping[str, Any] | None = None):
         self.space = {name: (dict(spec) if isinstance(spec, Mapping) else spec) for name, spec in space.items()}
+        self.base = dict(base) if base is not None else flat_params(Config())
+        self._plan()
 
-    def _variant(self, trial: Any) -> str:
-        spec = self.space.get("variant", "custom")
-        return spec if is_fixed(spec) else trial.suggest_categorical("variant", list(spec["values"]))
+    def _plan(self) -> None:
+        self.when = {name: written_conditions(name, spec) for name, spec in self.space.items()}
+        parents = {name: (*implicit_parents(name), *self.when[name]) for name in self.space}
+        names = sorted(self.space, key=lambda n: n != "variant")      # the variant first, then as written
+        self.order = sampling_order(names, parents)
+
+    def __setstate__(self, state: dict) -> None:
+        """A searcher pickled before conditional spaces existed gets its plan on unpickling."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("base", flat_params(Config()))
+        if "order" not in state:
+            self._plan()
+
+    def _walk(self, answer: Any) -> dict[str, Any]:
+        """Visit the active parameters in order; `answer(name, spec, variant)` gives each value.
+        Returns the trial's flat values (the variant's fixed switches left out)."""
+        variant_spec = self.space.get("variant", "custom")
+        variant = variant_spec if is_fixed(variant_spec) else answer("variant", variant_spec, None)
+        values: dict[str, Any] = {**self.base, "variant": variant}
+        values.update({name: VARIANT_SWITCHES.get(variant, {}).get(PARAMETERS[name][1])
+                       for name in fixed_by_variant(variant)})
+        out: dict[str, Any] = {"variant": variant} if "variant" in self.space else {}
+        for name in self.order:
+            if name == "variant" or name in fixed_by_variant(variant):
+                continue
+            if not is_active(name, values, self.when[name]):
+                continue
+            spec = self.space[name]
+            values[name] = out[name] = spec if is_fixed(spec) else answer(name, spec, variant)
+        return out
 
     def __call__(self, trial: Any) -> None:
-        variant = self._variant(trial)
-        skip = fixed_by_variant(variant) | {"variant"}
-        for name, spec in self.space.items():
-            if is_fixed(spec) or name in skip:
-                continue
+        def suggest(name: str, spec: Mapping[str, Any], variant: str | None) -> Any:
             kind = spec["type"]
             if kind == "categorical":
-                trial.suggest_categorical(name, list(spec["values"]))
-                continue
-            zero_allowed = not (variant == "icc" and name == "gamma")
-            if zero_allowed and spec.get("include_zero") and \
-                    trial.suggest_categorical(name + ZERO_SUFFIX, [False, True]):
-                continue
+                return trial.suggest_categorical(name, list(spec["values"]))
+            if _zero_control(name, spec, variant) and trial.suggest_categorical(name + ZERO_SUFFIX, [False, True]):
+                return 0.0
             if kind == "float":
-                trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
-            else:
-                trial.suggest_int(name, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log")))
+                return trial.suggest_float(name, float(spec["low"]), float(spec["high"]), log=bool(spec.get("log")))
+            return trial.suggest_int(name, int(spec["low"]), int(spec["high"]), log=bool(spec.get("log")))
+
+        self._walk(suggest)
         return None
 
     def resolve(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
-        """Optuna's raw parameters (with `_is_zero` controls) -> one value per flat parameter."""
-        out: dict[str, Any] = {}
-        variant = self.space.get("variant", "custom")
-        variant = variant if is_fixed(variant) else sampled["variant"]
-        for name, spec in self.space.items():
-            if name in fixed_by_variant(variant):
-                continue                       # the variant decides it (trial_config writes it)
-            if is_fixed(spec):
-                out[name] = spec
-            elif name == "variant":
-                out[name] = variant
-            elif spec.get("include_zero") and sampled.get(name + ZERO_SUFFIX):
-                out[name] = 0.0
-            else:
-                out[name] = sampled[name]
-        return out
+        """Optuna's raw parameters (with `_is_zero` controls) -> one value per active flat
+        parameter (those a variant fixes are left to trial_config)."""
+        def read(name: str, spec: Mapping[str, Any], variant: str | None) -> Any:
+            if spec["type"] != "categorical" and _zero_control(name, spec, variant) and sampled.get(name + ZERO_SUFFIX):
+                return 0.0
+            return sampled[name]
 
+        return self._walk(read)
 
     def raw(self, resolved: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """The inverse of `resolve`: Optuna's raw parameters and their distributions for a trial's
@@ -321,6 +400,12 @@ class SearchSpace:
         replay = _Replay(resolved)
         self(replay)
         return replay.params, replay.distributions
+
+
+def _zero_control(name: str, spec: Mapping[str, Any], variant: str | None) -> bool:
+    """Whether a range searches 0 as its own case: include_zero, except for ICC's weight under
+    variant icc (which needs it above 0)."""
+    return bool(spec.get("include_zero")) and not (variant == "icc" and name in ICC_WEIGHTS)
 
 
 class _Replay:

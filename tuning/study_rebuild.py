@@ -82,7 +82,7 @@ def study_trial(trial: Any, space: SearchSpace, analysis: Any, objectives: tuple
                     "rebuilt_from_ray_records": True})
 
 
-def rebuild_study(folder: Path, name: str, experiment_path: str, space: dict, problem: str,
+def rebuild_study(folder: Path, name: str, experiment_path: str, searched: SearchSpace, problem: str,
                   objectives: tuple[str, ...] = (METRIC,)) -> str:
     """Recreate the study from Ray's records; return the one line that says what happened."""
     import optuna
@@ -92,7 +92,6 @@ def rebuild_study(folder: Path, name: str, experiment_path: str, space: dict, pr
     kept = _set_aside(folder / DB_NAME)
     study = optuna.create_study(study_name=name, storage=study_storage(folder),
                                 directions=["maximize" if MODE == "max" else "minimize"] * len(objectives))
-    searched = SearchSpace(space)
     for trial in analysis.trials:
         study.add_trial(study_trial(trial, searched, analysis, objectives))
     where = f"; the damaged file is kept as {kept.name}" if kept else ""
@@ -100,7 +99,7 @@ def rebuild_study(folder: Path, name: str, experiment_path: str, space: dict, pr
             f"{len(analysis.trials)} Ray trial records{where}")
 
 
-def ensure_study(folder: Path, name: str, experiment_path: str, space: dict,
+def ensure_study(folder: Path, name: str, experiment_path: str, space: SearchSpace,
                  objectives: tuple[str, ...] = (METRIC,)) -> str | None:
     """Before a resume: rebuild the study if it cannot be used; the warning line, or None."""
     problem = study_problem(folder, name)
