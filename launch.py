@@ -196,8 +196,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         return
     outcome = reproduce(args.experiment, trial=args.trial, seeds=args.seeds, progress=not args.json)
     if "trials" in outcome and not args.json:          # --trial pareto: one line per trial
-        print_table("reproduce pareto", {o["trial_id"]: f"match={o['match']} abs_diff={o['abs_diff']:.3g}"
-                                         for o in outcome["trials"]})
+        print_table("reproduce pareto: each trial",
+                    {o["trial_id"]: f"match={o['match']} abs_diff={o['abs_diff']:.3g}" for o in outcome["trials"]})
     print_table(f"reproduce {args.trial}", {k: v for k, v in outcome.items() if k != "trials"})
     if args.json:
         print(json.dumps(outcome, default=str))
