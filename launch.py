@@ -6,7 +6,7 @@
     python launch.py tune      --config F [--set k=v ...] [--address auto|HOST:PORT|ray://...]
                                [--name N] [--resume] [--json]
     python launch.py report    EXP [--json]
-    python launch.py reproduce EXP [--trial best|ID] [--seeds N] [--json]
+    python launch.py reproduce EXP [--trial best|pareto|ID] [--seeds N] [--json]
     python launch.py study     --config F --name N [--resume] [--findings DIR] [--json]
     python launch.py demo
 
@@ -131,12 +131,26 @@ def cmd_tune(args: argparse.Namespace) -> None:
         summary = run_experiment(config, address=args.address, resume=args.resume, progress=not args.json,
                                  given=given)
     except ExperimentInterrupted as stop:
-        emit(f"experiment {stop.summary.get('experiment')} (interrupted)", stop.summary, args.json)
+        emit_summary(f"experiment {stop.summary.get('experiment')} (interrupted)", stop.summary, args.json)
         raise SystemExit(f"error: {stop}") from None
     except AllTrialsErrored as failed:                  # the summary, then one line and exit 2
-        emit(f"experiment {failed.summary.get('experiment')} (every trial errored)", failed.summary, args.json)
+        emit_summary(f"experiment {failed.summary.get('experiment')} (every trial errored)", failed.summary, args.json)
         raise
-    emit(f"experiment {summary.get('experiment')}", summary, args.json)
+    emit_summary(f"experiment {summary.get('experiment')}", summary, args.json)
+
+
+def emit_summary(title: str, summary: dict[str, Any], as_json: bool) -> None:
+    """The experiment summary, its Pareto set (several objectives) as a table of its own."""
+    print_table(title, {k: v for k, v in summary.items() if k != "pareto"})
+    front = summary.get("pareto")
+    if front is not None:
+        objectives = summary["objectives"]
+        print(f"\nPareto set over {', '.join(objectives)} (each at the trial's best epoch): {len(front)} trials")
+        print("  ".join(["trial_id", "state", *objectives]))
+        for row in front:
+            print("  ".join([row["trial_id"], row["state"], *(_fmt(row[name]) for name in objectives)]))
+    if as_json:
+        print(json.dumps(summary, default=str))
 
 
 def _warn_clusters(artifact: Any) -> None:
@@ -163,10 +177,13 @@ def cmd_report(args: argparse.Namespace) -> None:
     print_table("report", {"html": report["html"], "tables": len(report["tables"]),
                            "best trial": best.get("trial_id"),
                            "best valid ndcg_10": best.get("valid", {}).get("valid_ndcg_10"),
-                           "its test ndcg_10": best.get("test", {}).get("test_ndcg_10")})
+                           "its test ndcg_10": best.get("test", {}).get("test_ndcg_10"),
+                           **({"pareto trials": ", ".join(report["pareto"]),
+                               "hypervolume (origin)": report["hypervolume"]} if "pareto" in report else {})})
     _warn(report.get("notes", []))
     if args.json:
-        payload = {k: report[k] for k in ("html", "tables", "best", "notes") if k in report}
+        payload = {k: report[k] for k in ("html", "tables", "best", "notes", "objectives", "pareto", "hypervolume")
+                   if k in report}
         print(json.dumps(payload, default=str))
 
 
@@ -183,7 +200,12 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
             print(json.dumps(outcome, default=str))
         return
     outcome = reproduce(args.experiment, trial=args.trial, seeds=args.seeds, progress=not args.json)
-    emit(f"reproduce {args.trial}", outcome, args.json)
+    if "trials" in outcome and not args.json:          # --trial pareto: one line per trial
+        print_table("reproduce pareto: each trial",
+                    {o["trial_id"]: f"match={o['match']} abs_diff={o['abs_diff']:.3g}" for o in outcome["trials"]})
+    print_table(f"reproduce {args.trial}", {k: v for k, v in outcome.items() if k != "trials"})
+    if args.json:
+        print(json.dumps(outcome, default=str))
 
 
 def _study_command(args: argparse.Namespace) -> str:
@@ -287,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="re-run a trial from scratch and compare")
     p.add_argument("experiment", help="experiment folder, or a study's confirm/<arm>/seed-<s>.json")
-    p.add_argument("--trial", default="best", help="best or a trial id")
+    p.add_argument("--trial", default="best",
+                   help="best, pareto (every trial on the validation Pareto front) or a trial id")
     p.add_argument("--seeds", type=int, default=0, help="extra seeds (+ the gamma = 0 control)")
     _common(p, config=False)
     p.set_defaults(func=cmd_reproduce)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 #: the validation metric (the evaluator's key) that selects a run's best epoch
 SELECT_KEY = "ndcg_10"
@@ -18,6 +18,10 @@ METRIC = f"valid_{SELECT_KEY}"
 MODE = "max"
 #: the best METRIC so far, reported every epoch: a trial's score (what the search is told)
 BEST_SO_FAR = f"best_{METRIC}"
+#: what the evaluator reports per split (model.evaluate): [sampled_][GROUP_]{hit,ndcg}_{k}
+EVAL_KS = (5, 10, 20)
+EVAL_GROUPS = ("tail_item", "head_item", "tail_user", "head_user", "repeat_target", "new_target")
+EVAL_PROTOCOLS = ("", "sampled_")
 #: the time attribute of the scheduler (kept across resumes)
 TIME_ATTR = "epoch"
 #: reported True by a trial that stopped by itself (patience or max epochs), not by ASHA
@@ -48,7 +52,27 @@ def epoch_metrics(report: Any) -> dict[str, Any]:
     metrics.update({f"loss_{key}": float(value) for key, value in report.loss_parts.items()})
     metrics.update({f"share_{key}": float(value) for key, value in report.loss_shares.items()})
     metrics.update({f"valid_{key}": float(value) for key, value in report.valid.items()})
+    metrics.update({at_best(f"valid_{key}"): float(value)
+                    for key, value in getattr(report, "best_valid", {}).items()})
     return metrics
+
+
+def at_best(metric: str) -> str:
+    """The reported name of `metric`'s value at the trial's best epoch so far (the epoch of the
+    highest METRIC, whose weights get tested): best_valid_ndcg_10 is BEST_SO_FAR itself."""
+    return f"best_{metric}"
+
+
+def validation_metrics() -> tuple[str, ...]:
+    """Every validation metric a trial reports each epoch: what tune.objectives may name."""
+    return tuple(f"valid_{protocol}{group}{kind}_{k}" for protocol in EVAL_PROTOCOLS
+                 for group in ("", *(f"{g}_" for g in EVAL_GROUPS)) for kind in ("hit", "ndcg") for k in EVAL_KS)
+
+
+def validation_metrics_pattern() -> str:
+    """validation_metrics() in one line, for error messages."""
+    return (f"valid_[sampled_][GROUP_]{{hit,ndcg}}_{{{','.join(map(str, EVAL_KS))}}} with GROUP one of "
+            f"{', '.join(EVAL_GROUPS)} (e.g. {METRIC}, valid_tail_item_ndcg_10)")
 
 
 def stops_after(epoch: int, epochs_since_best: int, epochs: int, patience: int) -> bool:
@@ -80,3 +104,30 @@ def rank_key(trial_id: Any, state: Any, score: Any) -> tuple[float, str] | None:
     if not math.isfinite(score):
         return None
     return (-float(score), str(trial_id))
+
+
+def front_point(state: Any, values: Sequence[Any]) -> tuple[float, ...] | None:
+    """A trial's objective values as floats, or None where it may not be on a front (errored, or
+    a value missing or not finite): the rule of rank_key, for several scores."""
+    if state == ERRORED or not values:
+        return None
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) for v in values):
+        return None
+    return tuple(float(v) for v in values)
+
+
+def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether `a` is at least as good as `b` in every objective and better in one (all maximised)."""
+    return all(x >= y for x, y in zip(a, b)) and any(x > y for x, y in zip(a, b))
+
+
+def pareto_front(trials: Iterable[tuple[Any, Any, Sequence[Any]]]) -> list[str]:
+    """The one definition of the Pareto set of a multi-objective search, used by `launch.py tune`,
+    the report and `reproduce --trial pareto`: the ids of the trials (trial_id, state, values)
+    that no other trial dominates, all objectives maximised. Trials with equal values are all on
+    it. An errored trial, or one without a finite value for every objective, is never on it (nor
+    dominates any). Ordered by the first objective (highest first), then trial id."""
+    points = {str(trial_id): point for trial_id, state, values in trials
+              if (point := front_point(state, values)) is not None}
+    front = [tid for tid, p in points.items() if not any(dominates(q, p) for q in points.values())]
+    return sorted(front, key=lambda tid: (-points[tid][0], tid))

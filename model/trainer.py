@@ -37,6 +37,7 @@ class EpochReport:
     best_valid_ndcg_10: float
     seconds: float
     icc_gamma: float = 0.0          # the ICC weight in force (calibrated from icc_share, or gamma)
+    best_valid: dict[str, float] = field(default_factory=dict)   # the best epoch's validation metrics
 
 
 @dataclass
@@ -158,7 +159,7 @@ class Trainer:
         self.elapsed += seconds
         parts = dict(zip(PARTS, values[1:]))
         report = EpochReport(self.epoch, values[0], parts, self._shares(parts), valid,
-                             self.best_epoch, self.best_metric, seconds, self.icc_gamma)
+                             self.best_epoch, self.best_metric, seconds, self.icc_gamma, dict(self.best_valid))
         self.history.append(asdict(report))
         return report
 

@@ -15,7 +15,8 @@ import pandas as pd
 
 from results.tables import to_html
 
-TEST_NOTE = ("The search never reads test metrics: Optuna and ASHA see only validation NDCG@10. "
+TEST_NOTE = ("The search never reads test metrics: Optuna and ASHA see only validation metrics "
+             "(tune.objectives and tune.prune_metric; validation NDCG@10 by default). "
              "test_* values are computed once, after a trial finishes by itself, with the weights "
              "of its best validation epoch; trials stopped early by ASHA have none.")
 STYLE = """
@@ -29,12 +30,16 @@ table.table th { background: #f3f3f3; }
 """
 TITLES = {"best_per_backbone": "Best configuration per backbone (and the training-free references)",
           "segments": "Leaders and references: overall, new-target, tail and head Hit@10 / NDCG@10",
-          "trials": "All trials"}
+          "trials": "All trials",
+          "pareto": "Validation Pareto front: its trials with their test metrics",
+          "hypervolume": "Hypervolume after each trial (reference point: the origin)"}
 PLOT_TITLES = {"gamma_sensitivity": "Gamma sensitivity (calibrated gamma where icc_share was searched)",
                "icc_share_sensitivity": "ICC loss-share sensitivity",
                "n_clusters_sensitivity": "Cluster-count sensitivity (KMeans ICC trials)",
                "learning_curves": "Learning curves (ASHA-stopped trials dashed, ending in x)",
-               "param_importance": "Parameter importance"}
+               "param_importance": "Parameter importance",
+               "pareto_front": "Validation Pareto front (every trial at its best epoch; the front ringed)",
+               "hypervolume": "Hypervolume history"}
 
 
 def _image(path: str | Path, alt: str) -> str:
@@ -59,7 +64,7 @@ def _counts(trials: pd.DataFrame) -> str:
 def build_page(name: str, trials: pd.DataFrame, tables: Mapping[str, tuple[pd.DataFrame, bool]],
                plots: Mapping[str, str], notes: list[str]) -> str:
     """The dashboard's HTML text (tables in the order: leaders, segments, grids, plots, all trials)."""
-    order = ["best_per_backbone", "segments"] + sorted(t for t in tables if t.startswith("grid_"))
+    order = ["best_per_backbone", "pareto", "segments"] + sorted(t for t in tables if t.startswith("grid_"))
     parts = [f"<h1>Experiment {html.escape(name)}</h1>",
              f'<p>{len(trials)} trials: {html.escape(_counts(trials))}. "Best" = the epoch with the '
              f"highest validation NDCG@10 of a trial.</p>",

@@ -280,6 +280,16 @@ def load_history(path: str | Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def experiment_objectives(experiment: str | Path) -> list[str]:
+    """The experiment's tune.objectives from its experiment_config.json ([METRIC] for an
+    experiment saved before objectives existed, or without that file)."""
+    path = Path(experiment) / "experiment_config.json"
+    if not path.is_file():
+        return [METRIC]
+    objectives = (_read_json_object(path).get("tune") or {}).get("objectives")
+    return [str(name) for name in objectives] if isinstance(objectives, list) and objectives else [METRIC]
+
+
 def trial_params(experiment: str | Path, trial_id: str) -> tuple[dict[str, Any], Path]:
     """Ray's saved params of one trial and its folder (for reproduction)."""
     for trial_dir in trial_dirs(experiment):

@@ -109,6 +109,57 @@ def learning_curves(history: pd.DataFrame, trials: pd.DataFrame, path: str | Pat
     return _save(fig, Path(path))
 
 
+def pareto_plot(trials: pd.DataFrame, objectives: list[str], path: str | Path) -> str | None:
+    """Every trial at its best epoch in the first two objectives (marker = state), the trials on
+    the validation front (over all objectives) ringed and, for two objectives, joined by the
+    front's staircase; None without two objective columns."""
+    from results.pareto import front_ids
+
+    x, y = objectives[0], objectives[1]
+    if x not in trials.columns or y not in trials.columns:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    for state, (marker, color, _) in STATE_STYLE.items():
+        part = trials[trials["state"] == state]
+        ax.scatter(part[x], part[y], marker=marker, color=color, alpha=0.7)
+    front = trials.set_index("trial_id").loc[front_ids(trials, objectives)]
+    ax.scatter(front[x], front[y], s=140, facecolors="none", edgecolors="black", linewidths=1.5)
+    if len(objectives) == 2 and len(front):
+        ordered = front.sort_values(x)
+        # the edge of the dominated region: up to each point's x, the best y of the points beyond
+        ax.step(ordered[x], ordered[y], where="pre", color="black", linewidth=1, alpha=0.7)
+    for trial_id, row in front.iterrows():
+        ax.annotate(str(trial_id), (row[x], row[y]), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    more = f" (front over all {len(objectives)} objectives)" if len(objectives) > 2 else ""
+    ax.set_title(f"validation Pareto front: {len(front)} of {len(trials)} trials{more}")
+    ax.set_xlabel(f"{x} (best epoch)")
+    ax.set_ylabel(f"{y} (best epoch)")
+    ax.grid(alpha=0.3)
+    handles = [ax.plot([], [], marker=m, color=c, linestyle="", label=label)[0] for m, c, label in STATE_STYLE.values()]
+    handles.append(ax.scatter([], [], s=140, facecolors="none", edgecolors="black", label="on the front"))
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    return _save(fig, Path(path))
+
+
+def hypervolume_plot(history: pd.DataFrame, objectives: list[str], path: str | Path) -> str | None:
+    """The hypervolume of the trials so far after each trial (results.pareto.hypervolume_history)."""
+    from results.pareto import REFERENCE_NOTE
+
+    if history.empty:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    ax.step(history["trial"], history["hypervolume"], where="post", color="tab:blue")
+    ax.plot(history["trial"], history["hypervolume"], "o", color="tab:blue", markersize=3)
+    ax.set_title(f"hypervolume of {', '.join(o.removeprefix('valid_') for o in objectives)}\n({REFERENCE_NOTE})",
+                 fontsize=10)
+    ax.set_xlabel("trials (in start order)")
+    ax.set_ylabel("hypervolume of the trials so far")
+    ax.grid(alpha=0.3)
+    return _save(fig, Path(path))
+
+
 def load_study(experiment: str | Path) -> Any:
     """The Optuna study in <experiment>/optuna.db (named after the experiment, else the only one)."""
     import optuna
@@ -157,8 +208,9 @@ def param_importance(experiment: str | Path, path: str | Path) -> tuple[str | No
 
 
 def write_plots(trials: pd.DataFrame, history: pd.DataFrame, experiment: str | Path,
-                folder: str | Path) -> tuple[dict[str, str], list[str]]:
-    """All plots into `folder`; returns {name: png path} and notes for plots that were skipped."""
+                folder: str | Path, objectives: list[str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """All plots into `folder`; returns {name: png path} and notes for plots that were skipped.
+    With several `objectives`, the validation Pareto front and the hypervolume history too."""
     folder = Path(folder)
     made: dict[str, str] = {}
     notes: list[str] = []
@@ -167,6 +219,12 @@ def write_plots(trials: pd.DataFrame, history: pd.DataFrame, experiment: str | P
                 ("learning_curves", lambda p: learning_curves(history, trials, p))]
     if "icc_share" in trials.columns:           # only searches that weight ICC by its loss share
         builders.insert(1, ("icc_share_sensitivity", lambda p: sensitivity(trials, "icc_share", p)))
+    if objectives and len(objectives) > 1:
+        from results.pareto import hypervolume_history
+
+        builders += [("pareto_front", lambda p: pareto_plot(trials, objectives, p)),
+                     ("hypervolume", lambda p: hypervolume_plot(hypervolume_history(trials, objectives),
+                                                                objectives, p))]
     for name, build in builders:
         path = build(folder / f"{name}.png")
         if path:

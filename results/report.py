@@ -15,7 +15,7 @@ import pandas as pd
 
 from model.contract import METRIC
 from results.dashboard import write_dashboard
-from results.load import load_experiment, load_history
+from results.load import experiment_objectives, load_experiment, load_history
 from results.plots import write_plots
 from results.tables import all_tables, config_columns, ranked, to_markdown, write_table
 
@@ -111,10 +111,11 @@ def write_report(experiment: str | Path) -> dict[str, Any]:
     history = load_history(experiment)
     folder = experiment / REPORT_DIR
     references, why_not = experiment_references(experiment)
-    tables = all_tables(trials, references)
+    objectives = experiment_objectives(experiment)
+    tables = all_tables(trials, references, objectives)
     written = {name: write_table(frame, folder, name, index=index) for name, (frame, index) in tables.items()}
-    plots, notes = write_plots(trials, history, experiment, folder)
-    notes = [*notes, *(note for note in (why_not, degenerate_note(trials)) if note)]
+    plots, notes = write_plots(trials, history, experiment, folder, objectives)
+    notes = [*notes, *(note for note in (why_not, degenerate_note(trials), front_note(tables, objectives)) if note)]
     html = write_dashboard(folder / "index.html", experiment.name, trials, tables, plots, notes)
     return {
         "html": html,
@@ -124,4 +125,23 @@ def write_report(experiment: str | Path) -> dict[str, Any]:
         "summary": summary_markdown(tables),
         "notes": notes,
         "metric": METRIC,
+        **({"objectives": objectives, "pareto": list(tables["pareto"][0]["trial_id"]),
+            "hypervolume": _final_hypervolume(tables)} if "pareto" in tables else {}),
     }
+
+
+def _final_hypervolume(tables: dict[str, tuple[pd.DataFrame, bool]]) -> float | None:
+    history, _ = tables["hypervolume"]
+    return None if history.empty else float(history["hypervolume"].iloc[-1])
+
+
+def front_note(tables: dict[str, tuple[pd.DataFrame, bool]], objectives: list[str]) -> str | None:
+    """What the Pareto table and plots show, with the reference point of the hypervolume."""
+    if "pareto" not in tables:
+        return None
+    from results.pareto import REFERENCE_NOTE
+
+    front, _ = tables["pareto"]
+    return (f"Pareto front over {', '.join(objectives)} (each at the trial's best epoch, errored trials "
+            f"excluded): {len(front)} trials; hypervolume {_final_hypervolume(tables) or 0:.6g} "
+            f"({REFERENCE_NOTE}).")

@@ -31,12 +31,27 @@ from typing import Any
 import pandas as pd
 
 from model.contract import METRIC
-from results.load import ExperimentError, best_row, load_experiment, trial_config_dict, trial_params
+from results.load import (ExperimentError, best_row, experiment_objectives, load_experiment, trial_config_dict,
+                          trial_params)
 from results.tables import ranked
 from runtime import torch_threads, trial_threads
 
 GPU_TOLERANCE = 1e-4
 SIGNIFICANCE_TEST = "paired two-sided t-test (scipy.stats.ttest_rel) on test NDCG@10, paired by seed"
+
+
+def select_trials(trials: pd.DataFrame, trial: str, objectives: list[str]) -> list[pd.Series]:
+    """The rows `trial` names: "pareto" = every trial on the validation Pareto front over
+    `objectives` (results.pareto.front_ids: never an errored trial), else select_trial's one."""
+    if trial != "pareto":
+        return [select_trial(trials, trial)]
+    from results.pareto import front_ids
+
+    front = front_ids(trials, objectives)
+    if not front:
+        raise ExperimentError(f"--trial pareto: no trial reported every objective ({', '.join(objectives)}): "
+                              f"nothing to reproduce")
+    return [trials[trials["trial_id"] == tid].iloc[0] for tid in front]
 
 
 def select_trial(trials: pd.DataFrame, trial: str) -> pd.Series:
@@ -48,7 +63,8 @@ def select_trial(trials: pd.DataFrame, trial: str) -> pd.Series:
         return order.iloc[0]
     rows = trials[trials["trial_id"] == trial]
     if rows.empty:
-        raise ExperimentError(f"--trial: got {trial!r}; allowed: best or one of {', '.join(trials['trial_id'])}")
+        raise ExperimentError(f"--trial: got {trial!r}; allowed: best or one of {', '.join(trials['trial_id'])}, "
+                              f"or pareto")
     return rows.iloc[0]
 
 
@@ -159,13 +175,26 @@ def reproduce(experiment: str, trial: str = "best", seeds: int = 0, progress: bo
     """Re-run `trial` of `experiment` from scratch and compare with what was recorded.
 
     Returns {"recorded", "reproduced", "match", "abs_diff", "tolerance", "device", "seeds", ...};
-    seeds is None unless `seeds` > 0."""
-    from model.device import resolve_device
+    seeds is None unless `seeds` > 0. `trial` "pareto" re-runs every trial of the validation
+    Pareto front: {"pareto": ids, "match": all matched, "abs_diff": the largest, "trials": each's}."""
 
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 0:
         raise ValueError(f"seeds: got {seeds!r}; allowed: a whole number >= 0")
     trials = load_experiment(experiment)
-    row = select_trial(trials, trial)
+    objectives = experiment_objectives(experiment)
+    rows = select_trials(trials, trial, objectives)
+    if trial != "pareto":
+        return reproduce_row(experiment, rows[0], seeds, progress)
+    outcomes = [reproduce_row(experiment, row, seeds, progress) for row in rows]
+    return {"experiment": str(experiment), "trial_id": "pareto", "objectives": objectives,
+            "pareto": [o["trial_id"] for o in outcomes], "match": all(o["match"] for o in outcomes),
+            "abs_diff": max(o["abs_diff"] for o in outcomes), "trials": outcomes}
+
+
+def reproduce_row(experiment: str, row: pd.Series, seeds: int, progress: bool) -> dict[str, Any]:
+    """Re-run the trial of `row` and compare (see `reproduce`)."""
+    from model.device import resolve_device
+
     params, _ = trial_params(experiment, str(row["trial_id"]))
     config = rerun_config(params, row)
     device = resolve_device(config.train.device).type

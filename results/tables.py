@@ -42,6 +42,20 @@ def ranked(trials: pd.DataFrame) -> pd.DataFrame:
     return trials.loc[[index for _, index in order]]
 
 
+def pareto_table(trials: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
+    """The trials on the validation Pareto front (results.pareto.front_ids), the key columns
+    first: id, state, each objective (best epoch), its test counterpart where the trial reported
+    it (only trials that finished by themselves do), then the configuration."""
+    from results.pareto import front_ids
+
+    front = front_ids(trials, objectives)
+    rows = trials.set_index("trial_id").loc[front].reset_index() if front else trials.iloc[0:0]
+    tests = [f"test_{name.removeprefix('valid_')}" for name in objectives]
+    columns = ["trial_id", "state", *objectives, *(c for c in tests if c in trials.columns)]
+    columns += [c for c in (*config_columns(trials), "epochs", "best_epoch") if c not in columns]
+    return rows[[c for c in columns if c in rows.columns]].reset_index(drop=True)
+
+
 def _backbones(trials: pd.DataFrame) -> pd.Series:
     if "backbone" in trials.columns:
         return trials["backbone"].fillna("unknown").astype(str)
@@ -183,10 +197,12 @@ def _by_score(trials: pd.DataFrame) -> pd.DataFrame:
                               kind="mergesort").reset_index(drop=True)
 
 
-def all_tables(trials: pd.DataFrame, references: dict | None = None) -> dict[str, tuple[pd.DataFrame, bool]]:
+def all_tables(trials: pd.DataFrame, references: dict | None = None,
+               objectives: list[str] | None = None) -> dict[str, tuple[pd.DataFrame, bool]]:
     """Every summary table by name, with whether its index is part of the table. With the
     training-free `references` ({split: {name: metrics}}), the leader and segment tables carry
-    them as rows, and a references table lists them whole."""
+    them as rows, and a references table lists them whole. With several `objectives`, the
+    Pareto trials and the hypervolume after each trial too."""
     shown = trials.drop(columns=["path"], errors="ignore")
     if "checkpoint" in shown.columns:  # the trial folder is known from trial_id: keep the short name
         shown = shown.assign(checkpoint=shown["checkpoint"].map(lambda p: Path(p).name if isinstance(p, str) else p))
@@ -199,6 +215,11 @@ def all_tables(trials: pd.DataFrame, references: dict | None = None) -> dict[str
         "best_per_backbone": (leaders, False),
         "segments": (segments, False),
     }
+    if objectives and len(objectives) > 1:
+        from results.pareto import hypervolume_history
+
+        tables["pareto"] = (pareto_table(trials, objectives), False)
+        tables["hypervolume"] = (hypervolume_history(trials, objectives), False)
     for backbone in sorted(_backbones(trials).unique()):
         grid = gamma_cluster_grid(trials, backbone)
         if not grid.empty:

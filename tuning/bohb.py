@@ -23,7 +23,7 @@ except ImportError as exc:      # pragma: no cover - depends on the optional ext
 
 from tuning.config import Config, config_from_dict, config_to_dict
 from tuning.space import ZERO_SUFFIX, SearchSpace, flat_params, is_fixed, trial_config
-from model.contract import METRIC, MODE
+from model.contract import MODE
 from settings import ConfigError
 
 
@@ -79,4 +79,4 @@ class BOHBSearch(TuneBOHB):
 def make_bohb(config: Config) -> BOHBSearch:
     """A seeded BOHB searcher over `config.tune.space` (validated already)."""
     return BOHBSearch(SearchSpace(config.tune.space, flat_params(config)), config_to_dict(config), config.tune.search_seed,
-                      metric=METRIC, mode=MODE)
+                      metric=config.tune.objectives[0], mode=MODE)

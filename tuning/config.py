@@ -13,6 +13,7 @@ from typing import Any, Iterable, Mapping
 from cluster_prep.config import ClusterConfig
 from datasets.config import DataConfig
 from model.config import BACKBONES, VARIANT_SWITCHES, EvalConfig, ModelConfig, TrainConfig, apply_variant
+from model.contract import METRIC, validation_metrics, validation_metrics_pattern
 from model.icc import drop_replaced_weight
 from settings import (ConfigError, check_folder_name, from_dict, merge, parse_override, read_yaml,
                       setting, to_dict, with_paths)
@@ -45,6 +46,16 @@ class TuneConfig:
                              "(every trial runs until it stops by itself) or hyperband (HyperBandForBOHB's "
                              "brackets, pausing trials; only with sampler bohb)", choices=SCHEDULERS)
     space: dict = setting({}, "search space: parameter -> distribution (see configs/)")
+    objectives: list[str] = setting([METRIC], "validation metrics the search maximises, each at the trial's "
+                                    "best epoch; two or more make it multi-objective (Optuna's Pareto "
+                                    "front), e.g. [valid_ndcg_10, valid_tail_item_ndcg_10]")
+    prune_metric: str = setting("", "the one validation metric ASHA compares trials on at its rungs (Ray's "
+                                "schedulers take one metric); empty = the first objective")
+
+    @property
+    def pruned_on(self) -> str:
+        """The metric ASHA stops trials on: tune.prune_metric, else the first objective."""
+        return self.prune_metric or self.objectives[0]
 
 
 STUDY_VARIANTS = ("plain", "llmesr", "icc")
@@ -117,10 +128,24 @@ def config_from_dict(data: dict[str, Any]) -> Config:
 
 
 def check_tune(tune: TuneConfig) -> None:
-    """BOHB's model learns from HyperBandForBOHB's brackets, and that scheduler needs BOHB."""
+    """BOHB's model learns from HyperBandForBOHB's brackets, and that scheduler needs BOHB. The
+    objectives and the prune metric name metrics every trial reports (else no trial could be told
+    or compared), and BOHB takes one objective."""
     if (tune.sampler == "bohb") != (tune.scheduler == "hyperband"):
         raise ConfigError(f"tune.scheduler: got {tune.scheduler!r} with tune.sampler {tune.sampler!r}; "
                           f"allowed: scheduler hyperband exactly when sampler is bohb")
+    known = validation_metrics()
+    if not tune.objectives or len(set(tune.objectives)) != len(tune.objectives):
+        raise ConfigError(f"tune.objectives: got {tune.objectives!r}; allowed: a non-empty list of distinct "
+                          f"validation metrics, {validation_metrics_pattern()}")
+    for key, names in (("tune.objectives", tune.objectives), ("tune.prune_metric", [tune.pruned_on])):
+        bad = [name for name in names if name not in known]
+        if bad:
+            raise ConfigError(f"{key}: got {bad[0]!r}; allowed: a validation metric every trial reports, "
+                              f"{validation_metrics_pattern()}")
+    if len(tune.objectives) > 1 and tune.sampler == "bohb":
+        raise ConfigError(f"tune.objectives: got {len(tune.objectives)} objectives with tune.sampler bohb; "
+                          f"allowed: one objective with bohb (tpe and random take several)")
 
 
 def check_study(study: StudyConfig) -> None:

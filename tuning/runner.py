@@ -157,7 +157,8 @@ def _run_config(config: Config, name: str, progress: bool, scheduler: Any) -> An
     reporter = None
     if progress:
         reporter = tune.CLIReporter(
-            metric_columns={"epoch": "epoch", METRIC: "ndcg@10", BEST_SO_FAR: "best"},
+            metric_columns={"epoch": "epoch", METRIC: "ndcg@10", BEST_SO_FAR: "best",
+                            **{name: name.removeprefix("valid_") for name in config.tune.objectives if name != METRIC}},
             parameter_columns={f"params/{p}": p for p in PARAMETER_COLUMNS if p in config.tune.space},
             max_progress_rows=12, max_error_rows=5, max_report_frequency=30, sort_by_metric=True)
     return tune.RunConfig(
@@ -196,9 +197,10 @@ def _scheduler(config: Config) -> Any:
 def _tune_config(config: Config, searcher: Any, scheduler: Any) -> Any:
     from ray import tune
 
-    from model.contract import METRIC, MODE
+    from model.contract import MODE
 
-    return tune.TuneConfig(metric=METRIC, mode=MODE, search_alg=searcher, scheduler=scheduler,
+    # Ray's schedulers take one metric: ASHA compares trials on tune.prune_metric alone
+    return tune.TuneConfig(metric=config.tune.pruned_on, mode=MODE, search_alg=searcher, scheduler=scheduler,
                            num_samples=config.tune.num_samples,
                            max_concurrent_trials=config.tune.max_concurrent_trials or None,
                            reuse_actors=config.tune.reuse_actors, trial_dirname_creator=trial_dirname,
@@ -443,5 +445,6 @@ def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, 
 
         repair(local)
     path = f"{storage_root(config).rstrip('/')}/{name}"
-    ensure_study(folder, name, path, SearchSpace(config.tune.space, flat_params(config)))
+    ensure_study(folder, name, path, SearchSpace(config.tune.space, flat_params(config)),
+                 tuple(config.tune.objectives))
     return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)

@@ -4,7 +4,12 @@ Ray's OptunaSearch records a trial that ASHA stopped as COMPLETE with its last v
 study cannot tell it from a finished one. `StudySearch` tells Optuna what happened: finished
 trials COMPLETE with their best validation NDCG@10 (the weights that get tested), ASHA-stopped
 ones PRUNED (Optuna keeps their last intermediate value and TPE learns from them), errored ones
-FAIL. It also turns Optuna's raw parameters into the trial's config,
+FAIL. With several `tune.objectives` the study is multi-objective (every direction maximise):
+a finished trial is told each objective's value at its best epoch (`best_<objective>`: the epoch
+of the highest validation NDCG@10, whose weights get tested), so a point of the front is one
+model. Optuna takes no intermediate values in a multi-objective study (`Trial.report` raises),
+so none are written: a PRUNED trial carries no values there, and ASHA alone (on
+`tune.prune_metric`) stops trials. It also turns Optuna's raw parameters into the trial's config,
 {"params": flat values, "config": the full nested Config}, which Ray saves in params.json.
 Imports Ray: import this module only where Ray is wanted.
 """
@@ -20,7 +25,7 @@ import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from model.contract import BEST_SO_FAR, ERRORED, FINISHED, METRIC, MODE, STOPPED_EARLY, TERMINATED, TIME_ATTR
+from model.contract import ERRORED, FINISHED, METRIC, MODE, STOPPED_EARLY, TERMINATED, TIME_ATTR, at_best
 from tuning.adapters import (search_completed, search_space, search_study, search_study_name, search_trials,
                              set_search_study, storage_trial_id, study_storage_of)
 from tuning.config import Config, TuneConfig, config_from_dict, config_to_dict
@@ -33,9 +38,15 @@ logger = logging.getLogger(__name__)
 class StudySearch(OptunaSearch):
     """OptunaSearch that writes full trial configs and true trial states into the study."""
 
-    def __init__(self, space: SearchSpace, base: dict, **kwargs: Any):
-        super().__init__(space=space, **kwargs)
+    #: what the study maximises; the class default is what a searcher pickled before objectives existed had
+    _objectives: tuple[str, ...] = (METRIC,)
+
+    def __init__(self, space: SearchSpace, base: dict, objectives: tuple[str, ...] = (METRIC,), **kwargs: Any):
+        several = len(objectives) > 1
+        super().__init__(space=space, metric=list(objectives) if several else objectives[0],
+                         mode=[MODE] * len(objectives) if several else MODE, **kwargs)
         self._base = base
+        self._objectives = tuple(objectives)
 
     def suggest(self, trial_id: str) -> dict | None:
         raw = super().suggest(trial_id)
@@ -55,8 +66,8 @@ class StudySearch(OptunaSearch):
         self._report(search_trials(self)[trial_id], result)
 
     def _report(self, ot_trial: Any, result: dict) -> None:
-        value, step = result.get(METRIC), result.get(TIME_ATTR)
-        if value is None or step is None:
+        value, step = result.get(self._objectives[0]), result.get(TIME_ATTR)
+        if len(self._objectives) > 1 or value is None or step is None:
             return
         known = study_storage_of(search_study(self)).get_trial(storage_trial_id(ot_trial)).intermediate_values
         if int(step) not in known:
@@ -68,8 +79,8 @@ class StudySearch(OptunaSearch):
         ot_trial = search_trials(self)[trial_id]
         if error:
             state, values, tag = TrialState.FAIL, None, ERRORED
-        elif result and result.get(FINISHED) and result.get(BEST_SO_FAR) is not None:
-            state, values, tag = TrialState.COMPLETE, float(result[BEST_SO_FAR]), TERMINATED
+        elif result and result.get(FINISHED) and (values := self._values(result)) is not None:
+            state, tag = TrialState.COMPLETE, TERMINATED
         else:
             state, values, tag = TrialState.PRUNED, None, STOPPED_EARLY
         try:
@@ -80,6 +91,13 @@ class StudySearch(OptunaSearch):
         except Exception as exc:  # noqa: BLE001 - a study write must not stop the experiment
             logger.warning("could not record trial %s in the Optuna study: %s", trial_id, exc)
         search_completed(self).add(trial_id)
+
+    def _values(self, result: dict) -> float | list[float] | None:
+        """What a finished trial is told: each objective at its best epoch (one float for one)."""
+        found = [result.get(at_best(name)) for name in self._objectives]
+        if any(value is None for value in found):
+            return None
+        return float(found[0]) if len(found) == 1 else [float(value) for value in found]
 
     def restore(self, checkpoint_path: str) -> None:
         """Ray's restore, then each Ray trial re-found in the study by its `ray_trial_id`: the study
@@ -120,6 +138,7 @@ def make_searcher(config: Config, study_folder: str | Path, study_name: str) -> 
         return make_bohb(config)
     sampler = make_sampler(config.tune)
     return StudySearch(
-        space=SearchSpace(config.tune.space, flat_params(config)), base=config_to_dict(config), metric=METRIC, mode=MODE,
+        space=SearchSpace(config.tune.space, flat_params(config)), base=config_to_dict(config),
+        objectives=tuple(config.tune.objectives),
         sampler=sampler, study_name=study_name, storage=study_storage(study_folder),
     )

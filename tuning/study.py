@@ -36,6 +36,8 @@ def load_study(folder: str | Path, name: str) -> Any:
 
 def reconcile(study: Any, rows: list[dict]) -> int:
     """Close study trials still RUNNING after the run: tell them their Ray state, or FAIL as "lost".
+    A finished one is told its `values` (tuning.summary.trial_rows: each objective at its best
+    epoch; a row without them, its best validation NDCG@10).
 
     A driver killed between a trial's end and the searcher's next save leaves its study trial
     RUNNING; trials suggested but never recorded by Ray are lost. Returns how many were closed.
@@ -53,10 +55,9 @@ def reconcile(study: Any, rows: list[dict]) -> int:
         optuna_state = {TERMINATED: TrialState.COMPLETE, STOPPED_EARLY: TrialState.PRUNED}.get(
             state, TrialState.FAIL)
         if optuna_state == TrialState.COMPLETE:
-            if row[BEST_SO_FAR] is None:
-                optuna_state = TrialState.FAIL
-            else:
-                values = row[BEST_SO_FAR]
+            values = list(row.get("values", [row.get(BEST_SO_FAR)]))
+            if len(values) != len(study.directions) or None in values:
+                optuna_state, values = TrialState.FAIL, None
         study_storage_of(study).set_trial_user_attr(storage_trial_id(trial), "ray_state", state)
         if trial.state == TrialState.WAITING:       # enqueued, never asked: Optuna refuses to tell it
             study_storage_of(study).set_trial_state_values(storage_trial_id(trial), TrialState.RUNNING)

@@ -4,7 +4,7 @@ Without this, a deleted or corrupt optuna.db made the experiment unresumable: th
 Ray restores opens the study by name and fails (KeyError) on every try. Ray's own records (the
 experiment state, read with ExperimentAnalysis, on local or cloud storage) still hold every
 trial's sampled values, status and results, so at `--resume` the study is recreated from them:
-finished trials COMPLETE with their best validation NDCG@10, ASHA-stopped ones PRUNED, errored
+finished trials COMPLETE with each objective at their best epoch, ASHA-stopped ones PRUNED, errored
 ones FAIL, and trials Ray will continue RUNNING, each with its per-epoch values and the
 `ray_trial_id` the restored searcher uses to find it again (StudySearch.restore). The damaged
 file is kept beside it. Imports Ray and Optuna: only the runner's resume path imports this.
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from model.contract import BEST_SO_FAR, METRIC, MODE, STOPPED_EARLY, TERMINATED, TIME_ATTR, UNFINISHED
+from model.contract import METRIC, MODE, STOPPED_EARLY, TERMINATED, TIME_ATTR, UNFINISHED, at_best
 from tuning.space import SearchSpace
 from tuning.study import DB_NAME, load_study, study_storage
 from tuning.summary import trial_state
@@ -54,32 +54,36 @@ def _optuna_state(state: str, score: Any) -> Any:
     return {STOPPED_EARLY: TrialState.PRUNED, UNFINISHED: TrialState.RUNNING}.get(state, TrialState.FAIL)
 
 
-def _intermediate(analysis: Any, trial_id: str) -> dict[int, float]:
+def _intermediate(analysis: Any, trial_id: str, objectives: tuple[str, ...]) -> dict[int, float]:
+    """The per-epoch values of the one objective (a multi-objective study takes none)."""
     frame = analysis.trial_dataframes.get(trial_id)
-    if frame is None or METRIC not in getattr(frame, "columns", ()) or TIME_ATTR not in frame.columns:
+    metric = objectives[0]
+    if len(objectives) > 1 or frame is None or metric not in getattr(frame, "columns", ()) \
+            or TIME_ATTR not in frame.columns:
         return {}
-    rows = frame[[TIME_ATTR, METRIC]].dropna()
-    return {int(step): float(value) for step, value in zip(rows[TIME_ATTR], rows[METRIC])}
+    rows = frame[[TIME_ATTR, metric]].dropna()
+    return {int(step): float(value) for step, value in zip(rows[TIME_ATTR], rows[metric])}
 
 
-def study_trial(trial: Any, space: SearchSpace, analysis: Any) -> Any:
+def study_trial(trial: Any, space: SearchSpace, analysis: Any, objectives: tuple[str, ...] = (METRIC,)) -> Any:
     """One Ray trial as an Optuna FrozenTrial (raw parameters replayed from its flat values)."""
     import optuna
 
     last = trial.last_result or {}
     state = trial_state(trial.status, last)
-    score = last.get(BEST_SO_FAR)
-    optuna_state = _optuna_state(state, score)
+    values = [last.get(at_best(name)) for name in objectives]
+    optuna_state = _optuna_state(state, None if None in values else values)
     params, distributions = space.raw(dict((trial.config or {}).get("params", {})))
     complete = optuna_state == optuna.trial.TrialState.COMPLETE
     return optuna.trial.create_trial(
-        state=optuna_state, value=float(score) if complete else None, params=params,
-        distributions=distributions, intermediate_values=_intermediate(analysis, trial.trial_id),
+        state=optuna_state, values=[float(v) for v in values] if complete else None, params=params,
+        distributions=distributions, intermediate_values=_intermediate(analysis, trial.trial_id, objectives),
         user_attrs={"ray_trial_id": trial.trial_id, "ray_state": "running" if state == UNFINISHED else state,
                     "rebuilt_from_ray_records": True})
 
 
-def rebuild_study(folder: Path, name: str, experiment_path: str, searched: SearchSpace, problem: str) -> str:
+def rebuild_study(folder: Path, name: str, experiment_path: str, searched: SearchSpace, problem: str,
+                  objectives: tuple[str, ...] = (METRIC,)) -> str:
     """Recreate the study from Ray's records; return the one line that says what happened."""
     import optuna
     from ray.tune import ExperimentAnalysis
@@ -87,19 +91,20 @@ def rebuild_study(folder: Path, name: str, experiment_path: str, searched: Searc
     analysis = ExperimentAnalysis(experiment_path)
     kept = _set_aside(folder / DB_NAME)
     study = optuna.create_study(study_name=name, storage=study_storage(folder),
-                                direction="maximize" if MODE == "max" else "minimize")
+                                directions=["maximize" if MODE == "max" else "minimize"] * len(objectives))
     for trial in analysis.trials:
-        study.add_trial(study_trial(trial, searched, analysis))
+        study.add_trial(study_trial(trial, searched, analysis, objectives))
     where = f"; the damaged file is kept as {kept.name}" if kept else ""
     return (f"the Optuna study {str(folder / DB_NAME)!r} could not be used ({problem}); rebuilt it from "
             f"{len(analysis.trials)} Ray trial records{where}")
 
 
-def ensure_study(folder: Path, name: str, experiment_path: str, space: SearchSpace) -> str | None:
+def ensure_study(folder: Path, name: str, experiment_path: str, space: SearchSpace,
+                 objectives: tuple[str, ...] = (METRIC,)) -> str | None:
     """Before a resume: rebuild the study if it cannot be used; the warning line, or None."""
     problem = study_problem(folder, name)
     if problem is None:
         return None
-    message = rebuild_study(folder, name, experiment_path, space, problem)
+    message = rebuild_study(folder, name, experiment_path, space, problem, objectives)
     logger.warning(message)
     return message

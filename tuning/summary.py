@@ -4,7 +4,9 @@ A trial that stopped by itself (patience or max epochs) reports `finished: True`
 result: it counts as terminated. One ASHA stopped counts as stopped_early; one that raised,
 errored. Anything else (pending, or running when Ctrl-C came) is unfinished and means the run was
 interrupted: the summary says so and the runner raises ExperimentInterrupted so a caller cannot
-mistake a partial result for a whole. "Best" is `model.contract.rank_key`, as in every report.
+mistake a partial result for a whole. "Best" is `model.contract.rank_key`, as in every report;
+with several tune.objectives the summary also holds the Pareto set (`model.contract.pareto_front`
+over each objective at the trial's best epoch, as the report draws it).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from model.contract import (BEST_SO_FAR, ERRORED, FINISHED, STATES, STOPPED_EARLY, TERMINATED, UNFINISHED, rank_key,
-                            trial_outcome)
+from model.contract import (BEST_SO_FAR, ERRORED, FINISHED, METRIC, STATES, STOPPED_EARLY, TERMINATED,
+                            UNFINISHED, at_best, pareto_front, rank_key, trial_outcome)
 from tuning.adapters import grid_trials
 from tuning.config import Config
 
@@ -52,18 +54,30 @@ def _best(rows: list[dict]) -> dict | None:
             "state": top["state"], "config": top["params"]}
 
 
-def trial_rows(grid: Any) -> list[dict]:
-    """One row per Ray trial: id, state, sampled params, epochs, best validation NDCG@10, path."""
+def pareto(rows: list[dict], objectives: tuple[str, ...]) -> list[dict]:
+    """The trials on the validation Pareto front (model.contract.pareto_front), each with its
+    state and objective values, highest first objective first."""
+    by_id = {row["trial_id"]: row for row in rows}
+    front = pareto_front((row["trial_id"], row["state"], row["values"]) for row in rows)
+    return [{"trial_id": tid, "state": by_id[tid]["state"], **dict(zip(objectives, by_id[tid]["values"]))}
+            for tid in front]
+
+
+def trial_rows(grid: Any, objectives: tuple[str, ...] = (METRIC,)) -> list[dict]:
+    """One row per Ray trial: id, state, sampled params, epochs, best validation NDCG@10, each
+    objective at the best epoch (`values`), path."""
     rows = []
     for trial in grid_trials(grid):
         last = trial.last_result or {}
         best = last.get(BEST_SO_FAR)
+        values = [last.get(at_best(name)) for name in objectives]
         rows.append({
             "trial_id": trial.trial_id,
             "state": trial_state(trial.status, last),
             "params": dict((trial.config or {}).get("params", {})),
             "epochs": last.get("epoch"),
             BEST_SO_FAR: None if best is None else float(best),
+            "values": [None if value is None else float(value) for value in values],
             "node_ip": last.get("node_ip"),
             "path": trial.path,
             "error": str(trial.error_file) if trial.status == "ERROR" and trial.error_file else None,
@@ -88,7 +102,8 @@ def _record_in_study(folder: Path, name: str, rows: list[dict], interrupted: boo
 
 def summarize(grid: Any, config: Config, folder: Path) -> dict:
     """The experiment summary; `interrupted` is True when trials are missing or unfinished."""
-    rows = trial_rows(grid)
+    objectives = tuple(config.tune.objectives)
+    rows = trial_rows(grid, objectives)
     counts = {state: sum(r["state"] == state for r in rows)
               for state in STATES}
     finished = counts[TERMINATED] + counts[STOPPED_EARLY] + counts[ERRORED]
@@ -109,4 +124,5 @@ def summarize(grid: Any, config: Config, folder: Path) -> dict:
         "interrupted": interrupted,
         "best": _best(rows),
         "trial_states": {r["trial_id"]: r["state"] for r in rows},
+        **({"objectives": list(objectives), "pareto": pareto(rows, objectives)} if len(objectives) > 1 else {}),
     }
