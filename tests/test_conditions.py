@@ -67,6 +67,17 @@ def test_without_icc_no_clustering_parameter_is_sampled():
     assert all("cluster_method" in params for _, params in on)
 
 
+def test_a_zero_icc_share_switches_icc_off_over_a_base_gamma():
+    """The demo's space over the default gamma 0.1: a trial with icc_share 0 has no ICC (writing
+    icc_share makes gamma 0), so no clustering parameter may be sampled for it."""
+    config = load_config("configs/demo.yaml")
+    assert config.model.gamma > 0
+    _, trials = sample(config.tune.space, config, n=40)
+    off = [params for _, params in trials if params["icc_share"] == 0.0]
+    assert off and all("n_clusters" not in params for params in off)
+    assert all(not icc_on(trial_config(config, params).model) for params in off)
+
+
 def test_a_searched_variant_decides_what_is_active():
     space = {"variant": {"type": "categorical", "values": ["llmesr", "icc"]}, **CLUSTER_SPACE}
     _, trials = sample(space, BASE)

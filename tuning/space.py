@@ -35,7 +35,7 @@ import math
 from typing import Any, Mapping
 
 from model.config import VARIANT_SWITCHES, splits_into_heads
-from model.icc import METHOD_PARAMETERS, WEIGHTS as ICC_WEIGHTS
+from model.icc import METHOD_PARAMETERS, WEIGHTS as ICC_WEIGHTS, drop_replaced_weight
 from settings import ConfigError, from_dict
 from tuning.conditions import implicit_parents, is_active, sampling_order, written_conditions
 from tuning.config import Config
@@ -368,6 +368,8 @@ class SearchSpace:
                 continue
             spec = self.space[name]
             values[name] = out[name] = spec if is_fixed(spec) else answer(name, spec, variant)
+            if name in ICC_WEIGHTS:      # as trial_config will: a written icc_share makes gamma 0
+                values = drop_replaced_weight(values, {name} | (set(ICC_WEIGHTS) & set(self.space)))
         return out
 
     def __call__(self, trial: Any) -> None:
