@@ -141,7 +141,7 @@ def _say(progress: bool, text: str) -> None:
 # ---- stage 1: search --------------------------------------------------------------------------
 def arm_plans(config: Any, folder: Path) -> dict[str, Any]:
     """arm -> its tune config, every arm's space checked (before Ray starts)."""
-    from tuning.space import validate_space
+    from tuning.space_checks import validate_space
 
     plans = {arm_name(v, b): arm_config(config, v, b, folder / SEARCH_DIR) for v, b in arms(config)}
     for plan in plans.values():

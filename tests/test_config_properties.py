@@ -39,7 +39,7 @@ def _dotted_keys(cls: type = Config, prefix: str = "") -> list[str]:
 
 def _floats(obj: object) -> list[float]:
     """Every float of a config's typed fields (the free-form tune.space is checked by
-    tuning.space.validate_space before Ray starts, not here)."""
+    tuning.space_checks.validate_space before Ray starts, not here)."""
     if dataclasses.is_dataclass(obj):
         return [x for f in dataclasses.fields(obj) for x in _floats(getattr(obj, f.name))]
     if isinstance(obj, (list, tuple)):

@@ -80,8 +80,8 @@ def test_asha_stops_on_the_prune_metric_and_the_search_on_every_objective():
 
     config = tiny_config(Path("/tmp"), "x", SPACE, extra=(f"tune.objectives=[{','.join(TWO)}]",
                                                           "tune.prune_metric=valid_tail_item_hit_10"))
-    assert _tune_config(config, None).metric == "valid_tail_item_hit_10"
-    assert _tune_config(config.replace({"tune.prune_metric": ""}), None).metric == TWO[0]
+    assert _tune_config(config, None, None).metric == "valid_tail_item_hit_10"
+    assert _tune_config(config.replace({"tune.prune_metric": ""}), None, None).metric == TWO[0]
 
 
 # ---- Pareto selection ---------------------------------------------------------------------------

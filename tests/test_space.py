@@ -267,7 +267,7 @@ def test_hidden_size_is_free_where_no_attention_splits_it():
     ({}, ["clusters.dim=500"], "clusters.dim: got 500; allowed: at most min(items, embedding width) = 384"),
 ])
 def test_cluster_settings_must_fit_the_prepared_items(space, overrides, fragment):
-    from tuning.space import check_space_fits_data
+    from tuning.space_checks import check_space_fits_data
 
     base = load_config(None, ["data.name=ml-100k", *overrides])
     validate_space(space, base)
@@ -277,7 +277,7 @@ def test_cluster_settings_must_fit_the_prepared_items(space, overrides, fragment
 
 
 def test_cluster_counts_above_the_items_are_fine_where_no_trial_clusters_with_kmeans():
-    from tuning.space import check_space_fits_data
+    from tuning.space_checks import check_space_fits_data
 
     many = {"n_clusters": {"type": "int", "low": 4, "high": 5000}}
     for extra in ({"cluster_method": "hdbscan"}, {"gamma": 0.0}, {"variant": "llmesr"},

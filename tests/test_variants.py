@@ -8,7 +8,8 @@ import pytest
 from model.config import VARIANT_SWITCHES, variant_of
 from settings import ConfigError
 from tuning.config import config_from_dict, config_to_dict, load_config
-from tuning.space import SearchSpace, trial_config, validate_space
+from tuning.space import SearchSpace, trial_config
+from tuning.space_checks import validate_space
 
 REPO_CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
 

@@ -13,7 +13,7 @@ _EXPORTS = {
     "Config": "tuning.config", "ConfigError": "settings", "TuneConfig": "tuning.config",
     "config_from_dict": "tuning.config", "config_to_dict": "tuning.config", "load_config": "tuning.config",
     "PARAMETERS": "tuning.space", "SearchSpace": "tuning.space", "flat_params": "tuning.space",
-    "trial_config": "tuning.space", "validate_space": "tuning.space",
+    "trial_config": "tuning.space", "validate_space": "tuning.space_checks",
     "BEST_SO_FAR": "model.contract", "METRIC": "model.contract", "MODE": "model.contract",
     "TIME_ATTR": "model.contract", "load_study": "tuning.study",
     "ExperimentInterrupted": "tuning.summary", "AllTrialsErrored": "tuning.runner",

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from tuning.config import Config, config_from_dict, config_to_dict
-from tuning.space import SearchSpace, check_space_fits_data, flat_params, validate_space
+from tuning.space import SearchSpace, flat_params
+from tuning.space_checks import check_space_fits_data, validate_space
 from tuning.summary import ExperimentInterrupted, summarize
 from tuning.lock import driver_lock
 from tuning.study import DB_NAME
