@@ -80,11 +80,11 @@ def cmd_clusters(args: argparse.Namespace) -> None:
     if args.n_clusters is not None:
         extra.append(f"clusters.n_clusters={args.n_clusters}")
     config = _config(args, extra)
-    from cluster_prep import build_clusters
+    from model.pipeline import run_clusters
     from datasets import prepare_dataset
 
     data = prepare_dataset(config.data, progress=not args.json)
-    artifact = build_clusters(data, config.clusters, config.data.cache_dir)
+    artifact = run_clusters(config, data)
     emit(f"clusters of {config.data.name}", artifact.summary(), args.json)
     _warn_clusters(artifact)
 
@@ -241,7 +241,7 @@ def cmd_study(args: argparse.Namespace) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     """The README's `make demo`: prepare the bundled data, cluster, tune on ml-100k, report."""
-    from cluster_prep import build_clusters
+    from model.pipeline import run_clusters
     from datasets import describe, prepare_dataset
     from results import write_report
     from tuning import run_experiment
@@ -252,7 +252,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
         config = load_config(REPO / "configs" / "demo.yaml", [*(args.set or []), f"data.name={name}"])
         data = prepare_dataset(config.data, progress=True)
         print_table(f"dataset {name}", describe(data))
-        artifact = build_clusters(data, config.clusters, config.data.cache_dir)
+        artifact = run_clusters(config, data)
         print_table(f"clusters of {name}", artifact.summary())
         _warn_clusters(artifact)
     summary = run_experiment(demo, progress=True)

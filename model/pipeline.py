@@ -32,8 +32,12 @@ class RunConfig(Protocol):
 def icc_clusters(config: RunConfig, data: PreparedDataset) -> Any | None:
     """The cluster artifact (built, or loaded from the cache, in the model's hidden-size space)
     when ICC is on, else None: a run without ICC never pays for clustering."""
-    if not icc_on(config.model):
-        return None
+    return run_clusters(config, data) if icc_on(config.model) else None
+
+
+def run_clusters(config: RunConfig, data: PreparedDataset) -> Any:
+    """The cluster artifact a run of `config` uses (centers in the model's hidden-size PCA
+    space), built or read from the cache: `launch.py clusters` warms the entry trials read."""
     from cluster_prep import build_clusters
     from model.llmesr import pca_matrix
 
