@@ -51,9 +51,10 @@ def longest_input(data: PreparedDataset) -> int:
 
 def capped_max_len(max_len: int, data: PreparedDataset) -> tuple[int, str | None]:
     """(max_len capped at the longest input history, a note saying so or None). A window wider
-    than every history holds only padding on the left: it changes nothing a model sees but
-    costs time and memory in proportion (max_len 100000 on ml-100k: 300 s and 6.2 GB an epoch),
-    so every max_len >= the longest history trains and evaluates exactly as that length."""
+    than every history holds only padding on the left: it changes nothing a model sees, yet the
+    training block, the position table and the evaluation windows were sized by it (max_len
+    100000 on ml-100k: [943, 100001] blocks, 12.1 GB peak against 10.3 GB capped in one epoch of
+    a 16-wide model). Every max_len >= the longest history trains and evaluates as that length."""
     longest = longest_input(data)
     if max_len <= longest:
         return max_len, None
