@@ -20,6 +20,7 @@ import argparse
 import errno
 import json
 import math
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -104,12 +105,15 @@ def cmd_train(args: argparse.Namespace) -> None:
     from model.pipeline import train_once
 
     result = train_once(config, on_epoch=None if args.json else print_epoch, progress=not args.json)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     payload = {
         "valid": result.valid,
         "test": result.test,
         "best_epoch": result.best_epoch,
         "epochs": result.epochs,
         "seconds": round(result.seconds, 2),
+        "notes": result.notes,
     }
     keys = ("ndcg_10", "new_target_ndcg_10", "hit_10", "tail_item_ndcg_10", "tail_user_ndcg_10",
             "sampled_ndcg_10")
@@ -337,12 +341,25 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         # ConfigError and DataError are ValueErrors; an unreachable --address a ConnectionError,
         # a missing, unreadable or full disk another OSError: a clear one-line answer, no traceback.
-        print(f"error: {_one_line(error)}", file=sys.stderr)
+        line = _one_line(error)
+        print(f"error: {line}", file=sys.stderr)
+        if getattr(args, "json", False):       # the promised last JSON line, for scripts
+            print(json.dumps({"error": line, "key": error_key(line)}))
         return 2
     except KeyboardInterrupt:
         print("error: interrupted (a tune run can be continued with --resume --name NAME)", file=sys.stderr)
         return 130
     return 0
+
+
+#: the setting (model.gamma, tune.space.lr, study.seeds[0]) or option (--trial) an error line starts with
+ERROR_KEY = re.compile(r"(--[a-z][a-z0-9-]*|[a-z_]+(?:\.[A-Za-z0-9_]+)+(?:\[\d+\])*):")
+
+
+def error_key(line: str) -> str | None:
+    """The setting or option an error line names first (its leading `key:`), else None."""
+    match = ERROR_KEY.match(line)
+    return match.group(1) if match else None
 
 
 def _one_line(error: BaseException) -> str:

@@ -136,3 +136,31 @@ def quartiles(values: Iterable[float | None]) -> tuple[float, float, float]:
     array = np.array([top + 1.0 if v is None or not math.isfinite(v) else float(v) for v in values])
     q1, q2, q3 = (math.inf if q > top else float(q) for q in np.quantile(array, [0.25, 0.5, 0.75]))
     return q2, q1, q3
+
+
+ALPHA = 0.05               # a difference between methods counts when the two-sided test gives p below this
+
+
+def _costs(values: Iterable[float | None], top: float) -> list[float]:
+    """Trial-epochs to target with a search that never reached it counted as the costliest."""
+    return [top + 1.0 if v is None or not math.isfinite(v) else float(v) for v in values]
+
+
+def mann_whitney(a: Sequence[float | None], b: Sequence[float | None]) -> float | None:
+    """Two-sided Mann-Whitney U p-value of two methods' trial-epochs to target over their seeds
+    (never = the costliest); None where undefined (fewer than 2 seeds a side, or all equal)."""
+    from scipy.stats import mannwhitneyu
+
+    finite = [float(v) for v in (*a, *b) if v is not None and math.isfinite(v)]
+    top = max(finite, default=0.0)
+    x, y = _costs(a, top), _costs(b, top)
+    if min(len(x), len(y)) < 2 or len(set(x + y)) < 2:
+        return None
+    return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
+
+
+def beats(a: Sequence[float | None], b: Sequence[float | None]) -> bool:
+    """Whether method a needs fewer trial-epochs to target than b: a lower median AND a two-sided
+    Mann-Whitney p below ALPHA; a lower median alone may be chance."""
+    p = mann_whitney(a, b)
+    return p is not None and p < ALPHA and quartiles(a)[0] < quartiles(b)[0]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from datasets.config import DataConfig
+from datasets.config import DataConfig, unused_options
 from datasets.errors import DataError
 from datasets.prepared import ARRAY_FIELDS, PreparedDataset
 from datasets.raw import file_identity
@@ -86,7 +86,8 @@ def _modules_hash(folder: Path) -> str:
 
 
 def cache_key(cfg: DataConfig, files: list[Path]) -> tuple[str, dict[str, Any]]:
-    options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in NOT_IN_KEY}
+    skip = (*NOT_IN_KEY, *unused_options(cfg))
+    options = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
     content = {"format": FORMAT_VERSION, "code": code_hash(), "options": options,
                "files": [file_identity(p) for p in files]}
     text = json.dumps(content, sort_keys=True)

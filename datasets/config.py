@@ -35,7 +35,7 @@ class DataConfig:
     tail_user_share: float = setting(0.8, "share of shortest users called tail (when no threshold)", low=0, high=1, low_open=True, high_open=True)
     tail_user_threshold: int = setting(0, "users with at most this many training items are tail (0: use the share)", low=0)
     tail_user_preset: str = setting("", "LLM-ESR's per-dataset tail-user threshold (overrides the two above; '' = off)", choices=TAIL_USER_PRESETS)
-    embedder: str = setting("minilm", "item text embedder", choices=EMBEDDERS)
+    embedder: str = setting("minilm", "item text embedder: minilm, or file (data.embedding_path); llmesr always uses file", choices=EMBEDDERS)
     embed_batch_size: int = setting(128, "texts per embedding batch", low=1)
     embed_device: str = setting("auto", "device of the text embedder (auto = CUDA when present)", choices=DEVICES)
     pca_dim: int = setting(64, "PCA size of the ID-view initialisation (= model hidden size)", low=1)
@@ -45,6 +45,19 @@ class DataConfig:
 
 
 def resolve_cores(cfg: DataConfig) -> DataConfig:
-    """`cfg` with unset (0) k-core fields replaced by the source's default (SOURCE_CORES)."""
+    """`cfg` as its source uses it: unset (0) k-core fields replaced by the source's default
+    (SOURCE_CORES), and embedder "file" for llmesr, whose files carry no text to embed (so
+    meta.json says what was used, and both spellings share one cache)."""
     default = SOURCE_CORES.get(cfg.name, 5)
-    return replace(cfg, user_core=cfg.user_core or default, item_core=cfg.item_core or default)
+    embedder = "file" if cfg.name == "llmesr" else cfg.embedder
+    return replace(cfg, user_core=cfg.user_core or default, item_core=cfg.item_core or default,
+                   embedder=embedder)
+
+
+def unused_options(cfg: DataConfig) -> tuple[str, ...]:
+    """Options that change nothing under `cfg`'s others (kept out of the cache key, so equivalent
+    configs share one prepared dataset): a tail-user preset or threshold decides the tail users
+    alone, and the preset decides the threshold too."""
+    if cfg.tail_user_preset:
+        return ("tail_user_share", "tail_user_threshold")
+    return ("tail_user_share",) if cfg.tail_user_threshold > 0 else ()

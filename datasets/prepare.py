@@ -29,7 +29,7 @@ from datasets.sources import get_source
 
 
 def _uses_file(cfg: DataConfig) -> bool:
-    return cfg.name == "llmesr" or cfg.embedder == "file"
+    return cfg.embedder == "file"           # llmesr's is set to file by resolve_cores
 
 
 def _versions() -> dict[str, str]:
@@ -46,7 +46,7 @@ def _item_vectors(cfg: DataConfig, raw: RawData, matrix: np.ndarray | None, prog
                   timings: dict[str, float]) -> tuple[np.ndarray, dict[str, Any]]:
     """[len(universe), D] vectors of every source item, and how they were made."""
     if matrix is not None:
-        return matrix, {"embedder": "file", "embedding_path": cfg.embedding_path}
+        return matrix, {"embedder": "file", "embedding_path": cfg.embedding_path, "embedding_rows": raw.row_order}
     start = time.perf_counter()
     vectors, hit = embeddings.cached_text_embeddings(
         raw.texts(), Path(cfg.cache_dir), cfg.embed_batch_size, cfg.embed_device, progress)
@@ -153,8 +153,7 @@ def prepare_dataset(cfg: DataConfig, progress: bool = True) -> PreparedDataset:
     raw = source.load(cfg, files)
     matrix = None
     if matrix_path is not None:
-        matrix = embeddings.align_rows(embeddings.load_matrix(matrix_path, cfg.allow_pickle),
-                                       raw.item_universe.size, matrix_path)
+        matrix = embeddings.align_rows(embeddings.load_matrix(matrix_path, cfg.allow_pickle), raw, matrix_path)
     timings["load_s"] = round(time.perf_counter() - start, 3)
     data, keys = _build(cfg, raw, matrix, progress, timings)
     timings["total_s"] = round(time.perf_counter() - started, 3)

@@ -25,18 +25,23 @@ INTEGER_KEY = re.compile(r"-?[0-9]{1,18}")   # plain ASCII digits that fit int64
 class RawData:
     """Interactions before filtering, in file order.
 
-    `order` sorts a user's interactions in time (ties keep file order). `item_universe` lists the
-    item keys in the order an item embedding file's rows follow (see `embeddings.align_rows`):
-    sorted keys, or ids 1..max for llmesr.
+    `order` sorts a user's interactions in time (ties keep file order). `item_universe` holds the
+    source's distinct item keys, sorted; `universe_rows` the row of each in a user's item
+    embedding file (None: row r = the r-th key) and `matrix_rows` how many rows that file must
+    have (None: one per key), which `row_order` says in words for messages and meta.json (see
+    `embeddings.align_rows`). Arrays are sized by the distinct ids, never by the largest id.
     """
 
     users: np.ndarray                      # [n] user keys (int64 or str objects)
     items: np.ndarray                      # [n] item keys (int64 or str objects)
     order: np.ndarray                      # [n] float64 timestamp / position
-    item_universe: np.ndarray              # item keys in embedding-row order
+    item_universe: np.ndarray              # sorted distinct item keys
     item_text: dict[Any, str] = field(default_factory=dict)
     sources: list[Path] = field(default_factory=list)   # files whose identity keys the cache
     meta: dict[str, Any] = field(default_factory=dict)  # source-specific counts
+    universe_rows: np.ndarray | None = None             # embedding-file row of each universe key
+    matrix_rows: int | None = None                      # rows an embedding file must have
+    row_order: str = "one row per item id, in ascending id order"
 
     def texts(self) -> list[str]:
         """Text of every universe item, in universe order ("" where the source had none)."""

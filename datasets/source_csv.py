@@ -4,6 +4,12 @@ Keys are compared as integers when every key is one, else as strings. Ties in ti
 order. Items missing from the text file get "" (counted in meta as `items_without_text`).
 Files are UTF-8, with or without a byte-order mark (spreadsheet exports often add one);
 timestamps must be finite numbers.
+
+Row order of a user's embedding matrix (`data.embedder=file`), one rule whatever the keys hold:
+with `data.item_text_path`, the matrix's rows follow that file's data rows one to one (its `text`
+column may be absent); without it, every item key must be an integer and the rows follow the
+distinct keys in ascending integer order. Keys that are not all integers have no order a matrix
+could follow (string order would put item 10 before item 2): refused without an item file.
 """
 
 from __future__ import annotations
@@ -42,8 +48,9 @@ def _text(path: Path) -> str:
                         f"save the file as UTF-8") from None
 
 
-def _rows(path: Path, required: tuple[str, ...]):
-    """Yield (line number, {column: value}) for each data row, checking the header first."""
+def _rows(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()):
+    """Yield (line number, {column: value}) for each data row (the `optional` columns where the
+    header has them), checking the header first."""
     reader = csv.reader(io.StringIO(_text(path), newline=""))
     try:
         header = [h.strip() for h in next(reader, [])]
@@ -51,7 +58,7 @@ def _rows(path: Path, required: tuple[str, ...]):
         if missing:
             raise DataError(f"{path}, line 1: header {header} lacks column(s) {missing}; "
                             f"required: {list(required)}")
-        index = {c: header.index(c) for c in required}
+        index = {c: header.index(c) for c in (*required, *optional) if c in header}
         for row in reader:
             number = reader.line_num
             if not row:
@@ -64,27 +71,76 @@ def _rows(path: Path, required: tuple[str, ...]):
 
 
 def load(cfg: DataConfig, paths: list[Path]) -> RawData:
-    users, items, stamps = [], [], []
+    users, items, lines, stamps = [], [], [], []
     for number, row in _rows(paths[0], ("user", "item", "timestamp")):
         stamps.append(finite_timestamp(row["timestamp"], f"{paths[0]}, line {number}"))
         if not row["user"] or not row["item"]:
             raise DataError(f"{paths[0]}, line {number}: empty user or item")
         users.append(row["user"])
         items.append(row["item"])
+        lines.append(number)
     if not users:
         raise DataError(f"{paths[0]}: no interactions")
-    texts: dict[str, str] = {}
-    if len(paths) > 1:
-        for _, row in _rows(paths[1], ("item", "text")):
-            texts[row["item"]] = row["text"]
     items_arr = keys_array(items)
-    universe = np.unique(items_arr)
+    listed = _item_rows(paths[1], cfg.embedder) if len(paths) > 1 else []
+    texts = {key: text for _, key, text in listed}
     if items_arr.dtype == np.int64:
         texts_by_key = {int(k): v for k, v in texts.items() if INTEGER_KEY.fullmatch(k)}
     else:
         texts_by_key = dict(texts)
-    return RawData(
+    used = np.unique(items_arr)
+    raw = RawData(
         users=keys_array(users), items=items_arr, order=np.asarray(stamps, dtype=np.float64),
-        item_universe=universe, item_text=texts_by_key, sources=list(paths),
-        meta={"raw_users": len(set(users)), "raw_items": int(universe.size), "raw_interactions": len(users),
-              "items_without_text": int(sum(1 for k in universe.tolist() if not texts_by_key.get(k)))})
+        item_universe=used, item_text=texts_by_key, sources=list(paths),
+        meta={"raw_users": len(set(users)), "raw_items": int(used.size), "raw_interactions": len(users),
+              "items_without_text": int(sum(1 for k in used.tolist() if not texts_by_key.get(k)))})
+    if cfg.embedder != "file":
+        return raw
+    if listed:
+        return _rows_from_item_file(raw, listed, paths[1], paths[0], lines)
+    if items_arr.dtype != np.int64:
+        first = next(n for n, key in enumerate(items) if not INTEGER_KEY.fullmatch(key))
+        raise DataError(f"{paths[0]}, line {lines[first]}: item {items[first]!r} is not an integer, so the "
+                        f"rows of data.embedding_path have no known order (without data.item_text_path "
+                        f"they follow ascending integer item keys); list the items in the matrix's row "
+                        f"order in data.item_text_path (a CSV with column item)")
+    raw.row_order = "one row per distinct item key, in ascending integer order"
+    return raw
+
+
+def _item_rows(path: Path, embedder: str) -> list[tuple[int, str, str]]:
+    """(line, item key, text) of each data row of the item file; `text` is optional for
+    embedder file (the file then only gives the matrix's row order)."""
+    required = ("item",) if embedder == "file" else ("item", "text")
+    listed = []
+    for number, row in _rows(path, required, optional=("text",)):
+        if not row["item"] and embedder == "file":
+            raise DataError(f"{path}, line {number}: empty item, so matrix row {len(listed)} belongs to no item")
+        listed.append((number, row["item"], row.get("text", "")))
+    return listed
+
+
+def _rows_from_item_file(raw: RawData, listed: list[tuple[int, str, str]], path: Path,
+                         inter: Path, lines: list[int]) -> RawData:
+    """`raw` with the embedding rows in the item file's order: row r = the item on its r-th data
+    row. Every interaction item must be listed, and listed once."""
+    integer = raw.items.dtype == np.int64
+    seen: dict = {}
+    for row, (number, key, _) in enumerate(listed):
+        if integer and not INTEGER_KEY.fullmatch(key):
+            continue                                   # a text key no interaction can name
+        value = int(key) if integer else key
+        if value in seen:
+            raise DataError(f"{path}, line {number}: item {key!r} is listed again (first on line "
+                            f"{seen[value][0]}); each matrix row must belong to one item")
+        seen[value] = (number, row)
+    missing = [n for n, key in enumerate(raw.items.tolist()) if key not in seen]
+    if missing:
+        key = raw.items[missing[0]]
+        raise DataError(f"{inter}, line {lines[missing[0]]}: item {str(key)!r} is not listed in {path}, "
+                        f"whose rows give the row order of data.embedding_path")
+    keys = np.asarray(sorted(seen), dtype=raw.items.dtype)
+    rows = np.asarray([seen[k][1] for k in keys.tolist()], dtype=np.int64)
+    raw.item_universe, raw.universe_rows, raw.matrix_rows = keys, rows, len(listed)
+    raw.row_order = f"one row per data row of {path.name}, in its order"
+    return raw

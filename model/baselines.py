@@ -81,7 +81,9 @@ def reference_metrics(data: PreparedDataset, split: str, max_len: int, repeats: 
                       device: str | torch.device = "cpu") -> dict[str, dict[str, float]]:
     """Every reference scorer's metrics on `split`, under the same protocol as a trained model."""
     from model.evaluate import evaluate
+    from model.sequences import capped_max_len
 
+    max_len = capped_max_len(max_len, data)[0]        # the same ranks, without padding columns
     return {name: evaluate(baseline_scorer(name, data, device), data, split, max_len, device=device,
                            repeats=repeats)
             for name in BASELINES}

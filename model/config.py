@@ -11,6 +11,9 @@ from settings import ConfigError, setting
 BACKBONES = ("sasrec", "bert4rec", "gru4rec")
 ATTENTION_BACKBONES = ("sasrec", "bert4rec")   # split hidden_size into num_heads heads
 LOSSES = ("bce", "ce")
+#: far above any real history (ml-100k's longest input is 647 items; runs cap max_len there anyway):
+#: a bound only so that absurd numbers are one line instead of a torch size error
+MAX_LEN_LIMIT = 10**9
 TEACHERS = ("batch", "epoch")
 REPEAT_POLICIES = ("keep", "exclude")
 VARIANTS = ("custom", "plain", "llmesr", "icc")
@@ -32,7 +35,8 @@ class ModelConfig:
     num_blocks: int = setting(2, "transformer blocks (GRU layers for gru4rec)", low=1)
     num_heads: int = setting(1, "attention heads", low=1)
     dropout: float = setting(0.5, "dropout rate", low=0, high=1, high_open=True)
-    max_len: int = setting(200, "longest input sequence (older items dropped)", low=2)
+    max_len: int = setting(200, "longest input sequence (older items dropped; capped at the data's "
+                           "longest history, which gives the same results)", low=2, high=MAX_LEN_LIMIT)
     causal: bool = setting(True, "sasrec: causal attention mask (false reproduces the seed code)")
     mask_prob: float = setting(0.2, "bert4rec: cloze masking probability", low=0, high=1, low_open=True, high_open=True)
     semantic_view: bool = setting(True, "LLM-ESR dual view; false = the plain backbone")
@@ -109,6 +113,21 @@ def splits_into_heads(backbone: str, semantic_view: bool, cross_attention: bool)
     """Whether a model splits hidden_size into num_heads attention heads (so must divide it):
     the transformer backbones do, and so does the cross-attention between the two views."""
     return backbone in ATTENTION_BACKBONES or (semantic_view and cross_attention)
+
+
+def check_heads(cfg: ModelConfig) -> None:
+    """A ConfigError unless model.hidden_size splits into model.num_heads where the model splits
+    it (`splits_into_heads`): the search space is checked so before Ray starts; every run built
+    from a config (train, reproduce, a study's confirmation) is checked here, before any data or
+    weights, instead of failing with a tensor-shape traceback in its first batch."""
+    if cfg.hidden_size % cfg.num_heads and splits_into_heads(cfg.backbone, cfg.semantic_view,
+                                                             cfg.cross_attention):
+        which = (f"backbone {cfg.backbone!r}" if cfg.backbone in ATTENTION_BACKBONES
+                 else "the cross-attention between the two views (model.semantic_view and model.cross_attention)")
+        divisors = [d for d in range(1, cfg.hidden_size + 1) if cfg.hidden_size % d == 0][:8]
+        raise ConfigError(f"model.num_heads: got {cfg.num_heads} with model.hidden_size {cfg.hidden_size}, "
+                          f"which {which} splits into heads; allowed: a divisor of {cfg.hidden_size} "
+                          f"(e.g. {', '.join(map(str, divisors))}), or a hidden_size divisible by {cfg.num_heads}")
 
 
 def variant_of(cfg: "ModelConfig | Mapping[str, Any]") -> str:

@@ -13,7 +13,7 @@ from typing import Any, Callable, Protocol
 from cluster_prep.config import ClusterConfig
 from datasets.config import DataConfig
 from datasets.prepared import PreparedDataset
-from model.config import EvalConfig, ModelConfig, TrainConfig
+from model.config import EvalConfig, ModelConfig, TrainConfig, check_heads
 from model.icc import icc_on
 from model.trainer import EpochReport, Trainer, TrainResult
 
@@ -69,5 +69,6 @@ def train_once(config: RunConfig, on_epoch: Callable[[EpochReport], None] | None
     """Prepare the data, train with early stopping and return the TrainResult."""
     from datasets import prepare_dataset
 
+    check_heads(config.model)                  # before the data: a bad config costs nothing
     data = prepare_dataset(config.data, progress)
     return build_trainer(config, data).fit(on_epoch)

@@ -10,18 +10,19 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import torch
 
 from model.batches import TrainBatches
-from model.config import EvalConfig, ModelConfig, TrainConfig
+from model.config import EvalConfig, ModelConfig, TrainConfig, check_heads
 from model.contract import SELECT_KEY, stops_after
 from model.device import apply_torch_settings, resolve_device
 from model.llmesr import build_model
 from model.icc import CALIBRATION_BATCHES, gamma_for_share
 from model.objective import batch_loss, mean_parts_at_init, refresh_teachers
+from model.sequences import capped_max_len
 
 PARTS = ("rec", "sd", "icc", "cl")
 
@@ -48,6 +49,7 @@ class TrainResult:
     epochs: int
     seconds: float
     history: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # what the run adjusted (a capped max_len)
 
 
 def _cpu_copy(state: dict) -> dict:
@@ -60,6 +62,10 @@ class Trainer:
 
     def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, data, clusters=None,
                  eval_cfg: EvalConfig | None = None) -> None:
+        check_heads(model_cfg)
+        max_len, note = capped_max_len(model_cfg.max_len, data)     # the one effective max_len
+        model_cfg = replace(model_cfg, max_len=max_len)
+        self.notes = [note] if note else []
         self.model_cfg, self.train_cfg, self.data = model_cfg, train_cfg, data
         self.eval_cfg = eval_cfg or EvalConfig()
         self.device = resolve_device(train_cfg.device)
@@ -216,7 +222,7 @@ class Trainer:
         test = self.test()
         return TrainResult(valid=dict(self.best_valid), test=test, best_epoch=self.best_epoch,
                            epochs=self.epoch, seconds=self.elapsed + time.perf_counter() - start,
-                           history=list(self.history))
+                           history=list(self.history), notes=list(self.notes))
 
     # ---- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict:

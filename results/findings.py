@@ -234,12 +234,13 @@ def budget_curves(epochs: pd.DataFrame) -> pd.DataFrame:
 # ---- the documents ------------------------------------------------------------------------------
 def reductions(config: Any) -> list[str]:
     """Every setting where the study departs from the LLM-ESR paper's, in words."""
+    from datasets.config import resolve_cores
     from tuning.config import config_to_dict
 
     data = config_to_dict(config)
     out = [f"`{key}` = {_value(data, key)!r} (paper: {paper!r})"
            for key, paper in PAPER.items() if _value(data, key) != paper]
-    out.append(f"item text embeddings: {data['data']['embedder']} "
+    out.append(f"item text embeddings: {resolve_cores(config.data).embedder} "
                "(the paper used OpenAI ada-002, 1536-d; MiniLM is 384-d)")
     out.append(f"confirmation runs train all {config.train.epochs} epochs (no early stopping) and test the "
                f"best-validation epoch; search trials stop after {config.train.patience} epochs without "

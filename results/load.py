@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from model.config import variant_of
+from model.config import BACKBONES, variant_of
 from model.contract import CLUSTER_COLUMNS, FINISHED, METRIC, trial_outcome
 from tuning.conditions import is_active
 
@@ -54,6 +54,9 @@ def best_row(history: pd.DataFrame) -> pd.Series | None:
 def trial_dirs(experiment: str | Path) -> list[Path]:
     """Trial folders of an experiment (those holding Ray's params.json), sorted by name."""
     root = Path(experiment)
+    if root.exists() and not root.is_dir():
+        raise ExperimentError(f"{str(root)!r} is a file, not an experiment folder (give the folder "
+                              f"under tune.storage_path that holds the trial folders)")
     if not root.is_dir():
         raise ExperimentError(f"experiment folder {str(root)!r} does not exist")
     return sorted(p.parent for p in root.glob("*/params.json"))
@@ -203,6 +206,7 @@ def read_trial(trial_dir: str | Path) -> dict[str, Any]:
         if name not in record and _config_value(config, section, field) is not None and is_active(name, deciding):
             record[name] = _config_value(config, section, field)
     record.update(_calibrated_weight(config, history))
+    _check_backbone(trial_dir, params, config)
     if isinstance(config.get("model"), Mapping):
         record["variant"] = variant_of(config["model"])
     best = best_row(history)
@@ -232,6 +236,18 @@ def _calibrated_weight(config: Mapping[str, Any], history: pd.DataFrame) -> dict
     if "icc_gamma" in history.columns and history["icc_gamma"].notna().any():
         out["gamma"] = float(history["icc_gamma"].dropna().iloc[-1])
     return out
+
+
+def _check_backbone(trial_dir: Path, params: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """A backbone is a name the model knows: it names report files and HTML ids, so a hand-edited
+    one ("a/b", markup) is refused in one line naming the trial folder and the field."""
+    chosen = params.get("params") if isinstance(params.get("params"), Mapping) else params
+    model = config.get("model") if isinstance(config.get("model"), Mapping) else {}
+    for field, source in (("params.backbone" if chosen is not params else "backbone", chosen),
+                          ("config.model.backbone", model)):
+        if "backbone" in source and source["backbone"] not in BACKBONES:
+            raise ExperimentError(f"trial folder {str(trial_dir)!r}: params.json {field}: got "
+                                  f"{source['backbone']!r}; allowed: {', '.join(BACKBONES)}")
 
 
 def _is_number(value: Any) -> bool:

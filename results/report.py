@@ -75,30 +75,23 @@ def summary_markdown(tables: dict[str, tuple[pd.DataFrame, bool]]) -> str:
 
 def experiment_references(experiment: Path) -> tuple[dict | None, str | None]:
     """The training-free references on the experiment's own dataset, split and protocol
-    ({split: {name: metrics}}), cached in report/references.json; (None, why) when the
-    experiment's config or data cannot be read here."""
+    ({split: {name: metrics}}), cached in report/references.json (results.references: keyed by
+    what they depend on, rebuilt when damaged); (None, why) when the experiment's config or data
+    cannot be read here."""
     import json
 
-    cached = experiment / REPORT_DIR / "references.json"
-    if cached.is_file():
-        return json.loads(cached.read_text()), None
+    from results.references import cached_references
+
     saved = experiment / "experiment_config.json"
     if not saved.is_file():
         return None, f"no training-free references: {saved.name} is missing from the experiment folder"
     try:
-        from datasets import prepare_dataset
-        from model.baselines import reference_metrics
         from tuning.config import config_from_dict
 
         config = config_from_dict(json.loads(saved.read_text()))
-        data = prepare_dataset(config.data, progress=False)
-        found = {split: reference_metrics(data, split, config.model.max_len, config.eval.repeats)
-                 for split in ("valid", "test")}
+        return cached_references(config, experiment / REPORT_DIR / "references.json"), None
     except (ValueError, OSError) as err:
         return None, f"no training-free references: the experiment's data could not be prepared here ({err})"
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(found))
-    return found, None
 
 
 def write_report(experiment: str | Path) -> dict[str, Any]:

@@ -76,6 +76,10 @@ def rerun_config(params: dict, row: pd.Series) -> Any:
     if not data:
         raise ExperimentError(f"trial {row['trial_id']}: params.json holds no full config to re-run")
     if row["state"] != "terminated":
+        if not _number(row["epochs"]) or int(row["epochs"]) < 1:
+            raise ExperimentError(f"--trial {row['trial_id']}: the trial never finished an epoch (state "
+                                  f"{row['state']}), so there is nothing recorded to reproduce; pick a "
+                                  f"trial that reported at least one epoch")
         data["train"] = {**data.get("train", {}), "epochs": int(row["epochs"])}
     return config_from_dict(data)
 

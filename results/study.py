@@ -97,7 +97,7 @@ def claim(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path
     (`given`, as `launch.py` collects from --config and --set; None: every setting) differs
     from it, so `--resume --name N` alone continues the study as saved (like `tune`)."""
     from tuning.config import config_from_dict, config_to_dict
-    from tuning.runner import changed_setting
+    from tuning.runner import changed_setting, make_folder
     from settings import check_folder_name
 
     check_folder_name("--name", name)
@@ -115,7 +115,7 @@ def claim(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path
                              f"({diff}); resume without --config and --set to continue it as saved, "
                              f"or start a new --name")
         return folder, config_from_dict(saved)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(folder.parent, "tune.storage_path", config.tune.storage_path)
     try:
         folder.mkdir()
     except FileExistsError:
@@ -123,6 +123,14 @@ def claim(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path
                          f"continue it or another --name") from None
     _write_json(saved_path, wanted)
     return folder, config
+
+
+def findings_folder(findings_dir: str | Path | None) -> Path | None:
+    """The --findings folder, made now (None: the default, <study>/findings), so a file or an
+    unwritable place in the way is one line before the search, not after it."""
+    from tuning.runner import make_folder
+
+    return make_folder(Path(findings_dir), "--findings", str(findings_dir)) if findings_dir else None
 
 
 def _write_json(path: Path, payload: Any) -> None:
@@ -278,18 +286,11 @@ def load_confirmations(folder: Path) -> list[dict[str, Any]]:
 
 # ---- stage 3 and the whole study --------------------------------------------------------------
 def references(config: Any, folder: Path) -> dict[str, dict[str, dict[str, float]]]:
-    """Training-free references on the study's data, split and protocol (cached in the folder)."""
-    path = folder / "references.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    from datasets import prepare_dataset
-    from model.baselines import reference_metrics
+    """Training-free references on the study's data, split and protocol (cached in the folder,
+    keyed by what they depend on: results.references)."""
+    from results.references import cached_references
 
-    data = prepare_dataset(config.data, progress=False)
-    out = {split: reference_metrics(data, split, config.model.max_len, config.eval.repeats)
-           for split in ("valid", "test")}
-    _write_json(path, out)
-    return out
+    return cached_references(config, folder / "references.json")
 
 
 def run_study(config: Any, name: str, resume: bool = False, address: str | None = None,
@@ -302,10 +303,11 @@ def run_study(config: Any, name: str, resume: bool = False, address: str | None 
 
     if not name:
         raise StudyError("the study needs a name (--name N)")
+    out = findings_folder(findings_dir)          # before any work: a bad --findings costs nothing
     folder, config = claim(config, name, resume, given)
     plans = arm_plans(config, folder)
     refs = references(config, folder)
-    out = Path(findings_dir) if findings_dir else folder / FINDINGS_DIR
+    out = out or folder / FINDINGS_DIR
     experiments: dict[str, Path] = {}
     for backbone in config.study.backbones:          # one backbone at a time: its answer comes early
         group = {arm: plan for arm, plan in plans.items() if plan.model.backbone == backbone}

@@ -7,6 +7,7 @@ can always be traced back to one trial. Rounding happens only when a table is wr
 from __future__ import annotations
 
 import math
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,7 @@ def to_html(frame: pd.DataFrame, digits: int = 4, index: bool = False, table_id:
     shown = _flatten(frame).reset_index() if index else frame
     html = shown.to_html(index=False, na_rep="", border=0, classes="table",
                          float_format=lambda v: _cell(v, digits))
-    return html.replace("<table ", f'<table id="{table_id}" ', 1) if table_id else html
+    return html.replace("<table ", f'<table id="{escape(table_id, quote=True)}" ', 1) if table_id else html
 
 
 def write_table(frame: pd.DataFrame, folder: str | Path, name: str, index: bool = False) -> dict[str, str]:

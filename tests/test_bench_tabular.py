@@ -190,3 +190,26 @@ def test_tuner_grid_keeps_a_knob_only_when_it_reaches_the_target_sooner(monkeypa
     assert [c[2] for c in fresh] == [{}, {"grace_period": 1}]
     assert all(method == "tpe+asha" for method, _, _ in calls)
     assert "| grace_period=1 | 3/3 | 2 [2, 2] |" in text and "| defaults | 3/3 | 5 [5, 5] |" in text
+
+
+def test_goal_2_is_met_only_when_the_test_says_tpe_is_faster():
+    """The report said "60 vs 62 -> met" while Mann-Whitney gave p = 0.90 (issue 24): a lower
+    median of 20 seeds is no win. Goal 2 now needs the lower median and p < 0.05."""
+    import tabular_report as R
+    from scipy.stats import mannwhitneyu
+
+    grid = {"epochs": 756}
+    tied = {"tpe+asha": [{"epochs_to_target": e} for e in (30, 40, 50, 60, 60, 70, 80, 90, 200)],
+            "random+asha": [{"epochs_to_target": e} for e in (32, 38, 52, 58, 62, 68, 85, 95, 210)]}
+    line = R.goal_lines(tied, grid)[1]
+    p = mannwhitneyu([30, 40, 50, 60, 60, 70, 80, 90, 200], [32, 38, 52, 58, 62, 68, 85, 95, 210]).pvalue
+    assert line == (f"goal 2, TPE + ASHA needs fewer trial-epochs to target than random + ASHA: medians 60 vs "
+                    f"62, Mann-Whitney U two-sided p = {p:.2f} (9 + 9 seeds) -> NOT met (no difference at p < 0.05)")
+    faster = {"tpe+asha": [{"epochs_to_target": e} for e in range(10, 30, 2)],
+              "random+asha": [{"epochs_to_target": e} for e in (*range(100, 190, 10), None)]}
+    line = R.goal_lines(faster, grid)[1]
+    assert line.endswith("(10 + 10 seeds) -> met") and "medians 19 vs 145" in line
+    slower = {"tpe+asha": faster["random+asha"], "random+asha": faster["tpe+asha"]}
+    assert R.goal_lines(slower, grid)[1].endswith("-> NOT met")
+    assert S.mann_whitney([1, 2], [None, None]) == pytest.approx(mannwhitneyu([1, 2], [3, 3]).pvalue)
+    assert S.mann_whitney([5], [6, 7]) is None and S.mann_whitney([4, 4], [4, 4]) is None

@@ -11,6 +11,7 @@ files, the Optuna study (optuna.db) and the base config (experiment_config.json)
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import logging
@@ -35,6 +36,27 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE = "experiment_config.json"
 TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 PARAMETER_COLUMNS = ("backbone", "gamma", "n_clusters", "lr")
+
+
+class StorageError(OSError):
+    """A folder that cannot be made where a setting points (tune.storage_path, --findings): the
+    message names the setting; errno is kept, so a full disk still gets launch.py's advice."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def make_folder(path: Path, key: str, value: str) -> Path:
+    """`path` created with its parents; a StorageError naming `key` and its `value` otherwise
+    (instead of "[Errno 17] File exists" about a path the user never typed)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = "a file is in the way" if exc.errno in (errno.EEXIST, errno.ENOTDIR) else exc.strerror
+        where = f": {exc.filename!r}" if exc.filename else ""
+        raise StorageError(exc.errno, f"{key}: got {value!r}; cannot create the folder {str(path)!r} "
+                                      f"({reason}{where})") from None
+    return path
 
 
 def is_uri(path: str) -> bool:
@@ -235,7 +257,7 @@ def claim_experiment(config: Config, folder: Path) -> bool:
     """Claim the experiment's name by creating its experiment_config.json exclusively (O_EXCL):
     of two runs started with the same name, exactly one gets it, before either starts Ray.
     Returns whether this call created the folder itself (see `release_experiment`)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(folder.parent, "tune.storage_path", config.tune.storage_path)
     try:
         folder.mkdir()
         created = True
