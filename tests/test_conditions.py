@@ -199,3 +199,14 @@ def test_calibrated_gamma_gives_the_share_and_leaves_the_run_otherwise_unchanged
     assert report.train_loss == fixed_report.train_loss and report.valid == fixed_report.valid
     assert report.icc_gamma == gamma
     assert 0.1 <= report.loss_shares["icc"] <= 0.4 and math.isclose(sum(report.loss_shares.values()), 1.0)
+
+
+def test_progress_columns_hold_only_parameters_every_trial_has():
+    """Ray's best-trial progress line looks parameters up without a default: a column for a
+    conditional parameter ended a real amazon-scientific search with KeyError 'n_clusters'."""
+    from tuning.runner import progress_columns
+
+    config = load_config("configs/tail-search-scientific.yaml")
+    assert sorted(progress_columns(config).values()) == ["lr"]      # gamma, icc_share, n_clusters are conditional
+    demo = load_config("configs/demo.yaml")
+    assert sorted(progress_columns(demo).values()) == ["backbone", "icc_share", "lr"]

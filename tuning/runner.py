@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "experiment_config.json"
 TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
-PARAMETER_COLUMNS = ("backbone", "gamma", "n_clusters", "lr")
+#: the parameters the progress table shows, those of them every trial has (see _progress_columns)
+PARAMETER_COLUMNS = ("backbone", "gamma", "icc_share", "n_clusters", "lr")
 
 
 class StorageError(OSError):
@@ -172,6 +173,14 @@ def _callbacks(config: Config, name: str, scheduler: Any) -> list | None:
     return callbacks or None
 
 
+def progress_columns(config: Config) -> dict[str, str]:
+    """Ray's progress columns of the searched parameters every trial has: its best-trial line
+    looks each one up without a default, so a conditional one (n_clusters under KMeans only)
+    would end the driver with a KeyError as soon as the best trial lacks it."""
+    space = SearchSpace(config.tune.space, flat_params(config))
+    return {f"params/{p}": p for p in PARAMETER_COLUMNS if space.always_active(p)}
+
+
 def _run_config(config: Config, name: str, progress: bool, scheduler: Any) -> Any:
     from ray import tune
 
@@ -182,7 +191,7 @@ def _run_config(config: Config, name: str, progress: bool, scheduler: Any) -> An
         reporter = tune.CLIReporter(
             metric_columns={"epoch": "epoch", METRIC: "ndcg@10", BEST_SO_FAR: "best",
                             **{name: name.removeprefix("valid_") for name in config.tune.objectives if name != METRIC}},
-            parameter_columns={f"params/{p}": p for p in PARAMETER_COLUMNS if p in config.tune.space},
+            parameter_columns=progress_columns(config),
             max_progress_rows=12, max_error_rows=5, max_report_frequency=30, sort_by_metric=True)
     return tune.RunConfig(
         name=name, storage_path=storage_root(config), verbose=1 if progress else 0,

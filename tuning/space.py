@@ -96,6 +96,16 @@ class SearchSpace:
         if "order" not in state:
             self._plan()
 
+    def always_active(self, name: str) -> bool:
+        """Whether every trial has `name`: searched or fixed in the space, under no condition,
+        and fixed by no variant a trial can get (a progress column of a conditional parameter
+        would name a value some trials lack)."""
+        if name not in self.space or self.when[name] or implicit_parents(name):
+            return False
+        variant = self.space.get("variant", self.base.get("variant", "custom"))
+        variants = [variant] if is_fixed(variant) else list(variant["values"])
+        return not any(name in fixed_by_variant(v) for v in variants)
+
     def _walk(self, answer: Any) -> dict[str, Any]:
         """Visit the active parameters in order; `answer(name, spec, variant)` gives each value.
         Returns the trial's flat values (the variant's fixed switches left out)."""
