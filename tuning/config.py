@@ -12,7 +12,8 @@ from typing import Any, Iterable, Mapping
 
 from cluster_prep.config import ClusterConfig
 from datasets.config import DataConfig
-from model.config import BACKBONES, VARIANT_SWITCHES, EvalConfig, ModelConfig, TrainConfig, apply_variant
+from model.config import (BACKBONES, VARIANT_SWITCHES, EvalConfig, ModelConfig, TrainConfig, apply_variant,
+                          check_windows)
 from settings import (ConfigError, check_folder_name, from_dict, merge, parse_override, read_yaml,
                       setting, to_dict, with_paths)
 
@@ -98,9 +99,25 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+#: TrainConfig's keys before train.windows existed: a train section listing all of them is a
+#: saved config (config_to_dict writes every key of its day), not one a person wrote.
+TRAIN_KEYS_BEFORE_WINDOWS = ("lr", "weight_decay", "batch_size", "epochs", "patience", "seed", "device",
+                             "eval_batch_size", "num_threads", "deterministic")
+
+
+def saved_before_windows(train: Any) -> bool:
+    """Whether a train section is a config saved before train.windows: it then trained on each
+    user's last window only, so it reads as windows "last" (not today's default) and its
+    trials reproduce bit for bit."""
+    return (isinstance(train, Mapping) and "windows" not in train
+            and all(key in train for key in TRAIN_KEYS_BEFORE_WINDOWS))
+
+
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Build and check a Config from a nested dict (e.g. a trial's saved config)."""
     data = dict(data)
+    if saved_before_windows(data.get("train")):
+        data["train"] = {**data["train"], "windows": "last"}
     for section in SECTIONS:
         data.setdefault(section, {})
     if isinstance(data["model"], dict):
@@ -110,6 +127,7 @@ def config_from_dict(data: dict[str, Any]) -> Config:
         check_folder_name("tune.name", config.tune.name)
     check_study(config.study)
     check_tune(config.tune)
+    check_windows(config.train, config.model.max_len)
     return config
 
 
