@@ -44,6 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache-dir", default=C.DEFAULT_CACHE_DIR)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override")
     p.add_argument("--out", default="", help="also write every run (curve included) to this JSON file")
+    p.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                   help="train nothing: print the tables of runs saved with --out (runs made in parallel)")
     p.add_argument("--smoke", action="store_true", help="tiny model, 2 epochs, seed 42 (CI)")
     args = p.parse_args(argv)
     if args.smoke:
@@ -110,8 +112,31 @@ def write_runs(path: str, runs: list[dict]) -> None:
         json.dump({"command": C.command_line(), "machine": C.machine(), "runs": runs}, handle, indent=1)
 
 
+def merged(paths: list[str]) -> tuple[list[dict], list[str]]:
+    """The runs of several --out files and a note naming each file's command and machine."""
+    runs, notes = [], []
+    for path in paths:
+        with open(path) as handle:
+            saved = json.load(handle)
+        runs += saved["runs"]
+        notes.append(f"{path}: `{saved['command']}` on {saved['machine']}")
+    return runs, notes
+
+
+def print_tables(runs: list[dict], device: str, notes: list[str], load: str) -> None:
+    print(C.header("Time to quality: training windows", device, notes, load))
+    print(C.markdown_table(["windows", "seed", "samples", "targets/epoch", "steps/epoch", "best/epochs",
+                            "valid NDCG@10", "test NDCG@10", "test Hit@10", "CPU s", "CPU s/epoch",
+                            *(f"to {t:.2f}" for t in THRESHOLDS)], summary_rows(runs)))
+    print(C.markdown_table(["windows", "seed", "epoch", "CPU s", "valid NDCG@10"], curve_rows(runs)))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.merge:
+        runs, notes = merged(args.merge)
+        print_tables(runs, "cpu", notes, C.load_average())
+        return 0
     load, device = C.start(args)
     if device is None:
         return 2
@@ -126,11 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     notes = [f"{args.dataset}; " + ", ".join(PROTOCOL + args.set) + f"; epoch cap {args.epochs}",
              "CPU s: process CPU seconds (training + validation every epoch + test), one torch thread",
              "to NDCG x: CPU s until validation NDCG@10 first reaches x (- = never)"]
-    print(C.header("Time to quality: training windows", device, notes, load))
-    print(C.markdown_table(["windows", "seed", "samples", "targets/epoch", "steps/epoch", "best/epochs",
-                            "valid NDCG@10", "test NDCG@10", "test Hit@10", "CPU s", "CPU s/epoch",
-                            *(f"to {t:.2f}" for t in THRESHOLDS)], summary_rows(runs)))
-    print(C.markdown_table(["windows", "seed", "epoch", "CPU s", "valid NDCG@10"], curve_rows(runs)))
+    print_tables(runs, device, notes, load)
     return 0
 
 
