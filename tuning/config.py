@@ -99,25 +99,9 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-#: TrainConfig's keys before train.windows existed: a train section listing all of them is a
-#: saved config (config_to_dict writes every key of its day), not one a person wrote.
-TRAIN_KEYS_BEFORE_WINDOWS = ("lr", "weight_decay", "batch_size", "epochs", "patience", "seed", "device",
-                             "eval_batch_size", "num_threads", "deterministic")
-
-
-def saved_before_windows(train: Any) -> bool:
-    """Whether a train section is a config saved before train.windows: it then trained on each
-    user's last window only, so it reads as windows "last" (not today's default) and its
-    trials reproduce bit for bit."""
-    return (isinstance(train, Mapping) and "windows" not in train
-            and all(key in train for key in TRAIN_KEYS_BEFORE_WINDOWS))
-
-
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Build and check a Config from a nested dict (e.g. a trial's saved config)."""
     data = dict(data)
-    if saved_before_windows(data.get("train")):
-        data["train"] = {**data["train"], "windows": "last"}
     for section in SECTIONS:
         data.setdefault(section, {})
     if isinstance(data["model"], dict):
