@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -83,6 +84,7 @@ def run_one(args: argparse.Namespace, data, windows: str, seed: int) -> dict:
     print(f"  {windows} seed {seed}: best epoch {result.best_epoch}/{result.epochs}, "
           f"test NDCG@10 {result.test['ndcg_10']:.4f}", file=sys.stderr, flush=True)
     return {"windows": windows, "seed": seed, "stride": config.train.window_stride,
+            "batch_size": config.train.batch_size,
             "samples": int(trainer.batches.rows.shape[0]), "targets": targets,
             "steps": trainer.batches.n_batches(config.train.batch_size),
             "best_epoch": result.best_epoch, "epochs": result.epochs,
@@ -97,14 +99,16 @@ def seconds_to(curve: list, threshold: float) -> str:
 
 
 def summary_rows(runs: list[dict]) -> list[list]:
-    return [[r["windows"], r["seed"], r["samples"], r["targets"], r["steps"], f"{r['best_epoch']}/{r['epochs']}",
-             round(r["valid_ndcg_10"], 4), round(r["test_ndcg_10"], 4), round(r["test_hit_10"], 4),
-             round(r["cpu_s"]), round(r["cpu_s"] / r["epochs"], 2), *(seconds_to(r["curve"], t) for t in THRESHOLDS)]
+    return [[r["windows"], r["batch_size"], r["seed"], r["samples"], r["targets"], r["steps"],
+             f"{r['best_epoch']}/{r['epochs']}", round(r["valid_ndcg_10"], 4), round(r["test_ndcg_10"], 4),
+             round(r["test_hit_10"], 4), round(r["curve"][r["best_epoch"] - 1][1]), round(r["cpu_s"]),
+             round(r["cpu_s"] / r["epochs"], 2), *(seconds_to(r["curve"], t) for t in THRESHOLDS)]
             for r in runs]
 
 
 def curve_rows(runs: list[dict]) -> list[list]:
-    return [[r["windows"], r["seed"], epoch, seconds, ndcg] for r in runs for epoch, seconds, ndcg in r["curve"]]
+    return [[r["windows"], r["batch_size"], r["seed"], epoch, seconds, ndcg]
+            for r in runs for epoch, seconds, ndcg in r["curve"]]
 
 
 def write_runs(path: str, runs: list[dict]) -> None:
@@ -118,17 +122,19 @@ def merged(paths: list[str]) -> tuple[list[dict], list[str]]:
     for path in paths:
         with open(path) as handle:
             saved = json.load(handle)
-        runs += saved["runs"]
+        batch = re.search(r"train\.batch_size=(\d+)", saved["command"])      # files saved before the key
+        runs += [{"batch_size": int(batch.group(1)) if batch else 256, **r} for r in saved["runs"]]
         notes.append(f"{path}: `{saved['command']}` on {saved['machine']}")
     return runs, notes
 
 
 def print_tables(runs: list[dict], device: str, notes: list[str], load: str) -> None:
     print(C.header("Time to quality: training windows", device, notes, load))
-    print(C.markdown_table(["windows", "seed", "samples", "targets/epoch", "steps/epoch", "best/epochs",
-                            "valid NDCG@10", "test NDCG@10", "test Hit@10", "CPU s", "CPU s/epoch",
+    print(C.markdown_table(["windows", "batch", "seed", "samples", "targets/epoch", "steps/epoch", "best/epochs",
+                            "valid NDCG@10", "test NDCG@10", "test Hit@10", "CPU s to best", "CPU s",
+                            "CPU s/epoch",
                             *(f"to {t:.2f}" for t in THRESHOLDS)], summary_rows(runs)))
-    print(C.markdown_table(["windows", "seed", "epoch", "CPU s", "valid NDCG@10"], curve_rows(runs)))
+    print(C.markdown_table(["windows", "batch", "seed", "epoch", "CPU s", "valid NDCG@10"], curve_rows(runs)))
 
 
 def main(argv: list[str] | None = None) -> int:
