@@ -17,6 +17,7 @@ MAX_LEN_LIMIT = 10**9
 TEACHERS = ("batch", "epoch")
 REPEAT_POLICIES = ("keep", "exclude")
 VARIANTS = ("custom", "plain", "llmesr", "icc")
+WINDOWS = ("last", "sliding")             # train.windows (model/batches.py)
 #: the switches each named variant fixes; icc also needs gamma or icc_share > 0 (model.icc decides)
 VARIANT_SWITCHES: dict[str, dict[str, Any]] = {
     "plain": {"semantic_view": False, "pca_init": False, "alpha": 0.0, "gamma": 0.0, "icc_share": 0.0,
@@ -61,7 +62,15 @@ class ModelConfig:
 class TrainConfig:
     lr: float = setting(1e-3, "Adam learning rate", low=0, low_open=True)
     weight_decay: float = setting(0.0, "Adam weight decay", low=0)
-    batch_size: int = setting(128, "training sequences per batch", low=1)
+    batch_size: int = setting(128, "training windows per batch", low=1)
+    windows: str = setting("last", "training samples: last = each user's last model.max_len + 1 training "
+                           "items (older items are never targets; what trials saved before this key "
+                           "did); sliding = the whole training history cut into windows of "
+                           "model.max_len + 1 going back by window_stride, each window one sample",
+                           choices=WINDOWS)
+    window_stride: int = setting(0, "sliding: items between consecutive window ends, 1 to model.max_len "
+                                 "(0 = max_len: windows share one item, so every training item is a "
+                                 "target exactly once; smaller strides overlap)", low=0)
     epochs: int = setting(200, "maximum epochs", low=1)
     patience: int = setting(20, "stop after this many epochs without a better validation NDCG@10 (0 = never)", low=0)
     seed: int = setting(42, "seed of initialisation, batching and negatives")
@@ -107,6 +116,13 @@ def apply_variant(model: Mapping[str, Any], prefix: str = "model") -> dict[str, 
                               f"sets it to {value!r}; drop one of the two or use variant custom")
         out[key] = value
     return check_weights(out, prefix)
+
+
+def check_windows(train: TrainConfig, max_len: int) -> None:
+    """A sliding stride longer than the window would skip training items (never targets)."""
+    if train.window_stride > max_len:
+        raise ConfigError(f"train.window_stride: got {train.window_stride}, but model.max_len is {max_len}; "
+                          f"allowed: 0 (= model.max_len) to model.max_len")
 
 
 def splits_into_heads(backbone: str, semantic_view: bool, cross_attention: bool) -> bool:

@@ -25,7 +25,8 @@ def _next_item(block: torch.Tensor):
 def _cloze(batches: TrainBatches, block: torch.Tensor):
     """Bert4Rec: mask a seeded random share of the last max_len items and predict them; every
     sequence predicts at least its last item. A block trimmed below max_len + 1 columns holds
-    no older item, so it is the sequence as it is."""
+    no older item, so it is the sequence as it is. A full window's first item is the last of
+    the window before it (train.windows sliding), so each item is a cloze candidate once."""
     seq = block[:, 1:] if block.shape[1] > batches.cfg.max_len else block
     valid = seq > 0
     draw = torch.rand(seq.shape, generator=batches.sample_gen, device=seq.device)
@@ -55,20 +56,21 @@ def _frozen_reps(model, histories: torch.Tensor) -> torch.Tensor:
 
 
 def refresh_teachers(model, batches: TrainBatches, chunk: int = 1024) -> None:
-    """model.teacher "epoch": every user's representation once, at the start of an epoch.
-    Teachers then lag the weights by at most one epoch, for one forward pass over the users
-    instead of K per trained user. Deterministic (eval mode), so resume stays exact."""
-    histories = batches.block[:, 1:]
+    """model.teacher "epoch": every user's representation (its newest window) once, at the
+    start of an epoch. Teachers then lag the weights by at most one epoch, for one forward pass
+    over the users instead of K per trained window. Deterministic (eval mode), so resume stays exact."""
+    histories = batches.newest[:, 1:]
     batches.teacher_reps = torch.cat([_frozen_reps(model, histories[i:i + chunk])
                                       for i in range(0, histories.shape[0], chunk)])
 
 
-def _teacher(model, batches: TrainBatches, users: torch.Tensor) -> torch.Tensor:
-    """Mean representation of each user's K similar users' training histories."""
-    sim = batches.similar[users]                                     # [B, K]
+def _teacher(model, batches: TrainBatches, rows: torch.Tensor) -> torch.Tensor:
+    """Mean representation of the K users similar to each window's owner (their newest windows:
+    the users' representations, whichever of its owner's windows a row is)."""
+    sim = batches.similar[batches.owner[rows]]                       # [B, K]
     if batches.teacher_reps is not None:
         return batches.teacher_reps[sim].mean(1)
-    reps = _frozen_reps(model, batches.block[sim.reshape(-1), 1:])   # [B*K, R]
+    reps = _frozen_reps(model, batches.newest[sim.reshape(-1), 1:])  # [B*K, R]
     return reps.view(sim.shape[0], sim.shape[1], -1).mean(1)
 
 
@@ -83,11 +85,12 @@ def _rec_loss(batches: TrainBatches, states: torch.Tensor, targets: torch.Tensor
     return losses.rec_bce(states, targets, negs, lambda i: table[i])
 
 
-def batch_loss(model, batches: TrainBatches, users: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Total loss of one batch of users and its parts (rec, sd, icc, cl), all 0-d tensors.
+def batch_loss(model, batches: TrainBatches, rows: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss of one batch of training windows (rows of batches.block; user ids under
+    train.windows "last") and its parts (rec, sd, icc, cl), all 0-d tensors.
     ICC is a term exactly when the model holds one (`model.icc`, with its weight)."""
     cfg = batches.cfg
-    block = trim(batches.block[users])
+    block = trim(batches.block[rows])
     inputs, targets, predict, items = _inputs_targets(model, batches, block)
     co_all, sem_all = model.all_item_views()                         # adapter once per batch
     table = model.join(co_all, sem_all)
@@ -98,7 +101,7 @@ def batch_loss(model, batches: TrainBatches, users: torch.Tensor) -> tuple[torch
     parts = {"rec": rec, "sd": zero, "icc": zero, "cl": zero}
     total = rec
     if cfg.alpha > 0 and model.semantic:
-        parts["sd"] = losses.self_distillation(states[:, -1], _teacher(model, batches, users))
+        parts["sd"] = losses.self_distillation(states[:, -1], _teacher(model, batches, rows))
         total = total + cfg.alpha * parts["sd"]
     present = None
     if model.icc is not None:
@@ -116,11 +119,11 @@ def batch_loss(model, batches: TrainBatches, users: torch.Tensor) -> tuple[torch
 
 def mean_parts_at_init(model, batches: TrainBatches, batch_size: int, seed: int,
                        n_batches: int) -> dict[str, float]:
-    """Mean unweighted loss parts over `n_batches` seeded batches of training users, measured
+    """Mean unweighted loss parts over `n_batches` seeded batches of training windows, measured
     as training would see them (train mode) but without gradients and without moving any of
     the run's random streams (dropout, batch order, sampling): the calibration of icc_share."""
     order_gen = torch.Generator().manual_seed(seed)
-    order = batches.users[torch.randperm(batches.users.shape[0], generator=order_gen).to(batches.users.device)]
+    order = batches.rows[torch.randperm(batches.rows.shape[0], generator=order_gen).to(batches.rows.device)]
     saved = batches.rng_state()
     was_training = model.training
     sums: dict[str, float] = {}

@@ -75,7 +75,8 @@ class Trainer:
             torch.manual_seed(train_cfg.seed)
             self.model = build_model(model_cfg, data, clusters).to(self.device)
             self._rng = self._global_rng()
-        self.batches = TrainBatches(data, model_cfg, self.device, train_cfg.seed)
+        self.batches = TrainBatches(data, model_cfg, self.device, train_cfg.seed, train_cfg.windows,
+                                    train_cfg.window_stride)
         if self.model.icc is not None and model_cfg.icc_share > 0:
             self.model.icc.gamma = self._calibrated_gamma(model_cfg.icc_share)
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -121,7 +122,7 @@ class Trainer:
 
     # ---- training ---------------------------------------------------------------------------
     def _train_pass(self) -> list[float]:
-        """One pass over the training users; returns [mean total, mean rec, sd, icc, cl].
+        """One pass over the training windows; returns [mean total, mean rec, sd, icc, cl].
         Dropout draws from this trainer's own saved torch RNG state, swapped in and out."""
         with torch.random.fork_rng(devices=self._cuda_devices()):
             self._set_global_rng(self._rng)
@@ -135,8 +136,8 @@ class Trainer:
         self.model.train()
         sums = torch.zeros(1 + len(PARTS), device=self.device)
         n = 0
-        for users in self.batches.epoch(self.train_cfg.batch_size):
-            loss, parts = batch_loss(self.model, self.batches, users)
+        for rows in self.batches.epoch(self.train_cfg.batch_size):
+            loss, parts = batch_loss(self.model, self.batches, rows)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

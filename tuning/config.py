@@ -12,7 +12,8 @@ from typing import Any, Iterable, Mapping
 
 from cluster_prep.config import ClusterConfig
 from datasets.config import DataConfig
-from model.config import BACKBONES, VARIANT_SWITCHES, EvalConfig, ModelConfig, TrainConfig, apply_variant
+from model.config import (BACKBONES, VARIANT_SWITCHES, EvalConfig, ModelConfig, TrainConfig, apply_variant,
+                          check_windows)
 from model.contract import METRIC, validation_metrics, validation_metrics_pattern
 from model.icc import drop_replaced_weight
 from settings import (ConfigError, check_folder_name, from_dict, merge, parse_override, read_yaml,
@@ -124,6 +125,7 @@ def config_from_dict(data: dict[str, Any]) -> Config:
         check_folder_name("tune.name", config.tune.name)
     check_study(config.study)
     check_tune(config.tune)
+    check_windows(config.train, config.model.max_len)
     return config
 
 

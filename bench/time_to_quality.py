@@ -1,0 +1,165 @@
+"""Time to quality of the training windows: train.windows last vs sliding, seeds side by side.
+
+Each run trains one configuration (default: the issue-23 protocol, plain SASRec on ml-100k,
+hidden 64, 2 blocks, 1 head, max_len 50, dropout 0.2, full softmax, Adam 1e-3, batch 256,
+patience 5) with early stopping on validation NDCG@10, and tests the best epoch's weights.
+Seconds are the process's CPU seconds (time.process_time, one torch thread), validation
+included, so a loaded machine changes them little. Prints per run: targets and optimizer
+steps per epoch, best epoch, test NDCG@10 / Hit@10, CPU seconds, and the CPU seconds until
+validation NDCG@10 first reaches each threshold; then the validation curve (NDCG@10 against
+cumulative CPU seconds) of every run. `--out FILE` also writes the runs as JSON.
+
+    python bench/time_to_quality.py --windows last,sliding --seeds 42,43 --out runs.json
+    python bench/time_to_quality.py --windows sliding --seeds 44 --set train.window_stride=25
+    python bench/time_to_quality.py --smoke         # a minute: ml-100k, tiny model, 2 epochs (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common as C  # noqa: E402
+
+WINDOWS = ("last", "sliding")
+THRESHOLDS = (0.08, 0.09, 0.10)
+PROTOCOL = ["model.variant=plain", "model.backbone=sasrec", "model.hidden_size=64", "model.num_blocks=2",
+            "model.num_heads=1", "model.max_len=50", "model.dropout=0.2", "model.loss=ce",
+            "train.lr=0.001", "train.batch_size=256", "train.patience=5"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="ml-100k", choices=C.DATASETS)
+    p.add_argument("--windows", default="last,sliding", help="comma-separated: " + ", ".join(WINDOWS))
+    p.add_argument("--seeds", default="42,43", help="comma-separated ints")
+    p.add_argument("--epochs", type=int, default=60, help="epoch cap")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (CPU seconds are per process)")
+    p.add_argument("--device", default="cpu", choices=("cpu",), help="CPU seconds are what is measured")
+    p.add_argument("--data-root", default=C.DEFAULT_DATA_ROOT)
+    p.add_argument("--cache-dir", default=C.DEFAULT_CACHE_DIR)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override")
+    p.add_argument("--out", default="", help="also write every run (curve included) to this JSON file")
+    p.add_argument("--merge", nargs="+", default=[], metavar="JSON",
+                   help="train nothing: print the tables of runs saved with --out (runs made in parallel)")
+    p.add_argument("--smoke", action="store_true", help="tiny model, 2 epochs, seed 42 (CI)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.seeds, args.epochs = "42", 2
+        args.set = ["model.hidden_size=16", "model.max_len=20", *args.set]
+    try:
+        args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        p.error(f"--seeds: got {args.seeds!r}; allowed: comma-separated ints")
+    if not args.seed_list or args.epochs < 1:
+        p.error("--seeds needs at least one seed and --epochs >= 1")
+    args.window_list = C.parse_list(args.windows, WINDOWS, "--windows")
+    return args
+
+
+def run_one(args: argparse.Namespace, data, windows: str, seed: int) -> dict:
+    """One training run; the curve holds (epoch, cumulative CPU s, validation NDCG@10)."""
+    from model.pipeline import build_trainer
+
+    overrides, _ = C.data_overrides(args.dataset, args.data_root, args.cache_dir)
+    config = C.make_config([*overrides, *PROTOCOL, f"train.epochs={args.epochs}", f"train.seed={seed}",
+                            f"train.windows={windows}", f"train.device={args.device}", f"train.num_threads={args.threads}", *args.set])
+    start = time.process_time()
+    trainer = build_trainer(config, data)
+    block = trainer.batches.block[trainer.batches.rows]
+    targets = int(((block[:, 1:] > 0) & (block[:, :-1] > 0)).sum())
+    curve = []
+
+    def record(report) -> None:
+        curve.append([report.epoch, round(time.process_time() - start, 2), round(report.valid["ndcg_10"], 5)])
+        print(f"  {windows} seed {seed} epoch {report.epoch}: {curve[-1][1]:.0f} CPU s, "
+              f"valid NDCG@10 {curve[-1][2]:.4f}", file=sys.stderr, flush=True)
+
+    result = trainer.fit(record)
+    print(f"  {windows} seed {seed}: best epoch {result.best_epoch}/{result.epochs}, "
+          f"test NDCG@10 {result.test['ndcg_10']:.4f}", file=sys.stderr, flush=True)
+    return {"windows": windows, "seed": seed, "stride": config.train.window_stride,
+            "batch_size": config.train.batch_size,
+            "samples": int(trainer.batches.rows.shape[0]), "targets": targets,
+            "steps": trainer.batches.n_batches(config.train.batch_size),
+            "best_epoch": result.best_epoch, "epochs": result.epochs,
+            "valid_ndcg_10": result.valid["ndcg_10"], "test_ndcg_10": result.test["ndcg_10"],
+            "test_hit_10": result.test["hit_10"], "cpu_s": round(time.process_time() - start, 2),
+            "curve": curve}
+
+
+def seconds_to(curve: list, threshold: float) -> str:
+    hit = next((s for _, s, v in curve if v >= threshold), None)
+    return "-" if hit is None else f"{hit:.0f}"
+
+
+def summary_rows(runs: list[dict]) -> list[list]:
+    return [[r["windows"], r["batch_size"], r["seed"], r["samples"], r["targets"], r["steps"],
+             f"{r['best_epoch']}/{r['epochs']}", round(r["valid_ndcg_10"], 4), round(r["test_ndcg_10"], 4),
+             round(r["test_hit_10"], 4), round(r["curve"][r["best_epoch"] - 1][1]), round(r["cpu_s"]),
+             round(r["cpu_s"] / r["epochs"], 2), *(seconds_to(r["curve"], t) for t in THRESHOLDS)]
+            for r in runs]
+
+
+def curve_rows(runs: list[dict]) -> list[list]:
+    return [[r["windows"], r["batch_size"], r["seed"], epoch, seconds, ndcg]
+            for r in runs for epoch, seconds, ndcg in r["curve"]]
+
+
+def write_runs(path: str, runs: list[dict]) -> None:
+    with open(path, "w") as handle:
+        json.dump({"command": C.command_line(), "machine": C.machine(), "runs": runs}, handle, indent=1)
+
+
+def merged(paths: list[str]) -> tuple[list[dict], list[str]]:
+    """The runs of several --out files and a note naming each file's command and machine."""
+    runs, notes = [], []
+    for path in paths:
+        with open(path) as handle:
+            saved = json.load(handle)
+        batch = re.search(r"train\.batch_size=(\d+)", saved["command"])      # files saved before the key
+        runs += [{"batch_size": int(batch.group(1)) if batch else 256, **r} for r in saved["runs"]]
+        notes.append(f"{path}: `{saved['command']}` on {saved['machine']}")
+    return runs, notes
+
+
+def print_tables(runs: list[dict], device: str, notes: list[str], load: str) -> None:
+    print(C.header("Time to quality: training windows", device, notes, load))
+    print(C.markdown_table(["windows", "batch", "seed", "samples", "targets/epoch", "steps/epoch", "best/epochs",
+                            "valid NDCG@10", "test NDCG@10", "test Hit@10", "CPU s to best", "CPU s",
+                            "CPU s/epoch",
+                            *(f"to {t:.2f}" for t in THRESHOLDS)], summary_rows(runs)))
+    print(C.markdown_table(["windows", "batch", "seed", "epoch", "CPU s", "valid NDCG@10"], curve_rows(runs)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.merge:
+        runs, notes = merged(args.merge)
+        print_tables(runs, "cpu", notes, C.load_average())
+        return 0
+    load, device = C.start(args)
+    if device is None:
+        return 2
+    overrides, _ = C.data_overrides(args.dataset, args.data_root, args.cache_dir)
+    data = C.prepare(C.make_config([*overrides, *args.set]))
+    runs = []
+    for seed in args.seed_list:
+        for windows in args.window_list:
+            runs.append(run_one(args, data, windows, seed))
+            if args.out:                                     # after every run: a stopped bench keeps its runs
+                write_runs(args.out, runs)
+    notes = [f"{args.dataset}; " + ", ".join(PROTOCOL + args.set) + f"; epoch cap {args.epochs}",
+             "CPU s: process CPU seconds (training + validation every epoch + test), one torch thread",
+             "to NDCG x: CPU s until validation NDCG@10 first reaches x (- = never)"]
+    print_tables(runs, device, notes, load)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
