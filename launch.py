@@ -243,6 +243,17 @@ def cmd_study(args: argparse.Namespace) -> None:
     emit(f"study {args.name}", payload, args.json)
 
 
+def cmd_dose(args: argparse.Namespace) -> None:
+    """ICC at each loss share x clustering and without it, over paired seeds: no search, no Ray."""
+    config = _config(args)
+    from results.dose import run_dose
+    from tuning.config import given_keys
+
+    outcome = run_dose(config, args.name, resume=args.resume, progress=not args.json,
+                       given=given_keys(args.config, args.set or []))
+    emit(f"dose-response {args.name}", outcome, args.json)
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     """The README's `make demo`: prepare the bundled data, cluster, tune on ml-100k, report."""
     from model.pipeline import run_clusters
@@ -326,6 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--findings", help="folder for the findings (default: <study>/findings)")
     _common(p)
     p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("dose", help="ICC's dose-response: loss shares x clusterings against no ICC, paired seeds")
+    p.add_argument("--name", required=True, help="name (folder under tune.storage_path)")
+    p.add_argument("--resume", action="store_true", help="continue (runs already on disk are kept)")
+    _common(p)
+    p.set_defaults(func=cmd_dose)
 
     p = sub.add_parser("demo", help="prepare the bundled data, tune on ml-100k and report")
     p.add_argument("--set", action="append", metavar="KEY=VALUE")

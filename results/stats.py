@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 ALPHA = 0.05
 
@@ -50,6 +50,36 @@ def paired(treatment: Sequence[float], control: Sequence[float]) -> dict[str, An
     out["p_value"] = float(stats.ttest_rel(treatment, control).pvalue)
     out["d_z"] = ci["mean"] / ci["std"]
     return out
+
+
+def equivalence(treatment: Sequence[float], control: Sequence[float], margin: float) -> dict[str, Any]:
+    """TOST (two one-sided paired t-tests) of |treatment - control| < margin * mean(control):
+    p below ALPHA says the two are equivalent within that relative margin. None where undefined
+    (fewer than 2 seeds, identical differences)."""
+    from scipy import stats
+
+    diffs = [float(a) - float(b) for a, b in zip(treatment, control)]
+    ci = mean_ci(diffs)
+    bound = margin * abs(statistics.fmean(control)) if control else math.nan
+    out = {"margin": margin, "bound": bound, "p_value": None,
+           "test": f"TOST, paired t over seeds, margin +/-{100 * margin:g} % of the control's mean"}
+    if len(diffs) < 2 or not ci["std"]:
+        return out
+    se = ci["std"] / math.sqrt(len(diffs))
+    above = 1.0 - float(stats.t.cdf((ci["mean"] + bound) / se, len(diffs) - 1))   # H0: diff <= -bound
+    below = float(stats.t.cdf((ci["mean"] - bound) / se, len(diffs) - 1))         # H0: diff >= +bound
+    out["p_value"] = max(above, below)
+    return out
+
+
+def verdict(difference: Mapping[str, Any], tost: Mapping[str, Any], alpha: float = ALPHA) -> str:
+    """better / worse (paired test), equivalent (TOST), or inconclusive: what a comparison says."""
+    p, diff = difference.get("p_value"), difference.get("diff")
+    if p is not None and p < alpha and diff:
+        return "better" if diff > 0 else "worse"
+    if tost.get("p_value") is not None and tost["p_value"] < alpha:
+        return f"equivalent (within +/-{100 * tost['margin']:g} %)"
+    return "inconclusive"
 
 
 def holm(p_values: Sequence[float | None]) -> list[float | None]:

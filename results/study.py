@@ -122,7 +122,7 @@ def claim(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path
         raise StudyError(f"study {name!r} already exists in {str(folder.parent)!r}; use --resume to "
                          f"continue it or another --name") from None
     _write_json(saved_path, wanted)
-    return folder, config
+    return folder, config_from_dict(wanted)          # as a resume will read it back
 
 
 def findings_folder(findings_dir: str | Path | None) -> Path | None:

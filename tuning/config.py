@@ -73,6 +73,18 @@ class StudyConfig:
 
 
 @dataclass
+class DoseConfig:
+    shares: list[float] = setting([0.01, 0.05, 0.2, 0.5], "ICC loss shares (model.icc_share) each clustering "
+                                  "is tried at, against share 0 (the same config without ICC)")
+    clusterings: list[str] = setting(["kmeans-16", "kmeans-64", "kmeans-256", "hdbscan-5", "hdbscan-20"],
+                                     "kmeans-N (N clusters) or hdbscan-M (min_cluster_size M)")
+    seeds: list[int] = setting([42, 43, 44], "training seeds, the same for every dose (paired tests)")
+    margin: float = setting(0.02, "TOST equivalence margin, relative to the control's mean", low=0, high=1,
+                            low_open=True)
+    workers: int = setting(2, "training runs at once (one torch thread each)", low=1)
+
+
+@dataclass
 class Config:
     data: DataConfig = setting(DataConfig(), "dataset preparation")
     clusters: ClusterConfig = setting(ClusterConfig(), "item clustering")
@@ -81,6 +93,7 @@ class Config:
     eval: EvalConfig = setting(EvalConfig(), "evaluation protocol")
     tune: TuneConfig = setting(TuneConfig(), "tuning")
     study: StudyConfig = setting(StudyConfig(), "the study (launch.py study)")
+    dose: DoseConfig = setting(DoseConfig(), "the dose-response of ICC (launch.py dose)")
 
     def replace(self, changes: Mapping[str, Any]) -> Config:
         """A new Config with each dotted path set (`{"model.gamma": 0.0, "train.seed": 43}`),
@@ -95,7 +108,7 @@ class Config:
         return config_from_dict(with_paths(data, changes))
 
 
-SECTIONS = ("data", "clusters", "model", "train", "eval", "tune", "study")
+SECTIONS = ("data", "clusters", "model", "train", "eval", "tune", "study", "dose")
 
 
 def _read_yaml(path: str | Path) -> dict[str, Any]:
@@ -124,6 +137,7 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     if config.tune.name:
         check_folder_name("tune.name", config.tune.name)
     check_study(config.study)
+    check_dose(config.dose)
     check_tune(config.tune)
     check_windows(config.train, config.model.max_len)
     return config
@@ -160,6 +174,31 @@ def check_study(study: StudyConfig) -> None:
                               f"names from {', '.join(allowed)}")
     if not study.seeds or len(set(study.seeds)) != len(study.seeds):
         raise ConfigError(f"study.seeds: got {study.seeds!r}; allowed: a non-empty list of distinct ints")
+
+
+CLUSTERING_FIELD = {"kmeans": "n_clusters", "hdbscan": "min_cluster_size"}
+
+
+def clustering_changes(spec: str) -> dict[str, Any]:
+    """`kmeans-64` / `hdbscan-5` as dotted config changes; ConfigError naming the spec otherwise."""
+    method, _, value = spec.partition("-")
+    if method not in CLUSTERING_FIELD or not value.isdigit() or int(value) < 2:
+        raise ConfigError(f"dose.clusterings: got {spec!r}; allowed: kmeans-N (N clusters) or hdbscan-M "
+                          f"(min_cluster_size M), N and M whole numbers >= 2")
+    return {"clusters.method": method, f"clusters.{CLUSTERING_FIELD[method]}": int(value)}
+
+
+def check_dose(dose: DoseConfig) -> None:
+    """Shares in (0, 1), clusterings that parse, distinct seeds."""
+    bad = [s for s in dose.shares if not 0 < s < 1]
+    if bad or not dose.shares or len(set(dose.shares)) != len(dose.shares):
+        raise ConfigError(f"dose.shares: got {dose.shares!r}; allowed: a non-empty list of distinct shares in (0, 1)")
+    if not dose.clusterings or len(set(dose.clusterings)) != len(dose.clusterings):
+        raise ConfigError(f"dose.clusterings: got {dose.clusterings!r}; allowed: a non-empty list of distinct names")
+    for spec in dose.clusterings:
+        clustering_changes(spec)
+    if len(dose.seeds) < 2 or len(set(dose.seeds)) != len(dose.seeds):
+        raise ConfigError(f"dose.seeds: got {dose.seeds!r}; allowed: at least 2 distinct ints (paired tests)")
 
 
 def _without_switches_of(data: dict[str, Any], variant: Any) -> dict[str, Any]:

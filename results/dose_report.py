@@ -1,0 +1,99 @@
+"""The dose-response's files: every run (runs.csv), every dose against the control (doses.csv),
+a Markdown summary (dose.md) and test NDCG@10 against ICC's loss share, one line per clustering
+with 95 % CIs and the control as a band (dose.png)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from results.study import CONTROL
+
+METRIC_LABEL = {"ndcg_10": "test NDCG@10", "tail_item_ndcg_10": "test tail-item NDCG@10"}
+
+
+def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
+    rows = [{"arm": r["arm"], "seed": r["seed"], "icc_share": r["config"]["model"]["icc_share"],
+             "cluster_method": r["config"]["clusters"]["method"], "best_epoch": r["best_epoch"],
+             "epochs": r["epochs"], "seconds": r["seconds"],
+             **{f"test_{k}": v for k, v in r["test"].items() if k in METRIC_LABEL}} for r in runs]
+    return pd.DataFrame(rows)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame) -> str:
+    """The summary: the setting, the cost, and per metric a table of every dose."""
+    control = runs[runs["arm"] == CONTROL]
+    lines = ["# ICC dose-response", "",
+             f"Base: {config.data.name}, {config.model.backbone}, variant {config.model.variant} settings "
+             f"(lr {config.train.lr:g}, dropout {config.model.dropout:g}, hidden {config.model.hidden_size}, "
+             f"max_len {config.model.max_len}, {config.train.epochs} epochs, patience {config.train.patience}); "
+             f"seeds {config.dose.seeds}; {len(runs)} runs, {runs['seconds'].sum() / 3600:.1f} CPU hours "
+             f"(one thread each). Control: the same config without ICC "
+             f"(test NDCG@10 {_fmt(control['test_ndcg_10'].mean())}).", "",
+             "Tests: paired t over seeds (p, and Holm over the doses of a metric: one exploratory family); "
+             f"TOST at +/-{100 * config.dose.margin:g} % of the control's mean (equivalence). "
+             "`realised` is ICC's share of the loss over epoch 1.", ""]
+    for metric, label in METRIC_LABEL.items():
+        lines += [f"## {label}", "", "| clustering | share | realised | mean +/- 95 % CI | vs control | p | p (Holm) "
+                  "| TOST p | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in (r for r in rows if r["metric"] == metric):
+            ci = f"{_fmt(r['mean'])} +/- {_fmt(r['half_width'])}"
+            rel = "-" if r["relative"] is None else f"{100 * r['relative']:+.1f} %"
+            lines.append(f"| {r['clustering']} | {r['share']:g} | {_fmt(r['realised_share'], 3)} | {ci} | {rel} "
+                         f"| {_fmt(r['p_value'], 3)} | {_fmt(r.get('p_holm'), 3)} | {_fmt(r['tost_p'], 3)} "
+                         f"| {r['verdict']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot(config: Any, rows: list[dict[str, Any]], path: Path) -> Path | None:
+    """Test NDCG@10 (overall, tail) against the share (log axis), one line per clustering."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        return None
+    fig, axes = plt.subplots(1, len(METRIC_LABEL), figsize=(11, 4))
+    for ax, (metric, label) in zip(axes, METRIC_LABEL.items()):
+        mine = [r for r in rows if r["metric"] == metric and r["mean"] is not None]
+        for clustering in config.dose.clusterings:
+            line = sorted((r for r in mine if r["clustering"] == clustering), key=lambda r: r["share"])
+            if line:
+                ax.errorbar([r["share"] for r in line], [r["mean"] for r in line],
+                            yerr=[r["half_width"] or 0.0 for r in line], marker="o", capsize=3, label=clustering)
+        control = next((r["control_mean"] for r in mine), None)
+        if control is not None:
+            ax.axhline(control, color="black", linestyle="--", label="no ICC (control)")
+            margin = config.dose.margin * control
+            ax.axhspan(control - margin, control + margin, color="grey", alpha=0.2,
+                       label=f"+/-{100 * config.dose.margin:g} % (TOST margin)")
+        ax.set_xscale("log")
+        ax.set_xlabel("ICC share of the loss (model.icc_share)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_dose_report(config: Any, out: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    frame = runs_frame(runs)
+    frame.to_csv(out / "runs.csv", index=False)
+    pd.DataFrame(rows).to_csv(out / "doses.csv", index=False)
+    (out / "dose.md").write_text(markdown(config, rows, frame))
+    image = plot(config, rows, out / "dose.png")
+    return {"folder": str(out), "markdown": str(out / "dose.md"), "plot": str(image) if image else None,
+            "runs": len(frame), "doses": len(rows) // len(METRIC_LABEL)}
