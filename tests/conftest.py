@@ -50,6 +50,17 @@ def user_subset(data, n_users: int):
     return data.first_users(n_users)
 
 
+@pytest.fixture(scope="module")
+def ray_session():
+    """A private local Ray for one test module (address "local": never a cluster someone left
+    running on the machine)."""
+    import ray
+
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def ml100k():
     """MovieLens-100K (fetched from the recbole wheel), prepared with default options."""

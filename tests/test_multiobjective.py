@@ -169,15 +169,6 @@ SPACE = {
 
 
 @pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def two_objective_run(ray_session, tmp_path_factory):
     from test_tuning import tiny_config
     from tuning import run_experiment

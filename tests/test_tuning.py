@@ -42,16 +42,6 @@ def _as_dict(config) -> dict:
 
 
 @pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    # address="local": a new private Ray, never a cluster someone left running on the machine
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def experiment(ray_session, tmp_path_factory):
     from tuning import run_experiment
 
