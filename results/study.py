@@ -97,7 +97,7 @@ def claim(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path
     (`given`, as `launch.py` collects from --config and --set; None: every setting) differs
     from it, so `--resume --name N` alone continues the study as saved (like `tune`)."""
     from tuning.config import config_from_dict, config_to_dict
-    from tuning.runner import changed_setting, make_folder
+    from tuning.experiment_folder import changed_setting, make_folder
     from settings import check_folder_name
 
     check_folder_name("--name", name)
@@ -128,7 +128,7 @@ def claim(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path
 def findings_folder(findings_dir: str | Path | None) -> Path | None:
     """The --findings folder, made now (None: the default, <study>/findings), so a file or an
     unwritable place in the way is one line before the search, not after it."""
-    from tuning.runner import make_folder
+    from tuning.experiment_folder import make_folder
 
     return make_folder(Path(findings_dir), "--findings", str(findings_dir)) if findings_dir else None
 

@@ -31,7 +31,7 @@ def ray_session():
 # ---------------------------------------------------------------- one owner per name
 
 def test_concurrent_claims_of_one_name_have_one_winner(tmp_path):
-    from tuning.runner import CONFIG_FILE, claim_experiment
+    from tuning.experiment_folder import CONFIG_FILE, claim_experiment
 
     config = tiny_config(tmp_path, "race", SPACE)
     barrier, outcomes = threading.Barrier(8), []
@@ -117,11 +117,11 @@ def test_resume_refuses_a_changed_search_space(finished):
 
 def test_resume_with_only_the_name_continues_the_saved_config(finished, monkeypatch):
     from tuning.config import given_keys
-    from tuning.runner import _absolute_paths, _resumed_config
+    from tuning.experiment_folder import absolute_paths, resumed_config
 
     config, runs = finished
-    elsewhere = _absolute_paths(tiny_config(runs / ".." / "runs", "done", {}, extra=("model.gamma=0.5",)))
-    assert _resumed_config(runs / "done", "done", elsewhere, given_keys(None, [f"tune.storage_path={runs}/."])) \
+    elsewhere = absolute_paths(tiny_config(runs / ".." / "runs", "done", {}, extra=("model.gamma=0.5",)))
+    assert resumed_config(runs / "done", "done", elsewhere, given_keys(None, [f"tune.storage_path={runs}/."])) \
         .model.gamma == 0.1                                      # only where it lies was given
     monkeypatch.chdir(runs.parent)                                # tune.storage_path "runs" (the default)
     code, out, err = run_launch("tune", "--resume", "--name", "done", "--json")

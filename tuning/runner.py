@@ -11,82 +11,28 @@ files, the Optuna study (optuna.db) and the base config (experiment_config.json)
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
-import json
 import logging
 import os
 import re
-import shutil
 import socket
-import time
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from tuning.config import Config, config_from_dict, config_to_dict
+from tuning.config import Config
+from tuning.experiment_folder import (absolute_paths, claim_experiment, experiment_name, release_experiment,
+                                      resumed_config, storage_root, study_folder)
 from tuning.space import SearchSpace, flat_params
 from tuning.space_checks import check_space_fits_data, validate_space
 from tuning.summary import ExperimentInterrupted, summarize
 from tuning.lock import driver_lock
-from tuning.study import DB_NAME
-from settings import ConfigError, first_difference
+from settings import ConfigError
 
 logger = logging.getLogger(__name__)
 
-CONFIG_FILE = "experiment_config.json"
 TUNE_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0"}
 #: the parameters the progress table shows, those of them every trial has (see _progress_columns)
 PARAMETER_COLUMNS = ("backbone", "gamma", "icc_share", "n_clusters", "lr")
-
-
-class StorageError(OSError):
-    """A folder that cannot be made where a setting points (tune.storage_path, --findings): the
-    message names the setting; errno is kept, so a full disk still gets launch.py's advice."""
-
-    def __str__(self) -> str:
-        return str(self.strerror)
-
-
-def make_folder(path: Path, key: str, value: str) -> Path:
-    """`path` created with its parents; a StorageError naming `key` and its `value` otherwise
-    (instead of "[Errno 17] File exists" about a path the user never typed)."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = "a file is in the way" if exc.errno in (errno.EEXIST, errno.ENOTDIR) else exc.strerror
-        where = f": {exc.filename!r}" if exc.filename else ""
-        raise StorageError(exc.errno, f"{key}: got {value!r}; cannot create the folder {str(path)!r} "
-                                      f"({reason}{where})") from None
-    return path
-
-
-def is_uri(path: str) -> bool:
-    return "://" in path
-
-
-def experiment_name(config: Config) -> str:
-    return config.tune.name or f"{config.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def storage_root(config: Config) -> str:
-    """Absolute local path or the URI as given (Ray needs one of the two)."""
-    root = config.tune.storage_path
-    return root if is_uri(root) else str(Path(root).expanduser().resolve())
-
-
-def study_folder(config: Config, name: str) -> Path:
-    """Local folder of the SQLite study: the experiment folder, or a local one for URI storage."""
-    root = storage_root(config)
-    if is_uri(root):
-        return Path(config.data.cache_dir).resolve() / "studies" / name
-    return Path(root) / name
-
-
-def _absolute_paths(config: Config) -> Config:
-    """Trials run in their own folders (and on other nodes): make local paths absolute."""
-    return config.replace({f"data.{key}": str(Path(getattr(config.data, key)).expanduser().resolve())
-                           for key in ("cache_dir", "data_root", "path", "item_text_path", "embedding_path")
-                           if getattr(config.data, key)})
 
 
 def _check_address(address: str) -> None:
@@ -262,83 +208,6 @@ def _prepare_arrays(config: Config, progress: bool) -> dict:
     return prepare_dataset(config.data, progress=progress).to_arrays()
 
 
-def claim_experiment(config: Config, folder: Path) -> bool:
-    """Claim the experiment's name by creating its experiment_config.json exclusively (O_EXCL):
-    of two runs started with the same name, exactly one gets it, before either starts Ray.
-    Returns whether this call created the folder itself (see `release_experiment`)."""
-    make_folder(folder.parent, "tune.storage_path", config.tune.storage_path)
-    try:
-        folder.mkdir()
-        created = True
-    except FileExistsError:
-        created = False
-    path = folder / CONFIG_FILE
-    try:
-        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        raise ConfigError(f"tune.name: experiment {folder.name!r} already exists in {str(folder.parent)!r}; "
-                          f"use --resume to continue it or another --name") from None
-    try:
-        with os.fdopen(handle, "w") as out:
-            out.write(json.dumps(config_to_dict(config), indent=2))
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return created
-
-
-def release_experiment(folder: Path, created: bool) -> None:
-    """Undo a claim whose run failed before any trial started (bad data, no resources), so the
-    name is free again: the whole folder if this run created it, else only the files it wrote."""
-    if created:
-        shutil.rmtree(folder, ignore_errors=True)
-        return
-    for name in (CONFIG_FILE, DB_NAME):
-        (folder / name).unlink(missing_ok=True)
-
-
-def _saved_config(folder: Path, name: str) -> Config:
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"--resume: no experiment {name!r} to resume ({str(path)!r} does not exist)")
-    return config_from_dict(json.loads(path.read_text()))
-
-
-#: settings that locate an experiment rather than define it (a resume may spell them differently)
-LOCATION_KEYS = ("tune.name", "tune.storage_path")
-
-
-def _setting(data: dict, key: str) -> Any:
-    section, _, field = key.partition(".")
-    value = data.get(section)
-    return value.get(field) if field and isinstance(value, dict) else value
-
-
-def changed_setting(saved: dict, now: dict, given: Iterable[str] | None) -> str | None:
-    """'key: saved X, now Y' for the first setting in `given` (None: every setting of `now`)
-    whose value differs between two config dicts; settings that only locate the run are skipped."""
-    if given is None:
-        given = [f"{section}.{field}" for section, fields in now.items() for field in fields]
-    for key in sorted(set(given) - set(LOCATION_KEYS)):
-        diff = first_difference(_setting(saved, key), _setting(now, key), key)
-        if diff:
-            return diff
-    return None
-
-
-def _resumed_config(folder: Path, name: str, wanted: Config, given: Iterable[str] | None) -> Config:
-    """The saved config of the experiment (Ray restores it, whatever is asked now), refused,
-    naming the first differing key, when a setting the user gave (`given`; None = every
-    setting of `wanted`) differs from the saved one."""
-    saved = _saved_config(folder, name)
-    diff = changed_setting(config_to_dict(saved), config_to_dict(wanted), given)
-    if diff:
-        raise ConfigError(f"--resume: the config differs from the one experiment {name!r} started with "
-                          f"({diff}); resume without --config and --set to continue it as saved, "
-                          f"or start a new --name")
-    return saved
-
-
 def run_experiment(config: Config, address: str | None = None, resume: bool = False,
                    progress: bool = True, given: Iterable[str] | None = None, trainable: Any = None) -> dict:
     """Run the experiment of `config` (or continue it with `resume`); return its summary dict.
@@ -359,8 +228,8 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
     if resume and not config.tune.name:
         raise ConfigError("tune.name: --resume needs the experiment's name (give --name or tune.name)")
     folder = study_folder(config, name)
-    wanted = _absolute_paths(config.replace({"tune.name": name}))
-    config = _resumed_config(folder, name, wanted, given) if resume else wanted
+    wanted = absolute_paths(config.replace({"tune.name": name}))
+    config = resumed_config(folder, name, wanted, given) if resume else wanted
     validate_space(config.tune.space, config)
     check_device(config, address)
     if address is not None:
