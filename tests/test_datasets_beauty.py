@@ -15,7 +15,7 @@ import pytest
 from datasets import DataError, describe, prepare_dataset
 from datasets.cache import cache_key
 from datasets.config import DataConfig, resolve_cores
-from datasets.processing import build_sequences
+from datasets.processing import build_sequences, exact_duplicates
 from datasets.sources import get_source
 from runtime import quiet_child_environment
 from tests.conftest import HANG_GUARD_S, REPO, SHARED_DATA, TEST_CACHE, data_config
@@ -47,6 +47,7 @@ def beauty():
 
 def test_counts_and_the_default_core_keeps_the_published_5_core(raw):
     assert (raw.meta["raw_users"], raw.meta["raw_items"], raw.meta["raw_interactions"]) == COUNTS
+    assert not exact_duplicates(raw).any()          # so dropping duplicates changes nothing
     cfg = resolve_cores(DataConfig(name="amazon-beauty"))
     assert (cfg.user_core, cfg.item_core) == (5, 5)
     seqs = build_sequences(raw, cfg.user_core, cfg.item_core)
