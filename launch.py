@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="prepare (or load from cache) a dataset")
-    p.add_argument("--dataset", help="ml-100k, amazon-scientific, llmesr or csv")
+    p.add_argument("--dataset", help="ml-100k, amazon-scientific, amazon-beauty, llmesr or csv")
     _common(p)
     p.set_defaults(func=cmd_prepare)
 
