@@ -90,8 +90,9 @@ def test_a_run_whose_every_trial_errored_exits_2_naming_one_error(tmp_path):
     assert code == 2 and line.startswith("error: every trial of experiment 'allbad' errored (2 of 2); trial "), err
     assert "AllTrialsErrored" not in err and 'launch.py", line' not in err           # ours ends in one line
     assert "non-finite loss at epoch 1" in line and "error.txt" in line, line
-    summary = json.loads(out.strip().splitlines()[-1])                 # the summary is still shown
+    *_, summary, error = [json.loads(x) for x in out.strip().splitlines() if x.startswith("{")]
     assert summary["errored"] == summary["trials"] == 2 and summary["best"] is None
+    assert error["error"] == line.removeprefix("error: ")           # then the JSON error line
 
 
 # ---------------------------------------------------------------- defect 5: one driver per experiment

@@ -250,11 +250,13 @@ def test_an_errored_trial_is_failed_in_the_study_and_off_the_front(ray_session, 
     from optuna.trial import TrialState
 
     from test_tuning import tiny_config
-    from tuning import load_study, run_experiment
+    from tuning import AllTrialsErrored, load_study, run_experiment
 
     config = tiny_config(tmp_path, "nan", {"lr": 1e30}, num_samples=1, max_failures=0,
                          extra=(f"tune.objectives=[{','.join(TWO)}]",))
-    summary = run_experiment(config, progress=False)
+    with pytest.raises(AllTrialsErrored) as failed:          # its only trial errored: the run fails
+        run_experiment(config, progress=False)
+    summary = failed.value.summary
     assert summary["errored"] == 1 and summary["pareto"] == []
     (trial,) = load_study(Path(summary["experiment"]), "nan").trials
     assert trial.state == TrialState.FAIL and trial.values is None
