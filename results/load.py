@@ -221,9 +221,22 @@ def read_trial(trial_dir: str | Path) -> dict[str, Any]:
     record.update({c: history[c].dropna().iloc[-1] for c in CLUSTER_COLUMNS
                    if c in history.columns and history[c].notna().any()})
     record["seconds"] = float(history["time_total_s"].max()) if "time_total_s" in history.columns else math.nan
+    record["started"] = _started(history)
     record["checkpoint"] = _checkpoint(trial_dir, best)
     record["path"] = str(trial_dir)
     return record
+
+
+def _started(history: pd.DataFrame) -> float:
+    """When the trial started (Unix seconds): its first report's time less the training time
+    before it; NaN without a report (the trial ids Ray gives are random, not a counter)."""
+    if history.empty or not {"timestamp", "time_total_s"} <= set(history.columns):
+        return math.nan
+    first = history.iloc[0]
+    try:
+        return float(first["timestamp"]) - float(first["time_total_s"])
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _calibrated_weight(config: Mapping[str, Any], history: pd.DataFrame) -> dict[str, Any]:

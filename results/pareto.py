@@ -49,9 +49,10 @@ def _sliced(points: list[tuple[float, ...]], reference: tuple[float, ...]) -> fl
 
 
 def trial_points(trials: pd.DataFrame, objectives: Sequence[str]) -> list[tuple[str, str, list]]:
-    """(trial_id, state, objective values) of every trial, in trial-id order (Ray's counter:
-    the order the trials started)."""
-    ordered = trials.sort_values("trial_id", kind="mergesort")
+    """(trial_id, state, objective values) of every trial in the order the trials started
+    (`started`, results.load; Ray's trial ids are random, so they only break ties)."""
+    keys = ["started", "trial_id"] if "started" in trials.columns else ["trial_id"]
+    ordered = trials.sort_values(keys, kind="mergesort", na_position="last")
     columns = [ordered[name] if name in ordered.columns else pd.Series(None, index=ordered.index)
                for name in objectives]
     states = ordered["state"] if "state" in ordered.columns else pd.Series(None, index=ordered.index)

@@ -161,7 +161,7 @@ def test_replace_sets_dotted_paths_and_returns_a_new_checked_config():
 
 @pytest.mark.parametrize("changes,message", [
     ({"model.gama": 0.1}, "model.gama: unknown key; allowed keys in model: "),
-    ({"modl.gamma": 0.1}, "modl: unknown key; allowed keys: clusters, data, eval, model, study, train, tune"),
+    ({"modl.gamma": 0.1}, "modl: unknown key; allowed keys: clusters, data, dose, eval, model, study, train, tune"),
     ({"gamma": 0.1}, "'gamma': expected a dotted path SECTION.KEY"),
     ({"model.gamma": "high"}, "model.gamma: got 'high'; allowed: float in [0, inf)"),
     ({"model.gamma.low": 0.1}, "model.gamma.low: model.gamma is a value, not a section"),

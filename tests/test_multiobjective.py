@@ -160,6 +160,16 @@ def test_hypervolume_history_never_falls_and_ignores_errored_trials():
     assert by_id["t5"] == by_id["t4"]                       # the errored trial's (0.9, 0.9) adds nothing
 
 
+def test_hypervolume_history_follows_the_start_time_not_the_random_trial_ids():
+    """Ray's trial ids are random hex: the history must follow when each trial started."""
+    rows = [("f1", 3.0, (0.30, 0.01)), ("a2", 1.0, (0.10, 0.08)), ("c3", 2.0, (0.20, 0.05))]
+    trials = pd.DataFrame([{"trial_id": t, "state": TERMINATED, "started": at, TWO[0]: v[0], TWO[1]: v[1]}
+                           for t, at, v in rows])
+    history = hypervolume_history(trials, TWO)
+    assert list(history["trial_id"]) == ["a2", "c3", "f1"]
+    assert history["hypervolume"].iloc[0] == pytest.approx(0.10 * 0.08)
+
+
 # ---- a real multi-objective run -----------------------------------------------------------------
 SPACE = {
     "backbone": {"type": "categorical", "values": ["sasrec", "gru4rec"]},
