@@ -20,7 +20,7 @@ SEGMENTS = (("overall", ""), ("new target", "new_target_"), ("tail item", "tail_
 LEADER_TEST = ("test_ndcg_10", "test_new_target_ndcg_10", "test_hit_10")
 SEGMENT_METRICS = (("Hit@10", "hit_10"), ("NDCG@10", "ndcg_10"))
 #: columns that describe a trial but are not its configuration
-NOT_CONFIG = {"trial_id", "state", "epochs", "budget", "best_epoch", "seconds", "checkpoint", "path",
+NOT_CONFIG = {"trial_id", "state", "epochs", "budget", "best_epoch", "seconds", "started", "checkpoint", "path",
               *CLUSTER_COLUMNS}
 
 
