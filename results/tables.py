@@ -64,15 +64,18 @@ def _backbones(trials: pd.DataFrame) -> pd.Series:
 
 
 def best_per_backbone(trials: pd.DataFrame) -> pd.DataFrame:
-    """The leader (highest best-epoch valid_ndcg_10) of each backbone, one row each."""
+    """The leader (highest best-epoch valid_ndcg_10) of each backbone, one row each: who and how
+    good first (backbone, trial, scores), then how long it ran, then its configuration, so the
+    scores stay in view on a narrow page."""
     order = ranked(trials)
     if order.empty:
         return order
     leaders = order.groupby(_backbones(order), sort=True).head(1)
-    columns = (["backbone"] if "backbone" in leaders.columns else []) + ["trial_id", "state"]
+    columns = (["backbone"] if "backbone" in leaders.columns else []) + ["trial_id", "state", METRIC]
+    columns += [c for c in ("valid_tail_item_ndcg_10", "valid_new_target_ndcg_10", *LEADER_TEST)
+                if c in leaders.columns]
+    columns += ["epochs", "best_epoch"]
     columns += [c for c in config_columns(leaders) if c not in columns]
-    columns += ["epochs", "best_epoch", METRIC]
-    columns += [c for c in ("valid_new_target_ndcg_10", *LEADER_TEST) if c in leaders.columns]
     return leaders[columns].sort_values(METRIC, ascending=False).reset_index(drop=True)
 
 
