@@ -52,13 +52,15 @@ def run_path(folder: Path, arm: str, seed: int) -> Path:
 
 
 def pending_jobs(config: Any, folder: Path) -> list[tuple[str, int, dict, str]]:
-    """(arm, seed, config dict, output file) of every run missing or made with another config."""
+    """(arm, seed, config dict, output file) of every run missing or made with another config,
+    seed by seed (the control first in each): a dose-response stopped part way leaves whole
+    paired seeds, every dose beside its control, rather than some doses with every seed."""
     from tuning.config import config_to_dict
 
-    jobs = []
-    for arm, by_seed in dose_configs(config).items():
-        for seed, run_config in by_seed.items():
-            wanted, out = config_to_dict(run_config), run_path(folder, arm, seed)
+    plan, jobs = dose_configs(config), []
+    for seed in config.dose.seeds:
+        for arm, by_seed in plan.items():
+            wanted, out = config_to_dict(by_seed[seed]), run_path(folder, arm, seed)
             if not out.is_file() or comparable(json.loads(out.read_text())["config"]) != wanted:
                 jobs.append((arm, int(seed), wanted, str(out)))
     return jobs

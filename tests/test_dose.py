@@ -39,6 +39,14 @@ def test_the_plan_is_the_control_and_every_clustering_at_every_share():
     assert dose.model.dropout == control.model.dropout and dose.train.seed == 44
 
 
+def test_runs_go_seed_by_seed_so_a_stopped_dose_response_leaves_whole_paired_seeds(tmp_path):
+    from results.dose import pending_jobs
+
+    jobs = pending_jobs(load_config("configs/dose-scientific.yaml"), tmp_path)
+    assert len(jobs) == 63 and [seed for _, seed, _, _ in jobs] == [42] * 21 + [43] * 21 + [44] * 21
+    assert jobs[0][0] == "control" and jobs[21][0] == "control"
+
+
 @pytest.mark.parametrize("override, key", [
     ("dose.clusterings=[dbscan-3]", "dose.clusterings"), ("dose.clusterings=[kmeans-x]", "dose.clusterings"),
     ("dose.shares=[0.0]", "dose.shares"), ("dose.shares=[1.5]", "dose.shares"), ("dose.seeds=[42]", "dose.seeds"),
