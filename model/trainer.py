@@ -100,6 +100,10 @@ class Trainer:
         at initialisation (model.icc): deterministic, so a resumed or reproduced run gets the
         same gamma without storing it."""
         cfg = self.model_cfg
+        if not bool(self.model.icc.constrained.any()):
+            self.notes.append(f"model.icc_share {share!r}: the clustering constrains no item (all noise), so "
+                              f"the ICC term is 0 whatever its weight; gamma 0")
+            return 0.0
         parts = mean_parts_at_init(self.model, self.batches, self.train_cfg.batch_size,
                                    self.train_cfg.seed + 2, CALIBRATION_BATCHES)
         rest = parts["rec"] + cfg.alpha * parts["sd"] + cfg.lambda_cl * parts["cl"]

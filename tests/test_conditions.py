@@ -201,6 +201,25 @@ def test_calibrated_gamma_gives_the_share_and_leaves_the_run_otherwise_unchanged
     assert 0.1 <= report.loss_shares["icc"] <= 0.4 and math.isclose(sum(report.loss_shares.values()), 1.0)
 
 
+def test_a_clustering_that_constrains_no_item_calibrates_to_gamma_0_instead_of_failing(ml100k):
+    """HDBSCAN at min_cluster_size 45 calls every ml-100k item noise: the ICC term is 0 whatever
+    its weight. A search sampled that and the trial errored three times (calibration divided by
+    0); it now trains as the run it is, gamma 0, with a note saying why."""
+    from conftest import TEST_CACHE, user_subset
+    from model.pipeline import build_trainer
+
+    config = load_config(None, [
+        "data.name=ml-100k", f"data.cache_dir={TEST_CACHE}", "model.hidden_size=16", "model.max_len=20",
+        "model.adapter_hidden=32", "model.num_blocks=1", "model.variant=icc", "model.icc_share=0.1",
+        "clusters.method=hdbscan", "clusters.min_cluster_size=45", "clusters.silhouette_sample=0",
+        "train.device=cpu", "train.batch_size=64"])
+    trainer = build_trainer(config, user_subset(ml100k, 100))
+    assert trainer.icc_gamma == 0.0 and not bool(trainer.model.icc.constrained.any())
+    assert any("constrains no item" in note for note in trainer.notes)
+    report = trainer.train_epoch()
+    assert report.loss_shares["icc"] == 0.0 and report.icc_gamma == 0.0
+
+
 def test_progress_columns_hold_only_parameters_every_trial_has():
     """Ray's best-trial progress line looks parameters up without a default: a column for a
     conditional parameter ended a real amazon-scientific search with KeyError 'n_clusters'."""
