@@ -24,7 +24,7 @@ from runtime import quiet_environment, set_torch_threads  # noqa: E402,F401  (th
 
 DEFAULT_DATA_ROOT = str(REPO.parent / "shared" / "data")
 DEFAULT_CACHE_DIR = str(REPO / ".cache" / "test")
-DATASETS = ("ml-100k", "amazon-scientific", "llmesr-yelp")
+DATASETS = ("ml-100k", "amazon-scientific", "amazon-beauty", "llmesr-yelp")
 BACKBONES = ("sasrec", "bert4rec", "gru4rec")
 RANDOM_EMB_LABEL = "random embeddings (timing only)"
 YELP_EMB_DIM = 1536                       # LLM-ESR's ada-002 item embeddings are 1536 wide
@@ -133,7 +133,7 @@ def yelp_item_count(data_root: str) -> int:
 def data_overrides(dataset: str, data_root: str, cache_dir: str) -> tuple[list[str], str]:
     """`--set`-style data overrides for a benchmark dataset and a label for its embeddings."""
     common = [f"data.data_root={data_root}", f"data.cache_dir={cache_dir}"]
-    if dataset in ("ml-100k", "amazon-scientific"):
+    if dataset in ("ml-100k", "amazon-scientific", "amazon-beauty"):
         return [f"data.name={dataset}", *common], "MiniLM item text"
     if dataset == "llmesr-yelp":
         emb = random_embedding_file(cache_dir, yelp_item_count(data_root))
