@@ -150,12 +150,28 @@ def _cell(value: Any, digits: int) -> str:
     return str(value)
 
 
+def _whole(series: pd.Series) -> bool:
+    """A float column whose values are all whole numbers (an int column with blanks, such as
+    best_epoch or a conditional min_cluster_size): shown without decimals."""
+    values = series.dropna()
+    return (pd.api.types.is_float_dtype(series) and not values.empty
+            and bool(((values % 1) == 0).all()) and bool((values.abs() < 1e15).all()))
+
+
+def _formatters(frame: pd.DataFrame, digits: int) -> list:
+    def whole(v: Any) -> str:
+        return "" if _missing(v) else str(int(v))
+
+    return [whole if _whole(frame[c]) else (lambda v: _cell(v, digits)) for c in frame.columns]
+
+
 def to_markdown(frame: pd.DataFrame, digits: int = 4, index: bool = False) -> str:
     """A GitHub Markdown table (written here to avoid the optional `tabulate` dependency)."""
     if index:
         frame = _flatten(frame).reset_index()
     header = [str(c) for c in frame.columns]
-    body = [[_cell(v, digits).replace("|", "\\|") for v in row] for row in frame.itertuples(index=False)]
+    formats = _formatters(frame, digits)
+    body = [[fmt(v).replace("|", "\\|") for fmt, v in zip(formats, row)] for row in frame.itertuples(index=False)]
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
     rule = ["---:" if n else "---" for n in numeric]
     lines = [header, rule] + body
@@ -165,8 +181,8 @@ def to_markdown(frame: pd.DataFrame, digits: int = 4, index: bool = False) -> st
 def to_html(frame: pd.DataFrame, digits: int = 4, index: bool = False, table_id: str = "") -> str:
     """An HTML table with the same number formatting as the Markdown one."""
     shown = _flatten(frame).reset_index() if index else frame
-    html = shown.to_html(index=False, na_rep="", border=0, classes="table",
-                         float_format=lambda v: _cell(v, digits))
+    formats = dict(zip(shown.columns, _formatters(shown, digits)))
+    html = shown.to_html(index=False, na_rep="", border=0, classes="table", formatters=formats)
     return html.replace("<table ", f'<table id="{escape(table_id, quote=True)}" ', 1) if table_id else html
 
 

@@ -222,3 +222,20 @@ def test_report_warns_about_degenerate_clusterings_by_trial():
     assert "79%" in note and note.endswith(": a")
     assert degenerate_note(trials.assign(cluster_degenerate=False)) is None
     assert degenerate_note(trials.drop(columns="cluster_degenerate")) is None
+
+
+def test_whole_number_columns_with_blanks_print_without_decimals():
+    """best_epoch or a conditional min_cluster_size is a float column once a blank joins it; a
+    real ml-100k search report showed "3.0000" epochs and "4.0000" min_cluster_size."""
+    import math
+
+    import pandas as pd
+
+    from results.tables import to_html, to_markdown
+
+    frame = pd.DataFrame({"best_epoch": [3.0, math.nan], "min_cluster_size": [math.nan, 4.0],
+                          "lr": [0.0025, 0.001], "icc_share": [0.5, 1.0]})
+    lines = to_markdown(frame).splitlines()
+    assert lines[2] == "| 3 |  | 0.0025 | 0.5000 |" and lines[3] == "|  | 4 | 0.0010 | 1.0000 |"
+    html = to_html(frame)
+    assert "<td>3</td>" in html and "<td>4</td>" in html and "3.0000" not in html and "<td>0.0025</td>" in html
