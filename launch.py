@@ -250,7 +250,7 @@ def cmd_dose(args: argparse.Namespace) -> None:
     from tuning.config import given_keys
 
     outcome = run_dose(config, args.name, resume=args.resume, progress=not args.json,
-                       given=given_keys(args.config, args.set or []))
+                       given=given_keys(args.config, args.set or []), report_only=args.report_only)
     emit(f"dose-response {args.name}", outcome, args.json)
 
 
@@ -341,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("dose", help="ICC's dose-response: loss shares x clusterings against no ICC, paired seeds")
     p.add_argument("--name", required=True, help="name (folder under tune.storage_path)")
     p.add_argument("--resume", action="store_true", help="continue (runs already on disk are kept)")
+    p.add_argument("--report-only", action="store_true",
+                   help="write the report from the runs on disk and run nothing (one still going or stopped)")
     _common(p)
     p.set_defaults(func=cmd_dose)
 

@@ -122,14 +122,18 @@ def _mean_realised_share(runs: list[dict[str, Any]]) -> float | None:
 
 
 def run_dose(config: Any, name: str, resume: bool = False, progress: bool = True,
-             given: Any = None) -> dict[str, Any]:
-    """Run (or continue) the dose-response named `name`; write and return its summary files."""
+             given: Any = None, report_only: bool = False) -> dict[str, Any]:
+    """Run (or continue) the dose-response named `name`; write and return its summary files.
+    `report_only`: write them from the runs on disk, running nothing (a dose-response still
+    going, or stopped part way: the files say how many runs are missing)."""
     from results.dose_report import write_dose_report
 
-    folder, config = claim(config, name, resume, given)
-    run_doses(config, folder, progress)
-    rows = summarize(config, load_runs(folder))
-    return write_dose_report(config, folder / DOSE_DIR, load_runs(folder), rows)
+    folder, config = claim(config, name, resume or report_only, given)
+    if not report_only:
+        run_doses(config, folder, progress)
+    runs = load_runs(folder)
+    return write_dose_report(config, folder / DOSE_DIR, runs, summarize(config, runs),
+                             missing=len(pending_jobs(config, folder)))
 
 
 def _say(progress: bool, line: str) -> None:

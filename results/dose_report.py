@@ -28,10 +28,13 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame) -> str:
+def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame, missing: int = 0) -> str:
     """The summary: the setting, the cost, and per metric a table of every dose."""
     control = runs[runs["arm"] == CONTROL]
-    lines = ["# ICC dose-response", "",
+    partial = ([f"**Partial: {missing} of {missing + len(runs)} planned runs are not done yet.** Each dose is "
+                f"compared on the seeds it shares with the control (`seeds`); one seed gives no test.", ""]
+               if missing else [])
+    lines = ["# ICC dose-response", "", *partial,
              f"Base: {config.data.name}, {config.model.backbone}, variant {config.model.variant} settings "
              f"(lr {config.train.lr:g}, dropout {config.model.dropout:g}, hidden {config.model.hidden_size}, "
              f"max_len {config.model.max_len}, {config.train.epochs} epochs, patience {config.train.patience}); "
@@ -42,12 +45,12 @@ def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame) -> str
              f"TOST at +/-{100 * config.dose.margin:g} % of the control's mean (equivalence). "
              "`realised` is ICC's share of the loss over epoch 1.", ""]
     for metric, label in METRIC_LABEL.items():
-        lines += [f"## {label}", "", "| clustering | share | realised | mean +/- 95 % CI | vs control | p | p (Holm) "
-                  "| TOST p | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"## {label}", "", "| clustering | share | seeds | realised | mean +/- 95 % CI | vs control | p "
+                  "| p (Holm) | TOST p | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
         for r in (r for r in rows if r["metric"] == metric):
             ci = f"{_fmt(r['mean'])} +/- {_fmt(r['half_width'])}"
             rel = "-" if r["relative"] is None else f"{100 * r['relative']:+.1f} %"
-            lines.append(f"| {r['clustering']} | {r['share']:g} | {_fmt(r['realised_share'], 3)} | {ci} | {rel} "
+            lines.append(f"| {r['clustering']} | {r['share']:g} | {r['seeds']} | {_fmt(r['realised_share'], 3)} | {ci} | {rel} "
                          f"| {_fmt(r['p_value'], 3)} | {_fmt(r.get('p_holm'), 3)} | {_fmt(r['tost_p'], 3)} "
                          f"| {r['verdict']} |")
         lines.append("")
@@ -88,12 +91,13 @@ def plot(config: Any, rows: list[dict[str, Any]], path: Path) -> Path | None:
     return path
 
 
-def write_dose_report(config: Any, out: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]]) -> dict:
+def write_dose_report(config: Any, out: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]],
+                      missing: int = 0) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     frame = runs_frame(runs)
     frame.to_csv(out / "runs.csv", index=False)
     pd.DataFrame(rows).to_csv(out / "doses.csv", index=False)
-    (out / "dose.md").write_text(markdown(config, rows, frame))
+    (out / "dose.md").write_text(markdown(config, rows, frame, missing))
     image = plot(config, rows, out / "dose.png")
     return {"folder": str(out), "markdown": str(out / "dose.md"), "plot": str(image) if image else None,
-            "runs": len(frame), "doses": len(rows) // len(METRIC_LABEL)}
+            "runs": len(frame), "missing": missing, "doses": len(rows) // len(METRIC_LABEL)}

@@ -75,10 +75,15 @@ def test_a_tiny_dose_response_runs_reports_and_resumes(tmp_path):
     assert all(abs(r["history"][0]["loss_shares"]["icc"] - 0.1) < 0.05 for r in dosed)      # the dose it bought
     assert all(r["history"][0]["loss_shares"]["icc"] == 0.0 for r in runs if r["arm"] == "control")
     table = (tmp_path / "tiny" / "dose" / "dose.md").read_text()
-    assert "| kmeans-8 | 0.1 |" in table and (tmp_path / "tiny" / "dose" / "dose.png").is_file()
+    assert "| kmeans-8 | 0.1 | 2 |" in table and (tmp_path / "tiny" / "dose" / "dose.png").is_file()
     saved = config.replace({"tune.name": "tiny"})                         # the config the folder holds
     assert pending_jobs(saved, tmp_path / "tiny") == []                       # a resume has nothing to do
     before = {p: p.stat().st_mtime for p in (tmp_path / "tiny" / "dose" / "runs").rglob("*.json")}
     run_dose(config, "tiny", resume=True, progress=False)
     assert {p: p.stat().st_mtime for p in before} == before
     assert json.loads(sorted(before)[0].read_text())["config"]["dose"]["seeds"] == [42, 43]
+    gone = sorted(before)[-1]                                    # a dose-response stopped part way:
+    gone.unlink()
+    partial = run_dose(config, "tiny", report_only=True, progress=False)
+    assert partial["runs"] == 3 and partial["missing"] == 1 and not gone.exists()      # reported, not run
+    assert "Partial: 1 of 4 planned runs" in (tmp_path / "tiny" / "dose" / "dose.md").read_text()
