@@ -106,13 +106,20 @@ def summarize(config: Any, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                              "control_mean": mean_ci(base)["mean"], "relative": diff["relative"],
                              "diff": diff["diff"], "diff_half_width": diff["diff_half_width"],
                              "p_value": diff["p_value"], "tost_p": tost["p_value"],
-                             "verdict": verdict(diff, tost),
+                             "verdict": _verdict(len(seeds), diff, tost),
                              "realised_share": _mean_realised_share([arm[s] for s in seeds])})
     for metric in METRICS:
         mine = [r for r in rows if r["metric"] == metric]
         for row, adjusted in zip(mine, holm([r["p_value"] for r in mine])):
             row["p_holm"] = adjusted
     return rows
+
+
+def _verdict(n_seeds: int, diff: dict[str, Any], tost: dict[str, Any]) -> str:
+    """What a dose says, or why it says nothing yet (a dose-response in progress)."""
+    if n_seeds < 2:
+        return "not run yet" if n_seeds == 0 else "one seed: no test yet"
+    return verdict(diff, tost)
 
 
 def _mean_realised_share(runs: list[dict[str, Any]]) -> float | None:

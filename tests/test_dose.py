@@ -87,3 +87,4 @@ def test_a_tiny_dose_response_runs_reports_and_resumes(tmp_path):
     partial = run_dose(config, "tiny", report_only=True, progress=False)
     assert partial["runs"] == 3 and partial["missing"] == 1 and not gone.exists()      # reported, not run
     assert "Partial: 1 of 4 planned runs" in (tmp_path / "tiny" / "dose" / "dose.md").read_text()
+    assert "| one seed: no test yet |" in (tmp_path / "tiny" / "dose" / "dose.md").read_text()
