@@ -18,15 +18,16 @@ from typing import Any
 import pandas as pd
 
 from results.stats import ALPHA, holm, mean_ci, paired, pareto_front
-from results.study_plots import VARIANT_LABEL, arm_parts, plot_budget, plot_effects, plot_pareto
+from results.study_plots import VARIANT_LABEL, arm_parts, arm_search_seed, plot_budget, plot_effects, plot_pareto
 from results.findings_render import to_html_page, to_markdown_text
+from tuning.config import STUDY_COMPARISONS, STUDY_METRICS
 
 REFERENCE_LABEL = {"last_item_text": "reference: last item's text", "popularity": "reference: popularity",
                    "history_then_popularity": "reference: history, then popularity"}
 SEGMENTS = (("overall", ""), ("tail item", "tail_item_"), ("tail user", "tail_user_"),
             ("new target", "new_target_"))
 KEY_METRICS = ("ndcg_10", "tail_item_ndcg_10")
-COMPARISONS = (("icc", "llmesr"), ("icc", "control"), ("llmesr", "plain"))
+COMPARISONS = tuple(tuple(pair.split("-vs-")) for pair in STUDY_COMPARISONS)   # (treatment, control)
 #: the LLM-ESR paper's settings (docs/design.md, "The LLM-ESR paper's settings"), against which
 #: every reduction is stated
 PAPER = {"model.max_len": 200, "train.epochs": 200, "train.patience": 20, "model.loss": "bce",
@@ -45,10 +46,34 @@ def confirmation_frame(records: list[dict]) -> pd.DataFrame:
     rows = []
     for r in records:
         variant, backbone = arm_parts(r["arm"])
-        rows.append({"arm": r["arm"], "variant": variant, "backbone": backbone, "seed": r["seed"],
+        rows.append({"arm": r["arm"], "variant": variant, "backbone": backbone,
+                     "search": arm_search_seed(r["arm"]), "seed": r["seed"],
                      "best_epoch": r["best_epoch"], "epochs": r["epochs"], "seconds": r["seconds"],
                      **{f"valid_{k}": v for k, v in r["valid"].items()},
                      **{f"test_{k}": v for k, v in r["test"].items()}})
+    return pd.DataFrame(rows)
+
+
+def search_seed_spread(runs: pd.DataFrame, first_seed: int) -> pd.DataFrame:
+    """Per arm searched with several searcher seeds: each search winner's confirmed test NDCG@10
+    (overall and tail-item, mean over the confirmation seeds) and their spread, i.e. how much
+    the search's own seed moves the answer (to set beside the differences between arms)."""
+    extra = runs[runs["variant"] != "control"] if not runs.empty else runs
+    if extra.empty or extra["search"].isna().all():
+        return pd.DataFrame()
+    rows = []
+    for (backbone, variant), group in extra.groupby(["backbone", "variant"], sort=False):
+        seeds = group["search"].map(lambda v: first_seed if pd.isna(v) else int(v))
+        means = group.assign(search_seed=seeds).groupby("search_seed")[["test_ndcg_10", "test_tail_item_ndcg_10"]].mean()
+        if len(means) < 2:
+            continue
+        row = {"backbone": backbone, "variant": VARIANT_LABEL[variant], "search seeds": len(means)}
+        for column, label in (("test_ndcg_10", "NDCG@10"), ("test_tail_item_ndcg_10", "tail-item NDCG@10")):
+            values = means[column]
+            row[f"{label} per search seed"] = " / ".join(f"{v:.4f}" for v in values)
+            row[f"{label} spread"] = float(values.max() - values.min())
+            row[f"{label} spread %"] = 100 * float(values.max() - values.min()) / float(values.mean())
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -80,9 +105,10 @@ def results_table(runs: pd.DataFrame, refs: dict, backbones: list[str], metric: 
     return pd.DataFrame(rows)
 
 
-def comparisons(runs: pd.DataFrame, backbones: list[str]) -> pd.DataFrame:
-    """Paired comparisons per backbone (ICC vs LLM-ESR, LLM-ESR vs plain) on the key metrics,
-    with Holm-adjusted p over the whole family."""
+def comparisons(runs: pd.DataFrame, backbones: list[str], primary: list[str]) -> pd.DataFrame:
+    """Paired comparisons per backbone (ICC vs LLM-ESR, ICC vs its control, LLM-ESR vs plain) on
+    every test metric. The pre-registered `primary` family (comparison:metric, every backbone) is
+    Holm-adjusted together; every other row is exploratory (raw p only)."""
     rows = []
     for backbone in backbones:
         for treat, control in COMPARISONS:
@@ -92,16 +118,20 @@ def comparisons(runs: pd.DataFrame, backbones: list[str]) -> pd.DataFrame:
             if len(seeds) == 0:
                 continue
             a, b = a[a["seed"].isin(seeds)], b[b["seed"].isin(seeds)]
-            for metric in ("ndcg_10", "tail_item_ndcg_10", "tail_user_ndcg_10", "new_target_ndcg_10"):
+            for metric in STUDY_METRICS:
                 test = paired(a[f"test_{metric}"].tolist(), b[f"test_{metric}"].tolist())
+                family = "primary" if f"{treat}-vs-{control}:{metric}" in primary else "exploratory"
                 rows.append({"backbone": backbone, "comparison": f"{VARIANT_LABEL[treat]} vs {VARIANT_LABEL[control]}",
-                             "metric": f"test {metric}", "seeds": test["n"], "difference": test["diff"],
-                             "ci95": test["diff_half_width"],
+                             "metric": f"test {metric}", "family": family, "seeds": test["n"],
+                             "difference": test["diff"], "ci95": test["diff_half_width"],
                              "relative_%": None if test["relative"] is None else 100 * test["relative"],
                              "p": test["p_value"], "d_z": test["d_z"]})
     frame = pd.DataFrame(rows)
     if not frame.empty:
-        frame["p_holm"] = holm([None if pd.isna(p) else float(p) for p in frame["p"]])
+        chosen = frame["family"] == "primary"
+        adjusted = holm([None if pd.isna(p) else float(p) for p in frame.loc[chosen, "p"]])
+        frame["p_holm"] = math.nan
+        frame.loc[chosen, "p_holm"] = [math.nan if p is None else p for p in adjusted]
     return frame
 
 
@@ -112,12 +142,17 @@ def _p_text(p: float | None) -> str:
 
 
 def _effect(row: pd.Series, what: str) -> str:
+    """A primary comparison is judged by its Holm-adjusted p; an exploratory one by its raw p,
+    and says so."""
     rel = row["relative_%"]
     change = "" if rel is None or pd.isna(rel) else f"{rel:+.1f} %"
-    p = None if pd.isna(row["p"]) else float(row["p"])
+    primary = row.get("family") == "primary"
+    p_raw = row["p_holm"] if primary else row["p"]
+    p = None if pd.isna(p_raw) else float(p_raw)
+    label = (f"Holm {_p_text(p)}" if p is not None else _p_text(p)) if primary else f"{_p_text(p)}, exploratory"
     if p is not None and p < ALPHA:
-        return f"{change} {what} ({_p_text(p)})"
-    return f"no significant difference in {what} ({change}, {_p_text(p)})"
+        return f"{change} {what} ({label})"
+    return f"no significant difference in {what} ({change}, {label})"
 
 
 def sentences(comp: pd.DataFrame, backbones: list[str]) -> list[str]:
@@ -248,7 +283,23 @@ def reductions(config: Any) -> list[str]:
     out.append(f"confirmation seeds {config.study.seeds} (paper: 42-44); search budget "
                f"{config.study.trials_per_arm} trials per arm with ASHA (grace {config.tune.grace_period}, "
                f"reduction factor {config.tune.reduction_factor:g})")
+    dims = searched_dimensions(config)
+    if config.study.trials_per_arm < TRIALS_PER_DIMENSION * dims:
+        out.append(f"search budget below the rule of {TRIALS_PER_DIMENSION} trials per searched dimension: "
+                   f"{config.study.trials_per_arm} trials for the ICC arm's {dims} dimensions "
+                   f"(the rule asks {TRIALS_PER_DIMENSION * dims})")
     return out
+
+
+TRIALS_PER_DIMENSION = 10     # the study's budget rule (docs/studies/README.md)
+
+
+def searched_dimensions(config: Any) -> int:
+    """Parameters the largest arm (ICC: tune.space plus study.icc_space) searches."""
+    from tuning.space import is_fixed
+
+    space = {**config.tune.space, **config.study.icc_space}
+    return sum(1 for key, spec in space.items() if key not in ("variant", "backbone") and not is_fixed(spec))
 
 
 def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd.DataFrame,
@@ -265,15 +316,19 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
               f"(repeat policy `{config.eval.repeats}`), best-validation weights."),
         ("h2", "Findings"),
         ("list", said or ["No confirmation runs yet."]),
-        ("p", f"Paired two-sided t-tests over {n_seeds} seeds (the same seeds for every arm); "
-              f"significance at {ALPHA} before correction; Holm-adjusted p over all "
-              f"{len(tables['comparisons'])} comparisons is in the comparison table."),
+        ("p", f"Paired two-sided t-tests over {n_seeds} seeds (the same seeds for every arm), "
+              f"significance at {ALPHA}. The pre-registered primary family "
+              f"({', '.join(f'`{e}`' for e in config.study.primary)}, on every backbone: "
+              f"{_family_size(tables['comparisons'])} tests) is judged by Holm-adjusted p; every other "
+              f"comparison is exploratory and shows its raw p."),
         ("h3", f"Test NDCG@10, mean ± 95 % CI over {n_seeds} seeds"),
         ("table", tables["ndcg"]),
         ("h3", f"Test Hit@10, mean ± 95 % CI over {n_seeds} seeds"),
         ("table", tables["hit"]),
         ("h3", "Paired comparisons (treatment minus control, per seed)"),
         ("table", tables["comparisons"]),
+        ("h3", "Search-seed spread: how much the searcher's own seed moves the confirmed answer"),
+        *_spread_pieces(config, tables["spread"]),
         ("h3", "The configuration each arm confirmed (its best search trial; for ICC arms, the "
                "clustering it used: clusters found, the largest cluster's share of the items, noise)"),
         ("table", tables["best"]),
@@ -307,6 +362,20 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
                   f"reproduce {config.tune.storage_path.rstrip('/')}/{name}/confirm/ARM/seed-S.json`"]),
     ]
     return pieces
+
+
+def _spread_pieces(config: Any, spread: pd.DataFrame) -> list[tuple]:
+    if spread.empty:
+        return [("p", "Not measured: each arm was searched with one searcher seed (`study.search_seeds` "
+                      "lists several to measure it).")]
+    return [("p", f"Each arm searched with searcher seeds {config.study.search_seeds}, the winner of each "
+                  f"search confirmed over the same {len(config.study.seeds)} seeds; the tables above use "
+                  f"the first search's winner. A spread as large as a difference between arms means that "
+                  f"difference may be the search's luck."), ("table", spread)]
+
+
+def _family_size(comp: pd.DataFrame) -> int:
+    return int((comp["family"] == "primary").sum()) if "family" in comp else 0
 
 
 def _device() -> str:
@@ -350,9 +419,10 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
 
     out.mkdir(parents=True, exist_ok=True)
     backbones = list(config.study.backbones)
-    runs = confirmation_frame(records)
+    every_run = confirmation_frame(records)
+    runs = every_run[every_run["search"].isna()] if not every_run.empty else every_run   # the compared winners
     trials, epochs = search_trials(experiments)
-    comp = comparisons(runs, backbones) if not runs.empty else pd.DataFrame()
+    comp = comparisons(runs, backbones, config.study.primary) if not runs.empty else pd.DataFrame()
     said = sentences(comp, backbones) if not comp.empty else []
     front = front_table(trials)
     curves = budget_curves(epochs)
@@ -364,13 +434,14 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
         "ndcg": results_table(runs, refs, backbones, "ndcg_10") if not runs.empty else pd.DataFrame(),
         "hit": results_table(runs, refs, backbones, "hit_10") if not runs.empty else pd.DataFrame(),
         "comparisons": comp, "best": best, "front": front,
+        "spread": search_seed_spread(every_run, (config.study.search_seeds or [config.tune.search_seed])[0]),
     }
     plots = {"pareto": plot_pareto(trials, front, out / "pareto.png"),
              "budget": plot_budget(curves, backbones, out / "budget.png"),
              "effects": plot_effects(trials, backbones, out / "gamma_clusters.png")}
     for table_name, frame in tables.items():
         frame.to_csv(out / f"{table_name}.csv", index=False)
-    runs.to_csv(out / "confirmation_runs.csv", index=False)
+    every_run.to_csv(out / "confirmation_runs.csv", index=False)
     trials.drop(columns=["path", "checkpoint"], errors="ignore").to_csv(out / "search_trials.csv", index=False)
     reference_frame(refs).to_csv(out / "references.csv", index=False)
     curves.to_csv(out / "budget_curves.csv", index=False)

@@ -49,26 +49,33 @@ class StudyError(ValueError):
 
 
 # ---- arms -------------------------------------------------------------------------------------
-def arm_name(variant: str, backbone: str) -> str:
-    return f"{variant}-{backbone}"
+def arm_name(variant: str, backbone: str, search_seed: int | None = None) -> str:
+    """icc-sasrec for an arm's first search, icc-sasrec-search7 for its search with seed 7."""
+    from results.study_plots import SEARCH_SUFFIX
+
+    return f"{variant}-{backbone}" + ("" if search_seed is None else f"{SEARCH_SUFFIX}{search_seed}")
 
 
-def arms(config: Any) -> list[tuple[str, str]]:
-    """(variant, backbone) of every arm, variants in the order plain, llmesr, icc."""
-    return [(v, b) for b in config.study.backbones for v in config.study.variants]
+def arms(config: Any) -> list[tuple[str, str, int | None]]:
+    """(variant, backbone, extra search seed or None) of every search, variants in the order
+    plain, llmesr, icc; an arm's first search (study.search_seeds[0], or tune.search_seed) has
+    seed None."""
+    extra = config.study.search_seeds[1:]
+    return [(v, b, s) for b in config.study.backbones for v in config.study.variants for s in [None, *extra]]
 
 
-def arm_config(config: Any, variant: str, backbone: str, search_root: Path) -> Any:
+def arm_config(config: Any, variant: str, backbone: str, search_root: Path, search_seed: int | None = None) -> Any:
     """The arm's tune config: the variant and backbone fixed (the variant's switches decided
-    afresh), icc_space added to the space of icc arms."""
+    afresh), icc_space added to the space of icc arms, the searcher seeded by the study."""
     space = dict(config.tune.space)
     if variant == "icc":
         space.update(config.study.icc_space)
     for key in ("variant", "backbone"):
         space.pop(key, None)
+    seed = (config.study.search_seeds or [config.tune.search_seed])[0] if search_seed is None else search_seed
     changes = {"model.variant": variant, "model.backbone": backbone, "tune.space": space,
-               "tune.name": arm_name(variant, backbone), "tune.num_samples": config.study.trials_per_arm,
-               "tune.storage_path": str(search_root)}
+               "tune.name": arm_name(variant, backbone, search_seed), "tune.search_seed": int(seed),
+               "tune.num_samples": config.study.trials_per_arm, "tune.storage_path": str(search_root)}
     if variant == "icc" and not icc_on({w: getattr(config.model, w) for w in ICC_WEIGHTS}):
         changes["model.gamma"] = ModelConfig.gamma     # the default weight, unless icc_space searches one
     return config.replace(changes)
@@ -151,7 +158,7 @@ def arm_plans(config: Any, folder: Path) -> dict[str, Any]:
     """arm -> its tune config, every arm's space checked (before Ray starts)."""
     from tuning.space_checks import validate_space
 
-    plans = {arm_name(v, b): arm_config(config, v, b, folder / SEARCH_DIR) for v, b in arms(config)}
+    plans = {arm_name(v, b, s): arm_config(config, v, b, folder / SEARCH_DIR, s) for v, b, s in arms(config)}
     for plan in plans.values():
         validate_space(plan.tune.space, plan)
     return plans
@@ -224,12 +231,14 @@ def control_config(icc_config: dict[str, Any]) -> dict[str, Any]:
 def confirmation_jobs(config: Any, folder: Path, experiments: dict[str, Path]) -> list[tuple]:
     """(arm, seed, config, output file) of every confirmation run that is missing or stale."""
     jobs = []
+    from results.study_plots import arm_parts, arm_search_seed
+
     for arm, experiment in experiments.items():
         row = best_trial(experiment)
-        variant, backbone = arm.split("-", 1)
+        variant, backbone = arm_parts(arm)
         for seed in config.study.seeds:
             wanted = {arm: confirm_config(config, row, seed)}
-            if variant == "icc":
+            if variant == "icc" and arm_search_seed(arm) is None:     # the control of the compared winner
                 wanted[f"{CONTROL}-{backbone}"] = control_config(wanted[arm])
             for name, run_config in wanted.items():
                 out = confirmation_path(folder, name, seed)

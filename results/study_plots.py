@@ -10,10 +10,20 @@ import pandas as pd
 VARIANT_LABEL = {"plain": "plain", "llmesr": "LLM-ESR", "icc": "ICC", "control": "gamma 0 control"}
 
 
+SEARCH_SUFFIX = "-search"
+
+
 def arm_parts(arm: str) -> tuple[str, str]:
-    """(variant, backbone) of an arm name such as icc-sasrec."""
-    variant, backbone = arm.split("-", 1)
+    """(variant, backbone) of an arm name such as icc-sasrec or icc-sasrec-search1."""
+    variant, backbone = arm.split(SEARCH_SUFFIX)[0].split("-", 1)
     return variant, backbone
+
+
+def arm_search_seed(arm: str) -> int | None:
+    """The searcher seed of an extra search of an arm (icc-sasrec-search1: 1), None for the
+    arm's first search, the one whose winner the study compares."""
+    _, found, seed = arm.partition(SEARCH_SUFFIX)
+    return int(seed) if found else None
 
 
 def _pyplot() -> Any:

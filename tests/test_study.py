@@ -113,3 +113,91 @@ def test_bad_study_settings_are_one_line_errors(tmp_path, capsys):
     assert launch.main(["study", "--config", str(DEMO), "--name", "x", "--resume",
                         "--set", f"tune.storage_path={tmp_path}"]) == 2
     assert "no study 'x'" in capsys.readouterr().err
+
+
+def test_only_the_pre_registered_primary_family_is_holm_adjusted():
+    """study.primary names the family the findings judge by Holm-adjusted p; everything else is
+    exploratory, shows its raw p and says so (the first study's summary quoted raw p-values)."""
+    import math
+
+    from results.findings import comparisons, sentences
+    from results.stats import holm
+
+    rows = []
+    for k, (variant, shift) in enumerate((("plain", 0.0), ("llmesr", 0.004), ("icc", 0.006), ("control", 0.0041))):
+        for seed, noise in zip((42, 43, 44, 45), (0.0, 0.0004, -0.0003, 0.0001)):
+            metrics = {f"test_{m}": 0.05 + shift + noise * (i + 1) * (k + 1) for i, m in enumerate(
+                ("ndcg_10", "tail_item_ndcg_10", "tail_user_ndcg_10", "new_target_ndcg_10"))}
+            rows.append({"backbone": "sasrec", "variant": variant, "seed": seed, **metrics})
+    primary = ["icc-vs-control:ndcg_10", "icc-vs-control:tail_item_ndcg_10"]
+    comp = comparisons(pd.DataFrame(rows), ["sasrec"], primary)
+    chosen = comp[comp["family"] == "primary"]
+    assert sorted(chosen["metric"]) == ["test ndcg_10", "test tail_item_ndcg_10"]
+    assert set(chosen["comparison"]) == {"ICC vs gamma 0 control"}
+    assert chosen["p_holm"].tolist() == pytest.approx(holm(chosen["p"].tolist()))
+    assert comp[comp["family"] == "exploratory"]["p_holm"].map(math.isnan).all() and len(comp) == 12
+    said = sentences(comp, ["sasrec"])[0]
+    assert "Holm p" in said and "exploratory" in said
+
+
+@pytest.mark.parametrize("entry", ["icc-vs-plain:ndcg_10", "icc-vs-control:hit_10", "icc-vs-control"])
+def test_a_bad_primary_family_is_a_one_line_error(entry):
+    from tuning import ConfigError
+
+    with pytest.raises(ConfigError, match=r"study.primary: got '.*'; allowed: COMPARISON:METRIC"):
+        load_config(DEMO, [f"study.primary=[{entry}]"])
+
+
+def test_each_search_seed_gets_its_own_search_of_every_arm(tmp_path):
+    """study.search_seeds: one search per arm and seed, the first keeps the arm's plain name (so a
+    study started before the setting resumes), each seeded as listed."""
+    from results.study import arm_name, arm_plans
+    from results.study_plots import arm_parts, arm_search_seed
+
+    plans = arm_plans(demo_config(tmp_path, "study.search_seeds=[3,7]"), tmp_path)
+    assert sorted(plans) == ["icc-sasrec", "icc-sasrec-search7", "llmesr-sasrec", "llmesr-sasrec-search7",
+                             "plain-sasrec", "plain-sasrec-search7"]
+    assert plans["icc-sasrec"].tune.search_seed == 3 and plans["icc-sasrec-search7"].tune.search_seed == 7
+    assert plans["icc-sasrec-search7"].tune.name == "icc-sasrec-search7"
+    assert arm_parts("icc-sasrec-search7") == ("icc", "sasrec") and arm_search_seed("icc-sasrec-search7") == 7
+    assert arm_search_seed(arm_name("icc", "gru4rec")) is None
+    single = arm_plans(demo_config(tmp_path, "tune.search_seed=5"), tmp_path)
+    assert len(single) == 3 and single["icc-sasrec"].tune.search_seed == 5          # [] = tune.search_seed
+
+
+def test_the_search_seed_spread_is_the_range_of_each_search_winners_confirmed_mean():
+    from results.findings import search_seed_spread
+
+    rows = [{"backbone": "sasrec", "variant": variant, "search": search, "seed": seed,
+             "test_ndcg_10": value, "test_tail_item_ndcg_10": value / 2}
+            for variant, search, seed, value in (
+                ("icc", None, 42, 0.080), ("icc", None, 43, 0.082), ("icc", 1, 42, 0.070), ("icc", 1, 43, 0.072),
+                ("control", None, 42, 0.5), ("llmesr", None, 42, 0.09), ("llmesr", None, 43, 0.09))]
+    spread = search_seed_spread(pd.DataFrame(rows), first_seed=0)
+    assert len(spread) == 1 and spread.iloc[0]["search seeds"] == 2        # llmesr had one search: no row
+    assert spread.iloc[0]["NDCG@10 spread"] == pytest.approx(0.010)
+    assert spread.iloc[0]["NDCG@10 per search seed"] == "0.0810 / 0.0710"
+    assert spread.iloc[0]["tail-item NDCG@10 spread %"] == pytest.approx(100 * 0.005 / 0.038)
+    assert search_seed_spread(pd.DataFrame(rows[:2]), first_seed=0).empty
+
+
+def test_a_budget_below_ten_trials_per_searched_dimension_is_listed_as_a_reduction(tmp_path):
+    from results.findings import reductions, searched_dimensions
+
+    config = demo_config(tmp_path)                      # lr, dropout + gamma, n_clusters, ...: 2 trials per arm
+    dims = searched_dimensions(config)
+    assert dims == len(config.tune.space) + len(config.study.icc_space)
+    assert any(f"the rule asks {10 * dims}" in line for line in reductions(config))
+    enough = demo_config(tmp_path, f"study.trials_per_arm={10 * dims}")
+    assert not any("the rule asks" in line for line in reductions(enough))
+
+
+def test_the_second_edition_study_config_plans_every_search_and_meets_its_budget_rule(tmp_path):
+    from results.findings import reductions, searched_dimensions
+    from results.study import arm_plans
+
+    config = load_config(REPO / "configs" / "study-scientific-2.yaml", [f"tune.storage_path={tmp_path}"])
+    plans = arm_plans(config, tmp_path)
+    assert len(plans) == 6 and plans["icc-sasrec-search1"].tune.search_seed == 1
+    assert "n_clusters" in plans["icc-sasrec"].tune.space and "icc_share" not in plans["llmesr-sasrec"].tune.space
+    assert searched_dimensions(config) == 6 and not any("the rule asks" in r for r in reductions(config))

@@ -60,6 +60,10 @@ class TuneConfig:
 
 
 STUDY_VARIANTS = ("plain", "llmesr", "icc")
+#: the study's paired comparisons (treatment-vs-control; control = the ICC arm's config without ICC)
+STUDY_COMPARISONS = ("icc-vs-llmesr", "icc-vs-control", "llmesr-vs-plain")
+#: the test metrics each comparison is made on
+STUDY_METRICS = ("ndcg_10", "tail_item_ndcg_10", "tail_user_ndcg_10", "new_target_ndcg_10")
 
 
 @dataclass
@@ -70,6 +74,14 @@ class StudyConfig:
     seeds: list[int] = setting([42, 43, 44, 45, 46], "confirmation seeds, the same for every arm (paired tests)")
     icc_space: dict = setting({}, "search space added to the icc arms (gamma, n_clusters, cluster_method, ...)")
     confirm_workers: int = setting(2, "confirmation runs at once (one torch thread each)", low=1)
+    search_seeds: list[int] = setting([], "searcher seeds (tune.search_seed): every arm is searched once per "
+                                      "seed and each search's best confirmed; the first seed's winner is the "
+                                      "arm's configuration, the others measure how much the choice moves "
+                                      "([] = one search with tune.search_seed)")
+    primary: list[str] = setting(["icc-vs-control:ndcg_10", "icc-vs-control:tail_item_ndcg_10"],
+                                 "the pre-registered primary family: comparison:metric pairs, each tested "
+                                 "per backbone and Holm-adjusted together; every other comparison is "
+                                 "exploratory (raw p, no correction)")
 
 
 @dataclass
@@ -174,6 +186,16 @@ def check_study(study: StudyConfig) -> None:
                               f"names from {', '.join(allowed)}")
     if not study.seeds or len(set(study.seeds)) != len(study.seeds):
         raise ConfigError(f"study.seeds: got {study.seeds!r}; allowed: a non-empty list of distinct ints")
+    if len(set(study.search_seeds)) != len(study.search_seeds):
+        raise ConfigError(f"study.search_seeds: got {study.search_seeds!r}; allowed: a list of distinct ints")
+    for entry in study.primary:
+        comparison, _, metric = str(entry).partition(":")
+        if comparison not in STUDY_COMPARISONS or metric not in STUDY_METRICS:
+            raise ConfigError(f"study.primary: got {entry!r}; allowed: COMPARISON:METRIC with COMPARISON one of "
+                              f"{', '.join(STUDY_COMPARISONS)} and METRIC one of {', '.join(STUDY_METRICS)}")
+    if not study.primary or len(set(study.primary)) != len(study.primary):
+        raise ConfigError(f"study.primary: got {study.primary!r}; allowed: a non-empty list of distinct "
+                          f"COMPARISON:METRIC entries")
 
 
 CLUSTERING_FIELD = {"kmeans": "n_clusters", "hdbscan": "min_cluster_size"}
