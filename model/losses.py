@@ -6,6 +6,8 @@ host, so the hot loop never waits on the GPU.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -66,3 +68,10 @@ def view_contrast(co: torch.Tensor, sem: torch.Tensor, tau: float) -> torch.Tens
     logits = F.normalize(co, dim=-1) @ F.normalize(sem, dim=-1).T / tau
     labels = torch.arange(co.shape[0], device=co.device)
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+
+
+def shares(parts: dict[str, float], weights: dict[str, float]) -> dict[str, float]:
+    """Each term's weighted share of the total, |w * part| / sum |w * part| (0 when all are 0)."""
+    weighted = {k: weights[k] * parts[k] for k in parts}
+    scale = math.fsum(abs(v) for v in weighted.values())
+    return {k: (abs(v) / scale if scale > 0 else 0.0) for k, v in weighted.items()}
