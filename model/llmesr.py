@@ -261,10 +261,14 @@ class LLMESR(nn.Module):
 
     def _rec_loss(self, states: torch.Tensor, targets: torch.Tensor, table: torch.Tensor,
                   gen: torch.Generator) -> torch.Tensor:
-        """Full-softmax cross-entropy, or BCE against seeded negatives (drawn after the cloze masks)."""
+        """Full-softmax cross-entropy, sampled softmax or BCE against seeded negatives (drawn
+        after the cloze masks)."""
         cfg = self.cfg
         if cfg.loss == "ce":
             return losses.rec_ce(states, targets, table, self.mask_id)
+        if cfg.loss == "sampled_ce":
+            negs = losses.uniform_negatives(self.n_items, cfg.negatives, gen, states.device)
+            return losses.rec_sampled_ce(states, targets, table, negs)
         negs = torch.randint(1, self.n_items + 1, (targets.shape[0], cfg.n_negatives),
                              generator=gen, device=states.device)
         return losses.rec_bce(states, targets, negs, lambda i: table[i])

@@ -33,6 +33,30 @@ def rec_ce(states: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, mas
     return F.cross_entropy(logits, targets) if targets.numel() else states.sum() * 0.0
 
 
+def uniform_negatives(n_items: int, n: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """`n` distinct item ids drawn uniformly from 1..n_items (every item when n >= n_items), from
+    the run's seeded stream: one draw of a permutation, so larger n extend smaller ones."""
+    return torch.randperm(n_items, generator=gen, device=device)[:n] + 1
+
+
+def rec_sampled_ce(states: torch.Tensor, targets: torch.Tensor, table: torch.Tensor,
+                   negatives: torch.Tensor) -> torch.Tensor:
+    """Sampled softmax: cross-entropy over each position's target and the batch's shared
+    `negatives` [N] (a negative equal to the position's target, an accidental hit, is masked).
+
+    The logQ correction (Yi et al., RecSys 2019) subtracts log q(item) from every candidate's
+    logit; under uniform sampling q is the same for every item, so it cancels and is left out.
+    With every item among the negatives this is exactly full-softmax cross-entropy (rec_ce).
+    """
+    if not targets.numel():
+        return states.sum() * 0.0
+    pos = (states * table[targets]).sum(-1, keepdim=True)                 # [P, 1]
+    neg = states @ table[negatives].T                                      # [P, N]
+    neg = neg.masked_fill(negatives.unsqueeze(0) == targets.unsqueeze(1), -torch.inf)
+    logits = torch.cat([pos, neg], dim=1)
+    return F.cross_entropy(logits, torch.zeros_like(targets))
+
+
 def self_distillation(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """MSE between the user representation and the mean of its similar users' (no grad)."""
     return F.mse_loss(student, teacher.detach())
