@@ -8,6 +8,10 @@ seconds per epoch (training pass + validation, the process's own CPU time).
 
     python bench/sampled_softmax.py --seeds 42,43 --negatives 256
     python bench/sampled_softmax.py --smoke      # seconds: 300 users, 1 epoch (CI)
+    python bench/sampled_softmax.py --merge runs.jsonl   # the table again from saved run lines
+
+Each finished run's JSON line goes to standard error as it ends, so a set stopped part way can
+be tabled from the lines it left (`--merge`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--negatives", type=int, default=256)
     p.add_argument("--epochs", type=int, default=0, help="override train.epochs (0 = the config's)")
     p.add_argument("--users", type=int, default=0, help="first N users only (0 = all)")
+    p.add_argument("--merge", metavar="JSONL", help="table the run lines saved in this file instead of running")
     p.add_argument("--one", help="internal: run one VARIANT:LOSS:SEED and print its JSON line")
     p.add_argument("--smoke", action="store_true", help="a tiny run that checks the script works")
     args = p.parse_args()
@@ -74,6 +79,17 @@ def main() -> None:
         return
     load = C.load_average()
     C.set_torch_threads(1)                     # as each run: the header's thread count says so
+    runs = saved_runs(args.merge) if args.merge else run_all(args)
+    print_table(runs, args, load)
+
+
+def saved_runs(path: str) -> list[dict]:
+    with open(path) as lines:
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def run_all(args: argparse.Namespace) -> list[dict]:
+    """Every variant x loss x seed, one child process at a time (seed by seed)."""
     runs = []
     for seed in args.seeds.split(","):
         for variant in C.parse_list(args.variants, ("plain", "llmesr"), "--variants"):
@@ -83,6 +99,10 @@ def main() -> None:
                 out = subprocess.run(child, check=True, capture_output=True, text=True).stdout
                 runs.append(json.loads(out.strip().splitlines()[-1]))
                 print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    return runs
+
+
+def print_table(runs: list[dict], args: argparse.Namespace, load: str) -> None:
     rows = [(r["variant"], r["loss"] + (f" ({args.negatives})" if r["loss"] == "sampled_ce" else ""), r["seed"],
              r["ndcg_10"], r["tail_item_ndcg_10"], r["best_epoch"], r["epochs"], r["cpu_s_per_epoch"])
             for r in runs]
