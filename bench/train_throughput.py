@@ -32,7 +32,6 @@ from model.batches import TrainBatches  # noqa: E402
 from model.config import ModelConfig  # noqa: E402
 from model.device import resolve_device  # noqa: E402
 from model.llmesr import build_model  # noqa: E402
-from model.objective import batch_loss  # noqa: E402
 from runtime import set_torch_threads  # noqa: E402
 
 
@@ -110,7 +109,7 @@ def time_ours(model, data, cfg, device, batch_size: int, n_batches: int, seed: i
             _sync(device)
             start = time.perf_counter()
         users = next(order)
-        loss, _ = batch_loss(model, batches, users)
+        loss, _ = model.calculate_loss(batches.batch(users))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -8,18 +8,31 @@ one window (the last max_len + 1 training items), so older items are never targe
 0..n_users-1 are always each user's newest window (the user's representation: self-distillation
 teachers), older windows follow. A batch is an index tensor of rows from a seeded permutation;
 the seeded sampling generator (negatives, cloze masks) is held here and drawn from by the
-objective (model/objective.py), which turns a batch into its loss. No per-sample Python.
+model, whose `calculate_loss` turns a `Batch` into its loss. No per-sample Python.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import torch
 
 from model.config import WINDOWS, ModelConfig
-from model.sequences import INPUT_END, window
+from model.sequences import INPUT_END, trim, window
+
+
+@dataclass
+class Batch:
+    """One batch of training windows as the model's loss reads it (`LLMESR.calculate_loss`):
+    the tensors and the seeded sampling stream, nothing about how the loss is weighted."""
+
+    block: torch.Tensor                 # [B, <= max_len + 1] windows, all-padding columns trimmed
+    sample_gen: torch.Generator         # the run's sampling stream: cloze masks, then negatives
+    similar: torch.Tensor               # [B, K] users similar to each window's owner
+    newest: torch.Tensor                # [n_users, max_len + 1] each user's newest window
+    teacher_reps: torch.Tensor | None   # [n_users, R] every user's representation (teacher "epoch")
 
 
 def training_block(data, max_len: int) -> np.ndarray:
@@ -81,7 +94,7 @@ class TrainBatches:
         self.similar = torch.from_numpy(np.asarray(data.similar_users, np.int64)).to(device)
         self.order_gen = torch.Generator().manual_seed(seed)
         self.sample_gen = torch.Generator(device=device).manual_seed(seed + 1)
-        self.teacher_reps: torch.Tensor | None = None      # [n_users, R]: model.objective.refresh_teachers
+        self.teacher_reps: torch.Tensor | None = None      # [n_users, R]: refreshed by the trainer
 
     def epoch(self, batch_size: int) -> Iterator[torch.Tensor]:
         """Batches of window rows (the user ids under "last"), in a seeded random order."""
@@ -89,6 +102,11 @@ class TrainBatches:
         order = self.rows[perm]
         for start in range(0, order.shape[0], batch_size):
             yield order[start:start + batch_size]
+
+    def batch(self, rows: torch.Tensor) -> Batch:
+        """The Batch of window `rows` (user ids under "last")."""
+        return Batch(trim(self.block[rows]), self.sample_gen, self.similar[self.owner[rows]],
+                     self.newest, self.teacher_reps)
 
     def n_batches(self, batch_size: int) -> int:
         return -(-int(self.rows.shape[0]) // batch_size)

@@ -10,7 +10,7 @@ from settings import ConfigError, setting
 
 BACKBONES = ("sasrec", "bert4rec", "gru4rec")
 ATTENTION_BACKBONES = ("sasrec", "bert4rec")   # split hidden_size into num_heads heads
-LOSSES = ("bce", "ce")
+LOSSES = ("bce", "ce", "sampled_ce")
 #: far above any real history (ml-100k's longest input is 647 items; runs cap max_len there anyway):
 #: a bound only so that absurd numbers are one line instead of a torch size error
 MAX_LEN_LIMIT = 10**9
@@ -54,8 +54,15 @@ class ModelConfig:
                                "fixed (0 = use gamma; excludes a nonzero gamma)", low=0, high=1, high_open=True)
     lambda_cl: float = setting(0.0, "weight of contrastive view alignment (0 = off)", low=0)
     tau: float = setting(0.2, "temperature of the contrastive alignment", low=0, low_open=True)
-    loss: str = setting("bce", "recommendation loss", choices=LOSSES)
+    loss: str = setting("bce", "recommendation loss: bce (n_negatives sampled negatives per positive, the "
+                        "paper) | ce (full softmax over the catalogue) | sampled_ce (softmax over the "
+                        "positive and `negatives` sampled items)", choices=LOSSES)
     n_negatives: int = setting(1, "bce: sampled negatives per positive", low=1)
+    negatives: int = setting(256, "sampled_ce: negatives per BATCH, drawn uniformly without replacement "
+                             "from the catalogue and shared by every predicted position (a negative that "
+                             "is a position's own target is masked); uniform, so the logQ correction is "
+                             "the same for every candidate and cancels; >= the catalogue size = ce",
+                             low=1)
 
 
 @dataclass

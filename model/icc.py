@@ -6,7 +6,8 @@ by gamma. The weight is given either directly (`model.gamma`) or as the share of
 the term should carry (`model.icc_share`): then gamma is calibrated once, at initialisation, on
 seeded training batches, and stays fixed for the run, so the method is unchanged and a run
 reproduces exactly. Whether a run uses ICC is decided by `icc_on` alone; the search space, the
-pipeline, the trainer, the study's control and `reproduce` all ask it.
+pipeline, the trainer, the study's control and `reproduce` all ask it. In a model the term is the
+sub-module `model.icc` (a ClusterConstraint): its targets, its weight and its calibration.
 """
 
 from __future__ import annotations
@@ -118,3 +119,36 @@ class ClusterConstraint(nn.Module):
     def forward(self, id_weight: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Unweighted loss_icc over the items marked `present` (bool [n_items + 2])."""
         return losses.icc_loss(id_weight, present, self.targets, self.constrained)
+
+    def calibrate(self, share: float, parts: dict[str, float], weights: dict[str, float]) -> float:
+        """Set gamma so that the term carries `share` of the loss whose mean unweighted `parts`
+        were measured at initialisation (mean_parts_at_init) under the model's other `weights`."""
+        rest = parts["rec"] + weights["sd"] * parts["sd"] + weights["cl"] * parts["cl"]
+        self.gamma = gamma_for_share(share, rest, parts["icc"])
+        return self.gamma
+
+
+def mean_parts_at_init(model: nn.Module, batches: Any, batch_size: int, seed: int,
+                       n_batches: int) -> dict[str, float]:
+    """Mean unweighted loss parts over `n_batches` seeded batches of training windows, measured
+    as training would see them (train mode) but without gradients and without moving any of
+    the run's random streams (dropout, batch order, sampling): the calibration of icc_share."""
+    order_gen = torch.Generator().manual_seed(seed)
+    order = batches.rows[torch.randperm(batches.rows.shape[0], generator=order_gen).to(batches.rows.device)]
+    saved = batches.rng_state()
+    was_training = model.training
+    sums: dict[str, float] = {}
+    devices = [order.device] if order.device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            torch.manual_seed(seed)
+            model.train()
+            for start in range(0, min(order.shape[0], n_batches * batch_size), batch_size):
+                _, parts = model.calculate_loss(batches.batch(order[start:start + batch_size]))
+                for key, value in parts.items():
+                    sums[key] = sums.get(key, 0.0) + float(value)
+    finally:
+        batches.set_rng_state(saved)
+        model.train(was_training)
+    n = max(1, -(-min(order.shape[0], n_batches * batch_size) // batch_size))
+    return {key: value / n for key, value in sums.items()}

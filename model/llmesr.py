@@ -10,6 +10,12 @@ so each half of the user state stays in the space of the item table it is scored
 causal whenever the backbone is; `cross_residual` adds each view's sequence back, which
 LLM-ESR's code does not), then the SAME encoder runs on both (stacked into one batch).
 User = [co_out, sem_out] at the last position; item = [co, sem]; score = dot product (2H). `semantic_view=False` is the plain backbone on ID embeddings (H).
+
+The model owns its training loss (`calculate_loss`, RecBole's pattern): next-item prediction
+(SASRec, GRU4Rec) or Bert4Rec's cloze task scored by the recommendation loss, plus
+self-distillation from similar users, the item-cluster constraint (`self.icc`, its own weight)
+and view contrast; model/losses.py holds the terms. Random draws happen in a fixed order (cloze
+masks, then negatives, from the batch's seeded stream), so a run reproduces bit for bit.
 """
 
 from __future__ import annotations
@@ -21,10 +27,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model import losses
 from model.backbones import backbone_class
 from model.backbones.transformer import attention_mask
 from model.config import ModelConfig
 from model.icc import ClusterConstraint
+from model.sequences import trim
+
+#: the loss terms, in the order they are summed and reported
+PARTS = ("rec", "sd", "icc", "cl")
 
 
 class CrossAttention(nn.Module):
@@ -181,13 +192,109 @@ class LLMESR(nn.Module):
         scores[:, self.mask_id] = -torch.inf
         return scores
 
+    # ---- the training loss -------------------------------------------------------------------
+    def calculate_loss(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total loss of one model.batches.Batch and its unweighted parts (PARTS, 0-d tensors):
+        the model owns its objective, so the trainer only steps."""
+        inputs, targets, predict, items = self._task(batch)
+        co_all, sem_all = self.all_item_views()                         # adapter once per batch
+        table = self.join(co_all, sem_all)      # before the sequences: autograd sums in this order
+        sem_seq = None if sem_all is None else sem_all[inputs]
+        states = self.encode_views(co_all[inputs], sem_seq, inputs > 0)
+        rec = self._rec_loss(states[predict], targets[predict], table, batch.sample_gen)
+        zero = rec.new_zeros(())
+        parts = {"rec": rec, "sd": zero, "icc": zero, "cl": zero}
+        if self.distils:
+            parts["sd"] = losses.self_distillation(states[:, -1], self.teacher(batch))
+        contrast = self.cfg.lambda_cl > 0 and self.semantic
+        if self.icc is not None or contrast:
+            present = losses.batch_item_presence(items, self.n_items + 2, self.mask_id)
+            if self.icc is not None:
+                parts["icc"] = self.icc(self.id_emb.weight, present)
+            if contrast:
+                chosen = torch.nonzero(present).squeeze(1)
+                parts["cl"] = losses.view_contrast(co_all[chosen], sem_all[chosen], self.cfg.tau)
+        return self._total(parts, contrast), parts
 
-def trim(block: torch.Tensor) -> torch.Tensor:
-    """Drop leading columns that are padding in every row. Outputs at real positions do not
-    change (positions count from the right, padding keys are masked, the GRU skips padding);
-    only the cost does. One host sync per call."""
-    used = int((block > 0).sum(1).max())
-    return block[:, block.shape[1] - max(used, 1):]
+    def _total(self, parts: dict[str, torch.Tensor], contrast: bool) -> torch.Tensor:
+        """rec + alpha * sd + gamma * icc + lambda_cl * cl, adding only the terms that are on."""
+        weights, total = self.loss_weights(), parts["rec"]
+        on = {"sd": self.distils, "icc": self.icc is not None, "cl": contrast}
+        for key in ("sd", "icc", "cl"):
+            if on[key]:
+                total = total + weights[key] * parts[key]
+        return total
+
+    @property
+    def distils(self) -> bool:
+        """Whether self-distillation is a term (it needs the semantic view's user states)."""
+        return self.cfg.alpha > 0 and self.semantic
+
+    def loss_weights(self) -> dict[str, float]:
+        """Each part's weight in the total: ICC's is its sub-module's (calibrated or gamma)."""
+        gamma = self.icc.gamma if self.icc is not None else 0.0
+        return {"rec": 1.0, "sd": self.cfg.alpha, "icc": gamma, "cl": self.cfg.lambda_cl}
+
+    def loss_shares(self, parts: dict[str, float]) -> dict[str, float]:
+        """Weighted share of each term in the total loss: how much, say, ICC really pulls."""
+        return losses.shares(parts, self.loss_weights())
+
+    def _task(self, batch):
+        """(inputs, targets, predicted positions, the batch's input items) for the model's task."""
+        if self.objective == "next":
+            inputs, targets = batch.block[:, :-1], batch.block[:, 1:]
+            return inputs, targets, inputs > 0, inputs
+        return self._cloze(batch.block, batch.sample_gen)
+
+    def _cloze(self, block: torch.Tensor, gen: torch.Generator):
+        """Bert4Rec: mask a seeded random share of the last max_len items and predict them; every
+        sequence predicts at least its last item. A block trimmed below max_len + 1 columns holds
+        no older item, so it is the sequence as it is. A full window's first item is the last of
+        the window before it (train.windows sliding), so each item is a cloze candidate once."""
+        seq = block[:, 1:] if block.shape[1] > self.cfg.max_len else block
+        valid = seq > 0
+        draw = torch.rand(seq.shape, generator=gen, device=seq.device)
+        masked = (draw < self.cfg.mask_prob) & valid
+        masked[:, -1] |= ~masked.any(1) & valid[:, -1]
+        inputs = torch.where(masked, torch.full_like(seq, self.mask_id), seq)
+        return inputs, torch.where(masked, seq, torch.zeros_like(seq)), masked, seq
+
+    def _rec_loss(self, states: torch.Tensor, targets: torch.Tensor, table: torch.Tensor,
+                  gen: torch.Generator) -> torch.Tensor:
+        """Full-softmax cross-entropy, sampled softmax or BCE against seeded negatives (drawn
+        after the cloze masks)."""
+        cfg = self.cfg
+        if cfg.loss == "ce":
+            return losses.rec_ce(states, targets, table, self.mask_id)
+        if cfg.loss == "sampled_ce":
+            negs = losses.uniform_negatives(self.n_items, cfg.negatives, gen, states.device)
+            return losses.rec_sampled_ce(states, targets, table, negs)
+        negs = torch.randint(1, self.n_items + 1, (targets.shape[0], cfg.n_negatives),
+                             generator=gen, device=states.device)
+        return losses.rec_bce(states, targets, negs, lambda i: table[i])
+
+    def frozen_user_reps(self, histories: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """User representations as targets: no grad, no dropout (eval mode), inference form
+        (Bert4Rec: history + mask token); `chunk` histories at a time if given."""
+        was_training = self.training
+        self.eval()                       # a target, not a sample: no dropout noise (and cheaper)
+        try:
+            with torch.no_grad():
+                if chunk is None:
+                    return self.user_repr(histories)
+                return torch.cat([self.user_repr(histories[i:i + chunk])
+                                  for i in range(0, histories.shape[0], chunk)])
+        finally:
+            self.train(was_training)
+
+    def teacher(self, batch) -> torch.Tensor:
+        """Mean representation of the K users similar to each window's owner (their newest
+        windows: the users' representations, whichever of its owner's windows a row is)."""
+        sim = batch.similar                                              # [B, K]
+        if batch.teacher_reps is not None:
+            return batch.teacher_reps[sim].mean(1)
+        reps = self.frozen_user_reps(batch.newest[sim.reshape(-1), 1:])  # [B*K, R]
+        return reps.view(sim.shape[0], sim.shape[1], -1).mean(1)
 
 
 def pca_matrix(data, hidden: int, seed: int = 42) -> np.ndarray:

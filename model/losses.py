@@ -6,6 +6,8 @@ host, so the hot loop never waits on the GPU.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -29,6 +31,30 @@ def rec_ce(states: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, mas
     logits[:, 0] = -torch.inf
     logits[:, mask_id] = -torch.inf
     return F.cross_entropy(logits, targets) if targets.numel() else states.sum() * 0.0
+
+
+def uniform_negatives(n_items: int, n: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+    """`n` distinct item ids drawn uniformly from 1..n_items (every item when n >= n_items), from
+    the run's seeded stream: one draw of a permutation, so larger n extend smaller ones."""
+    return torch.randperm(n_items, generator=gen, device=device)[:n] + 1
+
+
+def rec_sampled_ce(states: torch.Tensor, targets: torch.Tensor, table: torch.Tensor,
+                   negatives: torch.Tensor) -> torch.Tensor:
+    """Sampled softmax: cross-entropy over each position's target and the batch's shared
+    `negatives` [N] (a negative equal to the position's target, an accidental hit, is masked).
+
+    The logQ correction (Yi et al., RecSys 2019) subtracts log q(item) from every candidate's
+    logit; under uniform sampling q is the same for every item, so it cancels and is left out.
+    With every item among the negatives this is exactly full-softmax cross-entropy (rec_ce).
+    """
+    if not targets.numel():
+        return states.sum() * 0.0
+    pos = (states * table[targets]).sum(-1, keepdim=True)                 # [P, 1]
+    neg = states @ table[negatives].T                                      # [P, N]
+    neg = neg.masked_fill(negatives.unsqueeze(0) == targets.unsqueeze(1), -torch.inf)
+    logits = torch.cat([pos, neg], dim=1)
+    return F.cross_entropy(logits, torch.zeros_like(targets))
 
 
 def self_distillation(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
@@ -66,3 +92,10 @@ def view_contrast(co: torch.Tensor, sem: torch.Tensor, tau: float) -> torch.Tens
     logits = F.normalize(co, dim=-1) @ F.normalize(sem, dim=-1).T / tau
     labels = torch.arange(co.shape[0], device=co.device)
     return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+
+
+def shares(parts: dict[str, float], weights: dict[str, float]) -> dict[str, float]:
+    """Each term's weighted share of the total, |w * part| / sum |w * part| (0 when all are 0)."""
+    weighted = {k: weights[k] * parts[k] for k in parts}
+    scale = math.fsum(abs(v) for v in weighted.values())
+    return {k: (abs(v) / scale if scale > 0 else 0.0) for k, v in weighted.items()}

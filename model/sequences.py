@@ -8,6 +8,7 @@ validation's) with next-item targets seq[1:-1]. Older items beyond `max_len` are
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from datasets.prepared import PreparedDataset
 
@@ -104,3 +105,11 @@ def train_targets(data: PreparedDataset, max_len: int) -> np.ndarray:
     _require_length(data, 2, "train")
     off = np.asarray(data.seq_offsets, dtype=np.int64)
     return window(data.seq_items, off[:-1] + 1, off[1:] - 1, max_len)
+
+
+def trim(block: torch.Tensor) -> torch.Tensor:
+    """Drop leading columns that are padding in every row. Outputs at real positions do not
+    change (positions count from the right, padding keys are masked, the GRU skips padding);
+    only the cost does. One host sync per call."""
+    used = int((block > 0).sum(1).max())
+    return block[:, block.shape[1] - max(used, 1):]

@@ -19,12 +19,9 @@ from model.batches import TrainBatches
 from model.config import EvalConfig, ModelConfig, TrainConfig, check_heads
 from model.contract import SELECT_KEY, stops_after
 from model.device import apply_torch_settings, resolve_device
-from model.llmesr import build_model
-from model.icc import CALIBRATION_BATCHES, gamma_for_share
-from model.objective import batch_loss, mean_parts_at_init, refresh_teachers
+from model.icc import CALIBRATION_BATCHES, mean_parts_at_init
+from model.llmesr import PARTS, build_model
 from model.sequences import capped_max_len
-
-PARTS = ("rec", "sd", "icc", "cl")
 
 
 @dataclass
@@ -78,7 +75,7 @@ class Trainer:
         self.batches = TrainBatches(data, model_cfg, self.device, train_cfg.seed, train_cfg.windows,
                                     train_cfg.window_stride)
         if self.model.icc is not None and model_cfg.icc_share > 0:
-            self.model.icc.gamma = self._calibrated_gamma(model_cfg.icc_share)
+            self._calibrate_icc(model_cfg.icc_share)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         self.epoch = 0
@@ -95,19 +92,19 @@ class Trainer:
         """The ICC weight of this run (0 without ICC)."""
         return self.model.icc.gamma if self.model.icc is not None else 0.0
 
-    def _calibrated_gamma(self, share: float) -> float:
-        """gamma such that ICC carries `share` of the loss on the first seeded training batches
-        at initialisation (model.icc): deterministic, so a resumed or reproduced run gets the
-        same gamma without storing it."""
-        cfg = self.model_cfg
+    def _calibrate_icc(self, share: float) -> None:
+        """model.icc's gamma such that ICC carries `share` of the loss on the first seeded training
+        batches at initialisation: deterministic, so a resumed or reproduced run gets the same
+        gamma without storing it. A clustering that constrains no item makes the term 0 whatever
+        its weight: gamma 0, with a note."""
         if not bool(self.model.icc.constrained.any()):
+            self.model.icc.gamma = 0.0
             self.notes.append(f"model.icc_share {share!r}: the clustering constrains no item (all noise), so "
                               f"the ICC term is 0 whatever its weight; gamma 0")
-            return 0.0
+            return
         parts = mean_parts_at_init(self.model, self.batches, self.train_cfg.batch_size,
                                    self.train_cfg.seed + 2, CALIBRATION_BATCHES)
-        rest = parts["rec"] + cfg.alpha * parts["sd"] + cfg.lambda_cl * parts["cl"]
-        return gamma_for_share(share, rest, parts["icc"])
+        self.model.icc.calibrate(share, parts, self.model.loss_weights())
 
     # ---- private RNG: trainers in one process (tests, reused Ray actors) never interfere ----
     def _cuda_devices(self) -> list:
@@ -135,19 +132,25 @@ class Trainer:
         return values
 
     def _train_batches(self) -> list[float]:
-        if self.model_cfg.teacher == "epoch" and self.model_cfg.alpha > 0 and self.model.semantic:
-            refresh_teachers(self.model, self.batches)
+        if self.model_cfg.teacher == "epoch" and self.model.distils:
+            self._refresh_teachers()
         self.model.train()
         sums = torch.zeros(1 + len(PARTS), device=self.device)
         n = 0
         for rows in self.batches.epoch(self.train_cfg.batch_size):
-            loss, parts = batch_loss(self.model, self.batches, rows)
+            loss, parts = self.model.calculate_loss(self.batches.batch(rows))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             sums += torch.stack([loss.detach(), *(parts[k].detach() for k in PARTS)])
             n += 1
         return (sums / max(n, 1)).tolist()          # the epoch's one host sync
+
+    def _refresh_teachers(self, chunk: int = 1024) -> None:
+        """model.teacher "epoch": every user's representation (its newest window) once, at the
+        start of an epoch. Teachers then lag the weights by at most one epoch, for one forward pass
+        over the users instead of K per trained window. Deterministic (eval mode), so resume stays exact."""
+        self.batches.teacher_reps = self.model.frozen_user_reps(self.batches.newest[:, 1:], chunk)
 
     def train_epoch(self) -> EpochReport:
         start = time.perf_counter()
@@ -169,18 +172,10 @@ class Trainer:
         seconds = time.perf_counter() - start
         self.elapsed += seconds
         parts = dict(zip(PARTS, values[1:]))
-        report = EpochReport(self.epoch, values[0], parts, self._shares(parts), valid,
+        report = EpochReport(self.epoch, values[0], parts, self.model.loss_shares(parts), valid,
                              self.best_epoch, self.best_metric, seconds, self.icc_gamma, dict(self.best_valid))
         self.history.append(asdict(report))
         return report
-
-    def _shares(self, parts: dict[str, float]) -> dict[str, float]:
-        """Weighted share of each term in the total loss: how much, say, ICC really pulls."""
-        cfg = self.model_cfg
-        weights = {"rec": 1.0, "sd": cfg.alpha, "icc": self.icc_gamma, "cl": cfg.lambda_cl}
-        weighted = {k: weights[k] * parts[k] for k in PARTS}
-        scale = math.fsum(abs(v) for v in weighted.values())
-        return {k: (abs(v) / scale if scale > 0 else 0.0) for k, v in weighted.items()}
 
     def should_stop(self) -> bool:
         return stops_after(self.epoch, self.bad_epochs, self.train_cfg.epochs, self.train_cfg.patience)

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-import model.objective as objective_module
 from model.batches import TrainBatches
 from model.config import ModelConfig, TrainConfig
 from model.trainer import Trainer
@@ -58,16 +57,16 @@ class Recorder:
         self.train: set[int] = set()
         self.teachers: set[int] = set()
         self.scored: list[torch.Tensor] = []
-        inputs_targets, frozen_reps = objective_module._inputs_targets, objective_module._frozen_reps
+        task, frozen_reps = trainer.model._task, trainer.model.frozen_user_reps
 
-        def recording_inputs_targets(model, batches, block):
-            out = inputs_targets(model, batches, block)
+        def recording_task(batch):
+            out = task(batch)
             self.train |= ids_in(out[0], out[1], out[3])
             return out
 
-        def recording_frozen_reps(model, histories):
+        def recording_frozen_reps(histories, chunk=None):
             self.teachers |= ids_in(histories)
-            return frozen_reps(model, histories)
+            return frozen_reps(histories, chunk)
 
         score = trainer.model.score
 
@@ -75,8 +74,8 @@ class Recorder:
             self.scored.append(inputs.detach().clone())
             return score(inputs, views)
 
-        monkeypatch.setattr(objective_module, "_inputs_targets", recording_inputs_targets)
-        monkeypatch.setattr(objective_module, "_frozen_reps", recording_frozen_reps)
+        monkeypatch.setattr(trainer.model, "_task", recording_task)
+        monkeypatch.setattr(trainer.model, "frozen_user_reps", recording_frozen_reps)
         monkeypatch.setattr(trainer.model, "score", recording_score)
 
 

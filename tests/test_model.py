@@ -12,7 +12,6 @@ from model import losses
 from model.batches import TrainBatches, training_block
 from model.config import ModelConfig, TrainConfig
 from model.llmesr import build_model, pca_matrix
-from model.objective import _teacher, batch_loss
 from model.pipeline import assemble_trainer
 
 HIDDEN = 32
@@ -145,10 +144,10 @@ def test_teacher_has_no_gradient(small):
     model = build_model(cfg, small).train()
     batches = TrainBatches(small, cfg, torch.device("cpu"), 0)
     users = torch.arange(8)
-    teacher = _teacher(model, batches, users)
+    teacher = model.teacher(batches.batch(users))
     assert teacher.shape == (8, 2 * HIDDEN) and not teacher.requires_grad
     assert model.training                                        # mode restored after the teacher
-    total, parts = batch_loss(model, batches, users)
+    total, parts = model.calculate_loss(batches.batch(users))
     assert parts["sd"].requires_grad and torch.isfinite(total)
 
 

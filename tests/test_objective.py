@@ -1,4 +1,4 @@
-"""The total loss of a batch (model/objective.py batch_loss) on a tiny hand-made dataset:
+"""The total loss of a batch (LLMESR.calculate_loss) on a tiny hand-made dataset:
 
 - total = rec + alpha * sd + gamma * icc + lambda_cl * cl, each weight and sign checked by
   changing that weight alone (doubling alpha adds exactly alpha * sd to the total);
@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from model.batches import TrainBatches
 from model.config import ModelConfig
 from model.llmesr import build_model
-from model.objective import batch_loss
-from model.icc import ClusterConstraint, icc_on
+from model.icc import icc_on
 from synthetic_data import cluster_targets, sentinel_dataset
 from test_loss_terms import info_nce_by_hand
 
@@ -54,15 +53,13 @@ def model_for(cfg: ModelConfig, data, clusters, seed: int = 0):
 
 
 def loss_of(model, cfg: ModelConfig, data, clusters, users: torch.Tensor):
-    """batch_loss with fresh batches (same seed: the same negatives and cloze masks every call),
-    the model holding its ICC term (with cfg's gamma) only when ICC is on, as in a run."""
+    """model.calculate_loss with fresh batches (same seed: the same negatives and cloze masks
+    every call), on a model of `cfg` (its weights, its ICC term only when ICC is on, as in a run)
+    holding `model`'s parameters."""
     batches = TrainBatches(data, cfg, CPU, seed=5)
-    own = model.icc
-    model.icc = ClusterConstraint(clusters.item_targets, clusters.constrained, cfg.gamma) if icc_on(cfg) else None
-    try:
-        total, parts = batch_loss(model, batches, users)
-    finally:
-        model.icc = own
+    twin = model_for(cfg, data, clusters)
+    twin.load_state_dict(model.state_dict())
+    total, parts = twin.calculate_loss(batches.batch(users))
     return total.item(), {k: v.item() for k, v in parts.items()}
 
 
@@ -205,13 +202,10 @@ def test_bert4rec_predicts_exactly_its_masked_positions(data, users):
 
 def test_bert4rec_batch_items_are_every_recent_training_item(data):
     """What the cloze objective sees (and ICC / view contrast take as the batch's items)."""
-    from model.objective import _inputs_targets
-    from model.llmesr import trim
-
     cfg = config("bert4rec", alpha=0.0, gamma=0.0, lambda_cl=0.0)
     model = model_for(cfg, data, None)
     batches = TrainBatches(data, cfg, CPU, seed=5)
     for users in ([4], [2, 4, 5, 9], list(range(data.n_users))):
-        *_, seq = _inputs_targets(model, batches, trim(batches.block[torch.tensor(users)]))
+        *_, seq = model._task(batches.batch(torch.tensor(users)))
         expected = drop_empty_columns(torch.stack([last_history(data, u) for u in users]))[0]
         assert torch.equal(seq, expected), users

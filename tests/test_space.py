@@ -114,18 +114,15 @@ def _probes() -> dict:
         def probe(trainer, value):
             import torch
 
-            from model.objective import batch_loss
-
             torch.manual_seed(0)
-            total, parts = batch_loss(trainer.model, trainer.batches, torch.arange(20))
-            cfg = trainer.batches.cfg
-            weights = {"sd": cfg.alpha, "icc": trainer.icc_gamma, "cl": cfg.lambda_cl}
-            rest = parts["rec"] + sum(weights[k] * parts[k] for k in weights if k != part)
+            total, parts = trainer.model.calculate_loss(trainer.batches.batch(torch.arange(20)))
+            weights = trainer.model.loss_weights()
+            rest = parts["rec"] + sum(weights[k] * parts[k] for k in ("sd", "icc", "cl") if k != part)
             return ((total - rest) / parts[part]).item() == pytest.approx(value, rel=1e-3)
         return probe
 
     def realised_share(trainer, value):
-        from model.objective import mean_parts_at_init
+        from model.icc import mean_parts_at_init
 
         parts = mean_parts_at_init(trainer.model, trainer.batches, trainer.train_cfg.batch_size,
                                    trainer.train_cfg.seed + 2, 4)
@@ -154,7 +151,7 @@ def _probes() -> dict:
         return len({tuple(row) for row in targets[constrained].tolist()})
 
     return {
-        "variant": lambda t, v: not t.model.semantic and t.batches.cfg.alpha == 0,
+        "variant": lambda t, v: not t.model.semantic and t.model.cfg.alpha == 0,
         "backbone": lambda t, v: type(t.model.encoder).__name__ == "GRU4Rec",
         "gamma": weight_of("icc"),
         "icc_share": realised_share,
@@ -164,14 +161,14 @@ def _probes() -> dict:
         "lambda_cl": weight_of("cl"),
         "n_clusters": lambda t, v: distinct_targets(t) == v,
         "cluster_method": lambda t, v: not bool(t.model.icc.constrained[1:-1].all()),   # noise items exist
-        "tau": lambda t, v: t.batches.cfg.tau == v,
+        "tau": lambda t, v: t.model.cfg.tau == v,
         "lr": lambda t, v: all(g["lr"] == v for g in t.optimizer.param_groups),
         "weight_decay": lambda t, v: all(g["weight_decay"] == v for g in t.optimizer.param_groups),
         "dropout": lambda t, v: t.model.emb_dropout.p == v,
         "hidden_size": lambda t, v: t.model.id_emb.embedding_dim == v,
         "max_len": lambda t, v: t.batches.block.shape[1] == v + 1 and t.model.pos_emb.num_embeddings == v,
         "batch_size": lambda t, v: len(next(t.batches.epoch(t.train_cfg.batch_size))) == v,
-        "loss": lambda t, v: t.batches.cfg.loss == v,
+        "loss": lambda t, v: t.model.cfg.loss == v,
         "cross_residual": lambda t, v: t.model.cfg.cross_residual is v,
     }
 

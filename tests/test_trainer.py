@@ -100,15 +100,13 @@ def test_resolve_device():
 @pytest.mark.parametrize("backbone", ["sasrec", "bert4rec", "gru4rec"])
 def test_epoch_teachers_equal_per_batch_teachers_at_the_same_weights(small, backbone):
     """The cached teachers are the same function of the weights as the per-batch ones."""
-    from model.objective import _teacher, refresh_teachers
-
     trainer = Trainer(*configs(backbone, "epoch"), small)
     trainer.train_epoch()
     users = torch.arange(0, N_USERS, 7)
-    refresh_teachers(trainer.model, trainer.batches)
-    cached = _teacher(trainer.model, trainer.batches, users)
+    trainer._refresh_teachers()
+    cached = trainer.model.teacher(trainer.batches.batch(users))
     trainer.batches.teacher_reps = None
-    direct = _teacher(trainer.model, trainer.batches, users)
+    direct = trainer.model.teacher(trainer.batches.batch(users))
     assert cached.shape == direct.shape
     torch.testing.assert_close(cached, direct, rtol=1e-5, atol=1e-6)
 

@@ -21,8 +21,7 @@ import torch
 from conftest import user_subset
 from model.batches import TrainBatches, training_block, training_windows
 from model.config import ModelConfig, TrainConfig
-from model.objective import _frozen_reps, _inputs_targets, _teacher, refresh_teachers
-from model.llmesr import build_model, trim
+from model.llmesr import build_model
 from model.trainer import Trainer
 from settings import ConfigError
 from synthetic_data import sentinel_dataset
@@ -75,7 +74,7 @@ def test_cloze_sees_every_training_item_once_over_the_windows():
     cfg = ModelConfig(backbone="bert4rec", hidden_size=8, max_len=MAX_LEN, adapter_hidden=8, gamma=0.0)
     batches = TrainBatches(data, cfg, CPU, seed=0, windows="sliding")
     model = build_model(cfg, data, None)
-    *_, seq = _inputs_targets(model, batches, trim(batches.block))
+    *_, seq = model._task(batches.batch(torch.arange(batches.block.shape[0])))
     for user in range(data.n_users):
         seen = seq[batches.owner == user]
         train = data.sequence(user)[:-2]
@@ -105,14 +104,14 @@ def test_teachers_come_from_the_owners_newest_windows(teacher):
     torch.manual_seed(0)
     model = build_model(cfg, data, None)
     if teacher == "epoch":
-        refresh_teachers(model, batches)
+        batches.teacher_reps = model.frozen_user_reps(batches.newest[:, 1:], chunk=1024)
     older = torch.arange(data.n_users, batches.block.shape[0])
     assert older.numel() > data.n_users                                      # several older windows
     newest = torch.from_numpy(training_block(data, MAX_LEN))[:, 1:]
-    by_hand = torch.stack([_frozen_reps(model, newest[data.similar_users[u]]).mean(0)
+    by_hand = torch.stack([model.frozen_user_reps(newest[data.similar_users[u]]).mean(0)
                            for u in batches.owner[older].tolist()])
-    assert torch.allclose(_teacher(model, batches, older), by_hand, atol=1e-6)
-    assert torch.equal(_teacher(model, batches, older), _teacher(model, batches, batches.owner[older]))
+    assert torch.allclose(model.teacher(batches.batch(older)), by_hand, atol=1e-6)
+    assert torch.equal(model.teacher(batches.batch(older)), model.teacher(batches.batch(batches.owner[older])))
 
 
 def configs(backbone: str = "sasrec", **train) -> tuple[ModelConfig, TrainConfig]:
