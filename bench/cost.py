@@ -153,8 +153,8 @@ def configs(args: argparse.Namespace, device: str) -> Iterator[tuple[str, str, s
 PARTS = {  # label -> (module path, attribute): the model's parts a training epoch goes through
     "item views (adapter)": ("model.llmesr", "LLMESR.all_item_views"),
     "encoders + cross-attention": ("model.llmesr", "LLMESR.encode_views"),
-    "rec loss (logits over the catalogue)": ("model.losses", "rec_ce"),
-    "teachers (once per epoch)": ("model.trainer", "refresh_teachers"),
+    "rec loss (logits over the catalogue)": ("model.llmesr", "LLMESR._rec_loss"),
+    "teachers (once per epoch)": ("model.trainer", "Trainer._refresh_teachers"),
     "ICC term": ("model.icc", "ClusterConstraint.forward"),
 }
 
