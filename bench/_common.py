@@ -152,7 +152,7 @@ def make_config(overrides: Iterable[str]) -> Any:
 
 
 def prepare(config: Any) -> Any:
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
 
     return prepare_dataset(config.data, progress=False)
 

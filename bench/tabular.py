@@ -16,7 +16,7 @@ On a lent GPU machine without Ray: bench/tabular_device.sh OUT SECONDS --device 
 (records under a timeout, packs the table into OUT/table.tar.gz; unpack it into bench/out/tabular/).
 Replays are kept under <table>/replays/ and reused, so an interrupted replay run loses nothing.
 
-Table: bench/tabular_table.py; replays: bench/tabular_replay.py (tuning.run_experiment with
+Table: bench/tabular_table.py; replays: bench/tabular_replay.py (tuning.runner.run_experiment with
 tuning.replay.replay_trial); figures: bench/tabular_stats.py; output: bench/tabular_report.py,
 written beside the table (report.md, anytime.png) and printed.
 """

@@ -63,7 +63,7 @@ def write_atomic(path: Path, payload: Mapping[str, Any]) -> None:
 def _start_worker(base: dict, threads: int) -> None:
     """Process initializer: torch threads, quiet environment, the prepared dataset (cached)."""
     worker_process(threads)
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
     from tuning.config import config_from_dict
 
     _WORKER["data"] = prepare_dataset(config_from_dict(base).data, progress=False)
@@ -114,7 +114,7 @@ def record_table(base: Any, space: Mapping[str, list], out: str | Path, workers:
                  threads: int = 1, log: Callable[[str], None] = print, limit: int = 0) -> Path:
     """Record every missing model of `space` (the first `limit` of them if > 0) with `workers`
     processes; return the table folder. Imports no Ray: a bare GPU machine can record."""
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
     from tuning.config import config_to_dict
 
     if base.train.patience != 0:

@@ -182,8 +182,8 @@ def best_configs(trials: pd.DataFrame) -> pd.DataFrame:
 def confirmed_clusters(records: list[dict]) -> dict[str, dict[str, Any]]:
     """Quality of the clustering each ICC arm confirmed (built from its config, cached): how
     many clusters, the largest one's share of the items, the noise share, degenerate or not."""
-    from cluster_prep import build_clusters
-    from datasets import prepare_dataset
+    from cluster_prep.build import build_clusters
+    from datasets.prepare import prepare_dataset
     from model.llmesr import pca_matrix
     from tuning.config import config_from_dict
 

@@ -86,7 +86,7 @@ def cached_references(config: Any, path: Path) -> dict[str, dict[str, dict[str, 
     found = read_cached(path, key)
     if found is not None:
         return found
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
     from model.baselines import reference_metrics
 
     data = prepare_dataset(config.data, progress=False)

@@ -79,7 +79,7 @@ def tiny_log(folder: Path):
 
 
 def test_warm_cache_is_not_used_after_a_code_change(tmp_path, monkeypatch):
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
 
     cfg = tiny_log(tmp_path / "log")
     first = prepare_dataset(cfg, progress=False)

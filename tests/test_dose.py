@@ -7,7 +7,8 @@ import json
 import pytest
 
 from results.stats import equivalence, paired, verdict
-from tuning import ConfigError, load_config
+from settings import ConfigError
+from tuning.config import load_config
 
 
 def test_tost_calls_close_pairs_equivalent_and_wide_ones_not():

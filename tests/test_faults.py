@@ -95,7 +95,7 @@ def faulty_run(tmp_path_factory):
     import ray.cloudpickle
 
     import tuning.trainable
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
 
     storage = tmp_path_factory.mktemp("faulty")
     plan = storage / FAULT_FOLDER
@@ -141,7 +141,7 @@ def test_trial_raising_once_is_retried_from_its_checkpoint(faulty_run):
 def test_trial_always_raising_is_errored_with_traceback_and_others_finish(faulty_run):
     from optuna.trial import TrialState
 
-    from tuning import load_study
+    from tuning.study import load_study
 
     config, summary, folder, plan, by_role = faulty_run
     trial = by_role["always"]
@@ -219,7 +219,7 @@ def _worker_logs(temp: str) -> str:
 @pytest.mark.slow
 def test_corrupt_or_missing_checkpoint_at_resume(tmp_path):
     """Killed driver; one running trial's checkpoints truncated, another's deleted; then --resume."""
-    from tuning import config_to_dict
+    from tuning.config import config_to_dict
 
     config = tiny_config(tmp_path, "broken", SPACE, extra=("train.epochs=4",), num_samples=4,
                          grace_period=4, max_failures=1)

@@ -93,7 +93,7 @@ def tiny_experiment(tmp_path_factory) -> Path:
 
 
 def _report(experiment: Path) -> dict:
-    from results import write_report
+    from results.report import write_report
 
     return write_report(experiment)
 

@@ -28,7 +28,7 @@ def experiment(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trials(experiment):
-    from results import load_experiment
+    from results.load import load_experiment
 
     table = load_experiment(experiment)
     assert sorted(table["state"]) == ["stopped_early", "terminated"], table[["trial_id", "state", "lr"]]
@@ -36,7 +36,7 @@ def trials(experiment):
 
 
 def test_best_trial_reproduces_exactly_with_seed_study(experiment, trials):
-    from results import reproduce
+    from results.reproduce import reproduce
 
     out = reproduce(str(experiment), "best", seeds=1, progress=False)
     best = trials.sort_values("valid_ndcg_10", ascending=False).iloc[0]
@@ -72,7 +72,7 @@ def test_best_trial_reproduces_exactly_with_seed_study(experiment, trials):
 
 
 def test_asha_stopped_trial_reproduces_over_the_epochs_it_ran(experiment, trials):
-    from results import reproduce
+    from results.reproduce import reproduce
 
     stopped = trials[trials["state"] == "stopped_early"].iloc[0]
     out = reproduce(str(experiment), str(stopped["trial_id"]), progress=False)
@@ -84,7 +84,7 @@ def test_asha_stopped_trial_reproduces_over_the_epochs_it_ran(experiment, trials
 
 
 def test_bad_requests(experiment, trials):
-    from results import reproduce
+    from results.reproduce import reproduce
     from results.load import ExperimentError
 
     with pytest.raises(ExperimentError, match="allowed: best or one of"):

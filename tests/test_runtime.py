@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, strategies as st
 
 from runtime import QUIET_ENVIRONMENT, quiet_child_environment, quiet_environment, torch_threads, trial_threads
-from tuning import load_config
+from tuning.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 

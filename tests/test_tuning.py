@@ -9,7 +9,10 @@ import pytest
 
 from runtime import quiet_child_environment
 from conftest import HANG_GUARD_S, SHARED_DATA, TEST_CACHE
-from tuning import ConfigError, SearchSpace, config_from_dict, load_config, load_study, trial_config
+from settings import ConfigError
+from tuning.config import config_from_dict, load_config
+from tuning.space import SearchSpace, trial_config
+from tuning.study import load_study
 
 SPACE = {
     "backbone": {"type": "categorical", "values": ["sasrec", "gru4rec"]},
@@ -36,14 +39,14 @@ def tiny_config(storage: Path, name: str, space: dict, extra: tuple = (), **tune
 
 
 def _as_dict(config) -> dict:
-    from tuning import config_to_dict
+    from tuning.config import config_to_dict
 
     return config_to_dict(config)
 
 
 @pytest.fixture(scope="module")
 def experiment(ray_session, tmp_path_factory):
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
 
     storage = tmp_path_factory.mktemp("runs")
     config = tiny_config(storage, "tiny", SPACE)
@@ -132,7 +135,7 @@ def test_trial_folder_recreates_its_config(experiment):
 def test_non_finite_loss_fails_the_trial_with_its_message(ray_session, tmp_path):
     from optuna.trial import TrialState
 
-    from tuning import AllTrialsErrored, run_experiment
+    from tuning.runner import AllTrialsErrored, run_experiment
 
     config = tiny_config(tmp_path, "nan", {"lr": 1e30}, num_samples=1, max_failures=1)
     with pytest.raises(AllTrialsErrored, match=r"every trial of experiment 'nan' errored \(1 of 1\); trial "
@@ -149,7 +152,7 @@ def test_non_finite_loss_fails_the_trial_with_its_message(ray_session, tmp_path)
 
 
 def test_gpu_trials_on_a_cluster_without_gpus_fail_before_trials(ray_session, tmp_path):
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
 
     if ray_session.cluster_resources().get("GPU", 0) > 0:
         pytest.skip("this Ray session has a GPU")
@@ -160,7 +163,7 @@ def test_gpu_trials_on_a_cluster_without_gpus_fail_before_trials(ray_session, tm
 
 
 def test_existing_experiment_is_not_overwritten(experiment):
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
 
     config, _, folder = experiment
     with pytest.raises(ConfigError, match="already exists.*--resume"):
@@ -179,7 +182,8 @@ def test_unanswered_address_is_a_clear_error():
 DRIVER = """
 import json, sys
 import ray
-from tuning import config_from_dict, run_experiment
+from tuning.config import config_from_dict
+from tuning.runner import run_experiment
 config = config_from_dict(json.loads(open(sys.argv[1]).read()))
 ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=sys.argv[2])
 try:
@@ -271,7 +275,7 @@ def _snapshot_runtime(folder: Path) -> dict[str, dict]:
 def test_killed_driver_resumes_to_num_samples(tmp_path):
     import time
 
-    from tuning import config_to_dict
+    from tuning.config import config_to_dict
 
     config = tiny_config(tmp_path, "killed", SPACE, extra=("train.epochs=3",), num_samples=4, grace_period=2)
     config_file = tmp_path / "config.json"

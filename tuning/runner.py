@@ -203,7 +203,7 @@ def _quiet_tune() -> Iterator[None]:
 
 
 def _prepare_arrays(config: Config, progress: bool) -> dict:
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
 
     return prepare_dataset(config.data, progress=progress).to_arrays()
 
