@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import socket
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -25,7 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from runtime import worker_process
+from runtime import worker_process, write_atomic
 from tuning.replay import model_key, settings_key
 
 _WORKER: dict[str, Any] = {}             # per recording process: the prepared dataset
@@ -49,14 +48,6 @@ def table_folder(out: str | Path, base: Any, space: Mapping[str, list]) -> Path:
 def record_path(folder: Path, params: Mapping[str, Any]) -> Path:
     digest = hashlib.sha256(model_key(params).encode()).hexdigest()[:12]
     return folder / f"{params.get('backbone', 'model')}-{digest}.json"
-
-
-def write_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write JSON through a temporary file and a rename: a reader never sees half a record."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
 
 
 # ---- recording (runs in the worker processes) ------------------------------------------------
@@ -122,8 +113,8 @@ def record_table(base: Any, space: Mapping[str, list], out: str | Path, workers:
     folder = table_folder(out, base, space)
     todo = missing_models(folder, distinct_models(space))
     todo = todo[:limit] if limit > 0 else todo
-    write_atomic(folder / "table.json", {"settings": settings_key(base, list(space)), "space": dict(space),
-                                         "epochs": base.train.epochs, "config": config_to_dict(base)})
+    write_atomic(folder / "table.json", json.dumps({"settings": settings_key(base, list(space)), "space": dict(space),
+                                                    "epochs": base.train.epochs, "config": config_to_dict(base)}))
     log(f"table {folder}: {len(todo)} of {len(distinct_models(space))} models to record "
         f"(train.device {base.train.device}, {workers} processes x {threads} threads)")
     if not todo:
@@ -135,7 +126,7 @@ def record_table(base: Any, space: Mapping[str, list], out: str | Path, workers:
         futures = {pool.submit(record_model, config_to_dict(base), params): params for params in todo}
         for done, future in enumerate(as_completed(futures), start=1):
             record = future.result()
-            write_atomic(record_path(folder, futures[future]), record)
+            write_atomic(record_path(folder, futures[future]), json.dumps(record))
             seconds = sum(e["epoch_seconds"] for e in record["epochs"])
             log(f"  [{done}/{len(todo)}] {time.strftime('%H:%M:%S')} {record['key']}: best valid NDCG@10 "
                 f"{max(e['valid_ndcg_10'] for e in record['epochs']):.4f}, {seconds:.0f} s on "

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cluster_prep.artifact import ClusterArtifact
+from runtime import write_folder_atomic
 
 FORMAT_VERSION = 2   # 2: quality gained largest_share and degenerate
 ARRAYS = ("labels", "centers", "centers_low", "item_targets", "constrained")
@@ -49,20 +48,12 @@ def save(artifact: ClusterArtifact, folder: Path) -> ClusterArtifact:
 
     When another process finished the same folder first, its copy is kept and returned.
     """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    def fill(tmp: Path) -> None:
         np.savez(tmp / "arrays.npz", **{k: getattr(artifact, k) for k in ARRAYS})
         info = {"method": artifact.method, "n_clusters": artifact.n_clusters,
                 "dim": artifact.dim, "quality": artifact.quality}
         (tmp / "quality.json").write_text(json.dumps(info, indent=1))
-        try:
-            tmp.rename(folder)
-        except OSError:
-            if load(folder) is None:
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    write_folder_atomic(folder, fill, lambda done: load(done) is not None)
     artifact.path = str(folder)
     return artifact

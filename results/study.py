@@ -26,7 +26,6 @@ study as a whole: `launch.py study` prints the study's resume command and exits 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -35,7 +34,7 @@ from typing import Any
 
 from model.config import ModelConfig
 from model.icc import WEIGHTS as ICC_WEIGHTS, icc_on, without_icc
-from runtime import worker_process
+from runtime import worker_process, write_atomic
 
 STUDY_FILE = "study_config.json"
 SEARCH_DIR = "search"
@@ -134,11 +133,7 @@ def findings_folder(findings_dir: str | Path | None) -> Path | None:
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    """Atomic: a reader never sees half a file, a killed writer leaves none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=1, default=str))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(payload, indent=1, default=str))
 
 
 def _say(progress: bool, text: str) -> None:
