@@ -77,8 +77,14 @@ def _package_code_hash() -> str:
 
 
 def _modules_hash(folder: Path) -> str:
+    return modules_hash(preparing_modules(folder))
+
+
+def modules_hash(paths: list[Path]) -> str:
+    """Hash of the modules' names and code, docstrings, comments and layout left out: the code
+    part of a cache key (this cache's, and cluster_prep.cache's)."""
     digest = hashlib.sha256()
-    for path in preparing_modules(folder):
+    for path in paths:
         digest.update(f"{path.name}\0{_without_docstrings(path.read_text(encoding='utf-8'))}\0".encode())
     return digest.hexdigest()[:16]
 

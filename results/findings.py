@@ -20,6 +20,7 @@ import pandas as pd
 from results.stats import ALPHA, holm, mean_ci, paired, pareto_front
 from results.study_plots import VARIANT_LABEL, arm_parts, plot_budget, plot_effects, plot_pareto
 from results.findings_render import to_html_page, to_markdown_text
+from settings import dotted_value
 
 REFERENCE_LABEL = {"last_item_text": "reference: last item's text", "popularity": "reference: popularity",
                    "history_then_popularity": "reference: history, then popularity"}
@@ -32,11 +33,6 @@ COMPARISONS = (("icc", "llmesr"), ("icc", "control"), ("llmesr", "plain"))
 PAPER = {"model.max_len": 200, "train.epochs": 200, "train.patience": 20, "model.loss": "bce",
          "model.teacher": "batch", "model.hidden_size": 64, "model.dropout": 0.5,
          "train.batch_size": 128, "train.lr": 0.001}
-
-
-def _value(config: dict, dotted: str) -> Any:
-    section, field = dotted.split(".")
-    return config.get(section, {}).get(field)
 
 
 # ---- tables -------------------------------------------------------------------------------------
@@ -238,8 +234,8 @@ def reductions(config: Any) -> list[str]:
     from tuning.config import config_to_dict
 
     data = config_to_dict(config)
-    out = [f"`{key}` = {_value(data, key)!r} (paper: {paper!r})"
-           for key, paper in PAPER.items() if _value(data, key) != paper]
+    out = [f"`{key}` = {dotted_value(data, key)!r} (paper: {paper!r})"
+           for key, paper in PAPER.items() if dotted_value(data, key) != paper]
     out.append(f"item text embeddings: {resolve_cores(config.data).embedder} "
                "(the paper used OpenAI ada-002, 1536-d; MiniLM is 384-d)")
     out.append(f"confirmation runs train all {config.train.epochs} epochs (no early stopping) and test the "

@@ -75,8 +75,10 @@ def arm_config(config: Any, variant: str, backbone: str, search_root: Path) -> A
 
 # ---- folder and resume ------------------------------------------------------------------------
 def study_folder(config: Any, name: str) -> Path:
+    from tuning.experiment_folder import is_uri
+
     root = config.tune.storage_path
-    if "://" in root:
+    if is_uri(root):
         raise StudyError(f"tune.storage_path: got {root!r}; the study keeps its stages in a local "
                          f"folder (use `launch.py tune` for cloud storage)")
     return Path(root).expanduser().resolve() / name

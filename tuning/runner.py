@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from tuning.config import Config
-from tuning.experiment_folder import (absolute_paths, claim_experiment, experiment_name, release_experiment,
+from tuning.experiment_folder import (absolute_paths, claim_experiment, experiment_name, is_uri, release_experiment,
                                       resumed_config, storage_root, study_folder)
 from tuning.space import SearchSpace, flat_params
 from tuning.space_checks import check_space_fits_data, validate_space
@@ -105,7 +105,7 @@ def _trainable(config: Config, arrays: dict | None, trainable: Any = None) -> An
 def _local_experiment(config: Config, name: str) -> Path | None:
     """The experiment folder when storage is a local path (None for s3://, gs://, ...)."""
     root = storage_root(config)
-    return None if "://" in root else Path(root) / name
+    return None if is_uri(root) else Path(root) / name
 
 
 def _callbacks(config: Config, name: str, scheduler: Any) -> list | None:
