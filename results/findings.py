@@ -134,7 +134,7 @@ def sentences(comp: pd.DataFrame, backbones: list[str]) -> list[str]:
     return out
 
 
-def search_trials(experiments: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def arm_trials(experiments: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All trials and all epoch rows of every arm, with arm, variant and backbone columns."""
     from results.load import load_experiment, load_history
 
@@ -347,7 +347,7 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     out.mkdir(parents=True, exist_ok=True)
     backbones = list(config.study.backbones)
     runs = confirmation_frame(records)
-    trials, epochs = search_trials(experiments)
+    trials, epochs = arm_trials(experiments)
     comp = comparisons(runs, backbones) if not runs.empty else pd.DataFrame()
     said = sentences(comp, backbones) if not comp.empty else []
     front = front_table(trials)

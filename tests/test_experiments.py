@@ -197,9 +197,9 @@ def _study_matches_ray(folder: Path, name: str, summary: dict) -> None:
     from optuna.trial import TrialState
 
     from test_tuning import _results
-    from tuning.study import load_study
+    from tuning.optuna_db import load_optuna_study
 
-    study = load_study(folder, name)
+    study = load_optuna_study(folder, name)
     by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
     assert sorted(by_ray_id) == sorted(summary["trial_states"]) and len(study.trials) == len(by_ray_id)
     expected = {"terminated": TrialState.COMPLETE, "stopped_early": TrialState.PRUNED, "errored": TrialState.FAIL}

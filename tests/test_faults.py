@@ -141,7 +141,7 @@ def test_trial_raising_once_is_retried_from_its_checkpoint(faulty_run):
 def test_trial_always_raising_is_errored_with_traceback_and_others_finish(faulty_run):
     from optuna.trial import TrialState
 
-    from tuning.study import load_study
+    from tuning.optuna_db import load_optuna_study
 
     config, summary, folder, plan, by_role = faulty_run
     trial = by_role["always"]
@@ -153,7 +153,7 @@ def test_trial_always_raising_is_errored_with_traceback_and_others_finish(faulty
     assert 'tuning/trainable.py", line' in error and "in train_trial" in error     # the traceback
     assert summary["trials"] == 6 and summary["errored"] == 1 and not summary["interrupted"]
     assert summary["terminated"] == 5 and summary["best"]["trial_id"] != trial
-    states = {t.user_attrs["ray_trial_id"]: t.state for t in load_study(folder, "faulty").trials}
+    states = {t.user_attrs["ray_trial_id"]: t.state for t in load_optuna_study(folder, "faulty").trials}
     assert states[trial] == TrialState.FAIL
     assert sum(s == TrialState.COMPLETE for s in states.values()) == 5
 

@@ -12,7 +12,7 @@ from conftest import HANG_GUARD_S, SHARED_DATA, TEST_CACHE
 from settings import ConfigError
 from tuning.config import config_from_dict, load_config
 from tuning.space import SearchSpace, trial_config
-from tuning.study import load_study
+from tuning.optuna_db import load_optuna_study
 
 SPACE = {
     "backbone": {"type": "categorical", "values": ["sasrec", "gru4rec"]},
@@ -97,7 +97,7 @@ def test_study_holds_every_trial_with_the_sampled_params(experiment):
 
     config, summary, folder = experiment
     assert (folder / "optuna.db").is_file()
-    study = load_study(folder, config.tune.name)
+    study = load_optuna_study(folder, config.tune.name)
     assert type(study.sampler).__name__ == "TPESampler"
     by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
     assert len(study.trials) == 8 and set(by_ray_id) == set(summary["trial_states"])
@@ -147,7 +147,7 @@ def test_non_finite_loss_fails_the_trial_with_its_message(ray_session, tmp_path)
     error = (Path(summary["experiment"]) / f"trial_{trial_id}" / "error.txt").read_text()
     assert "non-finite loss at epoch 1" in error
     assert _snapshot_runtime(Path(summary["experiment"]))[trial_id]["num_failures"] == 2   # retried once
-    (ot,) = load_study(Path(summary["experiment"]), "nan").trials
+    (ot,) = load_optuna_study(Path(summary["experiment"]), "nan").trials
     assert ot.state == TrialState.FAIL and ot.user_attrs["ray_state"] == "errored"
 
 
@@ -315,7 +315,7 @@ def test_killed_driver_resumes_to_num_samples(tmp_path):
     for trial_id in summary["trial_states"]:                      # nothing restarted from scratch
         epochs = [r["epoch"] for r in _results(folder / f"trial_{trial_id}")]
         assert epochs.count(1) == 1 and epochs == sorted(epochs), (trial_id, epochs)
-    study = load_study(folder, "killed")
+    study = load_optuna_study(folder, "killed")
     ray_ids = [t.user_attrs.get("ray_trial_id") for t in study.trials if t.user_attrs.get("ray_state") != "lost"]
     assert sorted(ray_ids) == sorted(summary["trial_states"])      # each trial once, none missing
     assert all(t.state.is_finished() for t in study.trials)

@@ -16,7 +16,7 @@ from typing import Iterable
 
 from settings import ConfigError, dotted_value, first_difference
 from tuning.config import Config, config_from_dict, config_to_dict
-from tuning.study import DB_NAME
+from tuning.optuna_db import OPTUNA_DB
 
 
 CONFIG_FILE = "experiment_config.json"
@@ -58,7 +58,7 @@ def storage_root(config: Config) -> str:
     return root if is_uri(root) else str(Path(root).expanduser().resolve())
 
 
-def study_folder(config: Config, name: str) -> Path:
+def optuna_db_folder(config: Config, name: str) -> Path:
     """Local folder of the SQLite study: the experiment folder, or a local one for URI storage."""
     root = storage_root(config)
     if is_uri(root):
@@ -104,7 +104,7 @@ def release_experiment(folder: Path, created: bool) -> None:
     if created:
         shutil.rmtree(folder, ignore_errors=True)
         return
-    for name in (CONFIG_FILE, DB_NAME):
+    for name in (CONFIG_FILE, OPTUNA_DB):
         (folder / name).unlink(missing_ok=True)
 
 
