@@ -68,7 +68,7 @@ def _config(args: argparse.Namespace, extra: list[str] = ()):  # type: ignore[as
 def cmd_prepare(args: argparse.Namespace) -> None:
     extra = [f"data.name={args.dataset}"] if args.dataset else []
     config = _config(args, extra)
-    from datasets import describe, prepare_dataset
+    from datasets.prepare import describe, prepare_dataset
 
     data = prepare_dataset(config.data, progress=not args.json)
     emit(f"dataset {config.data.name}", describe(data), args.json)
@@ -82,7 +82,7 @@ def cmd_clusters(args: argparse.Namespace) -> None:
         extra.append(f"clusters.n_clusters={args.n_clusters}")
     config = _config(args, extra)
     from model.pipeline import run_clusters
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
 
     data = prepare_dataset(config.data, progress=not args.json)
     artifact = run_clusters(config, data)
@@ -127,7 +127,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_tune(args: argparse.Namespace) -> None:
     extra = [f"tune.name={args.name}"] if args.name else []
     config = _config(args, extra)
-    from tuning import AllTrialsErrored, ExperimentInterrupted, run_experiment
+    from tuning.runner import AllTrialsErrored, run_experiment
+    from tuning.summary import ExperimentInterrupted
     from tuning.config import given_keys
 
     given = given_keys(args.config, args.set or [])       # --resume: these must match the saved config
@@ -172,7 +173,7 @@ def _warn(notes: list[str]) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from results import write_report
+    from results.report import write_report
 
     report = write_report(args.experiment)
     if report.get("summary"):
@@ -192,10 +193,10 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    from results import reproduce
+    from results.orchestration.reproduce import reproduce
 
     if args.experiment.endswith(".json"):      # one confirmation run of a study
-        from results.reproduce import reproduce_run
+        from results.orchestration.reproduce import reproduce_run
 
         outcome = reproduce_run(args.experiment)
         emit(f"reproduce {args.experiment}", {k: outcome[k] for k in ("run", "match", "max_abs_diff", "device")}
@@ -223,8 +224,8 @@ def _study_command(args: argparse.Namespace) -> str:
 def cmd_study(args: argparse.Namespace) -> None:
     """Search every (variant, backbone) arm, confirm each arm's best over seeds, write findings."""
     config = _config(args)
-    from results.study import run_study
-    from tuning import ExperimentInterrupted
+    from results.orchestration.study import run_study
+    from tuning.summary import ExperimentInterrupted
     from tuning.config import given_keys
 
     given = given_keys(args.config, args.set or [])       # --resume: these must match the saved config
@@ -246,7 +247,7 @@ def cmd_study(args: argparse.Namespace) -> None:
 def cmd_dose(args: argparse.Namespace) -> None:
     """ICC at each loss share x clustering and without it, over paired seeds: no search, no Ray."""
     config = _config(args)
-    from results.dose import run_dose
+    from results.orchestration.dose import run_dose
     from tuning.config import given_keys
 
     outcome = run_dose(config, args.name, resume=args.resume, progress=not args.json,
@@ -257,9 +258,9 @@ def cmd_dose(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     """The README's `make demo`: prepare the bundled data, cluster, tune on ml-100k, report."""
     from model.pipeline import run_clusters
-    from datasets import describe, prepare_dataset
-    from results import write_report
-    from tuning import run_experiment
+    from datasets.prepare import describe, prepare_dataset
+    from results.report import write_report
+    from tuning.runner import run_experiment
     from tuning.config import load_config
 
     demo = load_config(REPO / "configs" / "demo.yaml", args.set or [])

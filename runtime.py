@@ -1,4 +1,5 @@
-"""The process set-up every entry point shares: a quiet, offline environment and torch's threads.
+"""The process set-up every entry point shares: a quiet, offline environment, torch's threads,
+and how a file or folder is written so that no reader ever sees half of it.
 
 Why one module: launch.py, the Ray trial, reproduce, the study's worker processes, the benchmarks
 and the tests each set these, and the copies drifted (launch.py set six variables, the benchmarks
@@ -11,7 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 #: offline model loading, no usage reports, and Ray's log dedup; a user's own value wins
@@ -71,3 +75,42 @@ def worker_process(threads: int = 1) -> None:
     """Start of a worker process (study confirmation, benchmark recording): quiet, `threads`."""
     quiet_environment()
     set_torch_threads(threads)
+
+
+def _temporary_sibling(path: Path) -> Path:
+    """A hidden name beside `path`, unique to this call (two writers never share one)."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def write_atomic(path: str | Path, content: bytes | str) -> Path:
+    """`content` (a str as UTF-8) at `path`, through a temporary file beside it and a rename:
+    a reader never sees half a file, and a killed writer leaves no file at `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(path)
+    try:
+        tmp.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_folder_atomic(folder: Path, fill: Callable[[Path], None], complete: Callable[[Path], bool]) -> None:
+    """`fill` a temporary folder beside `folder`, then rename it into place, so a crash never
+    leaves a half-written folder that could pass for a finished one. A cache entry is a folder of
+    files, hence the folder-level rename; when another process finished `folder` first
+    (`complete(folder)`), its copy is kept."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(folder)
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not complete(folder):
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

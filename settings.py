@@ -207,6 +207,17 @@ def parse_override(text: str) -> dict[str, Any]:
     return nested(key, value)
 
 
+def dotted_value(data: Mapping[str, Any], key: str) -> Any:
+    """The value at `key` ("model.gamma", or a whole section "model") of a nested config dict as
+    saved or read from a file; None where the section or the field is missing or the section is
+    not a mapping (a hand-edited or foreign file)."""
+    section, _, field = key.partition(".")
+    value = data.get(section)
+    if not field:
+        return value
+    return value.get(field) if isinstance(value, Mapping) else None
+
+
 def nested(key: str, value: Any) -> dict[str, Any]:
     """`a.b.c`, v -> {"a": {"b": {"c": v}}}: a dotted key as the nested dict a YAML file gives."""
     out: dict[str, Any] = {}

@@ -7,6 +7,7 @@ table pasted into docs/performance.md says where and how it was made.
 
 from __future__ import annotations
 
+import io
 import os
 import platform
 import shlex
@@ -20,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:            # scripts run as `python bench/X.py` from the repo root
     sys.path.insert(0, str(REPO))
 
-from runtime import quiet_environment, set_torch_threads  # noqa: E402,F401  (the entry points' set-up)
+from runtime import quiet_environment, set_torch_threads, write_atomic  # noqa: E402,F401  (the entry points' set-up)
 
 DEFAULT_DATA_ROOT = str(REPO.parent / "shared" / "data")
 DEFAULT_CACHE_DIR = str(REPO / ".cache" / "test")
@@ -114,11 +115,10 @@ def random_embedding_file(cache_dir: str, n_rows: int, dim: int = YELP_EMB_DIM, 
 
     path = Path(cache_dir) / "bench" / f"random-emb-{n_rows}x{dim}-seed{seed}.npy"
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
         matrix = np.random.default_rng(seed).standard_normal((n_rows, dim), dtype=np.float32)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-        np.save(tmp, matrix)
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        np.save(buffer, matrix)
+        write_atomic(path, buffer.getvalue())
     return str(path)
 
 
@@ -152,7 +152,7 @@ def make_config(overrides: Iterable[str]) -> Any:
 
 
 def prepare(config: Any) -> Any:
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
 
     return prepare_dataset(config.data, progress=False)
 

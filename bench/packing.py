@@ -1,6 +1,6 @@
 """Packing trials on one GPU: trials_per_gpu = 1, 2, 4, 8 vs trial-epochs per hour and GPU use.
 
-Each setting runs `tuning.run_experiment` with a fixed-config search space (every parameter a
+Each setting runs `tuning.runner.run_experiment` with a fixed-config search space (every parameter a
 plain value, so all trials are the same work and only the packing varies), `--trials` trials of
 exactly `--epochs` epochs (patience off, ASHA's grace period = max epochs, so nothing stops
 early). Counted: trial-epochs = the epochs the trials reported (read from each trial's
@@ -121,7 +121,8 @@ def trial_epochs(experiment: Path) -> int:
 
 
 def run_level(k: int, args: argparse.Namespace, storage: str) -> list:
-    from tuning import config_from_dict, config_to_dict, run_experiment
+    from tuning.config import config_from_dict, config_to_dict
+    from tuning.runner import run_experiment
 
     overrides, emb_label = C.data_overrides(args.dataset, args.data_root, args.cache_dir)
     base = C.make_config([*overrides, f"model.backbone={args.backbone}", f"model.max_len={args.max_len}",

@@ -6,7 +6,7 @@ on validation NDCG@10), exactly like a tuning trial. Its cost is ALL its trial-e
 only knows its best once every cell is done); its target is 99 % of its best validation NDCG@10
 (any epoch of any cell).
 
-Search: `tuning.run_experiment` with the same base config (same per-trial settings), space
+Search: `tuning.runner.run_experiment` with the same base config (same per-trial settings), space
 backbone in the three backbones and gamma log-uniform in [0.01, 1.0], `--num-samples` trials, ASHA
 on the per-epoch validation NDCG@10, one run per search seed. From the trials' result.json the
 reported epochs are put in time order (Ray's `timestamp`, then the trial's own time); counted:
@@ -168,7 +168,8 @@ def search_events(experiment: Path) -> list[dict]:
 
 
 def run_search(seed: int, args: argparse.Namespace, storage: str, target: float) -> list:
-    from tuning import config_from_dict, config_to_dict, run_experiment
+    from tuning.config import config_from_dict, config_to_dict
+    from tuning.runner import run_experiment
 
     base = C.make_config([*base_overrides(args), f"tune.storage_path={storage}",
                           f"tune.name=search-seed{seed}-{int(time.time())}", f"tune.num_samples={args.num_samples}",

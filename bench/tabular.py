@@ -16,7 +16,7 @@ On a lent GPU machine without Ray: bench/tabular_device.sh OUT SECONDS --device 
 (records under a timeout, packs the table into OUT/table.tar.gz; unpack it into bench/out/tabular/).
 Replays are kept under <table>/replays/ and reused, so an interrupted replay run loses nothing.
 
-Table: bench/tabular_table.py; replays: bench/tabular_replay.py (tuning.run_experiment with
+Table: bench/tabular_table.py; replays: bench/tabular_replay.py (tuning.runner.run_experiment with
 tuning.replay.replay_trial); figures: bench/tabular_stats.py; output: bench/tabular_report.py,
 written beside the table (report.md, anytime.png) and printed.
 """
@@ -38,6 +38,7 @@ import tabular_report as R  # noqa: E402
 import tabular_table as T  # noqa: E402
 from tabular_replay import METHODS, Event, Replay, available_methods, run_replay, start_ray  # noqa: E402
 from tabular_stats import grid_figures, quartiles, replay_figures  # noqa: E402
+from runtime import write_atomic  # noqa: E402
 
 DEFAULT_OUT = str(C.REPO / "bench" / "out" / "tabular")
 WORKERS = (2, 8)                     # simulated concurrent trials
@@ -195,7 +196,7 @@ def replays(table: dict, method: str, seeds: range, tune: dict, args: argparse.N
         replay = run_replay(table, method, seed, tune, epochs, args.patience, num_samples, args.concurrent)
         log(f"  {method} {tune or ''} seed {seed}: {replay.trials} trials, {len(replay.events)} trial-epochs, "
             f"{time.perf_counter() - started:.1f} s")
-        T.write_atomic(path, dataclasses.asdict(replay))
+        write_atomic(path, json.dumps(dataclasses.asdict(replay)))
         out.append(replay)
     return out
 

@@ -1,6 +1,6 @@
 """Searches replayed over a recorded table through the production path.
 
-Each replay is one `tuning.run_experiment` call (the searcher of `tune.sampler`, the scheduler of
+Each replay is one `tuning.runner.run_experiment` call (the searcher of `tune.sampler`, the scheduler of
 `tune.scheduler`, Ray Tune's Tuner, the Optuna study) with `tuning.replay.replay_trial` as the
 trainable: trials read their curves from the table instead of training. One Ray session serves
 every replay (started here with `concurrent` CPUs, one per trial, actors reused). What a replay
@@ -160,7 +160,8 @@ def run_replay(table: dict, method: str, seed: int, tune: Mapping[str, Any], epo
     """One search of `method` (its settings over `tune`) with `seed`, replayed over `table`."""
     from ray import tune as ray_tune
 
-    from tuning import ExperimentInterrupted, run_experiment
+    from tuning.runner import run_experiment
+    from tuning.summary import ExperimentInterrupted
     from tuning.replay import model_key, replay_trial
 
     settings = {**tune, **METHODS[method], "search_seed": seed, "num_samples": num_samples,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 import socket
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -25,7 +24,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from runtime import worker_process
+from runtime import worker_process, write_atomic
 from tuning.replay import model_key, settings_key
 
 _WORKER: dict[str, Any] = {}             # per recording process: the prepared dataset
@@ -51,19 +50,11 @@ def record_path(folder: Path, params: Mapping[str, Any]) -> Path:
     return folder / f"{params.get('backbone', 'model')}-{digest}.json"
 
 
-def write_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write JSON through a temporary file and a rename: a reader never sees half a record."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, path)
-
-
 # ---- recording (runs in the worker processes) ------------------------------------------------
 def _start_worker(base: dict, threads: int) -> None:
     """Process initializer: torch threads, quiet environment, the prepared dataset (cached)."""
     worker_process(threads)
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
     from tuning.config import config_from_dict
 
     _WORKER["data"] = prepare_dataset(config_from_dict(base).data, progress=False)
@@ -114,7 +105,7 @@ def record_table(base: Any, space: Mapping[str, list], out: str | Path, workers:
                  threads: int = 1, log: Callable[[str], None] = print, limit: int = 0) -> Path:
     """Record every missing model of `space` (the first `limit` of them if > 0) with `workers`
     processes; return the table folder. Imports no Ray: a bare GPU machine can record."""
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
     from tuning.config import config_to_dict
 
     if base.train.patience != 0:
@@ -122,8 +113,8 @@ def record_table(base: Any, space: Mapping[str, list], out: str | Path, workers:
     folder = table_folder(out, base, space)
     todo = missing_models(folder, distinct_models(space))
     todo = todo[:limit] if limit > 0 else todo
-    write_atomic(folder / "table.json", {"settings": settings_key(base, list(space)), "space": dict(space),
-                                         "epochs": base.train.epochs, "config": config_to_dict(base)})
+    write_atomic(folder / "table.json", json.dumps({"settings": settings_key(base, list(space)), "space": dict(space),
+                                                    "epochs": base.train.epochs, "config": config_to_dict(base)}))
     log(f"table {folder}: {len(todo)} of {len(distinct_models(space))} models to record "
         f"(train.device {base.train.device}, {workers} processes x {threads} threads)")
     if not todo:
@@ -135,7 +126,7 @@ def record_table(base: Any, space: Mapping[str, list], out: str | Path, workers:
         futures = {pool.submit(record_model, config_to_dict(base), params): params for params in todo}
         for done, future in enumerate(as_completed(futures), start=1):
             record = future.result()
-            write_atomic(record_path(folder, futures[future]), record)
+            write_atomic(record_path(folder, futures[future]), json.dumps(record))
             seconds = sum(e["epoch_seconds"] for e in record["epochs"])
             log(f"  [{done}/{len(todo)}] {time.strftime('%H:%M:%S')} {record['key']}: best valid NDCG@10 "
                 f"{max(e['valid_ndcg_10'] for e in record['epochs']):.4f}, {seconds:.0f} s on "

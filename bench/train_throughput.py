@@ -26,7 +26,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from datasets import prepare_dataset  # noqa: E402
+from datasets.prepare import prepare_dataset  # noqa: E402
 from datasets.config import DataConfig  # noqa: E402
 from model.batches import TrainBatches  # noqa: E402
 from model.config import ModelConfig  # noqa: E402

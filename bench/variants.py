@@ -54,7 +54,7 @@ def run_one(job: tuple[str, str, int, list[str]]) -> tuple[str, int, dict, int, 
 
 def reference_rows(config_path: str, overrides: list[str]) -> dict[str, list]:
     """The training-free scorers on the same test split (deterministic: one run each)."""
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
     from model.baselines import reference_metrics
     from tuning.config import load_config
 

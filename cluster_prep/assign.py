@@ -16,10 +16,6 @@ KMEANS_N_INIT = 1     # scikit-learn's own default for k-means++; 3 costs 3x for
 
 def kmeans_labels(low: np.ndarray, cfg: ClusterConfig) -> tuple[np.ndarray, np.ndarray]:
     """KMeans labels and the centers they were assigned by (labels = nearest center)."""
-    n = low.shape[0]
-    if cfg.n_clusters > n:
-        raise ValueError(f"clusters.n_clusters: got {cfg.n_clusters}; allowed: at most the "
-                         f"number of items ({n})")
     km = KMeans(n_clusters=cfg.n_clusters, n_init=KMEANS_N_INIT, random_state=cfg.seed)
     labels, kept = compact_labels(km.fit_predict(low).astype(np.int64))
     return labels, km.cluster_centers_[kept].astype(np.float64)

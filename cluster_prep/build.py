@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from cluster_prep import cache
 from cluster_prep.artifact import ClusterArtifact
 from cluster_prep.assign import hdbscan_labels, kmeans_labels, member_means
-from cluster_prep.config import METHODS, ClusterConfig
+from cluster_prep.config import METHODS, ClusterConfig, n_clusters_limit
 from cluster_prep.quality import quality_report
 from cluster_prep.reduce import reduce_embeddings
 from cluster_prep.targets import item_targets, soft_weights
@@ -37,9 +37,9 @@ def _check(data: PreparedDataset, cfg: ClusterConfig, item_pca: np.ndarray) -> N
         raise ValueError(f"clusters.method: got {cfg.method!r}; allowed: one of {', '.join(METHODS)}")
     if data.n_items < 2:
         raise ValueError(f"dataset {data.name!r}: {data.n_items} items; clustering needs at least 2")
-    if cfg.method == "kmeans" and cfg.n_clusters > data.n_items:
+    if cfg.method == "kmeans" and cfg.n_clusters > n_clusters_limit(data.n_items):
         raise ValueError(f"clusters.n_clusters: got {cfg.n_clusters}; allowed: at most the number "
-                         f"of items of {data.name!r} ({data.n_items})")
+                         f"of items of {data.name!r} ({n_clusters_limit(data.n_items)})")
     if item_pca.ndim != 2 or item_pca.shape[0] != data.n_items + 1:
         raise ValueError(f"item_pca: got shape {item_pca.shape}; allowed: [n_items + 1, H] = "
                          f"[{data.n_items + 1}, H] (row 0 = padding)")
@@ -63,6 +63,7 @@ def compute_clusters(data: PreparedDataset, cfg: ClusterConfig,
     Runs single-threaded: on thousands of items one thread is fastest, and BLAS/OpenMP thread
     pools fighting torch's (or parallel trials') threads made it 5-20x slower on a busy machine.
     """
+    _check(data, cfg, np.asarray(item_pca))
     with threadpool_limits(limits=1):
         return _compute(data, cfg, item_pca)
 

@@ -9,6 +9,12 @@ from settings import setting
 METHODS = ("kmeans", "hdbscan")
 
 
+def n_clusters_limit(n_items: int) -> int:
+    """The most KMeans clusters `n_items` items allow (one item per cluster): the one bound on
+    clusters.n_clusters, checked by the clustering and by the search space before Ray starts."""
+    return n_items
+
+
 @dataclass
 class ClusterConfig:
     method: str = setting("kmeans", "clustering algorithm", choices=METHODS)

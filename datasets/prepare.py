@@ -107,7 +107,7 @@ def _build(cfg: DataConfig, raw: RawData, matrix: np.ndarray | None, progress: b
     with _after_filtering(seqs.kcore):
         if k < 1:
             raise DataError(f"only {seqs.n_users} user(s) left; similar users need at least 2")
-        similar_users = similar.top_k_similar(profiles, k, device=embeddings.resolve_device(cfg.embed_device))
+        similar_users = similar.top_k_similar(profiles, k, device=embeddings.embedding_device(cfg.embed_device))
         timings["similar_users_s"] = round(time.perf_counter() - start, 3)
 
         start = time.perf_counter()

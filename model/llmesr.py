@@ -302,7 +302,7 @@ def pca_matrix(data, hidden: int, seed: int = 42) -> np.ndarray:
     when its size matches, else recomputed at `hidden` dims."""
     if data.item_pca.shape[1] == hidden:
         return np.asarray(data.item_pca, np.float32)
-    from datasets import pca_reduce
+    from datasets.pca import pca_reduce
 
     reduced = np.asarray(pca_reduce(data.item_text_emb, hidden, seed), np.float32)
     reduced[0] = 0.0

@@ -38,7 +38,7 @@ def icc_clusters(config: RunConfig, data: PreparedDataset) -> Any | None:
 def run_clusters(config: RunConfig, data: PreparedDataset) -> Any:
     """The cluster artifact a run of `config` uses (centers in the model's hidden-size PCA
     space), built or read from the cache: `launch.py clusters` warms the entry trials read."""
-    from cluster_prep import build_clusters
+    from cluster_prep.build import build_clusters
     from model.llmesr import pca_matrix
 
     item_pca = pca_matrix(data, config.model.hidden_size)
@@ -67,7 +67,7 @@ def trainer_from_arrays(config: RunConfig, arrays: dict) -> Trainer:
 def train_once(config: RunConfig, on_epoch: Callable[[EpochReport], None] | None = None,
                progress: bool = False) -> TrainResult:
     """Prepare the data, train with early stopping and return the TrainResult."""
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
 
     check_heads(config.model)                  # before the data: a bad config costs nothing
     data = prepare_dataset(config.data, progress)

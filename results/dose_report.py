@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from results.study import CONTROL
+from results.study_plots import CONTROL
 
 METRIC_LABEL = {"ndcg_10": "test NDCG@10", "tail_item_ndcg_10": "test tail-item NDCG@10"}
 

@@ -21,6 +21,7 @@ from results.stats import ALPHA, holm, mean_ci, paired, pareto_front
 from results.study_plots import VARIANT_LABEL, arm_parts, arm_search_seed, plot_budget, plot_effects, plot_pareto
 from results.findings_render import to_html_page, to_markdown_text
 from tuning.config import STUDY_COMPARISONS, STUDY_METRICS
+from settings import dotted_value
 
 REFERENCE_LABEL = {"last_item_text": "reference: last item's text", "popularity": "reference: popularity",
                    "history_then_popularity": "reference: history, then popularity"}
@@ -33,11 +34,6 @@ COMPARISONS = tuple(tuple(pair.split("-vs-")) for pair in STUDY_COMPARISONS)   #
 PAPER = {"model.max_len": 200, "train.epochs": 200, "train.patience": 20, "model.loss": "bce",
          "model.teacher": "batch", "model.hidden_size": 64, "model.dropout": 0.5,
          "train.batch_size": 128, "train.lr": 0.001}
-
-
-def _value(config: dict, dotted: str) -> Any:
-    section, field = dotted.split(".")
-    return config.get(section, {}).get(field)
 
 
 # ---- tables -------------------------------------------------------------------------------------
@@ -173,7 +169,7 @@ def sentences(comp: pd.DataFrame, backbones: list[str]) -> list[str]:
     return out
 
 
-def search_trials(experiments: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def arm_trials(experiments: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All trials and all epoch rows of every arm, with arm, variant and backbone columns."""
     from results.load import load_experiment, load_history
 
@@ -217,8 +213,8 @@ def best_configs(trials: pd.DataFrame) -> pd.DataFrame:
 def confirmed_clusters(records: list[dict]) -> dict[str, dict[str, Any]]:
     """Quality of the clustering each ICC arm confirmed (built from its config, cached): how
     many clusters, the largest one's share of the items, the noise share, degenerate or not."""
-    from cluster_prep import build_clusters
-    from datasets import prepare_dataset
+    from cluster_prep.build import build_clusters
+    from datasets.prepare import prepare_dataset
     from model.llmesr import pca_matrix
     from tuning.config import config_from_dict
 
@@ -273,8 +269,8 @@ def reductions(config: Any) -> list[str]:
     from tuning.config import config_to_dict
 
     data = config_to_dict(config)
-    out = [f"`{key}` = {_value(data, key)!r} (paper: {paper!r})"
-           for key, paper in PAPER.items() if _value(data, key) != paper]
+    out = [f"`{key}` = {dotted_value(data, key)!r} (paper: {paper!r})"
+           for key, paper in PAPER.items() if dotted_value(data, key) != paper]
     out.append(f"item text embeddings: {resolve_cores(config.data).embedder} "
                "(the paper used OpenAI ada-002, 1536-d; MiniLM is 384-d)")
     out.append(f"confirmation runs train all {config.train.epochs} epochs (no early stopping) and test the "
@@ -421,7 +417,7 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     backbones = list(config.study.backbones)
     every_run = confirmation_frame(records)
     runs = every_run[every_run["search"].isna()] if not every_run.empty else every_run   # the compared winners
-    trials, epochs = search_trials(experiments)
+    trials, epochs = arm_trials(experiments)
     comp = comparisons(runs, backbones, config.study.primary) if not runs.empty else pd.DataFrame()
     said = sentences(comp, backbones) if not comp.empty else []
     front = front_table(trials)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from model.config import BACKBONES, variant_of
 from model.contract import CLUSTER_COLUMNS, FINISHED, METRIC, trial_outcome
+from settings import dotted_value
 from tuning.conditions import is_active
 
 SECTIONS = ("data", "clusters", "model", "train", "tune")
@@ -30,11 +31,11 @@ SECTIONS = ("data", "clusters", "model", "train", "tune")
 FAILURE_STAMP = re.compile(r"^Failure # \d+ \(occurred at (\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d)\)", re.M)
 #: config fields every table needs, taken from the trial's full config when not sampled (and
 #: only where they matter: n_clusters is blank for a trial without ICC or with HDBSCAN)
-KEY_FIELDS = {"backbone": ("model", "backbone"), "gamma": ("model", "gamma"),
-              "n_clusters": ("clusters", "n_clusters"), "seed": ("train", "seed")}
+KEY_FIELDS = {"backbone": "model.backbone", "gamma": "model.gamma", "n_clusters": "clusters.n_clusters",
+              "seed": "train.seed"}
 #: the config fields that decide whether a parameter is active (tuning.conditions.is_active)
-DECIDING_FIELDS = {"variant": ("model", "variant"), "gamma": ("model", "gamma"), "icc_share": ("model", "icc_share"),
-                   "lambda_cl": ("model", "lambda_cl"), "cluster_method": ("clusters", "method")}
+DECIDING_FIELDS = {"variant": "model.variant", "gamma": "model.gamma", "icc_share": "model.icc_share",
+                   "lambda_cl": "model.lambda_cl", "cluster_method": "clusters.method"}
 
 
 class ExperimentError(ValueError):
@@ -132,10 +133,6 @@ def sampled_params(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in source.items() if not isinstance(v, (Mapping, list))}
 
 
-def _config_value(config: Mapping[str, Any], section: str, field: str) -> Any:
-    return (config.get(section) or {}).get(field)
-
-
 def _last_failure(trial_dir: Path) -> str | None:
     """When the trial last failed: the stamp of the last "Failure # n (occurred at ...)" header Ray
     appends to error.txt (local time, %Y-%m-%d_%H-%M-%S); "" for an error.txt without one; None
@@ -198,13 +195,13 @@ def read_trial(trial_dir: str | Path) -> dict[str, Any]:
     params = _read_json_object(trial_dir / "params.json")
     config = trial_config_dict(params)
     history = read_history(trial_dir)
-    budget = _config_value(config, "train", "epochs")
+    budget = dotted_value(config, "train.epochs")
     record: dict[str, Any] = {"trial_id": _trial_id(trial_dir, history)}
     record.update(sampled_params(params))
-    deciding = {name: _config_value(config, s, f) for name, (s, f) in DECIDING_FIELDS.items()}
-    for name, (section, field) in KEY_FIELDS.items():
-        if name not in record and _config_value(config, section, field) is not None and is_active(name, deciding):
-            record[name] = _config_value(config, section, field)
+    deciding = {name: dotted_value(config, key) for name, key in DECIDING_FIELDS.items()}
+    for name, key in KEY_FIELDS.items():
+        if name not in record and dotted_value(config, key) is not None and is_active(name, deciding):
+            record[name] = dotted_value(config, key)
     record.update(_calibrated_weight(config, history))
     _check_backbone(trial_dir, params, config)
     if isinstance(config.get("model"), Mapping):
@@ -242,7 +239,7 @@ def _started(history: pd.DataFrame) -> float:
 def _calibrated_weight(config: Mapping[str, Any], history: pd.DataFrame) -> dict[str, Any]:
     """For a trial weighting ICC by icc_share: the share and the gamma it calibrated to (the
     `icc_gamma` every epoch reports), so tables show the weight that was in force."""
-    share = _config_value(config, "model", "icc_share")
+    share = dotted_value(config, "model.icc_share")
     if not _is_number(share) or share <= 0:
         return {}
     out: dict[str, Any] = {"icc_share": share}

@@ -14,11 +14,11 @@ from typing import Any
 import pandas as pd
 
 from model.contract import METRIC
+from tuning.optuna_db import OPTUNA_DB
 
 STATE_STYLE = {"terminated": ("o", "tab:blue", "finished"),
                "stopped_early": ("x", "tab:orange", "stopped by ASHA"),
                "errored": ("s", "tab:red", "errored")}
-DB_NAME = "optuna.db"
 
 
 def _pyplot() -> Any:
@@ -160,13 +160,13 @@ def hypervolume_plot(history: pd.DataFrame, objectives: list[str], path: str | P
     return _save(fig, Path(path))
 
 
-def load_study(experiment: str | Path) -> Any:
+def experiment_optuna_study(experiment: str | Path) -> Any:
     """The Optuna study in <experiment>/optuna.db (named after the experiment, else the only one)."""
     import optuna
 
-    db = Path(experiment) / DB_NAME
+    db = Path(experiment) / OPTUNA_DB
     if not db.is_file():
-        raise FileNotFoundError(f"no Optuna study {DB_NAME} in {str(experiment)!r}")
+        raise FileNotFoundError(f"no Optuna study {OPTUNA_DB} in {str(experiment)!r}")
     storage = f"sqlite:///{db.resolve()}"
     names = optuna.get_all_study_names(storage=storage)
     name = Path(experiment).name
@@ -183,7 +183,7 @@ def param_importance(experiment: str | Path, path: str | Path) -> tuple[str | No
     from optuna.trial import TrialState
 
     try:
-        study = load_study(experiment)
+        study = experiment_optuna_study(experiment)
     except (FileNotFoundError, ValueError) as err:
         return None, f"Parameter importance not computed: {err}."
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

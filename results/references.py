@@ -16,10 +16,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from runtime import write_atomic
 
 SPLITS = ("valid", "test")
 #: the modules whose code decides the reference numbers (besides datasets/, keyed by its own hash)
@@ -65,19 +65,6 @@ def read_cached(path: Path, key: dict[str, Any]) -> dict | None:
     return references if _well_formed(references) else None
 
 
-def write_atomic(path: Path, payload: Any) -> None:
-    """`payload` as JSON at `path`, through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(payload, out)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def cached_references(config: Any, path: Path) -> dict[str, dict[str, dict[str, float]]]:
     """{split: {scorer: metrics}} of `config`'s training-free references: from `path` when it
     holds them for the same key, else computed (the dataset prepared or loaded from its cache)
@@ -86,11 +73,11 @@ def cached_references(config: Any, path: Path) -> dict[str, dict[str, dict[str, 
     found = read_cached(path, key)
     if found is not None:
         return found
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
     from model.baselines import reference_metrics
 
     data = prepare_dataset(config.data, progress=False)
     found = {split: reference_metrics(data, split, config.model.max_len, config.eval.repeats)
              for split in SPLITS}
-    write_atomic(path, {"depends_on": key, "references": found})
+    write_atomic(path, json.dumps({"depends_on": key, "references": found}))
     return found

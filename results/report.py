@@ -31,7 +31,7 @@ def plain(value: Any) -> Any:
     return value
 
 
-def best_trial(trials: pd.DataFrame) -> dict[str, Any]:
+def best_trial_record(trials: pd.DataFrame) -> dict[str, Any]:
     """The trial with the highest best-epoch valid_ndcg_10 over the whole experiment."""
     order = ranked(trials)
     if order.empty:
@@ -114,7 +114,7 @@ def write_report(experiment: str | Path) -> dict[str, Any]:
         "html": html,
         "tables": {name: paths["csv"] for name, paths in written.items()},
         "plots": plots,
-        "best": best_trial(trials),
+        "best": best_trial_record(trials),
         "summary": summary_markdown(tables),
         "notes": notes,
         "metric": METRIC,

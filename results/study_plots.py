@@ -7,7 +7,10 @@ from typing import Any
 
 import pandas as pd
 
-VARIANT_LABEL = {"plain": "plain", "llmesr": "LLM-ESR", "icc": "ICC", "control": "gamma 0 control"}
+#: the arm without ICC that a study's ICC arm and a dose-response compare against (written by
+#: results.orchestration, read by the findings and the dose report)
+CONTROL = "control"
+VARIANT_LABEL = {"plain": "plain", "llmesr": "LLM-ESR", "icc": "ICC", CONTROL: "gamma 0 control"}
 
 
 SEARCH_SUFFIX = "-search"

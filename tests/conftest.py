@@ -64,7 +64,7 @@ def ray_session():
 @pytest.fixture(scope="session")
 def ml100k():
     """MovieLens-100K (fetched from the recbole wheel), prepared with default options."""
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
 
     return prepare_dataset(data_config("ml-100k"), progress=False)
 
@@ -72,6 +72,6 @@ def ml100k():
 @pytest.fixture(scope="session")
 def scientific():
     """Amazon Scientific (item text, long tail), prepared with default options."""
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
 
     return prepare_dataset(data_config("amazon-scientific"), progress=False)

@@ -1,5 +1,5 @@
 """The tabular benchmark (bench/tabular.py): a tiny real table on ml-100k, recorded by worker
-processes, replayed through tuning.run_experiment, and every reported number traced to it."""
+processes, replayed through tuning.runner.run_experiment, and every reported number traced to it."""
 
 from __future__ import annotations
 
@@ -134,7 +134,8 @@ def test_full_space_has_enough_distinct_models():
 def test_sampler_and_scheduler_settings_are_typed():
     import optuna
 
-    from tuning import ConfigError, load_config
+    from settings import ConfigError
+    from tuning.config import load_config
     from tuning.search import make_sampler
 
     config = load_config(None, ["tune.sampler=random", "tune.scheduler=none", "tune.search_seed=3"])

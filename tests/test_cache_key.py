@@ -1,5 +1,6 @@
-"""The prepared-data cache key covers the code that prepares data: a warm cache must never hand
-out a dataset that older preparing code made (a changed k-core would otherwise go unseen)."""
+"""The cache keys cover the code that makes what they cache: a warm cache must never hand out a
+dataset that older preparing code made (a changed k-core would otherwise go unseen), nor a cluster
+artifact that older clustering code made; and `launch.py clusters` warms the entry trials read."""
 
 from __future__ import annotations
 
@@ -79,7 +80,7 @@ def tiny_log(folder: Path):
 
 
 def test_warm_cache_is_not_used_after_a_code_change(tmp_path, monkeypatch):
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
 
     cfg = tiny_log(tmp_path / "log")
     first = prepare_dataset(cfg, progress=False)
@@ -104,3 +105,80 @@ def test_the_code_dump_is_the_same_on_every_python():
     function._fields = (*function._fields, "type_params")      # as Python 3.12 builds it
     function.type_params = []
     assert "type_params" not in cache.canonical_dump(tree)
+
+
+# ---------------------------------------------------------------- cluster artifacts
+
+@pytest.fixture()
+def cluster_package_copy(tmp_path) -> Path:
+    """A copy of cluster_prep/ to edit."""
+    from cluster_prep import cache as cluster_cache
+
+    folder = tmp_path / "cluster_prep"
+    shutil.copytree(cluster_cache.PACKAGE, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def test_every_clustering_module_but_the_plumbing_is_hashed():
+    from cluster_prep import cache as cluster_cache
+
+    hashed = {p.name for p in cluster_cache.clustering_modules()}
+    everything = {p.name for p in cluster_cache.PACKAGE.glob("*.py")}
+    assert everything - hashed == {"__init__.py", "cache.py", "config.py"}
+    assert {"assign.py", "build.py", "reduce.py", "targets.py", "quality.py"} <= hashed
+
+
+def test_editing_the_cluster_targets_changes_the_cluster_key(cluster_package_copy):
+    from cluster_prep import cache as cluster_cache
+
+    before = cluster_cache.code_hash(cluster_package_copy)
+    assert before == cluster_cache.code_hash()
+    edit(cluster_package_copy / "targets.py", '"""', '"""Reworded. ')          # a docstring: same key
+    assert cluster_cache.code_hash(cluster_package_copy) == before
+    edit(cluster_package_copy / "targets.py", "def ", "def unused():\n    return 1\n\n\ndef ")
+    assert cluster_cache.code_hash(cluster_package_copy) != before
+
+
+def sentinel_config(tmp_path: Path, *settings: str):
+    from tuning.config import load_config
+
+    return load_config(None, ["model.hidden_size=8", "model.max_len=6", "model.num_blocks=1",
+                              "model.adapter_hidden=16", "train.device=cpu", "clusters.n_clusters=3",
+                              "clusters.dim=4", f"data.cache_dir={tmp_path / 'cache'}", *settings])
+
+
+def test_a_cluster_code_change_is_a_cache_miss(tmp_path, monkeypatch):
+    from cluster_prep import cache as cluster_cache
+    from model.pipeline import run_clusters
+    from synthetic_data import sentinel_dataset
+
+    data, config = sentinel_dataset(dim=8), sentinel_config(tmp_path)
+    first = run_clusters(config, data)
+    assert run_clusters(config, data).path == first.path                            # warm: reused
+    monkeypatch.setattr(cluster_cache, "code_hash", lambda folder=None: "0123456789abcdef")
+    assert run_clusters(config, data).path != first.path
+
+
+def test_launch_clusters_warms_the_entry_a_trial_reads(tmp_path, monkeypatch):
+    """The trial's clusters live in the model's hidden-size PCA; the prepared PCA here is wider
+    (data.pca_dim 16, hidden_size 8), so clustering that one would warm an entry no trial reads."""
+    import cluster_prep.build as cluster_build
+    import datasets.prepare
+    import launch
+    from model.pipeline import icc_clusters
+    from synthetic_data import sentinel_dataset
+
+    data = sentinel_dataset(dim=16)
+    assert data.item_pca.shape[1] == 16
+    monkeypatch.setattr(datasets.prepare, "prepare_dataset", lambda cfg, progress=True: data)
+    settings = ["model.hidden_size=8", "model.max_len=6", "model.num_blocks=1", "model.adapter_hidden=16",
+                "clusters.dim=4", f"data.cache_dir={tmp_path / 'cache'}"]
+    argv = ["clusters", "--method", "kmeans", "--n-clusters", "3", "--json"]
+    assert launch.main([*argv, *(x for s in settings for x in ("--set", s))]) == 0
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the trial clustered again: launch.py clusters warmed another entry")
+
+    monkeypatch.setattr(cluster_build, "compute_clusters", refuse)
+    trial = sentinel_config(tmp_path, "model.variant=icc", "model.gamma=0.1", "clusters.method=kmeans")
+    assert icc_clusters(trial, data).n_clusters == 3

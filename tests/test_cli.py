@@ -105,7 +105,7 @@ def test_tune_resume(tuned, capsys):
 
 @pytest.mark.slow
 def test_report(tuned, capsys):
-    from results import load_experiment
+    from results.load import load_experiment
 
     payload = run_cli(capsys, "report", str(tuned[0] / "cli"), "--json")
     table = load_experiment(tuned[0] / "cli")

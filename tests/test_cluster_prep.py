@@ -8,7 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from cluster_prep import ClusterConfig, build_clusters, compute_clusters, reduce_embeddings
+from cluster_prep.build import build_clusters, compute_clusters
+from cluster_prep.config import ClusterConfig
+from cluster_prep.reduce import reduce_embeddings
 from datasets.prepared import PreparedDataset
 
 

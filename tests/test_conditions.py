@@ -11,8 +11,10 @@ import optuna
 import pytest
 
 from model.icc import icc_on, without_icc
-from tuning import ConfigError, SearchSpace, load_config, trial_config, validate_space
-from tuning.space import ZERO_SUFFIX, flat_params
+from settings import ConfigError
+from tuning.config import load_config
+from tuning.space import ZERO_SUFFIX, SearchSpace, flat_params, trial_config
+from tuning.space_checks import validate_space
 
 BASE = load_config(None, ["data.name=ml-100k"])
 ICC = load_config(None, ["data.name=ml-100k", "model.variant=icc"])

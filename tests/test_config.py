@@ -170,3 +170,12 @@ def test_replace_refuses_unknown_paths_and_bad_values(changes, message):
     with pytest.raises(ConfigError) as caught:
         load_config(None, []).replace(changes)
     assert message in str(caught.value)
+
+
+def test_one_reader_of_dotted_keys():
+    from settings import dotted_value
+
+    saved = {"model": {"gamma": 0.1}, "train": "not a section"}
+    assert dotted_value(saved, "model.gamma") == 0.1 and dotted_value(saved, "model") == {"gamma": 0.1}
+    assert dotted_value(saved, "model.lr") is None and dotted_value(saved, "eval.k") is None
+    assert dotted_value(saved, "train.seed") is None

@@ -78,7 +78,7 @@ def experiment(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(experiment) -> dict:
-    from results import write_report
+    from results.report import write_report
 
     return write_report(experiment)
 

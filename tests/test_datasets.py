@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 
 from runtime import quiet_child_environment
-from datasets import DataError, describe, load_prepared, pca_reduce, prepare_dataset
+from datasets.cache import load_prepared
+from datasets.errors import DataError
+from datasets.pca import pca_reduce
+from datasets.prepare import describe, prepare_dataset
 from datasets.config import DataConfig
 from datasets.negatives import sample_negatives
 from datasets.presets import tail_user_threshold

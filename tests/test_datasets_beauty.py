@@ -12,7 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from datasets import DataError, describe, prepare_dataset
+from datasets.errors import DataError
+from datasets.prepare import describe, prepare_dataset
 from datasets.cache import cache_key
 from datasets.config import DataConfig, resolve_cores
 from datasets.processing import build_sequences, exact_duplicates

@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import launch
-from datasets import DataError, describe, prepare_dataset
+from datasets.errors import DataError
+from datasets.prepare import describe, prepare_dataset
 from datasets.config import DataConfig
 from datasets.processing import exact_duplicates
 from datasets.sources import get_source

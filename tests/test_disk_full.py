@@ -65,7 +65,7 @@ def test_full_disk_while_checkpointing_waits_then_the_trial_finishes(tmp_path):
     import torch
 
     import tuning.trainable
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
 
     config = tiny_config(tmp_path, "full", SPACE, extra=("train.epochs=4",), num_samples=1, grace_period=4,
                          max_failures=0)

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from results.stats import equivalence, paired, verdict
-from tuning import ConfigError, load_config
+from settings import ConfigError
+from tuning.config import load_config
 
 
 def test_tost_calls_close_pairs_equivalent_and_wide_ones_not():
@@ -26,7 +27,7 @@ def test_tost_calls_close_pairs_equivalent_and_wide_ones_not():
 
 def test_the_plan_is_the_control_and_every_clustering_at_every_share():
     from model.icc import icc_on
-    from results.dose import dose_configs
+    from results.orchestration.dose import dose_configs
 
     config = load_config("configs/dose-scientific.yaml")
     plan = dose_configs(config)
@@ -40,7 +41,7 @@ def test_the_plan_is_the_control_and_every_clustering_at_every_share():
 
 
 def test_runs_go_seed_by_seed_so_a_stopped_dose_response_leaves_whole_paired_seeds(tmp_path):
-    from results.dose import pending_jobs
+    from results.orchestration.dose import pending_jobs
 
     jobs = pending_jobs(load_config("configs/dose-scientific.yaml"), tmp_path)
     assert len(jobs) == 63 and [seed for _, seed, _, _ in jobs] == [42] * 21 + [43] * 21 + [44] * 21
@@ -59,7 +60,7 @@ def test_bad_dose_settings_fail_in_one_line(override, key):
 @pytest.mark.slow
 def test_a_tiny_dose_response_runs_reports_and_resumes(tmp_path):
     from conftest import SHARED_DATA, TEST_CACHE
-    from results.dose import load_runs, pending_jobs, run_dose
+    from results.orchestration.dose import load_runs, pending_jobs, run_dose
 
     config = load_config(None, [
         "data.name=ml-100k", f"data.data_root={SHARED_DATA}", f"data.cache_dir={TEST_CACHE}",

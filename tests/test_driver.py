@@ -28,7 +28,7 @@ LR = {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}
 
 
 def _write_config(config, path: Path) -> Path:
-    from tuning import config_to_dict
+    from tuning.config import config_to_dict
 
     path.write_text(json.dumps(config_to_dict(config)))
     return path

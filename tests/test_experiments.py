@@ -14,7 +14,8 @@ import pytest
 
 from test_config_properties import one_error_line, run_launch
 from test_tuning import SPACE, tiny_config
-from tuning import ConfigError, run_experiment
+from settings import ConfigError
+from tuning.runner import run_experiment
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,7 @@ def test_resume_refuses_a_changed_setting_naming_saved_and_now(finished):
 
 
 def test_resume_refuses_a_changed_search_space(finished):
-    from tuning import config_from_dict, config_to_dict
+    from tuning.config import config_from_dict, config_to_dict
 
     config, runs = finished
     data = config_to_dict(config)
@@ -147,7 +148,7 @@ def _interrupt_after_first_report(folder: Path, done: threading.Event, live: dic
 
 def interrupted_run(config, folder: Path, live: dict | None = None):
     """Run `config`, Ctrl-C once a trial reported; return the ExperimentInterrupted raised."""
-    from tuning import ExperimentInterrupted
+    from tuning.summary import ExperimentInterrupted
 
     done = threading.Event()
     watcher = threading.Thread(target=_interrupt_after_first_report, args=(folder, done, {} if live is None else live))
@@ -196,9 +197,9 @@ def _study_matches_ray(folder: Path, name: str, summary: dict) -> None:
     from optuna.trial import TrialState
 
     from test_tuning import _results
-    from tuning import load_study
+    from tuning.optuna_db import load_optuna_study
 
-    study = load_study(folder, name)
+    study = load_optuna_study(folder, name)
     by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
     assert sorted(by_ray_id) == sorted(summary["trial_states"]) and len(study.trials) == len(by_ray_id)
     expected = {"terminated": TrialState.COMPLETE, "stopped_early": TrialState.PRUNED, "errored": TrialState.FAIL}

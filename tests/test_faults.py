@@ -95,7 +95,7 @@ def faulty_run(tmp_path_factory):
     import ray.cloudpickle
 
     import tuning.trainable
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
 
     storage = tmp_path_factory.mktemp("faulty")
     plan = storage / FAULT_FOLDER
@@ -141,7 +141,7 @@ def test_trial_raising_once_is_retried_from_its_checkpoint(faulty_run):
 def test_trial_always_raising_is_errored_with_traceback_and_others_finish(faulty_run):
     from optuna.trial import TrialState
 
-    from tuning import load_study
+    from tuning.optuna_db import load_optuna_study
 
     config, summary, folder, plan, by_role = faulty_run
     trial = by_role["always"]
@@ -153,7 +153,7 @@ def test_trial_always_raising_is_errored_with_traceback_and_others_finish(faulty
     assert 'tuning/trainable.py", line' in error and "in train_trial" in error     # the traceback
     assert summary["trials"] == 6 and summary["errored"] == 1 and not summary["interrupted"]
     assert summary["terminated"] == 5 and summary["best"]["trial_id"] != trial
-    states = {t.user_attrs["ray_trial_id"]: t.state for t in load_study(folder, "faulty").trials}
+    states = {t.user_attrs["ray_trial_id"]: t.state for t in load_optuna_study(folder, "faulty").trials}
     assert states[trial] == TrialState.FAIL
     assert sum(s == TrialState.COMPLETE for s in states.values()) == 5
 
@@ -219,7 +219,7 @@ def _worker_logs(temp: str) -> str:
 @pytest.mark.slow
 def test_corrupt_or_missing_checkpoint_at_resume(tmp_path):
     """Killed driver; one running trial's checkpoints truncated, another's deleted; then --resume."""
-    from tuning import config_to_dict
+    from tuning.config import config_to_dict
 
     config = tiny_config(tmp_path, "broken", SPACE, extra=("train.epochs=4",), num_samples=4,
                          grace_period=4, max_failures=1)

@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from conftest import user_subset
-from datasets import DataError, prepare_dataset
+from datasets.errors import DataError
+from datasets.prepare import prepare_dataset
 from datasets.config import DataConfig
 from test_config_properties import one_error_line, run_launch
 

@@ -93,7 +93,7 @@ def tiny_experiment(tmp_path_factory) -> Path:
 
 
 def _report(experiment: Path) -> dict:
-    from results import write_report
+    from results.report import write_report
 
     return write_report(experiment)
 
@@ -129,7 +129,8 @@ def test_a_damaged_references_cache_is_rebuilt(tiny_experiment, damage):
 def test_references_follow_what_they_depend_on(tiny_experiment):
     """A file made for the same key is used as it is (here: planted numbers come back); one made
     for another config (max_len, repeats, data options) is recomputed and replaced."""
-    from results.references import cached_references, depends_on, write_atomic
+    from results.references import cached_references, depends_on
+    from runtime import write_atomic
     from tuning.config import config_from_dict
 
     saved = json.loads((tiny_experiment / "experiment_config.json").read_text())
@@ -137,13 +138,13 @@ def test_references_follow_what_they_depend_on(tiny_experiment):
     config = config_from_dict(saved)
     real = cached_references(config, path)
     planted = {split: {"popularity": {"ndcg_10": 0.5}} for split in ("valid", "test")}
-    write_atomic(path, {"depends_on": depends_on(config), "references": planted})
+    write_atomic(path, json.dumps({"depends_on": depends_on(config), "references": planted}))
     assert cached_references(config, path) == planted
     for change in ({"model": {"max_len": 2}}, {"eval": {"repeats": "exclude"}},
                    {"data": {**saved["data"], "seed": 7}}):
         other = config_from_dict({**saved, **change})
         assert depends_on(other) != depends_on(config), change
-        write_atomic(path, {"depends_on": depends_on(config), "references": planted})
+        write_atomic(path, json.dumps({"depends_on": depends_on(config), "references": planted}))
         assert cached_references(other, path) != planted
         assert json.loads(path.read_text())["depends_on"] == depends_on(other)
     assert cached_references(config, path) == real
@@ -152,7 +153,7 @@ def test_references_follow_what_they_depend_on(tiny_experiment):
 def test_references_are_written_atomically(tiny_experiment, monkeypatch):
     """A write that fails midway (full disk at the rename) leaves the old file whole and no
     temporary file behind."""
-    from results import references
+    import runtime
 
     cached = tiny_experiment / "report" / "references.json"
     if not cached.is_file():
@@ -162,9 +163,9 @@ def test_references_are_written_atomically(tiny_experiment, monkeypatch):
     def full_disk(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(references.os, "replace", full_disk)
+    monkeypatch.setattr(runtime.os, "replace", full_disk)
     with pytest.raises(OSError):
-        references.write_atomic(cached, {"depends_on": {}, "references": {}})
+        runtime.write_atomic(cached, json.dumps({"depends_on": {}, "references": {}}))
     assert cached.read_text() == before
     assert [p.name for p in cached.parent.iterdir() if p.name.startswith(".")] == []
 

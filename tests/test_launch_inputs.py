@@ -87,7 +87,7 @@ lines = st.lists(json_values.map(json.dumps) | st.text(alphabet=string.printable
 @settings(SETTINGS, max_examples=150)
 @given(params=json_values.map(json.dumps) | st.text(max_size=20), results=lines)
 def test_any_trial_files_give_a_table_or_one_error_naming_the_folder(tmp_path_factory, params, results):
-    from results import ExperimentError, load_experiment
+    from results.load import ExperimentError, load_experiment
 
     root = tmp_path_factory.mktemp("exp")
     _trial(root, "trial_0001", params, "\n".join(results))

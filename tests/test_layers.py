@@ -1,4 +1,5 @@
-"""The packages form layers: each imports only itself, the layers below it and the ground floor.
+"""The packages form layers: each imports only itself, the layers below it and the ground floor;
+inside results/, the reading and reporting modules never import the orchestration above them.
 
 Read from the source (every import statement, also those inside functions), so an upward import
 fails here before it can become an import loop or a lazy `__init__` written to survive one.
@@ -16,6 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 #: and `runtime` (the process set-up), which import no project module
 LAYERS = ("datasets", "cluster_prep", "model", "tuning", "results")
 GROUND = ("settings", "runtime")
+#: results' top floor: it starts searches and trains (study, confirmation, reproduce, dose) and
+#: reads through the modules beside it, which must never import it (reading never trains)
+ORCHESTRATION = "results.orchestration"
 PROJECT = (*GROUND, *LAYERS, "launch")
 
 
@@ -28,20 +32,27 @@ def _modules() -> list[tuple[str, Path]]:
     return found
 
 
-def _imported(module: str, path: Path) -> set[str]:
-    """Top-level names of every module `path` imports (relative imports resolved)."""
+def _imported_modules(module: str, path: Path) -> set[str]:
+    """Dotted names of every module `path` imports (relative imports resolved; `from a import b`
+    gives both a and a.b, since b may be a module)."""
     names = set()
     is_package = path.name == "__init__.py"
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
+            names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
             if node.level:
-                base = module.split(".")[: len(module.split(".")) - node.level + is_package]
-                names.add((base or [node.module or ""])[0])
-            elif node.module:
-                names.add(node.module.split(".")[0])
+                parent = module.split(".")[: len(module.split(".")) - node.level + is_package]
+                base = ".".join([*parent, *([node.module] if node.module else [])])
+            if base:
+                names |= {base, *(f"{base}.{alias.name}" for alias in node.names)}
     return names
+
+
+def _imported(module: str, path: Path) -> set[str]:
+    """Top-level names of every module `path` imports (relative imports resolved)."""
+    return {name.split(".")[0] for name in _imported_modules(module, path)}
 
 
 def _allowed(module: str) -> set[str]:
@@ -55,6 +66,19 @@ def _allowed(module: str) -> set[str]:
 def test_no_upward_import(module, path):
     upward = sorted((_imported(module, path) & set(PROJECT)) - _allowed(module))
     assert not upward, f"{module} imports {upward}; allowed: {sorted(_allowed(module))}"
+
+
+@pytest.mark.parametrize("module,path", [(m, p) for m, p in _modules() if not m.startswith(ORCHESTRATION)],
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_reading_never_imports_the_orchestration(module, path):
+    found = sorted(n for n in _imported_modules(module, path) if f"{n}.".startswith(ORCHESTRATION + "."))
+    assert not found, f"{module} imports {found}: only launch.py and the orchestration itself may"
+
+
+def test_the_orchestration_is_seen_however_it_is_imported(tmp_path):
+    code = "def f():\n    from results.orchestration.study import run_study\n    from results import orchestration\n"
+    (tmp_path / "x.py").write_text(code)
+    assert {"results.orchestration.study", "results.orchestration"} <= _imported_modules("results.x", tmp_path / "x.py")
 
 
 def test_the_checker_sees_imports_inside_functions(tmp_path):

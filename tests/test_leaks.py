@@ -160,7 +160,7 @@ def write_log(folder, valid_shift: int, test_shift: int):
 
 
 def prepared(folder):
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
     from datasets.config import DataConfig
 
     return prepare_dataset(DataConfig(

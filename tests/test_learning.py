@@ -32,7 +32,7 @@ def popularity(ml100k) -> float:
 
 @pytest.fixture(scope="module")
 def clusters(ml100k, tmp_path_factory):
-    from cluster_prep import build_clusters
+    from cluster_prep.build import build_clusters
     from cluster_prep.config import ClusterConfig
     from model.llmesr import pca_matrix
 

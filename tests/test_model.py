@@ -25,7 +25,7 @@ def small(scientific):
 
 @pytest.fixture(scope="module")
 def clusters(small, tmp_path_factory):
-    from cluster_prep import build_clusters
+    from cluster_prep.build import build_clusters
 
     return build_clusters(small, ClusterConfig(n_clusters=16), tmp_path_factory.mktemp("clusters"),
                           pca_matrix(small, HIDDEN))

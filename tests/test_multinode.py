@@ -86,7 +86,7 @@ def test_the_users_cluster_pointer_is_left_alone(tmp_path, monkeypatch):
 def test_trials_run_on_both_nodes(two_nodes, tmp_path):
     import ray
 
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
 
     # a fresh worker per trial: a reused warm worker on one node could otherwise take every short trial
     config = tiny_config(tmp_path, "two-nodes", SPACE, extra=("train.epochs=3",), num_samples=4,
@@ -130,7 +130,7 @@ NODE_EPOCHS = 15
 
 @pytest.mark.slow
 def test_killed_worker_node_trials_finish_on_the_survivor(doomed_worker, tmp_path):
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
 
     cluster, worker = doomed_worker
     head = cluster.head_node.node_id

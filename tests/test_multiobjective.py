@@ -14,7 +14,8 @@ import pytest
 from model import contract
 from model.contract import ERRORED, STOPPED_EARLY, TERMINATED, UNFINISHED, pareto_front
 from results.pareto import hypervolume, hypervolume_history
-from tuning import ConfigError, load_config
+from settings import ConfigError
+from tuning.config import load_config
 
 TWO = ["valid_ndcg_10", "valid_tail_item_ndcg_10"]
 
@@ -108,7 +109,7 @@ def test_an_errored_trial_is_never_on_the_front_even_alone():
 
 
 def test_pareto_trials_of_a_results_table_and_reproduce_selection():
-    from results.reproduce import select_trials
+    from results.orchestration.reproduce import select_trials
     from results.tables import pareto_table
 
     trials = pd.DataFrame([{"trial_id": t, "state": s, TWO[0]: v[0], TWO[1]: v[1], "lr": 0.001}
@@ -181,7 +182,7 @@ SPACE = {
 @pytest.fixture(scope="module")
 def two_objective_run(ray_session, tmp_path_factory):
     from test_tuning import tiny_config
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
 
     storage = tmp_path_factory.mktemp("runs")
     config = tiny_config(storage, "pareto", SPACE, extra=(f"tune.objectives=[{','.join(TWO)}]",))
@@ -201,10 +202,10 @@ def test_study_is_multi_objective_with_true_states(two_objective_run):
     from optuna.study import StudyDirection
     from optuna.trial import TrialState
 
-    from tuning import load_study
+    from tuning.optuna_db import load_optuna_study
 
     config, summary, folder = two_objective_run
-    study = load_study(folder, config.tune.name)
+    study = load_optuna_study(folder, config.tune.name)
     assert study.directions == [StudyDirection.MAXIMIZE] * 2
     assert summary["stopped_early"] >= 1 and summary["terminated"] >= 1, summary["trial_states"]
     by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
@@ -221,7 +222,7 @@ def test_study_is_multi_objective_with_true_states(two_objective_run):
 
 @pytest.mark.slow
 def test_tune_report_and_reproduce_agree_on_the_front(two_objective_run):
-    from results import write_report
+    from results.report import write_report
     from results.load import load_experiment
     from results.pareto import front_ids
 
@@ -247,7 +248,7 @@ def test_tune_report_and_reproduce_agree_on_the_front(two_objective_run):
 
 @pytest.mark.slow
 def test_reproduce_pareto_reruns_every_front_trial_exactly(two_objective_run):
-    from results import reproduce
+    from results.orchestration.reproduce import reproduce
 
     _, summary, folder = two_objective_run
     outcome = reproduce(str(folder), trial="pareto", progress=False)
@@ -260,7 +261,8 @@ def test_an_errored_trial_is_failed_in_the_study_and_off_the_front(ray_session, 
     from optuna.trial import TrialState
 
     from test_tuning import tiny_config
-    from tuning import AllTrialsErrored, load_study, run_experiment
+    from tuning.runner import AllTrialsErrored, run_experiment
+    from tuning.optuna_db import load_optuna_study
 
     config = tiny_config(tmp_path, "nan", {"lr": 1e30}, num_samples=1, max_failures=0,
                          extra=(f"tune.objectives=[{','.join(TWO)}]",))
@@ -268,21 +270,22 @@ def test_an_errored_trial_is_failed_in_the_study_and_off_the_front(ray_session, 
         run_experiment(config, progress=False)
     summary = failed.value.summary
     assert summary["errored"] == 1 and summary["pareto"] == []
-    (trial,) = load_study(Path(summary["experiment"]), "nan").trials
+    (trial,) = load_optuna_study(Path(summary["experiment"]), "nan").trials
     assert trial.state == TrialState.FAIL and trial.values is None
 
 
 @pytest.mark.slow
 def test_a_lost_study_is_rebuilt_multi_objective_from_rays_records(two_objective_run, tmp_path):
-    from tuning import SearchSpace, flat_params, load_study
-    from tuning.study_rebuild import rebuild_study
+    from tuning.space import SearchSpace, flat_params
+    from tuning.optuna_db import load_optuna_study
+    from tuning.optuna_db_rebuild import rebuild_optuna_db
 
     config, _, folder = two_objective_run
-    rebuild_study(tmp_path, "copy", str(folder), SearchSpace(config.tune.space, flat_params(config)), "a test",
+    rebuild_optuna_db(tmp_path, "copy", str(folder), SearchSpace(config.tune.space, flat_params(config)), "a test",
                   tuple(TWO))
-    rebuilt = {t.user_attrs["ray_trial_id"]: t for t in load_study(tmp_path, "copy").trials}
-    original = {t.user_attrs["ray_trial_id"]: t for t in load_study(folder, config.tune.name).trials}
-    assert len(load_study(tmp_path, "copy").directions) == 2 and set(rebuilt) == set(original)
+    rebuilt = {t.user_attrs["ray_trial_id"]: t for t in load_optuna_study(tmp_path, "copy").trials}
+    original = {t.user_attrs["ray_trial_id"]: t for t in load_optuna_study(folder, config.tune.name).trials}
+    assert len(load_optuna_study(tmp_path, "copy").directions) == 2 and set(rebuilt) == set(original)
     for trial_id, trial in original.items():
         assert (rebuilt[trial_id].state, rebuilt[trial_id].values) == (trial.state, trial.values), trial_id
 

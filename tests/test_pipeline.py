@@ -20,21 +20,21 @@ def data():
 
 
 def test_gamma_zero_builds_no_clusters(data, monkeypatch):
-    import cluster_prep
+    import cluster_prep.build as cluster_build
 
     def refuse(*args, **kwargs):
         raise AssertionError("clusters built for a run without ICC")
 
-    monkeypatch.setattr(cluster_prep, "build_clusters", refuse)
+    monkeypatch.setattr(cluster_build, "build_clusters", refuse)
     trainer = pipeline.build_trainer(load_config(None, [*BASE, "model.gamma=0.0"]), data)
     assert trainer.clusters is None and trainer.model.icc is None
 
 
 def test_gamma_above_zero_hands_the_clusters_down(data, monkeypatch):
-    import cluster_prep
+    import cluster_prep.build as cluster_build
 
     artifact = cluster_targets(data, HIDDEN)
-    monkeypatch.setattr(cluster_prep, "build_clusters", lambda *args, **kwargs: artifact)
+    monkeypatch.setattr(cluster_build, "build_clusters", lambda *args, **kwargs: artifact)
     trainer = pipeline.build_trainer(load_config(None, [*BASE, "model.gamma=0.5"]), data)
     assert trainer.clusters is artifact and trainer.model.icc is not None
 

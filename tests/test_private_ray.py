@@ -109,7 +109,7 @@ def other_cluster(monkeypatch):
 def test_tune_without_address_never_joins_a_running_cluster(other_cluster, tmp_path):
     import ray
 
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
 
     assert not ray.is_initialized()
     config = tiny_config(tmp_path, "private", SPACE, extra=("train.epochs=1",), num_samples=1)

@@ -1,4 +1,4 @@
-"""tuning.study.reconcile against real Optuna studies (in memory and the SQLite file the runner
+"""tuning.optuna_db.reconcile against real Optuna studies (in memory and the SQLite file the runner
 uses): study trials left open after a run are closed with their Ray fate, nothing else changes."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from tuning.study import reconcile, study_storage
+from tuning.optuna_db import reconcile, optuna_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -24,7 +24,7 @@ OPEN = {
 
 @pytest.fixture(params=["memory", "sqlite"])
 def study(request, tmp_path):
-    storage = None if request.param == "memory" else study_storage(tmp_path)
+    storage = None if request.param == "memory" else optuna_storage(tmp_path)
     return optuna.create_study(study_name="exp", storage=storage, direction="maximize")
 
 

@@ -1,8 +1,9 @@
 """Exact reproduction of recorded trials on CPU, from the experiment folder alone.
 
 A real 2-trial experiment (ml-100k, tiny model, variant icc with gamma = 0.5 so the cluster
-constraint is part of what must reproduce, and the seed study's control must switch it off): the first trial (lr 0.005) finishes, the second (lr 1e-4) is stopped by
-ASHA after its first epoch. Both must re-run to the recorded validation NDCG@10 exactly.
+constraint is part of what must reproduce, and the control of `--seeds` must switch it off): the
+first trial (lr 0.005) finishes, the second (lr 1e-4) is stopped by ASHA after its first epoch.
+Both must re-run to the recorded validation NDCG@10 exactly.
 """
 
 from __future__ import annotations
@@ -28,15 +29,15 @@ def experiment(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trials(experiment):
-    from results import load_experiment
+    from results.load import load_experiment
 
     table = load_experiment(experiment)
     assert sorted(table["state"]) == ["stopped_early", "terminated"], table[["trial_id", "state", "lr"]]
     return table
 
 
-def test_best_trial_reproduces_exactly_with_seed_study(experiment, trials):
-    from results import reproduce
+def test_best_trial_reproduces_exactly_with_seeds_and_control(experiment, trials):
+    from results.orchestration.reproduce import reproduce
 
     out = reproduce(str(experiment), "best", seeds=1, progress=False)
     best = trials.sort_values("valid_ndcg_10", ascending=False).iloc[0]
@@ -72,7 +73,7 @@ def test_best_trial_reproduces_exactly_with_seed_study(experiment, trials):
 
 
 def test_asha_stopped_trial_reproduces_over_the_epochs_it_ran(experiment, trials):
-    from results import reproduce
+    from results.orchestration.reproduce import reproduce
 
     stopped = trials[trials["state"] == "stopped_early"].iloc[0]
     out = reproduce(str(experiment), str(stopped["trial_id"]), progress=False)
@@ -84,7 +85,7 @@ def test_asha_stopped_trial_reproduces_over_the_epochs_it_ran(experiment, trials
 
 
 def test_bad_requests(experiment, trials):
-    from results import reproduce
+    from results.orchestration.reproduce import reproduce
     from results.load import ExperimentError
 
     with pytest.raises(ExperimentError, match="allowed: best or one of"):

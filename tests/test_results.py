@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 def build_small_experiment(root: Path, num_samples: int = 4, epochs: int = 2, search_seed: int = 9,
                            space: dict | None = None) -> Path:
     """A real tiny experiment (ml-100k, hidden 16, max_len 20) in `root`; returns its folder."""
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
     from tuning.config import config_from_dict
 
     space = space or {"gamma": {"type": "categorical", "values": [0.0, 0.5]},
@@ -50,7 +50,7 @@ def experiment(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def trials(experiment):
-    from results import load_experiment
+    from results.load import load_experiment
 
     return load_experiment(experiment)
 
@@ -108,7 +108,7 @@ def test_best_epoch_is_the_max_valid_ndcg(trials):
 
 
 def test_errored_and_missing(experiment, trials, tmp_path):
-    from results import load_experiment
+    from results.load import load_experiment
     from results.load import ExperimentError
 
     source = Path(trials.loc[trials["state"] == "terminated", "path"].iloc[0])
@@ -162,7 +162,7 @@ def test_leaders_and_segments(trials):
 
 
 def test_write_report(experiment, trials):
-    from results import write_report
+    from results.report import write_report
 
     report = write_report(experiment)
     assert Path(report["html"]).is_file()
@@ -181,7 +181,7 @@ def test_write_report(experiment, trials):
 
 
 def test_reading_does_not_start_ray(experiment):
-    code = ("import sys; from results import load_experiment; t = load_experiment(sys.argv[1]); "
+    code = ("import sys; from results.load import load_experiment; t = load_experiment(sys.argv[1]); "
             "assert 'ray' not in sys.modules, 'ray imported'; print(len(t))")
     out = subprocess.run([sys.executable, "-c", code, str(experiment)], cwd=REPO, capture_output=True,
                          text=True, timeout=HANG_GUARD_S)
@@ -191,8 +191,9 @@ def test_reading_does_not_start_ray(experiment):
 
 def test_icc_trials_show_how_lopsided_their_clustering_is(trials):
     """ICC trials report the largest cluster's share every epoch; the trial table shows it."""
-    from cluster_prep import ClusterConfig, build_clusters
-    from datasets import prepare_dataset
+    from cluster_prep.build import build_clusters
+    from cluster_prep.config import ClusterConfig
+    from datasets.prepare import prepare_dataset
     from results.tables import all_tables, best_per_backbone
     from conftest import data_config
 

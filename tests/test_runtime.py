@@ -1,16 +1,18 @@
-"""The one process set-up (runtime.py): a user's environment wins, threads come back, and no
-other module sets torch's threads or the quiet variables itself."""
+"""The one process set-up (runtime.py): a user's environment wins, threads come back, no other
+module sets torch's threads or the quiet variables itself, and an atomic write leaves the old file
+or folder whole when it fails."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
 import torch
 from hypothesis import given, strategies as st
 
 from runtime import QUIET_ENVIRONMENT, quiet_child_environment, quiet_environment, torch_threads, trial_threads
-from tuning import load_config
+from tuning.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,3 +60,30 @@ def test_only_runtime_sets_threads_and_the_quiet_environment():
                  for path in (REPO / folder).rglob("*.py") if setters.search(path.read_text())]
     offenders += [name for name in ("launch.py", "settings.py") if setters.search((REPO / name).read_text())]
     assert offenders == [], offenders
+
+
+def _full_disk(src, dst):
+    raise OSError(28, "No space left on device")
+
+
+def test_a_failed_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    import runtime
+
+    path = runtime.write_atomic(tmp_path / "a.json", "old")
+    monkeypatch.setattr(runtime.os, "replace", _full_disk)
+    with pytest.raises(OSError):
+        runtime.write_atomic(path, b"new")
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_a_folder_appears_whole_and_a_finished_one_is_kept(tmp_path):
+    import runtime
+
+    folder = tmp_path / "entry"
+    runtime.write_folder_atomic(folder, lambda tmp: (tmp / "f").write_text("first"), lambda f: False)
+    runtime.write_folder_atomic(folder, lambda tmp: (tmp / "f").write_text("second"),
+                                lambda f: (f / "f").is_file())       # another process finished it first
+    assert (folder / "f").read_text() == "first" and [p.name for p in tmp_path.iterdir()] == ["entry"]
+    with pytest.raises(OSError):
+        runtime.write_folder_atomic(folder, lambda tmp: (tmp / "f").write_text("third"), lambda f: False)
+    assert [p.name for p in tmp_path.iterdir()] == ["entry"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from tuning import ConfigError, PARAMETERS, SearchSpace, config_from_dict, config_to_dict, load_config
-from tuning import trial_config, validate_space
-from tuning.space import ZERO_SUFFIX
+from settings import ConfigError
+from tuning.config import config_from_dict, config_to_dict, load_config
+from tuning.space import PARAMETERS, ZERO_SUFFIX, SearchSpace, trial_config
+from tuning.space_checks import validate_space
 
 BASE = load_config(None, ["data.name=ml-100k"])
 
@@ -46,7 +47,7 @@ def test_bad_space_fails_before_ray_starts(tmp_path):
     """run_experiment checks the space first: no Ray session, no experiment folder."""
     import ray
 
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
 
     config = load_config(None, [f"tune.storage_path={tmp_path}", "tune.name=bad",
                                 "tune.space={gamma: {type: float, low: 0, high: 1, log: true}}"])
@@ -90,7 +91,7 @@ LANDS_IN = {
 
 def test_every_parameter_lands_in_the_field_it_names_and_nowhere_else():
     from model.config import VARIANT_SWITCHES
-    from tuning import config_to_dict
+    from tuning.config import config_to_dict
 
     assert set(LANDS_IN) == set(PARAMETERS)
     base = config_to_dict(BASE)

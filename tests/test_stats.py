@@ -1,5 +1,5 @@
 """Significance figures against numbers computed by hand and by scipy: the paired t-test of
-`reproduce --seeds` (results.reproduce.paired_test) and the study's statistics (results.stats)."""
+`reproduce --seeds` (results.orchestration.reproduce.paired_test) and the study's statistics (results.stats)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from results.reproduce import SIGNIFICANCE_TEST, paired_test
+from results.orchestration.reproduce import SIGNIFICANCE_TEST, paired_test
 from results.stats import holm, mean_ci, paired
 
 # Three seeds; differences 0.02, 0.02, 0.005: mean 0.015, sd sqrt(7.5e-5), so t = 3 exactly.

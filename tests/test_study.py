@@ -13,7 +13,8 @@ from scipy import stats
 
 import launch
 from results.load import load_experiment
-from results.study import CONFIRM_DIR, SEARCH_DIR, StudyError, run_study
+from results.orchestration.confirm import CONFIRM_DIR, StudyError
+from results.orchestration.study import SEARCH_DIR, run_study
 from results.tables import ranked
 from tuning.config import load_config
 
@@ -142,7 +143,7 @@ def test_only_the_pre_registered_primary_family_is_holm_adjusted():
 
 @pytest.mark.parametrize("entry", ["icc-vs-plain:ndcg_10", "icc-vs-control:hit_10", "icc-vs-control"])
 def test_a_bad_primary_family_is_a_one_line_error(entry):
-    from tuning import ConfigError
+    from settings import ConfigError
 
     with pytest.raises(ConfigError, match=r"study.primary: got '.*'; allowed: COMPARISON:METRIC"):
         load_config(DEMO, [f"study.primary=[{entry}]"])
@@ -151,7 +152,7 @@ def test_a_bad_primary_family_is_a_one_line_error(entry):
 def test_each_search_seed_gets_its_own_search_of_every_arm(tmp_path):
     """study.search_seeds: one search per arm and seed, the first keeps the arm's plain name (so a
     study started before the setting resumes), each seeded as listed."""
-    from results.study import arm_name, arm_plans
+    from results.orchestration.study import arm_name, arm_plans
     from results.study_plots import arm_parts, arm_search_seed
 
     plans = arm_plans(demo_config(tmp_path, "study.search_seeds=[3,7]"), tmp_path)
@@ -194,7 +195,7 @@ def test_a_budget_below_ten_trials_per_searched_dimension_is_listed_as_a_reducti
 
 def test_the_second_edition_study_config_plans_every_search_and_meets_its_budget_rule(tmp_path):
     from results.findings import reductions, searched_dimensions
-    from results.study import arm_plans
+    from results.orchestration.study import arm_plans
 
     config = load_config(REPO / "configs" / "study-scientific-2.yaml", [f"tune.storage_path={tmp_path}"])
     plans = arm_plans(config, tmp_path)

@@ -9,7 +9,10 @@ import pytest
 
 from runtime import quiet_child_environment
 from conftest import HANG_GUARD_S, SHARED_DATA, TEST_CACHE
-from tuning import ConfigError, SearchSpace, config_from_dict, load_config, load_study, trial_config
+from settings import ConfigError
+from tuning.config import config_from_dict, load_config
+from tuning.space import SearchSpace, trial_config
+from tuning.optuna_db import load_optuna_study
 
 SPACE = {
     "backbone": {"type": "categorical", "values": ["sasrec", "gru4rec"]},
@@ -36,14 +39,14 @@ def tiny_config(storage: Path, name: str, space: dict, extra: tuple = (), **tune
 
 
 def _as_dict(config) -> dict:
-    from tuning import config_to_dict
+    from tuning.config import config_to_dict
 
     return config_to_dict(config)
 
 
 @pytest.fixture(scope="module")
 def experiment(ray_session, tmp_path_factory):
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
 
     storage = tmp_path_factory.mktemp("runs")
     config = tiny_config(storage, "tiny", SPACE)
@@ -94,7 +97,7 @@ def test_study_holds_every_trial_with_the_sampled_params(experiment):
 
     config, summary, folder = experiment
     assert (folder / "optuna.db").is_file()
-    study = load_study(folder, config.tune.name)
+    study = load_optuna_study(folder, config.tune.name)
     assert type(study.sampler).__name__ == "TPESampler"
     by_ray_id = {t.user_attrs["ray_trial_id"]: t for t in study.trials}
     assert len(study.trials) == 8 and set(by_ray_id) == set(summary["trial_states"])
@@ -132,7 +135,7 @@ def test_trial_folder_recreates_its_config(experiment):
 def test_non_finite_loss_fails_the_trial_with_its_message(ray_session, tmp_path):
     from optuna.trial import TrialState
 
-    from tuning import AllTrialsErrored, run_experiment
+    from tuning.runner import AllTrialsErrored, run_experiment
 
     config = tiny_config(tmp_path, "nan", {"lr": 1e30}, num_samples=1, max_failures=1)
     with pytest.raises(AllTrialsErrored, match=r"every trial of experiment 'nan' errored \(1 of 1\); trial "
@@ -144,12 +147,12 @@ def test_non_finite_loss_fails_the_trial_with_its_message(ray_session, tmp_path)
     error = (Path(summary["experiment"]) / f"trial_{trial_id}" / "error.txt").read_text()
     assert "non-finite loss at epoch 1" in error
     assert _snapshot_runtime(Path(summary["experiment"]))[trial_id]["num_failures"] == 2   # retried once
-    (ot,) = load_study(Path(summary["experiment"]), "nan").trials
+    (ot,) = load_optuna_study(Path(summary["experiment"]), "nan").trials
     assert ot.state == TrialState.FAIL and ot.user_attrs["ray_state"] == "errored"
 
 
 def test_gpu_trials_on_a_cluster_without_gpus_fail_before_trials(ray_session, tmp_path):
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
 
     if ray_session.cluster_resources().get("GPU", 0) > 0:
         pytest.skip("this Ray session has a GPU")
@@ -160,7 +163,7 @@ def test_gpu_trials_on_a_cluster_without_gpus_fail_before_trials(ray_session, tm
 
 
 def test_existing_experiment_is_not_overwritten(experiment):
-    from tuning import run_experiment
+    from tuning.runner import run_experiment
 
     config, _, folder = experiment
     with pytest.raises(ConfigError, match="already exists.*--resume"):
@@ -179,7 +182,8 @@ def test_unanswered_address_is_a_clear_error():
 DRIVER = """
 import json, sys
 import ray
-from tuning import config_from_dict, run_experiment
+from tuning.config import config_from_dict
+from tuning.runner import run_experiment
 config = config_from_dict(json.loads(open(sys.argv[1]).read()))
 ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, _temp_dir=sys.argv[2])
 try:
@@ -271,7 +275,7 @@ def _snapshot_runtime(folder: Path) -> dict[str, dict]:
 def test_killed_driver_resumes_to_num_samples(tmp_path):
     import time
 
-    from tuning import config_to_dict
+    from tuning.config import config_to_dict
 
     config = tiny_config(tmp_path, "killed", SPACE, extra=("train.epochs=3",), num_samples=4, grace_period=2)
     config_file = tmp_path / "config.json"
@@ -311,7 +315,7 @@ def test_killed_driver_resumes_to_num_samples(tmp_path):
     for trial_id in summary["trial_states"]:                      # nothing restarted from scratch
         epochs = [r["epoch"] for r in _results(folder / f"trial_{trial_id}")]
         assert epochs.count(1) == 1 and epochs == sorted(epochs), (trial_id, epochs)
-    study = load_study(folder, "killed")
+    study = load_optuna_study(folder, "killed")
     ray_ids = [t.user_attrs.get("ray_trial_id") for t in study.trials if t.user_attrs.get("ray_state") != "lost"]
     assert sorted(ray_ids) == sorted(summary["trial_states"])      # each trial once, none missing
     assert all(t.state.is_finished() for t in study.trials)

@@ -12,11 +12,11 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Iterable
 
-from settings import ConfigError, first_difference
+from settings import ConfigError, dotted_value, first_difference
 from tuning.config import Config, config_from_dict, config_to_dict
-from tuning.study import DB_NAME
+from tuning.optuna_db import OPTUNA_DB
 
 
 CONFIG_FILE = "experiment_config.json"
@@ -44,6 +44,7 @@ def make_folder(path: Path, key: str, value: str) -> Path:
 
 
 def is_uri(path: str) -> bool:
+    """Whether a storage setting names cloud storage (s3://, gs://, ...) rather than a local path."""
     return "://" in path
 
 
@@ -57,7 +58,7 @@ def storage_root(config: Config) -> str:
     return root if is_uri(root) else str(Path(root).expanduser().resolve())
 
 
-def study_folder(config: Config, name: str) -> Path:
+def optuna_db_folder(config: Config, name: str) -> Path:
     """Local folder of the SQLite study: the experiment folder, or a local one for URI storage."""
     root = storage_root(config)
     if is_uri(root):
@@ -103,7 +104,7 @@ def release_experiment(folder: Path, created: bool) -> None:
     if created:
         shutil.rmtree(folder, ignore_errors=True)
         return
-    for name in (CONFIG_FILE, DB_NAME):
+    for name in (CONFIG_FILE, OPTUNA_DB):
         (folder / name).unlink(missing_ok=True)
 
 
@@ -118,19 +119,13 @@ def _saved_config(folder: Path, name: str) -> Config:
 LOCATION_KEYS = ("tune.name", "tune.storage_path")
 
 
-def _setting(data: dict, key: str) -> Any:
-    section, _, field = key.partition(".")
-    value = data.get(section)
-    return value.get(field) if field and isinstance(value, dict) else value
-
-
 def changed_setting(saved: dict, now: dict, given: Iterable[str] | None) -> str | None:
     """'key: saved X, now Y' for the first setting in `given` (None: every setting of `now`)
     whose value differs between two config dicts; settings that only locate the run are skipped."""
     if given is None:
         given = [f"{section}.{field}" for section, fields in now.items() for field in fields]
     for key in sorted(set(given) - set(LOCATION_KEYS)):
-        diff = first_difference(_setting(saved, key), _setting(now, key), key)
+        diff = first_difference(dotted_value(saved, key), dotted_value(now, key), key)
         if diff:
             return diff
     return None

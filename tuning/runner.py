@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from tuning.config import Config
-from tuning.experiment_folder import (absolute_paths, claim_experiment, experiment_name, release_experiment,
-                                      resumed_config, storage_root, study_folder)
+from tuning.experiment_folder import (absolute_paths, claim_experiment, experiment_name, is_uri, release_experiment,
+                                      resumed_config, storage_root, optuna_db_folder)
 from tuning.space import SearchSpace, flat_params
 from tuning.space_checks import check_space_fits_data, validate_space
-from tuning.summary import ExperimentInterrupted, summarize
+from tuning.summary import ExperimentInterrupted, experiment_summary
 from tuning.lock import driver_lock
 from settings import ConfigError
 
@@ -105,7 +105,7 @@ def _trainable(config: Config, arrays: dict | None, trainable: Any = None) -> An
 def _local_experiment(config: Config, name: str) -> Path | None:
     """The experiment folder when storage is a local path (None for s3://, gs://, ...)."""
     root = storage_root(config)
-    return None if "://" in root else Path(root) / name
+    return None if is_uri(root) else Path(root) / name
 
 
 def _callbacks(config: Config, name: str, scheduler: Any) -> list | None:
@@ -203,7 +203,7 @@ def _quiet_tune() -> Iterator[None]:
 
 
 def _prepare_arrays(config: Config, progress: bool) -> dict:
-    from datasets import prepare_dataset
+    from datasets.prepare import prepare_dataset
 
     return prepare_dataset(config.data, progress=progress).to_arrays()
 
@@ -227,7 +227,7 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
     name = experiment_name(config)
     if resume and not config.tune.name:
         raise ConfigError("tune.name: --resume needs the experiment's name (give --name or tune.name)")
-    folder = study_folder(config, name)
+    folder = optuna_db_folder(config, name)
     wanted = absolute_paths(config.replace({"tune.name": name}))
     config = resumed_config(folder, name, wanted, given) if resume else wanted
     validate_space(config.tune.space, config)
@@ -242,7 +242,7 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
 def _run(config: Config, name: str, folder: Path, address: str | None, resume: bool, progress: bool,
          trainable: Any, release: Any) -> dict:
     """run_experiment once the experiment is checked, claimed and locked: prepare the data,
-    start Ray, fit, summarize; `release` undoes the claim if no trial could start."""
+    start Ray, fit, experiment_summary; `release` undoes the claim if no trial could start."""
     started = fitting = False
     try:
         arrays = None
@@ -255,7 +255,7 @@ def _run(config: Config, name: str, folder: Path, address: str | None, resume: b
         fitting = True
         with _quiet_tune():
             grid = tuner.fit()
-        summary = summarize(grid, config, folder)
+        summary = experiment_summary(grid, config, folder)
     except BaseException:
         if release is not None and not fitting:
             release()
@@ -336,7 +336,7 @@ def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, 
     or broken Optuna study from Ray's trial records."""
     from ray import tune
 
-    from tuning.study_rebuild import ensure_study
+    from tuning.optuna_db_rebuild import ensure_optuna_db
 
     check_resources(config)
     trainable = _trainable(config, arrays, trainable)
@@ -346,6 +346,6 @@ def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, 
 
         repair(local)
     path = f"{storage_root(config).rstrip('/')}/{name}"
-    ensure_study(folder, name, path, SearchSpace(config.tune.space, flat_params(config)),
+    ensure_optuna_db(folder, name, path, SearchSpace(config.tune.space, flat_params(config)),
                  tuple(config.tune.objectives))
     return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=False)

@@ -30,7 +30,7 @@ from tuning.adapters import (search_completed, search_space, search_study, searc
                              set_search_study, storage_trial_id, study_storage_of)
 from tuning.config import Config, TuneConfig, config_from_dict, config_to_dict
 from tuning.space import SearchSpace, flat_params, trial_config
-from tuning.study import study_storage
+from tuning.optuna_db import optuna_storage
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class StudySearch(OptunaSearch):
 
     def restore(self, checkpoint_path: str) -> None:
         """Ray's restore, then each Ray trial re-found in the study by its `ray_trial_id`: the study
-        may have been rebuilt from Ray's records (tuning.study_rebuild), with new Optuna ids."""
+        may have been rebuilt from Ray's records (tuning.optuna_db_rebuild), with new Optuna ids."""
         super().restore(checkpoint_path)
         old = search_study(self)
         study = optuna.load_study(study_name=search_study_name(self), storage=study_storage_of(old),
@@ -129,7 +129,7 @@ def make_sampler(tune: TuneConfig) -> optuna.samplers.BaseSampler:
                                           multivariate=tune.multivariate, group=tune.multivariate)
 
 
-def make_searcher(config: Config, study_folder: str | Path, study_name: str) -> Any:
+def make_searcher(config: Config, optuna_db_folder: str | Path, study_name: str) -> Any:
     """A seeded searcher over `config.tune.space` (validated already), study in SQLite (none for
     bohb: tuning.bohb)."""
     if config.tune.sampler == "bohb":
@@ -140,5 +140,5 @@ def make_searcher(config: Config, study_folder: str | Path, study_name: str) -> 
     return StudySearch(
         space=SearchSpace(config.tune.space, flat_params(config)), base=config_to_dict(config),
         objectives=tuple(config.tune.objectives),
-        sampler=sampler, study_name=study_name, storage=study_storage(study_folder),
+        sampler=sampler, study_name=study_name, storage=optuna_storage(optuna_db_folder),
     )

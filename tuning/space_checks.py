@@ -17,6 +17,7 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
+from cluster_prep.config import n_clusters_limit
 from model.config import VARIANT_SWITCHES, splits_into_heads
 from model.icc import METHOD_PARAMETERS, WEIGHTS as ICC_WEIGHTS
 from settings import ConfigError, from_dict
@@ -266,11 +267,11 @@ def check_space_fits_data(space: Mapping[str, Any], config: Config, n_items: int
     if not _icc_possible(space, config):
         return
     if "kmeans" in possible_values(space, "cluster_method", config):
-        counts = possible_values(space, "n_clusters", config)
-        if max(counts) > n_items:
+        counts, limit = possible_values(space, "n_clusters", config), n_clusters_limit(n_items)
+        if max(counts) > limit:
             raise ConfigError(f"{_where_set(space, 'n_clusters')}: value {max(counts)} (of {_shown(counts)}) is more "
                               f"than the {n_items} items of the prepared dataset {dataset!r}; allowed: at "
-                              f"most {n_items} (KMeans needs an item per cluster)")
+                              f"most {limit} (KMeans needs an item per cluster)")
     limit = min(n_items, emb_dim)
     if config.clusters.dim > limit:
         raise ConfigError(f"clusters.dim: got {config.clusters.dim}; allowed: at most min(items, embedding "

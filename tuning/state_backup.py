@@ -8,7 +8,6 @@ whenever it changed and parses, and `repair` puts that copy back before a restor
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
+
+from runtime import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -67,14 +68,10 @@ class StateBackup(Callback):
             data = _readable(path, parse)
             if data is None:                       # mid-write: try again on the next result
                 continue
-            tmp = path.with_name(path.name + SUFFIX + ".tmp")
             try:
-                tmp.write_bytes(data)
-                os.replace(tmp, path.with_name(path.name + SUFFIX))
+                write_atomic(path.with_name(path.name + SUFFIX), data)
             except OSError as exc:                 # e.g. a full disk: the copy is a safeguard, the
                 logger.warning("could not keep a copy of %s (%s)", path.name, exc)   # run goes on
-                with contextlib.suppress(OSError):
-                    tmp.unlink(missing_ok=True)
                 continue
             self._seen[path.name] = stamp
 

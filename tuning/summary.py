@@ -19,6 +19,7 @@ from model.contract import (BEST_SO_FAR, ERRORED, FINISHED, METRIC, STATES, STOP
                             UNFINISHED, at_best, pareto_front, rank_key, trial_outcome)
 from tuning.adapters import grid_trials
 from tuning.config import Config
+from tuning.optuna_db import OPTUNA_DB, load_optuna_study, reconcile
 
 logger = logging.getLogger(__name__)
 
@@ -85,14 +86,12 @@ def trial_rows(grid: Any, objectives: tuple[str, ...] = (METRIC,)) -> list[dict]
     return rows
 
 
-def _record_in_study(folder: Path, name: str, rows: list[dict], interrupted: bool) -> None:
+def _record_in_optuna_db(folder: Path, name: str, rows: list[dict], interrupted: bool) -> None:
     """Close study trials the driver lost track of (only when nothing can still report to them)."""
     if interrupted:
         return
-    from tuning.study import load_study, reconcile
-
     try:
-        study = load_study(folder, name)
+        study = load_optuna_study(folder, name)
     except FileNotFoundError:
         return
     closed = reconcile(study, rows)
@@ -100,7 +99,7 @@ def _record_in_study(folder: Path, name: str, rows: list[dict], interrupted: boo
         logger.warning("%d Optuna trials were still open after the run; closed from Ray's records", closed)
 
 
-def summarize(grid: Any, config: Config, folder: Path) -> dict:
+def experiment_summary(grid: Any, config: Config, folder: Path) -> dict:
     """The experiment summary; `interrupted` is True when trials are missing or unfinished."""
     objectives = tuple(config.tune.objectives)
     rows = trial_rows(grid, objectives)
@@ -109,11 +108,11 @@ def summarize(grid: Any, config: Config, folder: Path) -> dict:
     finished = counts[TERMINATED] + counts[STOPPED_EARLY] + counts[ERRORED]
     interrupted = counts[UNFINISHED] > 0 or len(rows) < config.tune.num_samples
     name = config.tune.name
-    _record_in_study(folder, name, rows, interrupted)
+    _record_in_optuna_db(folder, name, rows, interrupted)
     return {
         "experiment": str(grid.experiment_path),
         "name": name,
-        "study": str(Path(folder) / "optuna.db"),
+        "study": str(Path(folder) / OPTUNA_DB),
         "num_samples": config.tune.num_samples,
         "trials": len(rows),
         "finished": finished,

@@ -1,4 +1,5 @@
-"""The Optuna study of an experiment: SQLite inside the experiment folder, readable without Ray.
+"""The Optuna database of an experiment (OPTUNA_DB, optuna.db): the SQLite file inside the
+experiment folder that holds its Optuna study, readable without Ray.
 
 optuna-dashboard opens it with `optuna-dashboard sqlite:///<experiment>/optuna.db`.
 Each study trial carries the user attributes `ray_trial_id` and `ray_state` (running,
@@ -13,25 +14,25 @@ from typing import Any
 from model.contract import BEST_SO_FAR, LOST, STOPPED_EARLY, TERMINATED, UNFINISHED
 from tuning.adapters import storage_trial_id, study_storage_of
 
-DB_NAME = "optuna.db"
+OPTUNA_DB = "optuna.db"
 
 
-def study_storage(folder: str | Path) -> Any:
+def optuna_storage(folder: str | Path) -> Any:
     """The SQLite study storage in `folder` (created if missing)."""
     import optuna
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.RDBStorage(f"sqlite:///{(folder / DB_NAME).resolve()}")
+    return optuna.storages.RDBStorage(f"sqlite:///{(folder / OPTUNA_DB).resolve()}")
 
 
-def load_study(folder: str | Path, name: str) -> Any:
+def load_optuna_study(folder: str | Path, name: str) -> Any:
     """Open an experiment's study (folder holding optuna.db, study name = experiment name)."""
     import optuna
 
-    if not (Path(folder) / DB_NAME).is_file():
-        raise FileNotFoundError(f"no Optuna study {DB_NAME} in {str(folder)!r}")
-    return optuna.load_study(study_name=name, storage=study_storage(folder))
+    if not (Path(folder) / OPTUNA_DB).is_file():
+        raise FileNotFoundError(f"no Optuna study {OPTUNA_DB} in {str(folder)!r}")
+    return optuna.load_study(study_name=name, storage=optuna_storage(folder))
 
 
 def reconcile(study: Any, rows: list[dict]) -> int:

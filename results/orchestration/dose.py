@@ -22,8 +22,10 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from results.orchestration.confirm import comparable, run_confirmation
+from results.orchestration.study import claim
 from results.stats import equivalence, holm, mean_ci, paired, verdict
-from results.study import CONTROL, claim, comparable, run_confirmation
+from results.study_plots import CONTROL
 
 DOSE_DIR = "dose"
 METRICS = ("ndcg_10", "tail_item_ndcg_10")
@@ -85,7 +87,7 @@ def load_runs(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted((folder / DOSE_DIR / "runs").glob("*/seed-*.json"))]
 
 
-def summarize(config: Any, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize_doses(config: Any, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (dose, metric): means with CIs, the paired difference to the control, its
     test (raw and Holm-adjusted over the metric's doses), TOST and the verdict."""
     by_arm: dict[str, dict[int, dict]] = {}
@@ -139,7 +141,7 @@ def run_dose(config: Any, name: str, resume: bool = False, progress: bool = True
     if not report_only:
         run_doses(config, folder, progress)
     runs = load_runs(folder)
-    return write_dose_report(config, folder / DOSE_DIR, runs, summarize(config, runs),
+    return write_dose_report(config, folder / DOSE_DIR, runs, summarize_doses(config, runs),
                              missing=len(pending_jobs(config, folder)))
 
 

@@ -1,4 +1,4 @@
-"""Rebuild an experiment's Optuna study from Ray's trial records when optuna.db is gone or broken.
+"""Rebuild an experiment's Optuna database from Ray's trial records when optuna.db is gone or broken.
 
 Without this, a deleted or corrupt optuna.db made the experiment unresumable: the searcher that
 Ray restores opens the study by name and fails (KeyError) on every try. Ray's own records (the
@@ -19,18 +19,18 @@ from typing import Any
 
 from model.contract import METRIC, MODE, STOPPED_EARLY, TERMINATED, TIME_ATTR, UNFINISHED, at_best
 from tuning.space import SearchSpace
-from tuning.study import DB_NAME, load_study, study_storage
+from tuning.optuna_db import OPTUNA_DB, load_optuna_study, optuna_storage
 from tuning.summary import trial_state
 
 logger = logging.getLogger(__name__)
 
 
-def study_problem(folder: Path, name: str) -> str | None:
+def optuna_db_problem(folder: Path, name: str) -> str | None:
     """Why the study of experiment `name` in `folder` cannot be used (None when it can)."""
-    if not (folder / DB_NAME).is_file():
+    if not (folder / OPTUNA_DB).is_file():
         return "the file is missing"
     try:
-        load_study(folder, name).get_trials(deepcopy=False)
+        load_optuna_study(folder, name).get_trials(deepcopy=False)
     except KeyError:
         return f"it holds no study named {name!r}"
     except Exception as exc:  # noqa: BLE001 - sqlalchemy/sqlite errors of a damaged file
@@ -82,29 +82,29 @@ def study_trial(trial: Any, space: SearchSpace, analysis: Any, objectives: tuple
                     "rebuilt_from_ray_records": True})
 
 
-def rebuild_study(folder: Path, name: str, experiment_path: str, searched: SearchSpace, problem: str,
+def rebuild_optuna_db(folder: Path, name: str, experiment_path: str, searched: SearchSpace, problem: str,
                   objectives: tuple[str, ...] = (METRIC,)) -> str:
     """Recreate the study from Ray's records; return the one line that says what happened."""
     import optuna
     from ray.tune import ExperimentAnalysis
 
     analysis = ExperimentAnalysis(experiment_path)
-    kept = _set_aside(folder / DB_NAME)
-    study = optuna.create_study(study_name=name, storage=study_storage(folder),
+    kept = _set_aside(folder / OPTUNA_DB)
+    study = optuna.create_study(study_name=name, storage=optuna_storage(folder),
                                 directions=["maximize" if MODE == "max" else "minimize"] * len(objectives))
     for trial in analysis.trials:
         study.add_trial(study_trial(trial, searched, analysis, objectives))
     where = f"; the damaged file is kept as {kept.name}" if kept else ""
-    return (f"the Optuna study {str(folder / DB_NAME)!r} could not be used ({problem}); rebuilt it from "
+    return (f"the Optuna study {str(folder / OPTUNA_DB)!r} could not be used ({problem}); rebuilt it from "
             f"{len(analysis.trials)} Ray trial records{where}")
 
 
-def ensure_study(folder: Path, name: str, experiment_path: str, space: SearchSpace,
+def ensure_optuna_db(folder: Path, name: str, experiment_path: str, space: SearchSpace,
                  objectives: tuple[str, ...] = (METRIC,)) -> str | None:
     """Before a resume: rebuild the study if it cannot be used; the warning line, or None."""
-    problem = study_problem(folder, name)
+    problem = optuna_db_problem(folder, name)
     if problem is None:
         return None
-    message = rebuild_study(folder, name, experiment_path, space, problem, objectives)
+    message = rebuild_optuna_db(folder, name, experiment_path, space, problem, objectives)
     logger.warning(message)
     return message

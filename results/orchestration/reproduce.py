@@ -153,7 +153,7 @@ def seed_configs(config: Any, seeds: int) -> tuple[list[Any], list[Any] | None]:
     return more, [control.replace({"train.seed": c.train.seed}) for c in [config, *more]]
 
 
-def seed_study(first: dict[str, Any], planned: tuple[list[Any], list[Any] | None],
+def run_seeds_and_control(first: dict[str, Any], planned: tuple[list[Any], list[Any] | None],
                progress: bool) -> dict[str, Any]:
     """The re-run `first` plus the planned runs (seed_configs): N more seeds and, for an ICC
     config, its control without ICC over all N + 1 seeds."""
@@ -216,7 +216,7 @@ def reproduce_row(experiment: str, row: pd.Series, seeds: int, progress: bool) -
         "match": difference <= tolerance, "abs_diff": difference, "tolerance": tolerance,
         "best_epoch_match": reproduced["best_epoch"] == recorded["best_epoch"],
         "test_max_abs_diff": max(test_diff.values()) if test_diff else None,
-        "seeds": seed_study(reproduced, planned, progress) if planned else None,
+        "seeds": run_seeds_and_control(reproduced, planned, progress) if planned else None,
     }
 
 

@@ -1,0 +1,146 @@
+"""A study's confirmation runs: the best trial of each search arm re-run from scratch with every
+seed of `study.seeds` for the full epoch budget, and each ICC arm's control without ICC.
+
+The same seeds for every arm, so arms compare by paired tests; the control (arm
+`control-<backbone>`) is the ICC arm's confirmed config with the constraint switched off
+(model.icc.without_icc) and nothing else changed. One JSON file per run:
+<study>/confirm/<arm>/seed-<s>.json; a file made from another config is stale and runs again.
+The dose-response (results.orchestration.dose) runs its doses through `run_confirmation` too.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+from model.icc import without_icc
+from results.study_plots import CONTROL
+from runtime import worker_process, write_atomic
+
+CONFIRM_DIR = "confirm"
+
+
+class StudyError(ValueError):
+    """A study that cannot start or continue as asked (one line for the user)."""
+
+
+def comparable(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config as the current code reads it: settings added since it was saved appear
+    with their defaults (which keep the old behaviour), so only real differences count."""
+    from tuning.config import config_from_dict, config_to_dict
+
+    return config_to_dict(config_from_dict(saved))
+
+
+def write_json(path: Path, payload: Any) -> None:
+    write_atomic(path, json.dumps(payload, indent=1, default=str))
+
+
+def say(progress: bool, text: str) -> None:
+    """A progress line of the study on stderr."""
+    if progress:
+        print(f"[study {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def arm_best_row(experiment: Path) -> Any:
+    """The arm's best trial row (results.tables.ranked: highest best-epoch validation NDCG@10,
+    never an errored trial)."""
+    from results.load import load_experiment
+    from results.tables import ranked
+
+    order = ranked(load_experiment(experiment))
+    if order.empty:
+        raise StudyError(f"search arm {experiment.name!r}: no trial reported a validation NDCG@10; "
+                         f"see the trials' error.txt in {str(experiment)!r}")
+    return order.iloc[0]
+
+
+def confirm_config(config: Any, row: Any, seed: int) -> dict[str, Any]:
+    """The best trial's full config with the confirmation seed and the full epoch budget
+    (patience 0: every run trains train.epochs epochs)."""
+    from results.load import trial_config_dict, trial_params
+    from tuning.config import config_from_dict, config_to_dict
+
+    params, _ = trial_params(Path(row["path"]).parent, str(row["trial_id"]))
+    best = config_from_dict(trial_config_dict(params))
+    return config_to_dict(best.replace({"train.seed": int(seed), "train.epochs": config.train.epochs,
+                                        "train.patience": 0, "train.num_threads": 1}))
+
+
+def control_config(icc_config: dict[str, Any]) -> dict[str, Any]:
+    """An ICC confirmation config with the constraint switched off (model.icc.without_icc),
+    every other setting, the seed included, unchanged."""
+    from tuning.config import config_from_dict, config_to_dict
+
+    return config_to_dict(without_icc(config_from_dict(icc_config)))
+
+
+def confirmation_jobs(config: Any, folder: Path, experiments: dict[str, Path]) -> list[tuple]:
+    """(arm, seed, config, output file) of every confirmation run that is missing or stale."""
+    from results.study_plots import arm_parts, arm_search_seed
+
+    jobs = []
+    for arm, experiment in experiments.items():
+        row = arm_best_row(experiment)
+        variant, backbone = arm_parts(arm)
+        for seed in config.study.seeds:
+            wanted = {arm: confirm_config(config, row, seed)}
+            if variant == "icc" and arm_search_seed(arm) is None:     # the control of the compared winner
+                wanted[f"{CONTROL}-{backbone}"] = control_config(wanted[arm])
+            for name, run_config in wanted.items():
+                out = confirmation_path(folder, name, seed)
+                if not out.is_file() or comparable(json.loads(out.read_text())["config"]) != run_config:
+                    jobs.append((name, int(seed), run_config, str(out)))
+    return jobs
+
+
+def run_confirmation(job: tuple[str, int, dict[str, Any], str]) -> str:
+    """One confirmation run in its own process (one torch thread); writes its JSON file."""
+    worker_process(threads=1)
+    from model.pipeline import train_once
+    from tuning.config import config_from_dict
+
+    arm, seed, config_dict, out = job
+    result = train_once(config_from_dict(config_dict), progress=False)
+    write_json(Path(out), {
+        "arm": arm, "seed": seed, "config": config_dict, "valid": result.valid, "test": result.test,
+        "best_epoch": result.best_epoch, "epochs": result.epochs, "seconds": round(result.seconds, 2),
+        "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "loss_shares": h["loss_shares"],
+                     "valid_ndcg_10": h["valid"]["ndcg_10"],
+                     "valid_tail_item_ndcg_10": h["valid"]["tail_item_ndcg_10"]} for h in result.history],
+    })
+    return out
+
+
+def confirmation_path(folder: Path, arm: str, seed: int) -> Path:
+    return folder / CONFIRM_DIR / arm / f"seed-{seed}.json"
+
+
+def run_confirmations(config: Any, folder: Path, experiments: dict[str, Path], progress: bool) -> None:
+    """Every (arm, seed) run not yet on disk (ICC controls included), `study.confirm_workers`
+    at a time."""
+    import multiprocessing
+
+    jobs = confirmation_jobs(config, folder, experiments)
+    if not jobs:
+        return
+    say(progress, f"confirmation: {len(jobs)} runs to go, {config.study.confirm_workers} at a time")
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(config.study.confirm_workers, mp_context=context) as pool:
+        futures = {pool.submit(run_confirmation, job): job for job in jobs}
+        for done, future in enumerate(as_completed(futures), start=1):
+            arm, seed = futures[future][:2]
+            record = json.loads(Path(future.result()).read_text())
+            say(progress, f"confirmation {done}/{len(jobs)}: {arm} seed {seed}: test NDCG@10 "
+                           f"{record['test']['ndcg_10']:.4f} (best epoch {record['best_epoch']} of "
+                           f"{record['epochs']}, {record['seconds']:.0f} s)")
+
+
+def load_confirmations(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted((folder / CONFIRM_DIR).glob("*/seed-*.json"))]
+
+
