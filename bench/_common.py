@@ -178,3 +178,23 @@ def start(args: Any) -> tuple[str, str | None]:
     except ValueError as exc:
         print(f"--device {args.device}: {exc}", file=sys.stderr)
         return load, None
+
+
+def parse_with_smoke(parser: Any, smoke: dict[str, Any]) -> Any:
+    """Parse the script's arguments with a `--smoke` flag that swaps in `smoke`'s values (a
+    tiny run that checks the script works, run by tests/test_bench.py)."""
+    parser.add_argument("--smoke", action="store_true", help="a tiny run that checks the script works")
+    args = parser.parse_args()
+    if args.smoke:
+        for key, value in smoke.items():
+            setattr(args, key, value)
+    return args
+
+
+def start_or_exit(args: Any) -> tuple[str, str]:
+    """`start`, exiting with status 2 when the requested device cannot be used."""
+    load, device = start(args)
+    if device is None:
+        raise SystemExit(2)
+    return load, device
+

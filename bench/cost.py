@@ -50,12 +50,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--profile", action="store_true", help="profile one epoch of the first configuration")
-    p.add_argument("--smoke", action="store_true", help="a tiny run that checks the script works")
-    args = p.parse_args()
-    if args.smoke:
-        for key, value in SMOKE.items():
-            setattr(args, key, value)
-    return args
+    return C.parse_with_smoke(p, SMOKE)
 
 
 # ---- peak and counting ---------------------------------------------------------------------
@@ -221,9 +216,7 @@ def profile_epoch(config: Any, data: Any) -> str:
 # ---- main ----------------------------------------------------------------------------------
 def main() -> None:
     args = parse_args()
-    load, device = C.start(args)
-    if device is None:
-        raise SystemExit(2)
+    load, device = C.start_or_exit(args)
     peak = matmul_peak_gflops(device)
     rows, prepared, first = [], {}, None
     for dataset, backbone, variant, config in configs(args, device):

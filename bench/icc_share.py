@@ -31,19 +31,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--losses", default="ce,bce")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--smoke", action="store_true", help="a tiny run that checks the script works")
-    args = p.parse_args()
-    if args.smoke:
-        for key, value in SMOKE.items():
-            setattr(args, key, value)
-    return args
+    return C.parse_with_smoke(p, SMOKE)
 
 
 def main() -> None:
     args = parse_args()
-    load, device = C.start(args)
-    if device is None:
-        raise SystemExit(2)
+    load, device = C.start_or_exit(args)
     from model.pipeline import build_trainer
 
     data_sets, label = C.data_overrides(args.dataset, args.data_root, args.cache_dir)

@@ -39,12 +39,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--users", type=int, default=0, help="first N users only (0 = all)")
     p.add_argument("--merge", metavar="JSONL", help="table the run lines saved in this file instead of running")
     p.add_argument("--one", help="internal: run one VARIANT:LOSS:SEED and print its JSON line")
-    p.add_argument("--smoke", action="store_true", help="a tiny run that checks the script works")
-    args = p.parse_args()
-    if args.smoke:
-        for key, value in SMOKE.items():
-            setattr(args, key, value)
-    return args
+    return C.parse_with_smoke(p, SMOKE)
 
 
 def run_one(args: argparse.Namespace) -> dict:
