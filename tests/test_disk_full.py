@@ -105,7 +105,8 @@ def test_state_backup_that_cannot_be_written_does_not_stop_the_run(tmp_path, cap
 
     state = tmp_path / "experiment_state-2026-11-29_20-00-00.json"
     state.write_text('{"trial_data": []}')
-    (tmp_path / f"{state.name}{SUFFIX}.tmp").mkdir()                         # the copy cannot be written
+    blocker = tmp_path / f"{state.name}{SUFFIX}"
+    (blocker / "inside").mkdir(parents=True)                      # the copy cannot be renamed into place
     StateBackup(tmp_path).save()
     assert f"could not keep a copy of {state.name}" in caplog.text
-    assert not (tmp_path / f"{state.name}{SUFFIX}").exists()
+    assert blocker.is_dir() and sorted(p.name for p in tmp_path.iterdir()) == sorted([state.name, blocker.name])
