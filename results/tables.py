@@ -153,9 +153,10 @@ def _cell(value: Any, digits: int) -> str:
 def _whole(series: pd.Series) -> bool:
     """A float column whose values are all whole numbers (an int column with blanks, such as
     best_epoch or a conditional min_cluster_size): shown without decimals."""
-    values = series.dropna()
-    return (pd.api.types.is_float_dtype(series) and not values.empty
-            and bool(((values % 1) == 0).all()) and bool((values.abs() < 1e15).all()))
+    values = [v for v in series.dropna() if not isinstance(v, str) or v]
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return (bool(values) and len(numbers) == len(values) and any(isinstance(v, float) for v in numbers)
+            and all(float(v).is_integer() and abs(v) < 1e15 for v in numbers))
 
 
 def _formatters(frame: pd.DataFrame, digits: int) -> list:

@@ -238,5 +238,8 @@ def test_whole_number_columns_with_blanks_print_without_decimals():
                           "lr": [0.0025, 0.001], "icc_share": [0.5, 1.0]})
     lines = to_markdown(frame).splitlines()
     assert lines[2] == "| 3 |  | 0.0025 | 0.5000 |" and lines[3] == "|  | 4 | 0.0010 | 1.0000 |"
+    mixed = pd.concat([frame, pd.DataFrame([{"best_epoch": None, "min_cluster_size": None, "lr": None}])],
+                      ignore_index=True)                                   # reference rows: object columns
+    assert to_markdown(mixed).splitlines()[2] == "| 3 |  | 0.0025 | 0.5000 |"
     html = to_html(frame)
     assert "<td>3</td>" in html and "<td>4</td>" in html and "3.0000" not in html and "<td>0.0025</td>" in html
