@@ -18,7 +18,8 @@ from typing import Any
 import pandas as pd
 
 from results.stats import ALPHA, holm, mean_ci, paired, pareto_front
-from results.study_plots import VARIANT_LABEL, arm_parts, arm_search_seed, plot_budget, plot_effects, plot_pareto
+from results.study_plots import (VARIANT_LABEL, arm_parts, arm_search_seed, plot_arm_fronts, plot_budget,
+                                 plot_effects, plot_pareto)
 from results.findings_render import to_html_page, to_markdown_text
 from tuning.config import STUDY_COMPARISONS, STUDY_METRICS
 from settings import dotted_value
@@ -248,6 +249,27 @@ def front_table(trials: pd.DataFrame) -> pd.DataFrame:
     return scored.loc[front, columns].reset_index(drop=True)
 
 
+def arm_fronts(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per search arm: its own Pareto front of overall vs tail-item validation NDCG@10 and the
+    front's hypervolume against the origin (results.pareto). Arms with the same budget, so a
+    larger hypervolume for the ICC arm than for the LLM-ESR arm says ICC moved the front."""
+    from results.pareto import hypervolume, reference_point
+
+    scored = trials[trials["valid_ndcg_10"].notna() & trials["valid_tail_item_ndcg_10"].notna()
+                    & (trials["state"] != "errored")] if not trials.empty else trials
+    rows = []
+    for arm, part in (scored.groupby("arm", sort=True) if not scored.empty else []):
+        points = list(zip(part["valid_ndcg_10"], part["valid_tail_item_ndcg_10"]))
+        front = [points[i] for i in pareto_front(points)]
+        variant, backbone = arm_parts(arm)
+        rows.append({"backbone": backbone, "arm": arm, "variant": VARIANT_LABEL.get(variant, variant),
+                     "trials": len(points), "front": len(front),
+                     "hypervolume": hypervolume(front, reference_point(2)),
+                     "best valid NDCG@10": max(p[0] for p in points),
+                     "best valid tail-item NDCG@10": max(p[1] for p in points)})
+    return pd.DataFrame(rows)
+
+
 # ---- search curves ----------------------------------------------------------------------------
 def budget_curves(epochs: pd.DataFrame) -> pd.DataFrame:
     """Per arm: best-so-far validation NDCG@10 after each reported trial-epoch, in report order."""
@@ -333,6 +355,11 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
               "the trials on the Pareto front:"),
         ("image", plots.get("pareto")),
         ("table", tables["front"]),
+        ("h3", "Does ICC move the front? Each arm's own front (the same search budget per arm)"),
+        ("p", "Each arm's Pareto front of validation NDCG@10 against validation tail-item NDCG@10, and its "
+              "hypervolume against the origin (the area the front dominates; larger is better on both)."),
+        ("image", plots.get("fronts")),
+        ("table", tables["fronts"]),
         ("h2", "Search budget"),
         ("p", "Best validation NDCG@10 so far against cumulative trial-epochs, per arm (no grid was "
               "run in this study; `bench/search_efficiency.py` compares search with a grid)."),
@@ -430,10 +457,12 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
         "ndcg": results_table(runs, refs, backbones, "ndcg_10") if not runs.empty else pd.DataFrame(),
         "hit": results_table(runs, refs, backbones, "hit_10") if not runs.empty else pd.DataFrame(),
         "comparisons": comp, "best": best, "front": front,
+        "fronts": arm_fronts(trials),
         "spread": search_seed_spread(every_run, (config.study.search_seeds or [config.tune.search_seed])[0]),
     }
     plots = {"pareto": plot_pareto(trials, front, out / "pareto.png"),
              "budget": plot_budget(curves, backbones, out / "budget.png"),
+             "fronts": plot_arm_fronts(trials, backbones, out / "fronts.png"),
              "effects": plot_effects(trials, backbones, out / "gamma_clusters.png")}
     for table_name, frame in tables.items():
         frame.to_csv(out / f"{table_name}.csv", index=False)

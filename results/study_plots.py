@@ -68,6 +68,33 @@ def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, path: Path) -> str | 
     return _save(fig, path)
 
 
+def plot_arm_fronts(trials: pd.DataFrame, backbones: list[str], path: Path) -> str | None:
+    """Per backbone: every arm's trials (faint) and its own Pareto front (a step line), so the
+    LLM-ESR and ICC fronts can be compared at one budget."""
+    from results.stats import pareto_front
+
+    scored = trials[trials["valid_ndcg_10"].notna() & trials["valid_tail_item_ndcg_10"].notna()
+                    & (trials["state"] != "errored")] if not trials.empty else trials
+    if scored.empty:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(backbones), figsize=(5 * len(backbones), 4), squeeze=False)
+    for ax, backbone in zip(axes[0], backbones):
+        for arm, part in scored[scored["backbone"] == backbone].groupby("arm"):
+            variant, _ = arm_parts(arm)
+            color = VARIANT_COLOR.get(variant, "k")
+            ax.scatter(part["valid_ndcg_10"], part["valid_tail_item_ndcg_10"], s=12, alpha=0.3, color=color)
+            points = list(zip(part["valid_ndcg_10"], part["valid_tail_item_ndcg_10"]))
+            front = sorted(points[i] for i in pareto_front(points))
+            ax.step([x for x, _ in front], [y for _, y in front], where="pre", color=color,
+                    linestyle="-" if arm_search_seed(arm) is None else ":", label=arm)
+        ax.set_title(backbone)
+        ax.set_xlabel("validation NDCG@10")
+        ax.set_ylabel("validation tail-item NDCG@10")
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def plot_budget(curves: pd.DataFrame, backbones: list[str], path: Path) -> str | None:
     if curves.empty:
         return None

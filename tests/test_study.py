@@ -79,7 +79,7 @@ def test_findings_numbers_come_from_the_runs(study):
     text = Path(outcome["markdown"]).read_text()
     assert text.index("## Findings") < text.index("Pareto") and "**sasrec**" in text
     assert "reference: history, then popularity" in text and "new target" in text
-    for plot in ("pareto.png", "budget.png", "gamma_clusters.png"):
+    for plot in ("pareto.png", "budget.png", "gamma_clusters.png", "fronts.png"):
         assert (out / plot).stat().st_size > 1000
 
 
@@ -202,3 +202,22 @@ def test_the_second_edition_study_config_plans_every_search_and_meets_its_budget
     assert len(plans) == 6 and plans["icc-sasrec-search1"].tune.search_seed == 1
     assert "n_clusters" in plans["icc-sasrec"].tune.space and "icc_share" not in plans["llmesr-sasrec"].tune.space
     assert searched_dimensions(config) == 6 and not any("the rule asks" in r for r in reductions(config))
+
+
+def test_each_arm_gets_its_own_front_and_hypervolume(tmp_path):
+    """Issue 21's tail-aware arms: does ICC move the front? Each arm's front and hypervolume at
+    the same budget, errored trials never on it; the plot draws one front per arm."""
+    from results.findings import arm_fronts
+    from results.study_plots import plot_arm_fronts
+
+    rows = [("llmesr-sasrec", "terminated", 0.10, 0.02), ("llmesr-sasrec", "terminated", 0.08, 0.03),
+            ("llmesr-sasrec", "terminated", 0.07, 0.01), ("icc-sasrec", "terminated", 0.10, 0.04),
+            ("icc-sasrec", "errored", 0.50, 0.50), ("icc-sasrec-search1", "terminated", 0.09, 0.02)]
+    trials = pd.DataFrame([{"arm": a, "state": s, "valid_ndcg_10": x, "valid_tail_item_ndcg_10": y,
+                            "backbone": "sasrec"} for a, s, x, y in rows])
+    fronts = arm_fronts(trials).set_index("arm")
+    assert fronts.loc["llmesr-sasrec", "front"] == 2 and fronts.loc["llmesr-sasrec", "trials"] == 3
+    assert fronts.loc["llmesr-sasrec", "hypervolume"] == pytest.approx(0.10 * 0.02 + 0.08 * 0.01)
+    assert fronts.loc["icc-sasrec", "hypervolume"] == pytest.approx(0.10 * 0.04)      # the errored point ignored
+    assert fronts.loc["icc-sasrec", "variant"] == "ICC" and fronts.loc["icc-sasrec-search1", "front"] == 1
+    assert Path(plot_arm_fronts(trials, ["sasrec"], tmp_path / "fronts.png")).stat().st_size > 1000
