@@ -38,8 +38,8 @@ def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame, missin
              f"Base: {config.data.name}, {config.model.backbone}, variant {config.model.variant} settings "
              f"(lr {config.train.lr:g}, dropout {config.model.dropout:g}, hidden {config.model.hidden_size}, "
              f"max_len {config.model.max_len}, {config.train.epochs} epochs, patience {config.train.patience}); "
-             f"seeds {config.dose.seeds}; {len(runs)} runs, {runs['seconds'].sum() / 3600:.1f} CPU hours "
-             f"(one thread each). Control: the same config without ICC "
+             f"seeds {config.dose.seeds}; {len(runs)} runs, {runs['seconds'].sum() / 3600:.1f} hours of "
+             f"training, wall clock (one thread each). Control: the same config without ICC "
              f"(test NDCG@10 {_fmt(control['test_ndcg_10'].mean())}).", "",
              "Tests: paired t over seeds (p, and Holm over the doses of a metric: one exploratory family); "
              f"TOST at +/-{100 * config.dose.margin:g} % of the control's mean (equivalence). "
