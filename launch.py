@@ -29,8 +29,8 @@ from typing import Any
 from runtime import quiet_environment
 
 REPO = Path(__file__).resolve().parent
-#: exit status of a study stopped by Ctrl-C (128 + SIGINT, as a shell reports it); resumable
-STUDY_INTERRUPTED = 130
+#: exit status of a tune run or study stopped by Ctrl-C (128 + SIGINT, as a shell reports it); resumable
+INTERRUPTED = 130
 
 # ---------------------------------------------------------------- output
 
@@ -137,7 +137,8 @@ def cmd_tune(args: argparse.Namespace) -> None:
                                  given=given)
     except ExperimentInterrupted as stop:
         emit_summary(f"experiment {stop.summary.get('experiment')} (interrupted)", stop.summary, args.json)
-        raise SystemExit(f"error: {stop}") from None
+        print(f"error: {stop}", file=sys.stderr)
+        raise SystemExit(INTERRUPTED) from None
     except AllTrialsErrored as failed:                  # the summary, then one line and exit 2
         emit_summary(f"experiment {failed.summary.get('experiment')} (every trial errored)", failed.summary, args.json)
         raise
@@ -236,7 +237,7 @@ def cmd_study(args: argparse.Namespace) -> None:
         # the study resumes as a whole (its arms' searches, confirmations and findings), not one arm
         print(f"error: study {args.name!r} was interrupted; continue it with: {_study_command(args)}",
               file=sys.stderr)
-        raise SystemExit(STUDY_INTERRUPTED) from None
+        raise SystemExit(INTERRUPTED) from None
     if outcome.get("sentences"):
         print("\n" + "\n".join(outcome["sentences"]))
     payload = {k: outcome[k] for k in ("study", "arms", "html", "markdown")}
@@ -368,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("error: interrupted (a tune run can be continued with --resume --name NAME)", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     return 0
 
 

@@ -214,3 +214,19 @@ def test_asha_stops_the_same_trials_at_the_same_epochs_after_a_crash_and_resume(
     later = [lr for lr in whole if lr not in decided]
     assert any(whole[lr][1] == "stopped_early" for lr in later), (whole, decided)   # the rungs mattered
     print(f"ASHA decisions (lr -> epochs, state): {whole}; decided before the crash: {sorted(decided)}")
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_tune_exits_130_with_the_resume_line(tmp_path):
+    """Like a study, an interrupted `tune` is resumable, not an error of the input: exit 130 (what
+    a shell reports for Ctrl-C) and one line saying how to continue, no traceback (it exited 1)."""
+    sets = [f"tune.storage_path={tmp_path}", f"data.data_root={SHARED_DATA}", f"data.cache_dir={TEST_CACHE}",
+            "train.epochs=20", "tune.num_samples=2", "tune.max_concurrent_trials=1"]
+    run = _launch("tune", "--config", str(REPO / "configs" / "demo.yaml"), "--name", "t",
+                  *[p for s in sets for p in ("--set", s)])
+    _wait(lambda: _reported(tmp_path / "t") > 0, run, "a trial reporting")
+    os.kill(run.pid, signal.SIGINT)
+    code, _, err = _finish(run)
+    assert code == 130, err[-3000:]
+    assert _last_line(err).startswith("error: experiment 't' was interrupted with 0 of 2 trials finished; "
+                                      "continue it with --resume --name t"), err[-3000:]
