@@ -132,6 +132,8 @@ def test_the_replay_of_resolved_values_gives_the_same_raw_parameters():
     ({"cluster_method": {"type": "categorical", "values": ["kmeans", "hdbscan"]}},
      BASE.replace({"model.variant": "llmesr"}), ["tune.space.cluster_method", "no trial can have ICC on"]),
     ({"tau": {"type": "float", "low": 0.05, "high": 1.0}}, BASE, ["tune.space.tau", "lambda_cl above 0"]),
+    ({"negatives": {"type": "int", "low": 64, "high": 512, "log": True}}, BASE.replace({"model.loss": "ce"}),
+     ["tune.space.negatives", "loss sampled_ce", "drop it"]),
     ({"icc_share": {"type": "float", "low": 0.01, "high": 0.5, "include_zero": True}}, ICC,
      ["tune.space.icc_share", "can be 0", "variant 'icc'"]),
     ({"icc_share": {"type": "float", "low": 0.01, "high": 1.0}}, BASE, ["tune.space", "high 1.0", "model.icc_share"]),
@@ -231,3 +233,16 @@ def test_progress_columns_hold_only_parameters_every_trial_has():
     assert sorted(progress_columns(config).values()) == ["lr"]      # gamma, icc_share, n_clusters are conditional
     demo = load_config("configs/demo.yaml")
     assert sorted(progress_columns(demo).values()) == ["backbone", "icc_share", "lr"]
+
+
+def test_negatives_are_sampled_only_under_the_sampled_loss():
+    """model.negatives counts sampled_ce's negatives: under ce or bce it changes nothing, so a
+    searched negatives is inactive there (not sampled, blank in tables)."""
+    from tuning.conditions import is_active
+
+    assert is_active("negatives", {"loss": "sampled_ce"})
+    assert not is_active("negatives", {"loss": "ce"}) and not is_active("negatives", {"loss": "bce"})
+    space = {"loss": {"type": "categorical", "values": ["ce", "sampled_ce"]},
+             "negatives": {"type": "int", "low": 64, "high": 512, "log": True}}
+    validate_space(space, BASE)                                   # some trial can use it: fine
+

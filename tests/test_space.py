@@ -85,6 +85,7 @@ LANDS_IN = {
     "max_len": ("model", "max_len", 17),
     "batch_size": ("train", "batch_size", 33),
     "loss": ("model", "loss", "ce"),
+    "negatives": ("model", "negatives", 64),
     "cross_residual": ("model", "cross_residual", False),
 }
 
@@ -106,7 +107,8 @@ def test_every_parameter_lands_in_the_field_it_names_and_nowhere_else():
 
 
 #: what a parameter needs beside it to be active (tuning.conditions): HDBSCAN's own knobs
-CONTEXT = {"min_cluster_size": {"cluster_method": "hdbscan"}, "min_samples": {"cluster_method": "hdbscan"}}
+CONTEXT = {"min_cluster_size": {"cluster_method": "hdbscan"}, "min_samples": {"cluster_method": "hdbscan"},
+           "negatives": {"loss": "sampled_ce"}}
 
 
 #: what a Trainer built from the trial config shows of each value (the objects training reads)
@@ -170,6 +172,7 @@ def _probes() -> dict:
         "max_len": lambda t, v: t.batches.block.shape[1] == v + 1 and t.model.pos_emb.num_embeddings == v,
         "batch_size": lambda t, v: len(next(t.batches.epoch(t.train_cfg.batch_size))) == v,
         "loss": lambda t, v: t.model.cfg.loss == v,
+        "negatives": lambda t, v: t.model.cfg.loss == "sampled_ce" and t.model.cfg.negatives == v,
         "cross_residual": lambda t, v: t.model.cfg.cross_residual is v,
     }
 

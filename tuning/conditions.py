@@ -8,8 +8,8 @@ shown blank in tables. Two kinds of condition:
   `min_cluster_size: {type: int, low: 3, high: 50, when: {cluster_method: hdbscan}}`;
 - known to the code, so no searched dimension is dead whatever the space says: the clustering
   parameters only where ICC is on (model.icc.icc_on), n_clusters only under KMeans and
-  min_cluster_size / min_samples only under HDBSCAN (model.icc.METHOD_PARAMETERS), and tau only
-  where the view contrast is on (lambda_cl > 0).
+  min_cluster_size / min_samples only under HDBSCAN (model.icc.METHOD_PARAMETERS), tau only
+  where the view contrast is on (lambda_cl > 0), and negatives only under loss sampled_ce.
 
 Parents are sampled before their children (`sampling_order`); a cycle, an unknown parent or a
 value the parent can never take is a ConfigError before Ray starts.
@@ -24,6 +24,8 @@ from settings import ConfigError
 
 #: parameters whose value decides whether ICC is on (parents of every clustering parameter)
 ICC_DECIDERS = ("variant", *WEIGHTS)
+#: the loss whose sampled negatives `negatives` counts
+SAMPLED_LOSS = "sampled_ce"
 #: the method parameter of each method-specific clustering parameter
 METHOD_OF = {name: method for method, names in METHOD_PARAMETERS.items() for name in names}
 
@@ -37,6 +39,8 @@ def implicit_parents(name: str) -> tuple[str, ...]:
         parents += ("cluster_method",)
     if name == "tau":
         parents += ("lambda_cl",)
+    if name == "negatives":
+        parents += ("loss",)
     return parents
 
 
@@ -68,6 +72,8 @@ def is_active(name: str, values: Mapping[str, Any], when: Mapping[str, list] | N
     if name in METHOD_OF and values.get("cluster_method") != METHOD_OF[name]:
         return False
     if name == "tau" and not _positive(values.get("lambda_cl")):
+        return False
+    if name == "negatives" and values.get("loss") != SAMPLED_LOSS:
         return False
     return True
 

@@ -51,6 +51,7 @@ PARAMETERS: dict[str, tuple[str, str]] = {
     "max_len": ("model", "max_len"),
     "batch_size": ("train", "batch_size"),
     "loss": ("model", "loss"),
+    "negatives": ("model", "negatives"),
     "cross_residual": ("model", "cross_residual"),
 }
 

@@ -21,7 +21,7 @@ from cluster_prep.config import n_clusters_limit
 from model.config import VARIANT_SWITCHES, splits_into_heads
 from model.icc import METHOD_PARAMETERS, WEIGHTS as ICC_WEIGHTS
 from settings import ConfigError, from_dict
-from tuning.conditions import written_conditions
+from tuning.conditions import SAMPLED_LOSS, written_conditions
 from tuning.config import Config
 from tuning.space import PARAMETERS, SearchSpace, fixed_by_variant, flat_params, is_fixed, space_key
 
@@ -187,6 +187,8 @@ def _check_dead(space: Mapping[str, Any], config: Config) -> None:
                 dead[name] = f"it only matters under cluster_method {method}, which no trial can have"
     if "tau" in searched and not _positive(possible_values(space, "lambda_cl", config)):
         dead["tau"] = "it only matters with lambda_cl above 0, which no trial can have"
+    if "negatives" in searched and SAMPLED_LOSS not in possible_values(space, "loss", config):
+        dead["negatives"] = f"it only matters under loss {SAMPLED_LOSS}, which no trial can have"
     for name in sorted(dead):
         raise ConfigError(f"{space_key(name)}: searched, but {dead[name]}; drop it from the space")
 
