@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from results.stats import ALPHA, holm, mean_ci, paired, pareto_front
+from results.stats import ALPHA, equivalence, holm, mean_ci, paired, pareto_front
 from results.study_plots import (VARIANT_LABEL, arm_parts, arm_search_seed, plot_arm_fronts, plot_budget,
                                  plot_effects, plot_pareto)
 from results.findings_render import to_html_page, to_markdown_text
@@ -102,10 +102,11 @@ def results_table(runs: pd.DataFrame, refs: dict, backbones: list[str], metric: 
     return pd.DataFrame(rows)
 
 
-def comparisons(runs: pd.DataFrame, backbones: list[str], primary: list[str]) -> pd.DataFrame:
+def comparisons(runs: pd.DataFrame, backbones: list[str], primary: list[str], margin: float = 0.02) -> pd.DataFrame:
     """Paired comparisons per backbone (ICC vs LLM-ESR, ICC vs its control, LLM-ESR vs plain) on
     every test metric. The pre-registered `primary` family (comparison:metric, every backbone) is
-    Holm-adjusted together; every other row is exploratory (raw p only)."""
+    Holm-adjusted together; every other row is exploratory (raw p only). Each row also carries
+    TOST at `margin` (relative to the control's mean): "no effect" then has a number."""
     rows = []
     for backbone in backbones:
         for treat, control in COMPARISONS:
@@ -117,12 +118,13 @@ def comparisons(runs: pd.DataFrame, backbones: list[str], primary: list[str]) ->
             a, b = a[a["seed"].isin(seeds)], b[b["seed"].isin(seeds)]
             for metric in STUDY_METRICS:
                 test = paired(a[f"test_{metric}"].tolist(), b[f"test_{metric}"].tolist())
+                tost = equivalence(a[f"test_{metric}"].tolist(), b[f"test_{metric}"].tolist(), margin)
                 family = "primary" if f"{treat}-vs-{control}:{metric}" in primary else "exploratory"
                 rows.append({"backbone": backbone, "comparison": f"{VARIANT_LABEL[treat]} vs {VARIANT_LABEL[control]}",
                              "metric": f"test {metric}", "family": family, "seeds": test["n"],
                              "difference": test["diff"], "ci95": test["diff_half_width"],
                              "relative_%": None if test["relative"] is None else 100 * test["relative"],
-                             "p": test["p_value"], "d_z": test["d_z"]})
+                             "p": test["p_value"], "d_z": test["d_z"], "tost_p": tost["p_value"]})
     frame = pd.DataFrame(rows)
     if not frame.empty:
         chosen = frame["family"] == "primary"
@@ -149,7 +151,11 @@ def _effect(row: pd.Series, what: str) -> str:
     label = (f"Holm {_p_text(p)}" if p is not None else _p_text(p)) if primary else f"{_p_text(p)}, exploratory"
     if p is not None and p < ALPHA:
         return f"{change} {what} ({label})"
-    return f"no significant difference in {what} ({change}, {label})"
+    tost = row.get("tost_p")
+    if tost is not None and not pd.isna(tost) and float(tost) < ALPHA:
+        return (f"no difference in {what} beyond the equivalence margin "
+                f"({change}, {label}; TOST p = {float(tost):.3f})")
+    return f"no significant difference in {what} ({change}, {label}; not shown equivalent either)"
 
 
 def sentences(comp: pd.DataFrame, backbones: list[str]) -> list[str]:
@@ -338,7 +344,9 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
               f"significance at {ALPHA}. The pre-registered primary family "
               f"({', '.join(f'`{e}`' for e in config.study.primary)}, on every backbone: "
               f"{_family_size(tables['comparisons'])} tests) is judged by Holm-adjusted p; every other "
-              f"comparison is exploratory and shows its raw p."),
+              f"comparison is exploratory and shows its raw p. A difference that is not significant is "
+              f"called equivalent only where TOST at +/-{100 * config.study.margin:g} % of the control's "
+              f"mean says so (`tost_p`)."),
         ("h3", f"Test NDCG@10, mean ± 95 % CI over {n_seeds} seeds"),
         ("table", tables["ndcg"]),
         ("h3", f"Test Hit@10, mean ± 95 % CI over {n_seeds} seeds"),
@@ -445,7 +453,7 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     every_run = confirmation_frame(records)
     runs = every_run[every_run["search"].isna()] if not every_run.empty else every_run   # the compared winners
     trials, epochs = arm_trials(experiments)
-    comp = comparisons(runs, backbones, config.study.primary) if not runs.empty else pd.DataFrame()
+    comp = comparisons(runs, backbones, config.study.primary, config.study.margin) if not runs.empty else pd.DataFrame()
     said = sentences(comp, backbones) if not comp.empty else []
     front = front_table(trials)
     curves = budget_curves(epochs)

@@ -221,3 +221,21 @@ def test_each_arm_gets_its_own_front_and_hypervolume(tmp_path):
     assert fronts.loc["icc-sasrec", "hypervolume"] == pytest.approx(0.10 * 0.04)      # the errored point ignored
     assert fronts.loc["icc-sasrec", "variant"] == "ICC" and fronts.loc["icc-sasrec-search1", "front"] == 1
     assert Path(plot_arm_fronts(trials, ["sasrec"], tmp_path / "fronts.png")).stat().st_size > 1000
+
+
+def test_a_difference_that_is_not_significant_is_called_equivalent_only_where_tost_says_so():
+    from results.findings import comparisons, sentences
+
+    rows = []
+    for variant, shift in (("plain", 0.0), ("llmesr", 0.0), ("icc", 0.0), ("control", 0.0)):
+        for seed, noise in zip((42, 43, 44, 45, 46), (0.0001, -0.0002, 0.00015, -0.0001, 0.00005)):
+            k = ("plain", "llmesr", "icc", "control").index(variant)
+            metrics = {f"test_{m}": 0.08 + noise * (k + 1) for m in
+                       ("ndcg_10", "tail_item_ndcg_10", "tail_user_ndcg_10", "new_target_ndcg_10")}
+            rows.append({"backbone": "sasrec", "variant": variant, "seed": seed, **metrics})
+    primary = ["icc-vs-control:ndcg_10", "icc-vs-control:tail_item_ndcg_10"]
+    close = comparisons(pd.DataFrame(rows), ["sasrec"], primary, margin=0.02)
+    assert (close["tost_p"] < 0.05).all()                           # within +/-2 % of 0.08, tight
+    assert "beyond the equivalence margin" in sentences(close, ["sasrec"])[0]
+    strict = comparisons(pd.DataFrame(rows), ["sasrec"], primary, margin=0.0001)
+    assert (strict["tost_p"] > 0.05).all() and "not shown equivalent" in sentences(strict, ["sasrec"])[0]

@@ -74,6 +74,9 @@ class StudyConfig:
     seeds: list[int] = setting([42, 43, 44, 45, 46], "confirmation seeds, the same for every arm (paired tests)")
     icc_space: dict = setting({}, "search space added to the icc arms (gamma, n_clusters, cluster_method, ...)")
     confirm_workers: int = setting(2, "confirmation runs at once (one torch thread each)", low=1)
+    margin: float = setting(0.02, "TOST equivalence margin of the comparisons, relative to the control's mean: "
+                            "a difference that is not significant is called equivalent only within it",
+                            low=0, high=1, low_open=True)
     search_seeds: list[int] = setting([], "searcher seeds (tune.search_seed): every arm is searched once per "
                                       "seed and each search's best confirmed; the first seed's winner is the "
                                       "arm's configuration, the others measure how much the choice moves "
