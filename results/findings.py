@@ -8,7 +8,6 @@ plots inline), a CSV per table and the PNG plots.
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import time
@@ -17,19 +16,18 @@ from typing import Any
 
 import pandas as pd
 
-from results.stats import ALPHA, equivalence, holm, mean_ci, paired, pareto_front
+from results.findings_claims import comparisons, search_seed_spread, sentences
+from results.findings_render import to_html_page, to_markdown_text
+from results.findings_search import arm_fronts, arm_trials, best_configs, budget_curves, confirmed_clusters, front_table
+from results.stats import ALPHA, mean_ci
 from results.study_plots import (VARIANT_LABEL, arm_parts, arm_search_seed, plot_arm_fronts, plot_budget,
                                  plot_effects, plot_pareto)
-from results.findings_render import to_html_page, to_markdown_text
-from tuning.config import STUDY_COMPARISONS, STUDY_METRICS
 from settings import dotted_value
 
 REFERENCE_LABEL = {"last_item_text": "reference: last item's text", "popularity": "reference: popularity",
                    "history_then_popularity": "reference: history, then popularity"}
 SEGMENTS = (("overall", ""), ("tail item", "tail_item_"), ("tail user", "tail_user_"),
             ("new target", "new_target_"))
-KEY_METRICS = ("ndcg_10", "tail_item_ndcg_10")
-COMPARISONS = tuple(tuple(pair.split("-vs-")) for pair in STUDY_COMPARISONS)   # (treatment, control)
 #: the LLM-ESR paper's settings (docs/design.md, "The LLM-ESR paper's settings"), against which
 #: every reduction is stated
 PAPER = {"model.max_len": 200, "train.epochs": 200, "train.patience": 20, "model.loss": "bce",
@@ -48,29 +46,6 @@ def confirmation_frame(records: list[dict]) -> pd.DataFrame:
                      "best_epoch": r["best_epoch"], "epochs": r["epochs"], "seconds": r["seconds"],
                      **{f"valid_{k}": v for k, v in r["valid"].items()},
                      **{f"test_{k}": v for k, v in r["test"].items()}})
-    return pd.DataFrame(rows)
-
-
-def search_seed_spread(runs: pd.DataFrame, first_seed: int) -> pd.DataFrame:
-    """Per arm searched with several searcher seeds: each search winner's confirmed test NDCG@10
-    (overall and tail-item, mean over the confirmation seeds) and their spread, i.e. how much
-    the search's own seed moves the answer (to set beside the differences between arms)."""
-    extra = runs[runs["variant"] != "control"] if not runs.empty else runs
-    if extra.empty or extra["search"].isna().all():
-        return pd.DataFrame()
-    rows = []
-    for (backbone, variant), group in extra.groupby(["backbone", "variant"], sort=False):
-        seeds = group["search"].map(lambda v: first_seed if pd.isna(v) else int(v))
-        means = group.assign(search_seed=seeds).groupby("search_seed")[["test_ndcg_10", "test_tail_item_ndcg_10"]].mean()
-        if len(means) < 2:
-            continue
-        row = {"backbone": backbone, "variant": VARIANT_LABEL[variant], "search seeds": len(means)}
-        for column, label in (("test_ndcg_10", "NDCG@10"), ("test_tail_item_ndcg_10", "tail-item NDCG@10")):
-            values = means[column]
-            row[f"{label} per search seed"] = " / ".join(f"{v:.4f}" for v in values)
-            row[f"{label} spread"] = float(values.max() - values.min())
-            row[f"{label} spread %"] = 100 * float(values.max() - values.min()) / float(values.mean())
-        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -100,194 +75,6 @@ def results_table(runs: pd.DataFrame, refs: dict, backbones: list[str], metric: 
             row[label] = f"{metrics[f'{prefix}{metric}']:.4f}"
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def comparisons(runs: pd.DataFrame, backbones: list[str], primary: list[str], margin: float = 0.02) -> pd.DataFrame:
-    """Paired comparisons per backbone (ICC vs LLM-ESR, ICC vs its control, LLM-ESR vs plain) on
-    every test metric. The pre-registered `primary` family (comparison:metric, every backbone) is
-    Holm-adjusted together; every other row is exploratory (raw p only). Each row also carries
-    TOST at `margin` (relative to the control's mean): "no effect" then has a number."""
-    rows = []
-    for backbone in backbones:
-        for treat, control in COMPARISONS:
-            a = runs[(runs["backbone"] == backbone) & (runs["variant"] == treat)].sort_values("seed")
-            b = runs[(runs["backbone"] == backbone) & (runs["variant"] == control)].sort_values("seed")
-            seeds = sorted(set(a["seed"]) & set(b["seed"]))
-            if len(seeds) == 0:
-                continue
-            a, b = a[a["seed"].isin(seeds)], b[b["seed"].isin(seeds)]
-            for metric in STUDY_METRICS:
-                test = paired(a[f"test_{metric}"].tolist(), b[f"test_{metric}"].tolist())
-                tost = equivalence(a[f"test_{metric}"].tolist(), b[f"test_{metric}"].tolist(), margin)
-                family = "primary" if f"{treat}-vs-{control}:{metric}" in primary else "exploratory"
-                rows.append({"backbone": backbone, "comparison": f"{VARIANT_LABEL[treat]} vs {VARIANT_LABEL[control]}",
-                             "metric": f"test {metric}", "family": family, "seeds": test["n"],
-                             "difference": test["diff"], "ci95": test["diff_half_width"],
-                             "relative_%": None if test["relative"] is None else 100 * test["relative"],
-                             "p": test["p_value"], "d_z": test["d_z"], "tost_p": tost["p_value"]})
-    frame = pd.DataFrame(rows)
-    if not frame.empty:
-        chosen = frame["family"] == "primary"
-        adjusted = holm([None if pd.isna(p) else float(p) for p in frame.loc[chosen, "p"]])
-        frame["p_holm"] = math.nan
-        frame.loc[chosen, "p_holm"] = [math.nan if p is None else p for p in adjusted]
-    return frame
-
-
-def _p_text(p: float | None) -> str:
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "no test"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def _effect(row: pd.Series, what: str) -> str:
-    """A primary comparison is judged by its Holm-adjusted p; an exploratory one by its raw p,
-    and says so."""
-    rel = row["relative_%"]
-    change = "" if rel is None or pd.isna(rel) else f"{rel:+.1f} %"
-    primary = row.get("family") == "primary"
-    p_raw = row["p_holm"] if primary else row["p"]
-    p = None if pd.isna(p_raw) else float(p_raw)
-    label = (f"Holm {_p_text(p)}" if p is not None else _p_text(p)) if primary else f"{_p_text(p)}, exploratory"
-    if p is not None and p < ALPHA:
-        return f"{change} {what} ({label})"
-    tost = row.get("tost_p")
-    if tost is not None and not pd.isna(tost) and float(tost) < ALPHA:
-        return (f"no difference in {what} beyond the equivalence margin "
-                f"({change}, {label}; TOST p = {float(tost):.3f})")
-    return f"no significant difference in {what} ({change}, {label}; not shown equivalent either)"
-
-
-def sentences(comp: pd.DataFrame, backbones: list[str]) -> list[str]:
-    """One plain sentence per backbone, generated from the paired comparisons."""
-    out = []
-    for backbone in backbones:
-        parts = []
-        for treat, control in COMPARISONS:
-            label = f"{VARIANT_LABEL[treat]} vs {VARIANT_LABEL[control]}"
-            rows = comp[(comp["backbone"] == backbone) & (comp["comparison"] == label)] if not comp.empty else comp
-            if rows.empty:
-                continue
-            overall = rows[rows["metric"] == "test ndcg_10"].iloc[0]
-            tail = rows[rows["metric"] == "test tail_item_ndcg_10"].iloc[0]
-            parts.append(f"{label}: {_effect(overall, 'NDCG@10')}; tail items: {_effect(tail, 'tail-item NDCG@10')}")
-        if parts:
-            out.append(f"**{backbone}**: " + ". ".join(parts) + ".")
-    return out
-
-
-def arm_trials(experiments: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All trials and all epoch rows of every arm, with arm, variant and backbone columns."""
-    from results.load import load_experiment, load_history
-
-    trials, epochs = [], []
-    for arm, path in experiments.items():
-        variant, backbone = arm_parts(arm)
-        frame = load_experiment(path).assign(arm=arm, variant=variant, backbone=backbone)
-        history = load_history(path)
-        if not history.empty:
-            history = history.assign(arm=arm, variant=variant, backbone=backbone)
-            if "share_icc" in history.columns:
-                share = history.groupby("trial_id")["share_icc"].mean()
-                frame["icc_share"] = frame["trial_id"].map(share)
-            epochs.append(history)
-        trials.append(frame)
-    return (pd.concat(trials, ignore_index=True),
-            pd.concat(epochs, ignore_index=True) if epochs else pd.DataFrame())
-
-
-def best_configs(trials: pd.DataFrame) -> pd.DataFrame:
-    """The best trial of each arm (the one confirmed), with the parameters the search chose."""
-    from results.tables import ranked
-
-    rows = []
-    for arm in sorted(trials["arm"].unique()):
-        order = ranked(trials[trials["arm"] == arm])
-        if order.empty:
-            continue
-        top = order.iloc[0]
-        row = {"arm": arm, "trial_id": top["trial_id"], "valid_ndcg_10": top["valid_ndcg_10"],
-               "valid_tail_item_ndcg_10": top.get("valid_tail_item_ndcg_10"), "best_epoch": top["best_epoch"]}
-        searched = ("lr", "dropout") + (("gamma", "n_clusters", "cluster_method", "icc_share")
-                                         if top["variant"] == "icc" else ())
-        for column in searched:
-            if column in top.index and not _missing(top[column]):
-                row[column] = top[column]
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def confirmed_clusters(records: list[dict]) -> dict[str, dict[str, Any]]:
-    """Quality of the clustering each ICC arm confirmed (built from its config, cached): how
-    many clusters, the largest one's share of the items, the noise share, degenerate or not."""
-    from cluster_prep.build import build_clusters
-    from datasets.prepare import prepare_dataset
-    from model.llmesr import pca_matrix
-    from tuning.config import config_from_dict
-
-    out: dict[str, dict[str, Any]] = {}
-    for record in records:
-        if record["arm"] in out or arm_parts(record["arm"])[0] != "icc":
-            continue
-        config = config_from_dict(record["config"])
-        data = prepare_dataset(config.data, progress=False)
-        pca = pca_matrix(data, config.model.hidden_size)
-        quality = build_clusters(data, config.clusters, config.data.cache_dir, pca).quality
-        out[record["arm"]] = {"clusters_found": quality["n_clusters"],
-                              "largest_share": quality.get("largest_share"),
-                              "noise_share": quality["noise_share"], "degenerate": quality.get("degenerate")}
-    return out
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def front_table(trials: pd.DataFrame) -> pd.DataFrame:
-    """The Pareto front of overall vs tail-item validation NDCG@10 over every scored trial."""
-    scored = trials[trials["valid_ndcg_10"].notna() & trials["valid_tail_item_ndcg_10"].notna()
-                    & (trials["state"] != "errored")].reset_index(drop=True)
-    if scored.empty:
-        return scored
-    front = pareto_front(list(zip(scored["valid_ndcg_10"], scored["valid_tail_item_ndcg_10"])))
-    columns = [c for c in ("arm", "trial_id", "valid_ndcg_10", "valid_tail_item_ndcg_10", "lr", "dropout",
-                           "gamma", "n_clusters", "cluster_method", "state") if c in scored.columns]
-    return scored.loc[front, columns].reset_index(drop=True)
-
-
-def arm_fronts(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per search arm: its own Pareto front of overall vs tail-item validation NDCG@10 and the
-    front's hypervolume against the origin (results.pareto). Arms with the same budget, so a
-    larger hypervolume for the ICC arm than for the LLM-ESR arm says ICC moved the front."""
-    from results.pareto import hypervolume, reference_point
-
-    scored = trials[trials["valid_ndcg_10"].notna() & trials["valid_tail_item_ndcg_10"].notna()
-                    & (trials["state"] != "errored")] if not trials.empty else trials
-    rows = []
-    for arm, part in (scored.groupby("arm", sort=True) if not scored.empty else []):
-        points = list(zip(part["valid_ndcg_10"], part["valid_tail_item_ndcg_10"]))
-        front = [points[i] for i in pareto_front(points)]
-        variant, backbone = arm_parts(arm)
-        rows.append({"backbone": backbone, "arm": arm, "variant": VARIANT_LABEL.get(variant, variant),
-                     "trials": len(points), "front": len(front),
-                     "hypervolume": hypervolume(front, reference_point(2)),
-                     "best valid NDCG@10": max(p[0] for p in points),
-                     "best valid tail-item NDCG@10": max(p[1] for p in points)})
-    return pd.DataFrame(rows)
-
-
-# ---- search curves ----------------------------------------------------------------------------
-def budget_curves(epochs: pd.DataFrame) -> pd.DataFrame:
-    """Per arm: best-so-far validation NDCG@10 after each reported trial-epoch, in report order."""
-    if epochs.empty or "valid_ndcg_10" not in epochs.columns:
-        return pd.DataFrame()
-    order = "timestamp" if "timestamp" in epochs.columns else "time_total_s"
-    rows = []
-    for arm, part in epochs.groupby("arm"):
-        part = part.sort_values([order, "trial_id", "epoch"])
-        best = part["valid_ndcg_10"].cummax().to_numpy()
-        rows.append(pd.DataFrame({"arm": arm, "trial_epochs": range(1, len(part) + 1), "best_so_far": best}))
-    return pd.concat(rows, ignore_index=True)
 
 
 # ---- the documents ------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def test_only_the_pre_registered_primary_family_is_holm_adjusted():
     exploratory, shows its raw p and says so (the first study's summary quoted raw p-values)."""
     import math
 
-    from results.findings import comparisons, sentences
+    from results.findings_claims import comparisons, sentences
     from results.stats import holm
 
     rows = []
@@ -167,7 +167,7 @@ def test_each_search_seed_gets_its_own_search_of_every_arm(tmp_path):
 
 
 def test_the_search_seed_spread_is_the_range_of_each_search_winners_confirmed_mean():
-    from results.findings import search_seed_spread
+    from results.findings_claims import search_seed_spread
 
     rows = [{"backbone": "sasrec", "variant": variant, "search": search, "seed": seed,
              "test_ndcg_10": value, "test_tail_item_ndcg_10": value / 2}
@@ -207,7 +207,7 @@ def test_the_second_edition_study_config_plans_every_search_and_meets_its_budget
 def test_each_arm_gets_its_own_front_and_hypervolume(tmp_path):
     """Issue 21's tail-aware arms: does ICC move the front? Each arm's front and hypervolume at
     the same budget, errored trials never on it; the plot draws one front per arm."""
-    from results.findings import arm_fronts
+    from results.findings_search import arm_fronts
     from results.study_plots import plot_arm_fronts
 
     rows = [("llmesr-sasrec", "terminated", 0.10, 0.02), ("llmesr-sasrec", "terminated", 0.08, 0.03),
@@ -224,7 +224,7 @@ def test_each_arm_gets_its_own_front_and_hypervolume(tmp_path):
 
 
 def test_a_difference_that_is_not_significant_is_called_equivalent_only_where_tost_says_so():
-    from results.findings import comparisons, sentences
+    from results.findings_claims import comparisons, sentences
 
     rows = []
     for variant, shift in (("plain", 0.0), ("llmesr", 0.0), ("icc", 0.0), ("control", 0.0)):

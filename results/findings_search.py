@@ -1,0 +1,127 @@
+"""How the study's searches went: every arm's trials and epochs, the configuration each arm
+confirmed, the Pareto front of overall vs tail-item validation quality (all trials, and per
+arm with its hypervolume) and the best-so-far curves of the search budget."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from results.stats import pareto_front
+from results.study_plots import VARIANT_LABEL, arm_parts
+
+
+def arm_trials(experiments: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All trials and all epoch rows of every arm, with arm, variant and backbone columns."""
+    from results.load import load_experiment, load_history
+
+    trials, epochs = [], []
+    for arm, path in experiments.items():
+        variant, backbone = arm_parts(arm)
+        frame = load_experiment(path).assign(arm=arm, variant=variant, backbone=backbone)
+        history = load_history(path)
+        if not history.empty:
+            history = history.assign(arm=arm, variant=variant, backbone=backbone)
+            if "share_icc" in history.columns:
+                share = history.groupby("trial_id")["share_icc"].mean()
+                frame["icc_share"] = frame["trial_id"].map(share)
+            epochs.append(history)
+        trials.append(frame)
+    return (pd.concat(trials, ignore_index=True),
+            pd.concat(epochs, ignore_index=True) if epochs else pd.DataFrame())
+
+
+def best_configs(trials: pd.DataFrame) -> pd.DataFrame:
+    """The best trial of each arm (the one confirmed), with the parameters the search chose."""
+    from results.tables import ranked
+
+    rows = []
+    for arm in sorted(trials["arm"].unique()):
+        order = ranked(trials[trials["arm"] == arm])
+        if order.empty:
+            continue
+        top = order.iloc[0]
+        row = {"arm": arm, "trial_id": top["trial_id"], "valid_ndcg_10": top["valid_ndcg_10"],
+               "valid_tail_item_ndcg_10": top.get("valid_tail_item_ndcg_10"), "best_epoch": top["best_epoch"]}
+        searched = ("lr", "dropout") + (("gamma", "n_clusters", "cluster_method", "icc_share")
+                                         if top["variant"] == "icc" else ())
+        for column in searched:
+            if column in top.index and not _missing(top[column]):
+                row[column] = top[column]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def confirmed_clusters(records: list[dict]) -> dict[str, dict[str, Any]]:
+    """Quality of the clustering each ICC arm confirmed (built from its config, cached): how
+    many clusters, the largest one's share of the items, the noise share, degenerate or not."""
+    from cluster_prep.build import build_clusters
+    from datasets.prepare import prepare_dataset
+    from model.llmesr import pca_matrix
+    from tuning.config import config_from_dict
+
+    out: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if record["arm"] in out or arm_parts(record["arm"])[0] != "icc":
+            continue
+        config = config_from_dict(record["config"])
+        data = prepare_dataset(config.data, progress=False)
+        pca = pca_matrix(data, config.model.hidden_size)
+        quality = build_clusters(data, config.clusters, config.data.cache_dir, pca).quality
+        out[record["arm"]] = {"clusters_found": quality["n_clusters"],
+                              "largest_share": quality.get("largest_share"),
+                              "noise_share": quality["noise_share"], "degenerate": quality.get("degenerate")}
+    return out
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def front_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """The Pareto front of overall vs tail-item validation NDCG@10 over every scored trial."""
+    scored = trials[trials["valid_ndcg_10"].notna() & trials["valid_tail_item_ndcg_10"].notna()
+                    & (trials["state"] != "errored")].reset_index(drop=True)
+    if scored.empty:
+        return scored
+    front = pareto_front(list(zip(scored["valid_ndcg_10"], scored["valid_tail_item_ndcg_10"])))
+    columns = [c for c in ("arm", "trial_id", "valid_ndcg_10", "valid_tail_item_ndcg_10", "lr", "dropout",
+                           "gamma", "n_clusters", "cluster_method", "state") if c in scored.columns]
+    return scored.loc[front, columns].reset_index(drop=True)
+
+
+def arm_fronts(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per search arm: its own Pareto front of overall vs tail-item validation NDCG@10 and the
+    front's hypervolume against the origin (results.pareto). Arms with the same budget, so a
+    larger hypervolume for the ICC arm than for the LLM-ESR arm says ICC moved the front."""
+    from results.pareto import hypervolume, reference_point
+
+    scored = trials[trials["valid_ndcg_10"].notna() & trials["valid_tail_item_ndcg_10"].notna()
+                    & (trials["state"] != "errored")] if not trials.empty else trials
+    rows = []
+    for arm, part in (scored.groupby("arm", sort=True) if not scored.empty else []):
+        points = list(zip(part["valid_ndcg_10"], part["valid_tail_item_ndcg_10"]))
+        front = [points[i] for i in pareto_front(points)]
+        variant, backbone = arm_parts(arm)
+        rows.append({"backbone": backbone, "arm": arm, "variant": VARIANT_LABEL.get(variant, variant),
+                     "trials": len(points), "front": len(front),
+                     "hypervolume": hypervolume(front, reference_point(2)),
+                     "best valid NDCG@10": max(p[0] for p in points),
+                     "best valid tail-item NDCG@10": max(p[1] for p in points)})
+    return pd.DataFrame(rows)
+
+
+def budget_curves(epochs: pd.DataFrame) -> pd.DataFrame:
+    """Per arm: best-so-far validation NDCG@10 after each reported trial-epoch, in report order."""
+    if epochs.empty or "valid_ndcg_10" not in epochs.columns:
+        return pd.DataFrame()
+    order = "timestamp" if "timestamp" in epochs.columns else "time_total_s"
+    rows = []
+    for arm, part in epochs.groupby("arm"):
+        part = part.sort_values([order, "trial_id", "epoch"])
+        best = part["valid_ndcg_10"].cummax().to_numpy()
+        rows.append(pd.DataFrame({"arm": arm, "trial_epochs": range(1, len(part) + 1), "best_so_far": best}))
+    return pd.concat(rows, ignore_index=True)
