@@ -40,6 +40,16 @@ def test_the_plan_is_the_control_and_every_clustering_at_every_share():
     assert dose.model.dropout == control.model.dropout and dose.train.seed == 44
 
 
+def test_the_beauty_plan_is_the_scientific_one_on_other_data():
+    """configs/dose-beauty.yaml carries the Scientific arm's settings over (no Beauty search yet)."""
+    from dataclasses import asdict
+
+    scientific, beauty = (asdict(load_config(f"configs/dose-{name}.yaml")) for name in ("scientific", "beauty"))
+    assert (scientific["data"]["name"], beauty["data"]["name"]) == ("amazon-scientific", "amazon-beauty")
+    scientific["data"].pop("name"), beauty["data"].pop("name")
+    assert beauty == scientific
+
+
 def test_runs_go_seed_by_seed_so_a_stopped_dose_response_leaves_whole_paired_seeds(tmp_path):
     from results.orchestration.dose import pending_jobs
 
