@@ -89,7 +89,7 @@ def run_one(args: argparse.Namespace, data, windows: str, seed: int) -> dict:
             "steps": trainer.batches.n_batches(config.train.batch_size),
             "best_epoch": result.best_epoch, "epochs": result.epochs,
             "valid_ndcg_10": result.valid["ndcg_10"], "test_ndcg_10": result.test["ndcg_10"],
-            "test_hit_10": result.test["hit_10"], "cpu_s": round(time.process_time() - start, 2),
+            "test_hit_10": result.test["hit_10"], "side": "ours", "cpu_s": round(time.process_time() - start, 2),
             "curve": curve}
 
 
@@ -98,8 +98,18 @@ def seconds_to(curve: list, threshold: float) -> str:
     return "-" if hit is None else f"{hit:.0f}"
 
 
+SUMMARY_COLUMNS = ["side", "windows", "batch", "seed", "samples", "targets/epoch", "steps/epoch", "best/epochs",
+                   "valid NDCG@10", "test NDCG@10", "test Hit@10", "CPU s to best", "CPU s", "CPU s/epoch",
+                   *(f"to {t:.2f}" for t in THRESHOLDS)]
+
+
+def side(run: dict) -> str:
+    """Which implementation made a run: "ours" (this script) or a peer's (bench/recbole_peer.py)."""
+    return run.get("side", "ours")
+
+
 def summary_rows(runs: list[dict]) -> list[list]:
-    return [[r["windows"], r["batch_size"], r["seed"], r["samples"], r["targets"], r["steps"],
+    return [[side(r), r["windows"], r["batch_size"], r["seed"], r["samples"], r["targets"], r["steps"],
              f"{r['best_epoch']}/{r['epochs']}", round(r["valid_ndcg_10"], 4), round(r["test_ndcg_10"], 4),
              round(r["test_hit_10"], 4), round(r["curve"][r["best_epoch"] - 1][1]), round(r["cpu_s"]),
              round(r["cpu_s"] / r["epochs"], 2), *(seconds_to(r["curve"], t) for t in THRESHOLDS)]
@@ -107,8 +117,24 @@ def summary_rows(runs: list[dict]) -> list[list]:
 
 
 def curve_rows(runs: list[dict]) -> list[list]:
-    return [[r["windows"], r["batch_size"], r["seed"], epoch, seconds, ndcg]
+    return [[side(r), r["windows"], r["batch_size"], r["seed"], epoch, seconds, ndcg]
             for r in runs for epoch, seconds, ndcg in r["curve"]]
+
+
+def mean_rows(runs: list[dict]) -> list[list]:
+    """Per (side, windows, batch): means over its seeds, with the per-seed test NDCG@10."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((side(r), r["windows"], r["batch_size"]), []).append(r)
+
+    def mean(values: list[float]) -> float:
+        return round(sum(values) / len(values), 4)
+
+    return [[*key, len(rs), mean([r["valid_ndcg_10"] for r in rs]), mean([r["test_ndcg_10"] for r in rs]),
+             " / ".join(f"{r['test_ndcg_10']:.4f}" for r in rs), mean([r["test_hit_10"] for r in rs]),
+             round(sum(r["curve"][r["best_epoch"] - 1][1] for r in rs) / len(rs)),
+             round(sum(r["cpu_s"] / r["epochs"] for r in rs) / len(rs), 2)]
+            for key, rs in groups.items()]
 
 
 def write_runs(path: str, runs: list[dict]) -> None:
@@ -130,11 +156,11 @@ def merged(paths: list[str]) -> tuple[list[dict], list[str]]:
 
 def print_tables(runs: list[dict], device: str, notes: list[str], load: str) -> None:
     print(C.header("Time to quality: training windows", device, notes, load))
-    print(C.markdown_table(["windows", "batch", "seed", "samples", "targets/epoch", "steps/epoch", "best/epochs",
-                            "valid NDCG@10", "test NDCG@10", "test Hit@10", "CPU s to best", "CPU s",
-                            "CPU s/epoch",
-                            *(f"to {t:.2f}" for t in THRESHOLDS)], summary_rows(runs)))
-    print(C.markdown_table(["windows", "batch", "seed", "epoch", "CPU s", "valid NDCG@10"], curve_rows(runs)))
+    print(C.markdown_table(SUMMARY_COLUMNS, summary_rows(runs)))
+    print(C.markdown_table(["side", "windows", "batch", "seeds", "valid NDCG@10", "test NDCG@10",
+                            "test NDCG@10 per seed", "test Hit@10", "CPU s to best", "CPU s/epoch"],
+                           mean_rows(runs)))
+    print(C.markdown_table(["side", "windows", "batch", "seed", "epoch", "CPU s", "valid NDCG@10"], curve_rows(runs)))
 
 
 def main(argv: list[str] | None = None) -> int:
