@@ -97,3 +97,13 @@ def test_merge_shows_both_sides(tmp_path):
     assert rows[1][:4] == ["recbole", "prefixes", 256, 42]
     assert rows[0][-3:] == ["20", "20", "-"]                    # to 0.08 / 0.09 / 0.10
     assert [row[:3] for row in T.mean_rows(runs)] == [["ours", "last", 256], ["recbole", "prefixes", 256]]
+
+
+def test_budget_table_takes_the_best_within_each_budget():
+    import time_to_quality as T
+
+    runs = [{"side": "recbole", "windows": "prefixes", "batch_size": 256,
+             "curve": [[1, 100.0, 0.08], [2, 200.0, 0.11], [3, 300.0, 0.10]]},
+            {"side": "recbole", "windows": "prefixes", "batch_size": 256,
+             "curve": [[1, 150.0, 0.06], [2, 250.0, 0.09]]}]
+    assert T.budget_rows(runs, [50, 100, 200, 300]) == [["recbole", "prefixes", 256, 2, 0.0, 0.04, 0.085, 0.1]]
