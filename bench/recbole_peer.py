@@ -229,7 +229,12 @@ def run_one(args: argparse.Namespace, data, seed: int, folder: Path, name: str, 
     init_seed(seed, True)
     model = SASRec(config, train_data.dataset).to("cpu")
     torch.autograd.set_detect_anomaly(False)
-    trainer = Trainer(config, model)
+    here = os.getcwd()
+    os.chdir(folder)                             # its Trainer opens ./log_tensorboard: keep it out of the repo
+    try:
+        trainer = Trainer(config, model)
+    finally:
+        os.chdir(here)
     samples = len(train_data.dataset)
     max_len = config["MAX_ITEM_LIST_LENGTH"]
     setup_s = time.process_time() - start
