@@ -47,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="", help="also write every run (curve included) to this JSON file")
     p.add_argument("--merge", nargs="+", default=[], metavar="JSON",
                    help="train nothing: print the tables of runs saved with --out (runs made in parallel)")
+    p.add_argument("--budgets", default="10,25,50,75,100,150",
+                   help="comma-separated CPU seconds: the table of the best validation NDCG@10 reached within each")
     p.add_argument("--smoke", action="store_true", help="tiny model, 2 epochs, seed 42 (CI)")
     args = p.parse_args(argv)
     if args.smoke:
@@ -59,6 +61,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not args.seed_list or args.epochs < 1:
         p.error("--seeds needs at least one seed and --epochs >= 1")
     args.window_list = C.parse_list(args.windows, WINDOWS, "--windows")
+    try:
+        args.budget_list = [float(b) for b in args.budgets.split(",") if b.strip()]
+    except ValueError:
+        p.error(f"--budgets: got {args.budgets!r}; allowed: comma-separated numbers")
     return args
 
 
@@ -89,7 +95,7 @@ def run_one(args: argparse.Namespace, data, windows: str, seed: int) -> dict:
             "steps": trainer.batches.n_batches(config.train.batch_size),
             "best_epoch": result.best_epoch, "epochs": result.epochs,
             "valid_ndcg_10": result.valid["ndcg_10"], "test_ndcg_10": result.test["ndcg_10"],
-            "test_hit_10": result.test["hit_10"], "cpu_s": round(time.process_time() - start, 2),
+            "test_hit_10": result.test["hit_10"], "side": "ours", "cpu_s": round(time.process_time() - start, 2),
             "curve": curve}
 
 
@@ -98,17 +104,57 @@ def seconds_to(curve: list, threshold: float) -> str:
     return "-" if hit is None else f"{hit:.0f}"
 
 
+SUMMARY_COLUMNS = ["side", "windows", "batch", "seed", "samples", "targets/epoch", "steps/epoch", "best/epochs",
+                   "valid NDCG@10", "test NDCG@10", "test Hit@10", "CPU s to best", "CPU s", "CPU s/epoch",
+                   *(f"to {t:.2f}" for t in THRESHOLDS)]
+
+
+def side(run: dict) -> str:
+    """Which implementation made a run: "ours" (this script) or a peer's (bench/recbole_peer.py)."""
+    return run.get("side", "ours")
+
+
 def summary_rows(runs: list[dict]) -> list[list]:
-    return [[r["windows"], r["batch_size"], r["seed"], r["samples"], r["targets"], r["steps"],
-             f"{r['best_epoch']}/{r['epochs']}", round(r["valid_ndcg_10"], 4), round(r["test_ndcg_10"], 4),
+    return [[side(r), r["windows"], r["batch_size"], r["seed"], r["samples"], r["targets"], r["steps"],
+             f"{r['best_epoch']}/{r['epochs']}" + ("" if r.get("finished", True) else " unfinished"), round(r["valid_ndcg_10"], 4), round(r["test_ndcg_10"], 4),
              round(r["test_hit_10"], 4), round(r["curve"][r["best_epoch"] - 1][1]), round(r["cpu_s"]),
              round(r["cpu_s"] / r["epochs"], 2), *(seconds_to(r["curve"], t) for t in THRESHOLDS)]
             for r in runs]
 
 
 def curve_rows(runs: list[dict]) -> list[list]:
-    return [[r["windows"], r["batch_size"], r["seed"], epoch, seconds, ndcg]
+    return [[side(r), r["windows"], r["batch_size"], r["seed"], epoch, seconds, ndcg]
             for r in runs for epoch, seconds, ndcg in r["curve"]]
+
+
+def grouped(runs: list[dict]) -> dict[tuple, list[dict]]:
+    """Runs by (side, windows, batch), in first-seen order."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((side(r), r["windows"], r["batch_size"]), []).append(r)
+    return groups
+
+
+def budget_rows(runs: list[dict], budgets: list[float]) -> list[list]:
+    """Per (side, windows, batch): the best validation NDCG@10 reached within each CPU budget,
+    averaged over the seeds (0 before a run's first epoch ends)."""
+    return [[*key, len(rs), *(round(sum(max((v for _, s, v in r["curve"] if s <= b), default=0.0)
+                                           for r in rs) / len(rs), 4) for b in budgets)]
+            for key, rs in grouped(runs).items()]
+
+
+def mean_rows(runs: list[dict]) -> list[list]:
+    """Per (side, windows, batch): means over its seeds, with the per-seed test NDCG@10."""
+    groups = grouped(runs)
+
+    def mean(values: list[float]) -> float:
+        return round(sum(values) / len(values), 4)
+
+    return [[*key, len(rs), mean([r["valid_ndcg_10"] for r in rs]), mean([r["test_ndcg_10"] for r in rs]),
+             " / ".join(f"{r['test_ndcg_10']:.4f}" for r in rs), mean([r["test_hit_10"] for r in rs]),
+             round(sum(r["curve"][r["best_epoch"] - 1][1] for r in rs) / len(rs)),
+             round(sum(r["cpu_s"] / r["epochs"] for r in rs) / len(rs), 2)]
+            for key, rs in groups.items()]
 
 
 def write_runs(path: str, runs: list[dict]) -> None:
@@ -128,20 +174,23 @@ def merged(paths: list[str]) -> tuple[list[dict], list[str]]:
     return runs, notes
 
 
-def print_tables(runs: list[dict], device: str, notes: list[str], load: str) -> None:
+def print_tables(runs: list[dict], device: str, notes: list[str], load: str,
+                 budgets: tuple[float, ...] = (10, 25, 50, 75, 100, 150)) -> None:
     print(C.header("Time to quality: training windows", device, notes, load))
-    print(C.markdown_table(["windows", "batch", "seed", "samples", "targets/epoch", "steps/epoch", "best/epochs",
-                            "valid NDCG@10", "test NDCG@10", "test Hit@10", "CPU s to best", "CPU s",
-                            "CPU s/epoch",
-                            *(f"to {t:.2f}" for t in THRESHOLDS)], summary_rows(runs)))
-    print(C.markdown_table(["windows", "batch", "seed", "epoch", "CPU s", "valid NDCG@10"], curve_rows(runs)))
+    print(C.markdown_table(SUMMARY_COLUMNS, summary_rows(runs)))
+    print(C.markdown_table(["side", "windows", "batch", "seeds", "valid NDCG@10", "test NDCG@10",
+                            "test NDCG@10 per seed", "test Hit@10", "CPU s to best", "CPU s/epoch"],
+                           mean_rows(runs)))
+    print(C.markdown_table(["side", "windows", "batch", "seeds", *(f"{b:g} CPU s" for b in budgets)],
+                           budget_rows(runs, list(budgets))))
+    print(C.markdown_table(["side", "windows", "batch", "seed", "epoch", "CPU s", "valid NDCG@10"], curve_rows(runs)))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.merge:
         runs, notes = merged(args.merge)
-        print_tables(runs, "cpu", notes, C.load_average())
+        print_tables(runs, "cpu", notes, C.load_average(), tuple(args.budget_list))
         return 0
     load, device = C.start(args)
     if device is None:
