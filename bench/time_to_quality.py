@@ -114,8 +114,14 @@ def side(run: dict) -> str:
     return run.get("side", "ours")
 
 
+def windows_label(run: dict) -> str:
+    """The windows a run trained on; a sliding run with its own stride says it ("sliding/10")."""
+    stride = run.get("stride") or 0
+    return f"{run['windows']}/{stride}" if run["windows"] == "sliding" and stride else run["windows"]
+
+
 def summary_rows(runs: list[dict]) -> list[list]:
-    return [[side(r), r["windows"], r["batch_size"], r["seed"], r["samples"], r["targets"], r["steps"],
+    return [[side(r), windows_label(r), r["batch_size"], r["seed"], r["samples"], r["targets"], r["steps"],
              f"{r['best_epoch']}/{r['epochs']}" + ("" if r.get("finished", True) else " unfinished"), round(r["valid_ndcg_10"], 4), round(r["test_ndcg_10"], 4),
              round(r["test_hit_10"], 4), round(r["curve"][r["best_epoch"] - 1][1]), round(r["cpu_s"]),
              round(r["cpu_s"] / r["epochs"], 2), *(seconds_to(r["curve"], t) for t in THRESHOLDS)]
@@ -123,7 +129,7 @@ def summary_rows(runs: list[dict]) -> list[list]:
 
 
 def curve_rows(runs: list[dict]) -> list[list]:
-    return [[side(r), r["windows"], r["batch_size"], r["seed"], epoch, seconds, ndcg]
+    return [[side(r), windows_label(r), r["batch_size"], r["seed"], epoch, seconds, ndcg]
             for r in runs for epoch, seconds, ndcg in r["curve"]]
 
 
@@ -131,7 +137,7 @@ def grouped(runs: list[dict]) -> dict[tuple, list[dict]]:
     """Runs by (side, windows, batch), in first-seen order."""
     groups: dict[tuple, list[dict]] = {}
     for r in runs:
-        groups.setdefault((side(r), r["windows"], r["batch_size"]), []).append(r)
+        groups.setdefault((side(r), windows_label(r), r["batch_size"]), []).append(r)
     return groups
 
 

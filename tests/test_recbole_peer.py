@@ -107,3 +107,13 @@ def test_budget_table_takes_the_best_within_each_budget():
             {"side": "recbole", "windows": "prefixes", "batch_size": 256,
              "curve": [[1, 150.0, 0.06], [2, 250.0, 0.09]]}]
     assert T.budget_rows(runs, [50, 100, 200, 300]) == [["recbole", "prefixes", 256, 2, 0.0, 0.04, 0.085, 0.1]]
+
+
+def test_a_sliding_run_with_its_own_stride_is_a_group_of_its_own():
+    import time_to_quality as T
+
+    curve = [[1, 10.0, 0.1]]
+    runs = [{"windows": "sliding", "stride": stride, "batch_size": 64, "curve": curve} for stride in (0, 10, None)]
+    assert [T.windows_label(r) for r in runs] == ["sliding", "sliding/10", "sliding"]
+    assert list(T.grouped(runs)) == [("ours", "sliding", 64), ("ours", "sliding/10", 64)]
+    assert T.windows_label({"windows": "last", "stride": 10}) == "last"
