@@ -48,6 +48,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
+from runtime import set_torch_threads  # noqa: E402
 
 FIELDS = ("user_id:token", "item_id:token", "timestamp:float")
 #: bench/time_to_quality.py's PROTOCOL in RecBole's names (ours: model/backbones/transformer.py,
@@ -218,7 +219,7 @@ def run_one(args: argparse.Namespace, data, seed: int, folder: Path, name: str, 
     paused = 0.0                                 # CPU s spent on provisional test metrics (not counted)
     config = recbole_config(folder, name, seed, args.epochs, args.extra)
     init_seed(seed, True)
-    torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)              # the project's one place that sets threads
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     problems = split_mismatches(data, recbole_split(valid_data.dataset, dataset),
