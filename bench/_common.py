@@ -157,6 +157,17 @@ def prepare(config: Any) -> Any:
     return prepare_dataset(config.data, progress=False)
 
 
+def parse_seeds(text: str, flag: str = "--seeds") -> list[int]:
+    """Comma-separated ints, at least one; a bad value exits with the flag, the value and what is allowed."""
+    try:
+        seeds = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise SystemExit(f"{flag}: got {text!r}; allowed: comma-separated ints (at least one)")
+    return seeds
+
+
 def parse_list(text: str, allowed: Sequence[str], flag: str) -> list[str]:
     items = [t.strip() for t in text.split(",") if t.strip()]
     bad = [t for t in items if t not in allowed]

@@ -48,7 +48,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
-from runtime import set_torch_threads  # noqa: E402
 
 FIELDS = ("user_id:token", "item_id:token", "timestamp:float")
 #: bench/time_to_quality.py's PROTOCOL in RecBole's names (ours: model/backbones/transformer.py,
@@ -219,7 +218,6 @@ def run_one(args: argparse.Namespace, data, seed: int, folder: Path, name: str, 
     paused = 0.0                                 # CPU s spent on provisional test metrics (not counted)
     config = recbole_config(folder, name, seed, args.epochs, args.extra)
     init_seed(seed, True)
-    set_torch_threads(args.threads)              # the project's one place that sets threads
     dataset = create_dataset(config)
     train_data, valid_data, test_data = data_preparation(config, dataset)
     problems = split_mismatches(data, recbole_split(valid_data.dataset, dataset),
@@ -319,12 +317,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.smoke:
         args.dataset, args.seeds, args.epochs, args.users = "ml-100k", "42", 1, args.users or 100
         args.set = ["hidden_size=16", "inner_size=16", "MAX_ITEM_LIST_LENGTH=20", *args.set]
-    try:
-        args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        p.error(f"--seeds: got {args.seeds!r}; allowed: comma-separated ints")
-    if not args.seed_list or args.epochs < 1:
-        p.error("--seeds needs at least one seed and --epochs >= 1")
+    args.seed_list = C.parse_seeds(args.seeds)
+    if args.epochs < 1:
+        p.error(f"--epochs: got {args.epochs}; allowed: >= 1")
     args.extra = {}
     for item in args.set:
         key, sep, value = item.partition("=")

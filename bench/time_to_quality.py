@@ -54,12 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.smoke:
         args.seeds, args.epochs = "42", 2
         args.set = ["model.hidden_size=16", "model.max_len=20", *args.set]
-    try:
-        args.seed_list = [int(s) for s in args.seeds.split(",") if s.strip()]
-    except ValueError:
-        p.error(f"--seeds: got {args.seeds!r}; allowed: comma-separated ints")
-    if not args.seed_list or args.epochs < 1:
-        p.error("--seeds needs at least one seed and --epochs >= 1")
+    args.seed_list = C.parse_seeds(args.seeds)
+    if args.epochs < 1:
+        p.error(f"--epochs: got {args.epochs}; allowed: >= 1")
     args.window_list = C.parse_list(args.windows, WINDOWS, "--windows")
     try:
         args.budget_list = [float(b) for b in args.budgets.split(",") if b.strip()]
