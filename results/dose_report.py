@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from results.stats import at_cap_sentence
 from results.study_plots import CONTROL
 
 METRIC_LABEL = {"ndcg_10": "test NDCG@10", "tail_item_ndcg_10": "test tail-item NDCG@10"}
@@ -43,7 +44,8 @@ def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame, missin
              f"(test NDCG@10 {_fmt(control['test_ndcg_10'].mean())}).", "",
              "Tests: paired t over seeds (p, and Holm over the doses of a metric: one exploratory family); "
              f"TOST at +/-{100 * config.dose.margin:g} % of the control's mean (equivalence). "
-             "`realised` is ICC's share of the loss over epoch 1.", ""]
+             "`realised` is ICC's share of the loss over epoch 1.", "",
+             at_cap_sentence(runs["best_epoch"].tolist(), config.train.epochs), ""]
     for metric, label in METRIC_LABEL.items():
         lines += [f"## {label}", "", "| clustering | share | seeds | realised | mean +/- 95 % CI | vs control | p "
                   "| p (Holm) | TOST p | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]

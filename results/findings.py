@@ -19,7 +19,7 @@ import pandas as pd
 from results.findings_claims import comparisons, search_seed_spread, sentences
 from results.findings_render import to_html_page, to_markdown_text
 from results.findings_search import arm_fronts, arm_trials, best_configs, budget_curves, confirmed_clusters, front_table
-from results.stats import ALPHA, mean_ci
+from results.stats import ALPHA, at_cap_sentence, mean_ci
 from results.study_plots import (VARIANT_LABEL, arm_parts, arm_search_seed, plot_arm_fronts, plot_budget,
                                  plot_effects, plot_pareto)
 from settings import dotted_value
@@ -167,6 +167,7 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
         ("list", shares),
         ("h2", "Reductions against the paper's settings"),
         ("list", reductions(config)),
+        ("p", at_cap_sentence(runs["best_epoch"].tolist() if not runs.empty else [], config.train.epochs)),
         ("h2", "Files"),
         ("list", ["`confirmation_runs.csv`: every confirmation run, all validation and test metrics",
                   "`search_trials.csv`: every search trial of every arm",

@@ -13,6 +13,7 @@ import statistics
 from typing import Any, Mapping, Sequence
 
 ALPHA = 0.05
+AT_CAP_BAR = 0.20      # a set of runs trains long enough when at most this share peaks at the epoch cap
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> dict[str, Any]:
@@ -104,3 +105,25 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
             front.append(i)
             best_second = points[i][1]
     return front
+
+
+def at_cap(best_epochs: Sequence[int], cap: int) -> dict[str, Any]:
+    """How many runs had their best validation epoch at the epoch cap: a run that peaks there was
+    still improving when it stopped, so a large share means the runs are undertrained."""
+    epochs = [int(e) for e in best_epochs]
+    n = len(epochs)
+    hits = sum(e >= cap for e in epochs)
+    return {"runs": n, "at_cap": hits, "share": hits / n if n else None, "cap": int(cap),
+            "median_best": statistics.median(epochs) if n else None,
+            "long_enough": (hits / n <= AT_CAP_BAR) if n else None}
+
+
+def at_cap_sentence(best_epochs: Sequence[int], cap: int) -> str:
+    """`at_cap` in words, against the bar of AT_CAP_BAR."""
+    c = at_cap(best_epochs, cap)
+    if not c["runs"]:
+        return "Training length: no runs yet."
+    judged = "long enough" if c["long_enough"] else "undertrained: raise the epoch cap"
+    return (f"Training length: {c['at_cap']} of {c['runs']} runs ({100 * c['share']:.0f} %) had their best "
+            f"validation epoch at the {cap}-epoch cap (median best epoch {c['median_best']:g}); at most "
+            f"{100 * AT_CAP_BAR:.0f} % is the bar, so {judged}.")

@@ -87,6 +87,7 @@ def test_a_tiny_dose_response_runs_reports_and_resumes(tmp_path):
     assert all(r["history"][0]["loss_shares"]["icc"] == 0.0 for r in runs if r["arm"] == "control")
     table = (tmp_path / "tiny" / "dose" / "dose.md").read_text()
     assert "| kmeans-8 | 0.1 | 2 |" in table and (tmp_path / "tiny" / "dose" / "dose.png").is_file()
+    assert "Training length: 4 of 4 runs (100 %) had their best validation epoch at the 1-epoch cap" in table
     saved = config.replace({"tune.name": "tiny"})                         # the config the folder holds
     assert pending_jobs(saved, tmp_path / "tiny") == []                       # a resume has nothing to do
     before = {p: p.stat().st_mtime for p in (tmp_path / "tiny" / "dose" / "runs").rglob("*.json")}

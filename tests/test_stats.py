@@ -8,7 +8,7 @@ import math
 import pytest
 
 from results.orchestration.reproduce import SIGNIFICANCE_TEST, paired_test
-from results.stats import holm, mean_ci, paired
+from results.stats import at_cap, at_cap_sentence, holm, mean_ci, paired
 
 # Three seeds; differences 0.02, 0.02, 0.005: mean 0.015, sd sqrt(7.5e-5), so t = 3 exactly.
 CONFIG = [0.30, 0.32, 0.31]
@@ -74,3 +74,16 @@ def test_mean_ci_and_holm_by_hand():
     assert mean_ci([5.0]) == {"n": 1, "mean": 5.0, "half_width": None, "std": None}
     # Holm: sorted p 0.01, 0.02, 0.04 times 3, 2, 1 -> 0.03, 0.04, 0.04 (kept monotone)
     assert holm([0.04, None, 0.01, 0.02]) == pytest.approx([0.04, None, 0.03, 0.04])
+
+
+def test_at_cap_counts_runs_that_peak_at_the_epoch_cap_against_the_20_percent_bar():
+    # The first study: 36 of its 60 confirmation runs peaked at the 15-epoch cap (README, issue 21).
+    first = at_cap([15] * 36 + [14] * 15 + [9] * 9, 15)
+    assert (first["runs"], first["at_cap"], first["median_best"], first["long_enough"]) == (60, 36, 15, False)
+    assert first["share"] == pytest.approx(0.6)
+    assert at_cap([30, 10, 12, 13, 11], 30)["long_enough"] is True          # 1 of 5 = 20 %: at the bar
+    assert at_cap([30, 30, 12, 13, 11], 30)["long_enough"] is False         # 40 %
+    assert at_cap([], 30)["share"] is None
+    assert "36 of 60 runs (60 %)" in at_cap_sentence([15] * 36 + [14] * 24, 15)
+    assert "undertrained" in at_cap_sentence([15] * 36 + [14] * 24, 15)
+    assert "long enough" in at_cap_sentence([11, 12], 30)
