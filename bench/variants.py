@@ -77,13 +77,19 @@ def load_records(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(folder.glob("*-s*.json"))]
 
 
-def pending(jobs: list[tuple], folder: Path | None) -> list[tuple]:
-    """The jobs without a record in `folder` made with the same config file and overrides."""
-    if folder is None:
-        return jobs
-    done = {(r["variant"], r["seed"]) for r in load_records(folder)
-            if r.get("overrides") == jobs[0][3] and r.get("config_file") == jobs[0][1]} if jobs else set()
-    return [job for job in jobs if (job[0], job[2]) not in done]
+def finished(jobs: list[tuple], folder: Path | None) -> list[dict[str, Any]]:
+    """The records in `folder` of these jobs, made with the same config file and overrides."""
+    if folder is None or not jobs:
+        return []
+    wanted = {(job[0], job[2]) for job in jobs}
+    return [r for r in load_records(folder) if (r["variant"], r["seed"]) in wanted
+            and r.get("overrides") == jobs[0][3] and r.get("config_file") == jobs[0][1]]
+
+
+def pending(jobs: list[tuple], folder: Path | None, done: list[dict[str, Any]] | None = None) -> list[tuple]:
+    """The jobs without a record in `folder` (or in `done`, when already read) made with the same settings."""
+    have = {(r["variant"], r["seed"]) for r in (finished(jobs, folder) if done is None else done)}
+    return [job for job in jobs if (job[0], job[2]) not in have]
 
 
 def reference_rows(config_path: str, overrides: list[str]) -> dict[str, dict[str, float]]:
@@ -205,9 +211,8 @@ def main(argv: list[str] | None = None) -> None:
     seeds = C.parse_seeds(args.seeds)
     out = Path(args.out) if args.out else None
     jobs = [(v, args.config, s, overrides) for s in seeds for v in args.variant_list]   # paired seeds first
-    todo = pending(jobs, out)
-    done = {(j[0], j[2]) for j in jobs} - {(j[0], j[2]) for j in todo}
-    records = [r for r in load_records(out) if (r["variant"], r["seed"]) in done] if out else []
+    records = finished(jobs, out)                        # the folder is read once
+    todo = pending(jobs, out, done=records)
     print(f"{len(jobs) - len(todo)} of {len(jobs)} runs already in {out}; running {len(todo)}" if out
           else f"running {len(todo)} runs", flush=True)
     with ProcessPoolExecutor(args.workers) as pool:
