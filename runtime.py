@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -71,10 +73,40 @@ def torch_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+#: exit status of a worker that stopped because its driver died
+PARENT_GONE = 75
+_watched_parent: list[int] = []
+
+
 def worker_process(threads: int = 1) -> None:
-    """Start of a worker process (study confirmation, benchmark recording): quiet, `threads`."""
+    """Start of a worker process (study confirmation, dose, benchmark recording): quiet,
+    `threads`, and gone when its driver is (see `exit_with_parent`)."""
     quiet_environment()
     set_torch_threads(threads)
+    exit_with_parent()
+
+
+def exit_with_parent(poll_s: float = 1.0) -> None:
+    """End this process soon after its parent dies, once per process.
+
+    Why: a pool worker outlives a driver killed by SIGTERM or SIGKILL (only Ctrl-C reaches the
+    whole process group); it would finish its run and take the next queued one, racing a resumed
+    driver for the same result file and taking a core from it. Results are written atomically,
+    so a worker stopped mid-run leaves no result, and the resumed driver runs that job again.
+    Only in a multiprocessing child: a driver run inline (or under nohup) must outlive its shell."""
+    import multiprocessing
+
+    if _watched_parent or multiprocessing.parent_process() is None:
+        return
+    parent = os.getppid()
+    _watched_parent.append(parent)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(PARENT_GONE)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _temporary_sibling(path: Path) -> Path:

@@ -87,3 +87,65 @@ def test_a_folder_appears_whole_and_a_finished_one_is_kept(tmp_path):
     with pytest.raises(OSError):
         runtime.write_folder_atomic(folder, lambda tmp: (tmp / "f").write_text("third"), lambda f: False)
     assert [p.name for p in tmp_path.iterdir()] == ["entry"]
+
+
+DRIVER = """
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from runtime import worker_process
+
+if __name__ == "__main__":
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        pool.submit(worker_process, 1).result()
+        open(sys.argv[1], "w").write(str(pool.submit(os.getpid).result()))
+        pool.submit(time.sleep, 120).result()
+"""
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:             # a zombie is gone for our purpose
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc to tell a zombie from a process")
+def test_a_pool_worker_stops_when_its_driver_is_killed(tmp_path):
+    """SIGKILL reaches the driver only; its worker must not go on training (a resumed driver
+    would race it for the same result file)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script, pid_file = tmp_path / "driver.py", tmp_path / "worker.pid"
+    script.write_text(DRIVER)
+    driver = subprocess.Popen([sys.executable, str(script), str(pid_file)], cwd=REPO,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        deadline = time.monotonic() + 60
+        while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        worker = int(pid_file.read_text())
+        assert _alive(worker)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        deadline = time.monotonic() + 15
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(worker), "the worker outlived its killed driver"
+    finally:
+        driver.kill()
+
+
+def test_a_process_that_is_not_a_pool_worker_never_watches_its_parent():
+    """A driver run under nohup must outlive the shell that started it."""
+    import runtime
+
+    runtime.exit_with_parent()
+    assert runtime._watched_parent == []
