@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from results.stats import pareto_front
+from results.pareto import front_indices
 from results.study_plots import VARIANT_LABEL, arm_parts
 
 
@@ -87,7 +87,7 @@ def front_table(trials: pd.DataFrame) -> pd.DataFrame:
                     & (trials["state"] != "errored")].reset_index(drop=True)
     if scored.empty:
         return scored
-    front = pareto_front(list(zip(scored["valid_ndcg_10"], scored["valid_tail_item_ndcg_10"])))
+    front = front_indices(list(zip(scored["valid_ndcg_10"], scored["valid_tail_item_ndcg_10"])))
     columns = [c for c in ("arm", "trial_id", "valid_ndcg_10", "valid_tail_item_ndcg_10", "lr", "dropout",
                            "gamma", "n_clusters", "cluster_method", "state") if c in scored.columns]
     return scored.loc[front, columns].reset_index(drop=True)
@@ -104,7 +104,7 @@ def arm_fronts(trials: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for arm, part in (scored.groupby("arm", sort=True) if not scored.empty else []):
         points = list(zip(part["valid_ndcg_10"], part["valid_tail_item_ndcg_10"]))
-        front = [points[i] for i in pareto_front(points)]
+        front = [points[i] for i in front_indices(points)]
         variant, backbone = arm_parts(arm)
         rows.append({"backbone": backbone, "arm": arm, "variant": VARIANT_LABEL.get(variant, variant),
                      "trials": len(points), "front": len(front),

@@ -60,6 +60,13 @@ def trial_points(trials: pd.DataFrame, objectives: Sequence[str]) -> list[tuple[
             for index, tid, state in zip(ordered.index, ordered["trial_id"], states)]
 
 
+def front_indices(points: Sequence[Sequence[float]]) -> list[int]:
+    """Positions of `points` on their front by the one rule (model.contract.pareto_front: all
+    maximised, equal points all on it, a non-finite one never), best first objective first."""
+    front = [int(i) for i in pareto_front((str(i), None, point) for i, point in enumerate(points))]
+    return sorted(front, key=lambda i: (-float(points[i][0]), i))
+
+
 def front_ids(trials: pd.DataFrame, objectives: Sequence[str]) -> list[str]:
     """The trials of the table on the validation front (model.contract.pareto_front)."""
     return pareto_front(trial_points(trials, objectives))

@@ -95,18 +95,6 @@ def holm(p_values: Sequence[float | None]) -> list[float | None]:
     return out
 
 
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats on both coordinates (higher is better),
-    sorted by the first coordinate, best first."""
-    order = sorted(range(len(points)), key=lambda i: (-points[i][0], -points[i][1]))
-    front, best_second = [], -math.inf
-    for i in order:
-        if points[i][1] > best_second:
-            front.append(i)
-            best_second = points[i][1]
-    return front
-
-
 def at_cap(best_epochs: Sequence[int], cap: int) -> dict[str, Any]:
     """How many runs had their best validation epoch at the epoch cap: a run that peaks there was
     still improving when it stopped, so a large share means the runs are undertrained."""

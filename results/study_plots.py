@@ -71,7 +71,7 @@ def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, path: Path) -> str | 
 def plot_arm_fronts(trials: pd.DataFrame, backbones: list[str], path: Path) -> str | None:
     """Per backbone: every arm's trials (faint) and its own Pareto front (a step line), so the
     LLM-ESR and ICC fronts can be compared at one budget."""
-    from results.stats import pareto_front
+    from results.pareto import front_indices
 
     scored = trials[trials["valid_ndcg_10"].notna() & trials["valid_tail_item_ndcg_10"].notna()
                     & (trials["state"] != "errored")] if not trials.empty else trials
@@ -85,7 +85,7 @@ def plot_arm_fronts(trials: pd.DataFrame, backbones: list[str], path: Path) -> s
             color = VARIANT_COLOR.get(variant, "k")
             ax.scatter(part["valid_ndcg_10"], part["valid_tail_item_ndcg_10"], s=12, alpha=0.3, color=color)
             points = list(zip(part["valid_ndcg_10"], part["valid_tail_item_ndcg_10"]))
-            front = sorted(points[i] for i in pareto_front(points))
+            front = sorted(points[i] for i in front_indices(points))
             ax.step([x for x, _ in front], [y for _, y in front], where="pre", color=color,
                     linestyle="-" if arm_search_seed(arm) is None else ":", label=arm)
         ax.set_title(backbone)

@@ -302,3 +302,12 @@ def test_tune_prints_the_pareto_set_as_its_own_table(capsys):
     assert "t1  terminated  0.3000  0.0100" in lines and "t3  stopped_early  0.1000  0.0800" in lines
     assert not any(line.startswith("pareto ") for line in lines)           # not in the two-column table
     assert json.loads(lines[-1])["pareto"] == summary["pareto"]
+
+
+def test_front_positions_follow_the_one_rule_ties_kept_nan_never():
+    """results.pareto.front_indices (the study's arm fronts) is model.contract.pareto_front on
+    positions: two trials with equal scores are both on the front, a NaN score never is."""
+    from results.pareto import front_indices
+
+    points = [(0.09, 0.03), (0.08, 0.04), (0.09, 0.03), (0.07, 0.02), (float("nan"), 0.5), (0.06, 0.05)]
+    assert front_indices(points) == [0, 2, 1, 5]
