@@ -1,5 +1,5 @@
 """The dose-response's files: every run (runs.csv), every dose against the control (doses.csv),
-a Markdown summary (dose.md) and test NDCG@10 against ICC's loss share, one line per clustering
+each clustering's best dose confirmed over more seeds (confirmed.csv), a Markdown summary (dose.md) and test NDCG@10 against ICC's loss share, one line per clustering
 with 95 % CIs and the control as a band (dose.png)."""
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame, missing: int = 0) -> str:
-    """The summary: the setting, the cost, and per metric a table of every dose."""
+def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame, missing: int = 0,
+             confirmed: list[dict[str, Any]] | None = None) -> str:
+    """The summary: the setting, the cost, the primary family (each clustering's best dose,
+    confirmed) and per metric a table of every dose of the screen."""
     control = runs[runs["arm"] == CONTROL]
     partial = ([f"**Partial: {missing} of {missing + len(runs)} planned runs are not done yet.** Each dose is "
                 f"compared on the seeds it shares with the control (`seeds`); one seed gives no test.", ""]
@@ -46,17 +48,39 @@ def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame, missin
              f"TOST at +/-{100 * config.dose.margin:g} % of the control's mean (equivalence). "
              "`realised` is ICC's share of the loss over epoch 1.", "",
              at_cap_sentence(runs["best_epoch"].tolist(), config.train.epochs), ""]
+    if config.dose.confirm_seeds:
+        lines += _confirmed_section(config, confirmed or [])
     for metric, label in METRIC_LABEL.items():
-        lines += [f"## {label}", "", "| clustering | share | seeds | realised | mean +/- 95 % CI | vs control | p "
-                  "| p (Holm) | TOST p | verdict |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in (r for r in rows if r["metric"] == metric):
-            ci = f"{_fmt(r['mean'])} +/- {_fmt(r['half_width'])}"
-            rel = "-" if r["relative"] is None else f"{100 * r['relative']:+.1f} %"
-            lines.append(f"| {r['clustering']} | {r['share']:g} | {r['seeds']} | {_fmt(r['realised_share'], 3)} | {ci} | {rel} "
-                         f"| {_fmt(r['p_value'], 3)} | {_fmt(r.get('p_holm'), 3)} | {_fmt(r['tost_p'], 3)} "
-                         f"| {r['verdict']} |")
-        lines.append("")
+        title = f"## Screen: {label}" if config.dose.confirm_seeds else f"## {label}"
+        lines += [title, "", *_table([r for r in rows if r["metric"] == metric], with_metric=False), ""]
     return "\n".join(lines)
+
+
+def _confirmed_section(config: Any, confirmed: list[dict[str, Any]]) -> list[str]:
+    """The primary family: each clustering's best share, chosen on validation over the screen's
+    seeds, against the control on every seed; Holm over the whole table."""
+    head = ["## Primary: each clustering's best share, confirmed", "",
+            f"Each clustering's share with the highest mean validation NDCG@10 over the screen's seeds "
+            f"{config.dose.seeds}, then run with the control on {config.dose.confirm_seeds} as well; tests on "
+            f"every seed both have. Holm over this table (pre-registered: the dose-response's primary family); "
+            f"the screen below is exploratory.", ""]
+    if not confirmed:
+        return head + ["Not chosen yet: the screen is not whole.", ""]
+    return head + _table(confirmed, with_metric=True) + [""]
+
+
+def _table(rows: list[dict[str, Any]], with_metric: bool) -> list[str]:
+    metric_head, metric_rule = ("| metric ", "|---") if with_metric else ("", "")
+    lines = [f"{metric_head}| clustering | share | seeds | realised | mean +/- 95 % CI | vs control | p | p (Holm) "
+             f"| TOST p | verdict |", f"{metric_rule}|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ci = f"{_fmt(r['mean'])} +/- {_fmt(r['half_width'])}"
+        rel = "-" if r["relative"] is None else f"{100 * r['relative']:+.1f} %"
+        metric = f"| {METRIC_LABEL[r['metric']]} " if with_metric else ""
+        lines.append(f"{metric}| {r['clustering']} | {r['share']:g} | {r['seeds']} | {_fmt(r['realised_share'], 3)} "
+                     f"| {ci} | {rel} | {_fmt(r['p_value'], 3)} | {_fmt(r.get('p_holm'), 3)} "
+                     f"| {_fmt(r['tost_p'], 3)} | {r['verdict']} |")
+    return lines
 
 
 def plot(config: Any, rows: list[dict[str, Any]], path: Path) -> Path | None:
@@ -94,12 +118,14 @@ def plot(config: Any, rows: list[dict[str, Any]], path: Path) -> Path | None:
 
 
 def write_dose_report(config: Any, out: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]],
-                      missing: int = 0) -> dict:
+                      missing: int = 0, confirmed: list[dict[str, Any]] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     frame = runs_frame(runs)
     frame.to_csv(out / "runs.csv", index=False)
     pd.DataFrame(rows).to_csv(out / "doses.csv", index=False)
-    (out / "dose.md").write_text(markdown(config, rows, frame, missing))
+    if confirmed:
+        pd.DataFrame(confirmed).to_csv(out / "confirmed.csv", index=False)
+    (out / "dose.md").write_text(markdown(config, rows, frame, missing, confirmed))
     image = plot(config, rows, out / "dose.png")
     return {"folder": str(out), "markdown": str(out / "dose.md"), "plot": str(image) if image else None,
             "runs": len(frame), "missing": missing, "doses": len(rows) // len(METRIC_LABEL)}

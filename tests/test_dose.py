@@ -77,26 +77,152 @@ def test_a_tiny_dose_response_runs_reports_and_resumes(tmp_path):
         "model.variant=llmesr", "model.hidden_size=16", "model.max_len=20", "model.num_blocks=1",
         "model.adapter_hidden=32", "model.loss=ce", "model.teacher=epoch", "clusters.silhouette_sample=0",
         "train.epochs=1", "train.batch_size=256", "train.device=cpu", f"tune.storage_path={tmp_path}",
-        "dose.shares=[0.1]", "dose.clusterings=[kmeans-8]", "dose.seeds=[42,43]", "dose.workers=2"])
-    out = run_dose(config, "tiny", progress=False)
+        "dose.shares=[0.1]", "dose.clusterings=[kmeans-8]", "dose.seeds=[42,43]", "dose.confirm_seeds=[44]",
+        "dose.workers=2"])
+    out = run_dose(config, "tiny", progress=False)                 # the screen, then the confirmation
     runs = load_runs(tmp_path / "tiny")
-    assert out["runs"] == 4 and out["doses"] == 1 and len(runs) == 4
+    assert out["runs"] == 6 and out["doses"] == 1 and len(runs) == 6 and {r["seed"] for r in runs} == {42, 43, 44}
     assert {r["arm"] for r in runs} == {"control", "kmeans-8-share0.1"}
     dosed = [r for r in runs if r["arm"] != "control"]
     assert all(abs(r["history"][0]["loss_shares"]["icc"] - 0.1) < 0.05 for r in dosed)      # the dose it bought
     assert all(r["history"][0]["loss_shares"]["icc"] == 0.0 for r in runs if r["arm"] == "control")
     table = (tmp_path / "tiny" / "dose" / "dose.md").read_text()
     assert "| kmeans-8 | 0.1 | 2 |" in table and (tmp_path / "tiny" / "dose" / "dose.png").is_file()
-    assert "Training length: 4 of 4 runs (100 %) had their best validation epoch at the 1-epoch cap" in table
+    assert "| test NDCG@10 | kmeans-8 | 0.1 | 3 |" in table                           # the primary family
+    assert "Training length: 6 of 6 runs (100 %) had their best validation epoch at the 1-epoch cap" in table
     saved = config.replace({"tune.name": "tiny"})                         # the config the folder holds
     assert pending_jobs(saved, tmp_path / "tiny") == []                       # a resume has nothing to do
     before = {p: p.stat().st_mtime for p in (tmp_path / "tiny" / "dose" / "runs").rglob("*.json")}
     run_dose(config, "tiny", resume=True, progress=False)
     assert {p: p.stat().st_mtime for p in before} == before
     assert json.loads(sorted(before)[0].read_text())["config"]["dose"]["seeds"] == [42, 43]
-    gone = sorted(before)[-1]                                    # a dose-response stopped part way:
+    gone = tmp_path / "tiny" / "dose" / "runs" / "kmeans-8-share0.1" / "seed-43.json"   # stopped part way:
     gone.unlink()
     partial = run_dose(config, "tiny", report_only=True, progress=False)
-    assert partial["runs"] == 3 and partial["missing"] == 1 and not gone.exists()      # reported, not run
-    assert "Partial: 1 of 4 planned runs" in (tmp_path / "tiny" / "dose" / "dose.md").read_text()
+    assert partial["runs"] == 5 and partial["missing"] == 1 and not gone.exists()      # reported, not run
+    assert "Partial: 1 of 6 planned runs" in (tmp_path / "tiny" / "dose" / "dose.md").read_text()
     assert "| one seed: no test yet |" in (tmp_path / "tiny" / "dose" / "dose.md").read_text()
+
+
+SMALL_PLAN = ["dose.shares=[0.05,0.2]", "dose.clusterings=[kmeans-16,hdbscan-5]", "dose.seeds=[42,43]",
+              "dose.confirm_seeds=[44,45]"]
+
+
+def _record(folder, config, arm, seed, valid, test, tail=None):
+    """A run file as run_confirmation writes it (metrics given, config the plan's own)."""
+    from results.orchestration.dose import confirm_configs, dose_configs, run_path
+    from runtime import write_atomic
+    from tuning.config import config_to_dict
+
+    plan = dose_configs(config) if seed in config.dose.seeds else confirm_configs(config, [arm])
+    record = {"arm": arm, "seed": seed, "config": config_to_dict(plan[arm][seed]),
+              "valid": {"ndcg_10": valid}, "test": {"ndcg_10": test, "tail_item_ndcg_10": tail or test / 3},
+              "best_epoch": 5, "epochs": 10, "seconds": 1.0,
+              "history": [{"epoch": 1, "loss_shares": {"icc": 0.0 if arm == "control" else 0.1}}]}
+    write_atomic(run_path(folder, arm, seed), json.dumps(record))
+
+
+def _whole_screen(folder, config):
+    """Every screen run; the best share on validation is 0.2 under kmeans-16 and 0.05 under
+    hdbscan-5, while on test 0.05 wins under kmeans-16 (the choice must not look at test)."""
+    valid = {"control": 0.10, "kmeans-16-share0.05": 0.10, "kmeans-16-share0.2": 0.11,
+             "hdbscan-5-share0.05": 0.12, "hdbscan-5-share0.2": 0.09}
+    test = {"control": 0.08, "kmeans-16-share0.05": 0.09, "kmeans-16-share0.2": 0.081,
+            "hdbscan-5-share0.05": 0.085, "hdbscan-5-share0.2": 0.07}
+    for seed in config.dose.seeds:
+        for arm in valid:
+            wobble = (seed - 42) * 1e-3 * (1.0 if arm == "control" else 0.4)
+            _record(folder, config, arm, seed, valid[arm] + wobble, test[arm] + wobble)
+
+
+def test_the_best_share_is_chosen_on_validation_and_only_from_a_whole_screen(tmp_path):
+    from results.orchestration.dose import best_shares, load_runs
+
+    config = load_config("configs/dose-scientific.yaml", SMALL_PLAN)
+    _whole_screen(tmp_path, config)
+    assert best_shares(config, load_runs(tmp_path)) == {"kmeans-16": 0.2, "hdbscan-5": 0.05}
+    (tmp_path / "dose" / "runs" / "hdbscan-5-share0.2" / "seed-43.json").unlink()
+    assert best_shares(config, load_runs(tmp_path)) == {"kmeans-16": 0.2}
+
+
+def test_the_confirmation_runs_the_control_and_each_best_dose_after_the_screen(tmp_path):
+    from results.orchestration.dose import pending_jobs
+
+    config = load_config("configs/dose-scientific.yaml", SMALL_PLAN)
+    screen = pending_jobs(config, tmp_path)
+    assert len(screen) == 2 * 5 and {seed for _, seed, _, _ in screen} == {42, 43}
+    _whole_screen(tmp_path, config)
+    confirm = pending_jobs(config, tmp_path)
+    assert [(arm, seed) for arm, seed, _, _ in confirm] == [
+        (arm, seed) for seed in (44, 45) for arm in ("control", "kmeans-16-share0.2", "hdbscan-5-share0.05")]
+    arm, seed, settings, _ = confirm[1]
+    assert settings["train"]["seed"] == 44 and settings["model"]["icc_share"] == 0.2
+    assert (settings["clusters"]["method"], settings["clusters"]["n_clusters"]) == ("kmeans", 16)
+
+
+def test_a_run_is_known_by_its_training_settings_not_by_the_plan(tmp_path):
+    """Growing the plan on resume (more seeds, another share) keeps every run already done."""
+    from results.orchestration.dose import pending_jobs
+
+    config = load_config("configs/dose-scientific.yaml", SMALL_PLAN)
+    _whole_screen(tmp_path, config)
+    grown = config.replace({"dose.shares": [0.05, 0.2, 0.5], "dose.confirm_seeds": [44, 45, 46]})
+    assert {arm for arm, _, _, _ in pending_jobs(grown, tmp_path)} == {"kmeans-16-share0.5", "hdbscan-5-share0.5"}
+    retrained = config.replace({"train.lr": 0.003})
+    assert len(pending_jobs(retrained, tmp_path)) == 10
+
+
+def test_the_primary_family_is_each_best_dose_on_every_seed_with_its_own_holm(tmp_path):
+    from results.dose_report import markdown, runs_frame
+    from results.orchestration.dose import load_runs, summarize_confirmed, summarize_doses
+    from results.stats import holm
+
+    config = load_config("configs/dose-scientific.yaml", SMALL_PLAN)
+    _whole_screen(tmp_path, config)
+    assert "Not chosen yet" not in markdown(config, [], runs_frame(load_runs(tmp_path)), 4,
+                                            summarize_confirmed(config, load_runs(tmp_path)))
+    for seed, bump in ((44, 0.001), (45, -0.0005)):
+        for arm, value in (("control", 0.08), ("kmeans-16-share0.2", 0.082), ("hdbscan-5-share0.05", 0.086)):
+            _record(tmp_path, config, arm, seed, 0.1, value + bump)
+    runs = load_runs(tmp_path)
+    confirmed = summarize_confirmed(config, runs)
+    assert [(r["clustering"], r["share"], r["metric"], r["seeds"]) for r in confirmed] == [
+        ("kmeans-16", 0.2, "ndcg_10", 4), ("kmeans-16", 0.2, "tail_item_ndcg_10", 4),
+        ("hdbscan-5", 0.05, "ndcg_10", 4), ("hdbscan-5", 0.05, "tail_item_ndcg_10", 4)]
+    assert [r["p_holm"] for r in confirmed] == holm([r["p_value"] for r in confirmed])
+    assert all(r["seeds"] == 2 for r in summarize_doses(config, runs))          # the screen keeps its seeds
+    text = markdown(config, summarize_doses(config, runs), runs_frame(runs), 0, confirmed)
+    assert "## Primary: each clustering's best share, confirmed" in text and "## Screen: test NDCG@10" in text
+    assert "| test tail-item NDCG@10 | hdbscan-5 | 0.05 | 4 |" in text
+
+
+def test_confirmation_seeds_must_be_new_seeds():
+    with pytest.raises(ConfigError, match=r"dose.confirm_seeds: got \[43, 44\]"):
+        load_config("configs/dose-scientific.yaml", ["dose.confirm_seeds=[43,44]"])
+
+
+def test_a_resume_may_grow_the_plan_but_not_change_how_runs_train(tmp_path):
+    import json as js
+
+    from results.orchestration.dose import claim_dose
+    from results.orchestration.study import STUDY_FILE, StudyError
+
+    config = load_config("configs/dose-scientific.yaml", [*SMALL_PLAN, f"tune.storage_path={tmp_path}"])
+    folder, _ = claim_dose(config, "d", resume=False, given=None)
+    more = config.replace({"dose.confirm_seeds": [44, 45, 46], "dose.workers": 1})
+    _, resumed = claim_dose(more, "d", resume=True, given=["dose.confirm_seeds", "dose.workers"])
+    assert resumed.dose.confirm_seeds == [44, 45, 46] and resumed.dose.shares == [0.05, 0.2]
+    assert js.loads((folder / STUDY_FILE).read_text())["dose"]["confirm_seeds"] == [44, 45, 46]
+    _, again = claim_dose(config, "d", resume=True, given=[])              # a bare --resume: the grown plan
+    assert again.dose.confirm_seeds == [44, 45, 46]
+    with pytest.raises(StudyError, match="train.lr"):
+        claim_dose(config.replace({"train.lr": 0.003}), "d", resume=True, given=["train.lr"])
+
+
+def test_the_missing_count_includes_the_confirmation_before_it_is_chosen(tmp_path):
+    from results.orchestration.dose import missing_runs
+
+    config = load_config("configs/dose-scientific.yaml", SMALL_PLAN)
+    assert missing_runs(config, tmp_path) == 10 + 3 * 2
+    _whole_screen(tmp_path, config)
+    assert missing_runs(config, tmp_path) == 6

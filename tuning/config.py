@@ -94,6 +94,8 @@ class DoseConfig:
     clusterings: list[str] = setting(["kmeans-16", "kmeans-64", "kmeans-256", "hdbscan-5", "hdbscan-20"],
                                      "kmeans-N (N clusters) or hdbscan-M (min_cluster_size M)")
     seeds: list[int] = setting([42, 43, 44], "training seeds, the same for every dose (paired tests)")
+    confirm_seeds: list[int] = setting([], "more seeds for each clustering's best share (chosen on validation "
+                                           "over `seeds`) and the control: the primary family ([] = screen only)")
     margin: float = setting(0.02, "TOST equivalence margin, relative to the control's mean", low=0, high=1,
                             low_open=True)
     workers: int = setting(2, "training runs at once (one torch thread each)", low=1)
@@ -224,6 +226,9 @@ def check_dose(dose: DoseConfig) -> None:
         clustering_changes(spec)
     if len(dose.seeds) < 2 or len(set(dose.seeds)) != len(dose.seeds):
         raise ConfigError(f"dose.seeds: got {dose.seeds!r}; allowed: at least 2 distinct ints (paired tests)")
+    if len(set(dose.confirm_seeds)) != len(dose.confirm_seeds) or set(dose.confirm_seeds) & set(dose.seeds):
+        raise ConfigError(f"dose.confirm_seeds: got {dose.confirm_seeds!r}; allowed: distinct ints that are not in "
+                          f"dose.seeds {dose.seeds!r}")
 
 
 def _without_switches_of(data: dict[str, Any], variant: Any) -> dict[str, Any]:

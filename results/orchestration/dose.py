@@ -7,6 +7,14 @@ tuned settings) every run is `base` with `model.icc_share = s`, variant icc and 
 (`dose.clusterings`: kmeans-N or hdbscan-M), or the control (`model.icc.without_icc`). Each run
 is an independent training run (no Ray), written as one JSON file like a study's confirmation
 runs, so a stopped dose-response resumes where it was (a run whose config changed runs again).
+A run is known by its training settings, not by the plan (`dose.*`): a resume may grow the plan
+(more seeds, shares or clusterings) and only the new runs train.
+
+The screen (`dose.seeds`) is exploratory. With `dose.confirm_seeds`, once the screen is whole,
+each clustering's best share (highest mean validation NDCG@10 over the screen's seeds: chosen
+without the test split) and the control also run on those seeds, and that family (best dose per
+clustering vs control, overall and tail-item test NDCG@10, every seed) is the dose-response's
+pre-registered primary one, Holm-adjusted on its own.
 
 Per dose and metric (test NDCG@10 overall and on tail items): the paired difference to the
 control with its 95 % CI, the paired t-test (Holm-adjusted over every dose of that metric: the
@@ -22,13 +30,15 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from results.orchestration.confirm import comparable, run_confirmation
-from results.orchestration.study import claim
+from results.orchestration.confirm import comparable, run_confirmation, write_json
+from results.orchestration.study import STUDY_FILE, claim
 from results.stats import equivalence, holm, mean_ci, paired, verdict
 from results.study_plots import CONTROL
 
 DOSE_DIR = "dose"
 METRICS = ("ndcg_10", "tail_item_ndcg_10")
+#: the metric a clustering's best share is chosen on (validation, so the test split stays unseen)
+SELECT_ON = "ndcg_10"
 
 
 def arm_name(clustering: str, share: float) -> str:
@@ -53,34 +63,76 @@ def run_path(folder: Path, arm: str, seed: int) -> Path:
     return folder / DOSE_DIR / "runs" / arm / f"seed-{seed}.json"
 
 
+def run_settings(config_dict: dict[str, Any]) -> dict[str, Any]:
+    """What makes a run that run: its config without the plan (`dose`), which says which runs
+    exist, not how one trains."""
+    return {section: value for section, value in config_dict.items() if section != "dose"}
+
+
 def pending_jobs(config: Any, folder: Path) -> list[tuple[str, int, dict, str]]:
-    """(arm, seed, config dict, output file) of every run missing or made with another config,
-    seed by seed (the control first in each): a dose-response stopped part way leaves whole
-    paired seeds, every dose beside its control, rather than some doses with every seed."""
+    """(arm, seed, config dict, output file) of every run missing or made with other training
+    settings, seed by seed (the control first in each): a dose-response stopped part way leaves
+    whole paired seeds, every dose beside its control, rather than some doses with every seed.
+    The screen first; the confirmation (`dose.confirm_seeds`) once the screen is whole."""
+    plan = dose_configs(config)
+    jobs = _missing(config, folder, plan, list(config.dose.seeds))
+    if jobs or not config.dose.confirm_seeds:
+        return jobs
+    chosen = [CONTROL, *(arm_name(c, s) for c, s in best_shares(config, load_runs(folder)).items())]
+    return _missing(config, folder, confirm_configs(config, chosen), list(config.dose.confirm_seeds))
+
+
+def _missing(config: Any, folder: Path, plan: dict[str, dict[int, Any]], seeds: list[int]) -> list[tuple]:
     from tuning.config import config_to_dict
 
-    plan, jobs = dose_configs(config), []
-    for seed in config.dose.seeds:
+    jobs = []
+    for seed in seeds:
         for arm, by_seed in plan.items():
             wanted, out = config_to_dict(by_seed[seed]), run_path(folder, arm, seed)
-            if not out.is_file() or comparable(json.loads(out.read_text())["config"]) != wanted:
+            if not out.is_file() or run_settings(comparable(json.loads(out.read_text())["config"])) != run_settings(wanted):
                 jobs.append((arm, int(seed), wanted, str(out)))
     return jobs
 
 
+def confirm_configs(config: Any, arms: list[str]) -> dict[str, dict[int, Any]]:
+    """arm -> confirmation seed -> Config, for the chosen arms (the control among them)."""
+    screen = {arm: by_seed[config.dose.seeds[0]] for arm, by_seed in dose_configs(config).items() if arm in arms}
+    return {arm: {seed: base.replace({"train.seed": int(seed)}) for seed in config.dose.confirm_seeds}
+            for arm, base in screen.items()}
+
+
+def best_shares(config: Any, runs: list[dict[str, Any]]) -> dict[str, float]:
+    """clustering -> its share with the highest mean validation NDCG@10 over the screen's seeds
+    (the smaller share on a tie); a clustering with a share not yet run on every screen seed
+    has none."""
+    seeds = set(int(s) for s in config.dose.seeds)
+    by_arm: dict[str, dict[int, float]] = {}
+    for run in runs:
+        if int(run["seed"]) in seeds:
+            by_arm.setdefault(run["arm"], {})[int(run["seed"])] = float(run["valid"][SELECT_ON])
+    best = {}
+    for clustering in config.dose.clusterings:
+        scores = {share: by_arm.get(arm_name(clustering, share), {}) for share in config.dose.shares}
+        if all(set(got) == seeds for got in scores.values()):
+            best[clustering] = max(sorted(scores), key=lambda share: sum(scores[share].values()) / len(seeds))
+    return best
+
+
 def run_doses(config: Any, folder: Path, progress: bool) -> None:
-    """Every pending run, `dose.workers` at a time, each in its own process (one torch thread)."""
-    jobs = pending_jobs(config, folder)
-    if not jobs:
-        return
-    _say(progress, f"dose-response: {len(jobs)} runs to go, {config.dose.workers} at a time")
-    with ProcessPoolExecutor(config.dose.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_confirmation, job): job for job in jobs}
-        for done, future in enumerate(as_completed(futures), start=1):
-            record = json.loads(Path(future.result()).read_text())
-            _say(progress, f"dose {done}/{len(jobs)}: {record['arm']} seed {record['seed']}: test NDCG@10 "
-                           f"{record['test']['ndcg_10']:.4f}, tail {record['test']['tail_item_ndcg_10']:.4f} "
-                           f"({record['seconds']:.0f} s)")
+    """Every pending run, `dose.workers` at a time, each in its own process (one torch thread):
+    the screen, then (its choice made) the confirmation."""
+    for _stage in ("screen", "confirmation"):
+        jobs = pending_jobs(config, folder)
+        if not jobs:
+            return
+        _say(progress, f"dose-response: {len(jobs)} runs to go, {config.dose.workers} at a time")
+        with ProcessPoolExecutor(config.dose.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(run_confirmation, job): job for job in jobs}
+            for done, future in enumerate(as_completed(futures), start=1):
+                record = json.loads(Path(future.result()).read_text())
+                _say(progress, f"dose {done}/{len(jobs)}: {record['arm']} seed {record['seed']}: test NDCG@10 "
+                               f"{record['test']['ndcg_10']:.4f}, tail {record['test']['tail_item_ndcg_10']:.4f} "
+                               f"({record['seconds']:.0f} s)")
 
 
 def load_runs(folder: Path) -> list[dict[str, Any]]:
@@ -88,32 +140,57 @@ def load_runs(folder: Path) -> list[dict[str, Any]]:
 
 
 def summarize_doses(config: Any, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (dose, metric): means with CIs, the paired difference to the control, its
-    test (raw and Holm-adjusted over the metric's doses), TOST and the verdict."""
-    by_arm: dict[str, dict[int, dict]] = {}
-    for run in runs:
-        by_arm.setdefault(run["arm"], {})[int(run["seed"])] = run
-    control = by_arm.get(CONTROL, {})
-    rows = []
-    for clustering in config.dose.clusterings:
-        for share in config.dose.shares:
-            arm = by_arm.get(arm_name(clustering, share), {})
-            seeds = sorted(set(arm) & set(control))
-            for metric in METRICS:
-                treated = [arm[s]["test"][metric] for s in seeds]
-                base = [control[s]["test"][metric] for s in seeds]
-                diff, tost = paired(treated, base), equivalence(treated, base, config.dose.margin)
-                rows.append({"clustering": clustering, "share": share, "metric": metric, "seeds": len(seeds),
-                             "mean": mean_ci(treated)["mean"], "half_width": mean_ci(treated)["half_width"],
-                             "control_mean": mean_ci(base)["mean"], "relative": diff["relative"],
-                             "diff": diff["diff"], "diff_half_width": diff["diff_half_width"],
-                             "p_value": diff["p_value"], "tost_p": tost["p_value"],
-                             "verdict": _verdict(len(seeds), diff, tost),
-                             "realised_share": _mean_realised_share([arm[s] for s in seeds])})
+    """The screen: one row per (dose, metric) over the screen's seeds: means with CIs, the paired
+    difference to the control, its test (raw and Holm-adjusted over the metric's doses: one
+    exploratory family), TOST and the verdict."""
+    by_arm = _by_arm(runs, set(int(s) for s in config.dose.seeds))
+    rows = [row for clustering in config.dose.clusterings for share in config.dose.shares
+            for row in _compare(config, clustering, share, by_arm)]
     for metric in METRICS:
         mine = [r for r in rows if r["metric"] == metric]
         for row, adjusted in zip(mine, holm([r["p_value"] for r in mine])):
             row["p_holm"] = adjusted
+    return rows
+
+
+def summarize_confirmed(config: Any, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The primary family: each clustering's best share (`best_shares`) against the control on
+    every seed both have (screen and confirmation), overall and tail-item, Holm over all of it.
+    Empty without `dose.confirm_seeds`."""
+    if not config.dose.confirm_seeds:
+        return []
+    by_arm = _by_arm(runs, set(int(s) for s in (*config.dose.seeds, *config.dose.confirm_seeds)))
+    rows = [row for clustering, share in best_shares(config, runs).items()
+            for row in _compare(config, clustering, share, by_arm)]
+    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
+        row["p_holm"] = adjusted
+    return rows
+
+
+def _by_arm(runs: list[dict[str, Any]], seeds: set[int]) -> dict[str, dict[int, dict]]:
+    by_arm: dict[str, dict[int, dict]] = {}
+    for run in runs:
+        if int(run["seed"]) in seeds:
+            by_arm.setdefault(run["arm"], {})[int(run["seed"])] = run
+    return by_arm
+
+
+def _compare(config: Any, clustering: str, share: float, by_arm: dict[str, dict[int, dict]]) -> list[dict]:
+    """A dose against the control on the seeds both have, one row per metric."""
+    arm, control = by_arm.get(arm_name(clustering, share), {}), by_arm.get(CONTROL, {})
+    seeds = sorted(set(arm) & set(control))
+    rows = []
+    for metric in METRICS:
+        treated = [arm[s]["test"][metric] for s in seeds]
+        base = [control[s]["test"][metric] for s in seeds]
+        diff, tost = paired(treated, base), equivalence(treated, base, config.dose.margin)
+        rows.append({"clustering": clustering, "share": share, "metric": metric, "seeds": len(seeds),
+                     "mean": mean_ci(treated)["mean"], "half_width": mean_ci(treated)["half_width"],
+                     "control_mean": mean_ci(base)["mean"], "relative": diff["relative"],
+                     "diff": diff["diff"], "diff_half_width": diff["diff_half_width"],
+                     "p_value": diff["p_value"], "tost_p": tost["p_value"],
+                     "verdict": _verdict(len(seeds), diff, tost),
+                     "realised_share": _mean_realised_share([arm[s] for s in seeds])})
     return rows
 
 
@@ -137,12 +214,44 @@ def run_dose(config: Any, name: str, resume: bool = False, progress: bool = True
     going, or stopped part way: the files say how many runs are missing)."""
     from results.dose_report import write_dose_report
 
-    folder, config = claim(config, name, resume or report_only, given)
+    folder, config = claim_dose(config, name, resume or report_only, given)
     if not report_only:
         run_doses(config, folder, progress)
     runs = load_runs(folder)
     return write_dose_report(config, folder / DOSE_DIR, runs, summarize_doses(config, runs),
-                             missing=len(pending_jobs(config, folder)))
+                             missing=missing_runs(config, folder), confirmed=summarize_confirmed(config, runs))
+
+
+def missing_runs(config: Any, folder: Path) -> int:
+    """Runs of the plan not done yet: while the screen is not whole, its missing runs and every
+    confirmation run (chosen only after it)."""
+    screen = len(_missing(config, folder, dose_configs(config), list(config.dose.seeds)))
+    if screen:
+        return screen + (1 + len(config.dose.clusterings)) * len(config.dose.confirm_seeds)
+    return len(pending_jobs(config, folder))
+
+
+def claim_dose(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path, Any]:
+    """`claim` for a dose-response, whose plan may change on resume: the training settings must
+    match the saved ones (as for a study), while the `dose.*` settings the user gave replace the
+    saved ones and are saved for the next resume (no run is lost: runs are known by their
+    training settings)."""
+    from settings import dotted_value
+    from tuning.config import config_to_dict
+
+    every = given if given is not None else [f"{section}.{field}" for section, fields in
+                                             config_to_dict(config).items() for field in fields]
+    plan_keys = [key for key in every if key == "dose" or key.startswith("dose.")]
+    folder, saved = claim(config, name, resume, [key for key in every if key not in plan_keys])
+    if not resume or not plan_keys:
+        return folder, saved
+    mine = config_to_dict(config)
+    keys = [f"dose.{field}" for field in mine["dose"]] if "dose" in plan_keys else plan_keys
+    grown = saved.replace({key: dotted_value(mine, key) for key in keys})
+    kept = config_to_dict(grown)
+    kept["tune"]["name"] = name
+    write_json(folder / STUDY_FILE, kept)
+    return folder, grown
 
 
 def _say(progress: bool, line: str) -> None:
