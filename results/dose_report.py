@@ -20,7 +20,9 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
              "cluster_method": r["config"]["clusters"]["method"], "best_epoch": r["best_epoch"],
              "epochs": r["epochs"], "seconds": r["seconds"],
              **{f"test_{k}": v for k, v in r["test"].items() if k in METRIC_LABEL}} for r in runs]
-    return pd.DataFrame(rows)
+    columns = ["arm", "seed", "icc_share", "cluster_method", "best_epoch", "epochs", "seconds",
+               *(f"test_{k}" for k in METRIC_LABEL)]
+    return pd.DataFrame(rows, columns=columns)            # the columns even before the first run
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -90,7 +92,7 @@ def plot(config: Any, rows: list[dict[str, Any]], path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not rows:
+    if not any(r["mean"] is not None for r in rows):      # nothing run yet: no plot
         return None
     fig, axes = plt.subplots(1, len(METRIC_LABEL), figsize=(11, 4))
     for ax, (metric, label) in zip(axes, METRIC_LABEL.items()):

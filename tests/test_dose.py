@@ -208,13 +208,17 @@ def test_a_resume_may_grow_the_plan_but_not_change_how_runs_train(tmp_path):
     from results.orchestration.study import STUDY_FILE, StudyError
 
     config = load_config("configs/dose-scientific.yaml", [*SMALL_PLAN, f"tune.storage_path={tmp_path}"])
-    folder, _ = claim_dose(config, "d", resume=False, given=None)
+    from results.orchestration.dose import save_plan
+
+    folder, _, changed = claim_dose(config, "d", resume=False, given=None)
+    assert not changed
     more = config.replace({"dose.confirm_seeds": [44, 45, 46], "dose.workers": 1})
-    _, resumed = claim_dose(more, "d", resume=True, given=["dose.confirm_seeds", "dose.workers"])
-    assert resumed.dose.confirm_seeds == [44, 45, 46] and resumed.dose.shares == [0.05, 0.2]
-    assert js.loads((folder / STUDY_FILE).read_text())["dose"]["confirm_seeds"] == [44, 45, 46]
-    _, again = claim_dose(config, "d", resume=True, given=[])              # a bare --resume: the grown plan
-    assert again.dose.confirm_seeds == [44, 45, 46]
+    _, resumed, changed = claim_dose(more, "d", resume=True, given=["dose.confirm_seeds", "dose.workers"])
+    assert changed and resumed.dose.confirm_seeds == [44, 45, 46] and resumed.dose.shares == [0.05, 0.2]
+    assert js.loads((folder / STUDY_FILE).read_text())["dose"]["confirm_seeds"] == [44, 45]   # saved by the driver
+    save_plan(resumed, folder, "d")
+    _, again, changed = claim_dose(config, "d", resume=True, given=[])      # a bare --resume: the grown plan
+    assert again.dose.confirm_seeds == [44, 45, 46] and not changed
     with pytest.raises(StudyError, match="train.lr"):
         claim_dose(config.replace({"train.lr": 0.003}), "d", resume=True, given=["train.lr"])
 
@@ -226,3 +230,16 @@ def test_the_missing_count_includes_the_confirmation_before_it_is_chosen(tmp_pat
     assert missing_runs(config, tmp_path) == 10 + 3 * 2
     _whole_screen(tmp_path, config)
     assert missing_runs(config, tmp_path) == 6
+
+
+def test_a_second_dose_driver_is_refused_while_the_first_runs(tmp_path):
+    """Two drivers would both take the first missing run; a report beside a driver is fine."""
+    from results.orchestration.dose import claim_dose, run_dose
+    from tuning.lock import ExperimentLocked, driver_lock
+
+    config = load_config("configs/dose-scientific.yaml", [*SMALL_PLAN, f"tune.storage_path={tmp_path}"])
+    folder, _, _ = claim_dose(config, "d", resume=False, given=None)
+    with driver_lock(folder, "d"):
+        with pytest.raises(ExperimentLocked, match="d"):
+            run_dose(config, "d", resume=True, progress=False, given=[])
+        assert run_dose(config, "d", report_only=True, progress=False, given=[])["missing"] == 16

@@ -211,12 +211,17 @@ def run_dose(config: Any, name: str, resume: bool = False, progress: bool = True
              given: Any = None, report_only: bool = False) -> dict[str, Any]:
     """Run (or continue) the dose-response named `name`; write and return its summary files.
     `report_only`: write them from the runs on disk, running nothing (a dose-response still
-    going, or stopped part way: the files say how many runs are missing)."""
+    going, or stopped part way: the files say how many runs are missing). One driver at a time
+    (the folder's driver lock); a report may be written beside it."""
     from results.dose_report import write_dose_report
+    from tuning.lock import driver_lock
 
-    folder, config = claim_dose(config, name, resume or report_only, given)
+    folder, config, plan_changed = claim_dose(config, name, resume or report_only, given)
     if not report_only:
-        run_doses(config, folder, progress)
+        with driver_lock(folder, name):
+            if plan_changed:
+                save_plan(config, folder, name)
+            run_doses(config, folder, progress)
     runs = load_runs(folder)
     return write_dose_report(config, folder / DOSE_DIR, runs, summarize_doses(config, runs),
                              missing=missing_runs(config, folder), confirmed=summarize_confirmed(config, runs))
@@ -231,11 +236,11 @@ def missing_runs(config: Any, folder: Path) -> int:
     return len(pending_jobs(config, folder))
 
 
-def claim_dose(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path, Any]:
+def claim_dose(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path, Any, bool]:
     """`claim` for a dose-response, whose plan may change on resume: the training settings must
     match the saved ones (as for a study), while the `dose.*` settings the user gave replace the
-    saved ones and are saved for the next resume (no run is lost: runs are known by their
-    training settings)."""
+    saved ones (no run is lost: runs are known by their training settings). Returns the folder,
+    the config, and whether the plan differs from the saved one (`save_plan` keeps it)."""
     from settings import dotted_value
     from tuning.config import config_to_dict
 
@@ -244,14 +249,20 @@ def claim_dose(config: Any, name: str, resume: bool, given: Any = None) -> tuple
     plan_keys = [key for key in every if key == "dose" or key.startswith("dose.")]
     folder, saved = claim(config, name, resume, [key for key in every if key not in plan_keys])
     if not resume or not plan_keys:
-        return folder, saved
+        return folder, saved, False
     mine = config_to_dict(config)
     keys = [f"dose.{field}" for field in mine["dose"]] if "dose" in plan_keys else plan_keys
     grown = saved.replace({key: dotted_value(mine, key) for key in keys})
-    kept = config_to_dict(grown)
+    return folder, grown, grown.dose != saved.dose
+
+
+def save_plan(config: Any, folder: Path, name: str) -> None:
+    """The plan a later bare `--resume` continues."""
+    from tuning.config import config_to_dict
+
+    kept = config_to_dict(config)
     kept["tune"]["name"] = name
     write_json(folder / STUDY_FILE, kept)
-    return folder, grown
 
 
 def _say(progress: bool, line: str) -> None:

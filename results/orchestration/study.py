@@ -34,6 +34,7 @@ from model.config import ModelConfig
 from model.icc import WEIGHTS as ICC_WEIGHTS, icc_on
 from results.orchestration.confirm import (StudyError, comparable, load_confirmations, run_confirmations, say,
                                            write_json)
+from tuning.lock import driver_lock
 
 STUDY_FILE = "study_config.json"
 SEARCH_DIR = "search"
@@ -187,16 +188,17 @@ def run_study(config: Any, name: str, resume: bool = False, address: str | None 
         raise StudyError("the study needs a name (--name N)")
     out = findings_folder(findings_dir)          # before any work: a bad --findings costs nothing
     folder, config = claim(config, name, resume, given)
-    plans = arm_plans(config, folder)
-    refs = references(config, folder)
-    out = out or folder / FINDINGS_DIR
-    experiments: dict[str, Path] = {}
-    for backbone in config.study.backbones:          # one backbone at a time: its answer comes early
-        group = {arm: plan for arm, plan in plans.items() if plan.model.backbone == backbone}
-        found = run_search(group, folder, address, progress)
-        run_confirmations(config, folder, found, progress)
-        experiments.update(found)
-        written = write_findings(config, folder, experiments, load_confirmations(folder), refs, out,
-                                 command=command)
-        say(progress, f"findings after {backbone}: {written['markdown']}")
+    with driver_lock(folder, name):                  # one driver per study (its confirmations too)
+        plans = arm_plans(config, folder)
+        refs = references(config, folder)
+        out = out or folder / FINDINGS_DIR
+        experiments: dict[str, Path] = {}
+        for backbone in config.study.backbones:      # one backbone at a time: its answer comes early
+            group = {arm: plan for arm, plan in plans.items() if plan.model.backbone == backbone}
+            found = run_search(group, folder, address, progress)
+            run_confirmations(config, folder, found, progress)
+            experiments.update(found)
+            written = write_findings(config, folder, experiments, load_confirmations(folder), refs, out,
+                                     command=command)
+            say(progress, f"findings after {backbone}: {written['markdown']}")
     return {"study": str(folder), "arms": sorted(experiments), **written}
