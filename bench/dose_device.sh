@@ -27,7 +27,7 @@ if [ "$mode" = pack ]; then
     for config in "$@"; do
         read -r name folder < <("$py" launch.py prepare --config "$config" --json | tail -1 |
             "$py" -c 'import json, sys; d = json.load(sys.stdin); print(d["dataset"], d["path"])') || exit 2
-        cp -r "../shared/data/$name" .devcarry/data/ || exit 2
+        cp -r "../shared/data/$name" .devcarry/data/ && chmod -R u+w ".devcarry/data/$name" || exit 2
         tar -C "$(dirname "$folder")" -cf - "$(basename "$folder")" | xz -T0 -6 > ".devcarry/cache/$name.tar.xz"
     done
     du -sh .devcarry
