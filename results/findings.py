@@ -18,10 +18,11 @@ import pandas as pd
 
 from results.findings_claims import comparisons, search_seed_spread, sentences
 from results.findings_render import to_html_page, to_markdown_text
-from results.findings_search import arm_fronts, arm_trials, best_configs, budget_curves, confirmed_clusters, front_table
+from results.findings_search import (arm_fronts, arm_trials, best_configs, budget_curves, confirmed_clusters,
+                                     confirmed_fronts, confirmed_hypervolumes, front_table)
 from results.stats import ALPHA, at_cap_sentence, mean_ci
 from results.study_plots import (VARIANT_LABEL, arm_parts, arm_search_seed, plot_arm_fronts, plot_budget,
-                                 plot_effects, plot_pareto)
+                                 plot_confirmed_fronts, plot_effects, plot_pareto)
 from settings import dotted_value
 
 REFERENCE_LABEL = {"last_item_text": "reference: last item's text", "popularity": "reference: popularity",
@@ -50,9 +51,9 @@ def confirmation_frame(records: list[dict]) -> pd.DataFrame:
 
 
 def _fmt(ci: dict) -> str:
-    if ci["mean"] is None:
+    if ci["mean"] is None or ci["mean"] != ci["mean"]:          # None or NaN: nothing measured
         return ""
-    if ci["half_width"] is None:
+    if ci["half_width"] is None or ci["half_width"] != ci["half_width"]:
         return f"{ci['mean']:.4f}"
     return f"{ci['mean']:.4f} ± {ci['half_width']:.4f}"
 
@@ -155,6 +156,7 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
               "hypervolume against the origin (the area the front dominates; larger is better on both)."),
         ("image", plots.get("fronts")),
         ("table", tables["fronts"]),
+        *_fronts_on_test_pieces(config, tables["fronts_on_test"], plots),
         ("h2", "Search budget"),
         ("p", "Best validation NDCG@10 so far against cumulative trial-epochs, per arm (no grid was "
               "run in this study; `bench/search_efficiency.py` compares search with a grid)."),
@@ -231,8 +233,29 @@ def reference_frame(refs: dict) -> pd.DataFrame:
                          for split, by_name in refs.items() for name, metrics in by_name.items()])
 
 
+def _fronts_on_test_pieces(config: Any, on_test: pd.DataFrame, plots: dict[str, str | None]) -> list[tuple]:
+    """The fronts as confirmed: every front trial over `study.front_seeds` on test (none without)."""
+    if not config.study.front_seeds:
+        return []
+    head = [("h3", f"The fronts on test: every front trial confirmed over seeds {config.study.front_seeds}"),
+            ("p", "A front drawn on validation can be luck; each of its trials re-run from scratch on these seeds "
+                  "(the best trial's own confirmation runs among them) gives its test NDCG@10 and tail-item "
+                  "NDCG@10 with 95 % CIs, and each arm's test hypervolume (the fronts table above).")]
+    if on_test.empty:
+        return head + [("p", "No front trial confirmed yet.")]
+    shown = pd.DataFrame({
+        "arm": on_test["arm"], "trial": on_test["trial_id"], "best": on_test["best"].map({True: "yes", False: ""}),
+        "valid NDCG@10": on_test["valid_ndcg_10"].round(4), "valid tail NDCG@10": on_test["valid_tail_item_ndcg_10"].round(4),
+        "seeds": on_test["seeds"],
+        "test NDCG@10": [_fmt({"mean": m, "half_width": h}) for m, h in zip(on_test["test_ndcg_10"], on_test["test_ndcg_10_ci"])],
+        "test tail NDCG@10": [_fmt({"mean": m, "half_width": h}) for m, h in
+                              zip(on_test["test_tail_item_ndcg_10"], on_test["test_tail_item_ndcg_10_ci"])]})
+    return head + [("image", plots.get("fronts_on_test")), ("table", shown)]
+
+
 def write_findings(config: Any, folder: Path, experiments: dict[str, Path], records: list[dict],
-                   refs: dict, out: Path, command: str | None = None) -> dict[str, Any]:
+                   refs: dict, out: Path, command: str | None = None,
+                   front_runs: list[dict] | None = None) -> dict[str, Any]:
     """Write the findings of the study in `folder` into `out`; return the paths and headline."""
     import shutil
 
@@ -249,16 +272,21 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     quality = confirmed_clusters(records)
     if not best.empty and quality:
         best = best.merge(pd.DataFrame([{"arm": arm, **q} for arm, q in quality.items()]), on="arm", how="left")
+    on_test = confirmed_fronts(trials, every_run, front_runs or [], config.study.front_seeds)
+    fronts = arm_fronts(trials)
+    if not on_test.empty and not fronts.empty:
+        fronts["test hypervolume (confirmed)"] = fronts["arm"].map(confirmed_hypervolumes(on_test))
     tables = {
         "ndcg": results_table(runs, refs, backbones, "ndcg_10") if not runs.empty else pd.DataFrame(),
         "hit": results_table(runs, refs, backbones, "hit_10") if not runs.empty else pd.DataFrame(),
         "comparisons": comp, "best": best, "front": front,
-        "fronts": arm_fronts(trials),
+        "fronts": fronts, "fronts_on_test": on_test,
         "spread": search_seed_spread(every_run, (config.study.search_seeds or [config.tune.search_seed])[0]),
     }
     plots = {"pareto": plot_pareto(trials, front, out / "pareto.png"),
              "budget": plot_budget(curves, backbones, out / "budget.png"),
              "fronts": plot_arm_fronts(trials, backbones, out / "fronts.png"),
+             "fronts_on_test": plot_confirmed_fronts(on_test, backbones, out / "fronts_on_test.png"),
              "effects": plot_effects(trials, backbones, out / "gamma_clusters.png")}
     for table_name, frame in tables.items():
         frame.to_csv(out / f"{table_name}.csv", index=False)

@@ -1,6 +1,7 @@
 """How the study's searches went: every arm's trials and epochs, the configuration each arm
 confirmed, the Pareto front of overall vs tail-item validation quality (all trials, and per
-arm with its hypervolume) and the best-so-far curves of the search budget."""
+arm with its hypervolume; with `study.front_seeds`, each front trial confirmed on test) and the
+best-so-far curves of the search budget."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from results.pareto import front_indices
-from results.study_plots import VARIANT_LABEL, arm_parts
+from results.pareto import FRONT_METRICS, front_ids, front_indices, hypervolume, reference_point
+from results.stats import mean_ci
+from results.study_plots import VARIANT_LABEL, arm_parts, arm_search_seed
 
 
 def arm_trials(experiments: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -112,6 +114,52 @@ def arm_fronts(trials: pd.DataFrame) -> pd.DataFrame:
                      "best valid NDCG@10": max(p[0] for p in points),
                      "best valid tail-item NDCG@10": max(p[1] for p in points)})
     return pd.DataFrame(rows)
+
+
+def confirmed_fronts(trials: pd.DataFrame, every_run: pd.DataFrame, front_runs: list[dict[str, Any]],
+                     seeds: list[int]) -> pd.DataFrame:
+    """Each arm's validation front (first search seed), every trial on it with its test NDCG@10
+    and tail-item NDCG@10, mean and 95 % CI over `seeds`: a front trial's own runs
+    (`<arm>@<trial>`), the best trial's from the arm's confirmation runs on those seeds."""
+    from results.tables import ranked
+
+    if trials.empty or not seeds:
+        return pd.DataFrame()
+    wanted = {int(s) for s in seeds}
+    runs_of: dict[str, list[dict]] = {}
+    for run in front_runs:
+        if int(run["seed"]) in wanted:
+            runs_of.setdefault(run["arm"], []).append(run["test"])
+    for _, run in (every_run.iterrows() if not every_run.empty else ()):
+        if pd.isna(run.get("search")) and int(run["seed"]) in wanted:
+            runs_of.setdefault(f"{run['arm']}@best", []).append(
+                {"ndcg_10": run["test_ndcg_10"], "tail_item_ndcg_10": run["test_tail_item_ndcg_10"]})
+    rows = []
+    for arm, part in trials.groupby("arm", sort=True):
+        if arm_search_seed(arm) is not None:
+            continue
+        best = ranked(part)
+        best_id = str(best["trial_id"].iloc[0]) if not best.empty else None
+        for tid in front_ids(part, FRONT_METRICS):
+            trial = part[part["trial_id"] == tid].iloc[0]
+            tests = runs_of.get(f"{arm}@best" if tid == best_id else f"{arm}@{tid}", [])
+            overall = mean_ci([t["ndcg_10"] for t in tests])
+            tail = mean_ci([t["tail_item_ndcg_10"] for t in tests])
+            rows.append({"backbone": arm_parts(arm)[1], "arm": arm, "trial_id": tid, "best": tid == best_id,
+                         "valid_ndcg_10": trial[FRONT_METRICS[0]], "valid_tail_item_ndcg_10": trial[FRONT_METRICS[1]],
+                         "seeds": len(tests), "test_ndcg_10": overall["mean"], "test_ndcg_10_ci": overall["half_width"],
+                         "test_tail_item_ndcg_10": tail["mean"], "test_tail_item_ndcg_10_ci": tail["half_width"]})
+    return pd.DataFrame(rows)
+
+
+def confirmed_hypervolumes(confirmed: pd.DataFrame) -> dict[str, float]:
+    """arm -> the hypervolume (origin) of its confirmed front points' test means: does ICC's front
+    still dominate more once every point is measured on test?"""
+    if confirmed.empty:
+        return {}
+    done = confirmed.dropna(subset=["test_ndcg_10", "test_tail_item_ndcg_10"])
+    return {arm: hypervolume(list(zip(part["test_ndcg_10"], part["test_tail_item_ndcg_10"])), reference_point(2))
+            for arm, part in done.groupby("arm")}
 
 
 def budget_curves(epochs: pd.DataFrame) -> pd.DataFrame:

@@ -18,6 +18,8 @@ import pandas as pd
 from model.contract import front_point, pareto_front
 
 REFERENCE_NOTE = "reference point: the origin (every objective 0)"
+#: the two validation scores a study arm's front is drawn over (each at the trial's best epoch)
+FRONT_METRICS = ("valid_ndcg_10", "valid_tail_item_ndcg_10")
 
 
 def reference_point(dimensions: int) -> tuple[float, ...]:

@@ -95,6 +95,30 @@ def plot_arm_fronts(trials: pd.DataFrame, backbones: list[str], path: Path) -> s
     return _save(fig, path)
 
 
+def plot_confirmed_fronts(confirmed: pd.DataFrame, backbones: list[str], path: Path) -> str | None:
+    """Per backbone: each arm's front trials at their test means with 95 % CIs on both axes (the
+    best trial ringed) and the step line through them: the fronts as confirmed, not as searched."""
+    done = confirmed.dropna(subset=["test_ndcg_10", "test_tail_item_ndcg_10"]) if not confirmed.empty else confirmed
+    if done.empty:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(backbones), figsize=(5 * len(backbones), 4), squeeze=False)
+    for ax, backbone in zip(axes[0], backbones):
+        for arm, part in done[done["backbone"] == backbone].groupby("arm"):
+            color = VARIANT_COLOR.get(arm_parts(arm)[0], "k")
+            ax.errorbar(part["test_ndcg_10"], part["test_tail_item_ndcg_10"], xerr=part["test_ndcg_10_ci"].fillna(0),
+                        yerr=part["test_tail_item_ndcg_10_ci"].fillna(0), fmt="o", color=color, capsize=3, label=arm)
+            best = part[part["best"]]
+            ax.scatter(best["test_ndcg_10"], best["test_tail_item_ndcg_10"], s=120, facecolors="none", edgecolors=color)
+            ordered = part.sort_values("test_ndcg_10")
+            ax.step(ordered["test_ndcg_10"], ordered["test_tail_item_ndcg_10"], where="post", color=color, alpha=0.5)
+        ax.set_title(backbone)
+        ax.set_xlabel("test NDCG@10 (confirmed)")
+        ax.set_ylabel("test tail-item NDCG@10 (confirmed)")
+        ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 def plot_budget(curves: pd.DataFrame, backbones: list[str], path: Path) -> str | None:
     if curves.empty:
         return None

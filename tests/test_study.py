@@ -239,3 +239,69 @@ def test_a_difference_that_is_not_significant_is_called_equivalent_only_where_to
     assert "beyond the equivalence margin" in sentences(close, ["sasrec"])[0]
     strict = comparisons(pd.DataFrame(rows), ["sasrec"], primary, margin=0.0001)
     assert (strict["tost_p"] > 0.05).all() and "not shown equivalent" in sentences(strict, ["sasrec"])[0]
+
+
+def test_each_front_trial_is_measured_on_test_over_the_front_seeds(tmp_path):
+    """Issue 21: Pareto points confirmed over seeds. The best trial's values come from its own
+    confirmation runs on those seeds, the others from their front runs; other search seeds'
+    arms and other seeds are left out; the test hypervolume is of the confirmed means."""
+    from results.findings import _fronts_on_test_pieces
+    from results.findings_search import confirmed_fronts, confirmed_hypervolumes
+    from results.study_plots import plot_confirmed_fronts
+
+    rows = [("llmesr-sasrec", "t1", 0.10, 0.02), ("llmesr-sasrec", "t2", 0.08, 0.03), ("llmesr-sasrec", "t3", 0.07, 0.01),
+            ("icc-sasrec", "t4", 0.09, 0.04), ("icc-sasrec-search1", "t5", 0.2, 0.2)]
+    trials = pd.DataFrame([{"arm": a, "trial_id": t, "state": "terminated", "valid_ndcg_10": x, "best_valid_ndcg_10": x,
+                            "valid_tail_item_ndcg_10": y, "backbone": "sasrec"} for a, t, x, y in rows])
+    every_run = pd.DataFrame([{"arm": arm, "search": None, "seed": seed, "test_ndcg_10": v + d,
+                               "test_tail_item_ndcg_10": v / 4 + d} for arm, v in (("llmesr-sasrec", 0.09), ("icc-sasrec", 0.085))
+                              for seed, d in ((42, 0.001), (43, -0.001), (44, 0.0))])
+    front_runs = [{"arm": "llmesr-sasrec@t2", "seed": seed, "test": {"ndcg_10": 0.07 + d, "tail_item_ndcg_10": 0.03 + d}}
+                  for seed, d in ((42, 0.002), (43, 0.0), (99, 0.5))]
+    got = confirmed_fronts(trials, every_run, front_runs, [42, 43]).set_index("trial_id")
+    assert sorted(got.index) == ["t1", "t2", "t4"] and set(got["seeds"]) == {2}
+    assert got.loc["t1", "best"] and not got.loc["t2", "best"]
+    assert got.loc["t1", "test_ndcg_10"] == pytest.approx(0.09) and got.loc["t2", "test_ndcg_10"] == pytest.approx(0.071)
+    assert got.loc["t2", "test_tail_item_ndcg_10_ci"] > 0
+    volumes = confirmed_hypervolumes(got.reset_index())
+    assert volumes["llmesr-sasrec"] == pytest.approx(0.071 * 0.031 + (0.09 - 0.071) * 0.0225)
+    assert Path(plot_confirmed_fronts(got.reset_index(), ["sasrec"], tmp_path / "f.png")).stat().st_size > 1000
+    config = load_config(DEMO, ["study.front_seeds=[42,43]"])
+    pieces = _fronts_on_test_pieces(config, got.reset_index(), {"fronts_on_test": None})
+    table = [p for kind, p in pieces if kind == "table"][0]
+    shown = dict(zip(table["trial"], table["test NDCG@10"]))
+    assert shown["t2"].startswith("0.0710 ± ") and shown["t1"].startswith("0.0900 ± ")
+
+
+def test_front_seeds_need_a_spread():
+    from settings import ConfigError
+
+    with pytest.raises(ConfigError, match=r"study.front_seeds: got \[42\]"):
+        load_config(DEMO, ["study.front_seeds=[42]"])
+
+
+@pytest.mark.slow
+def test_a_resume_may_add_front_seeds_and_confirms_every_front_trial(study):
+    """Growing the plan (study.front_seeds) on resume keeps every run done and adds the front's."""
+    from results.orchestration.confirm import FRONT_DIR, arm_best_row, front_rows
+
+    config, folder, outcome = study
+    before = {p: p.stat().st_mtime_ns for p in (folder / CONFIRM_DIR).glob("*/seed-*.json")}
+    again = run_study(config.replace({"study.front_seeds": [42, 43]}), "demo", resume=True, progress=False,
+                      given=["study.front_seeds"])
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    for variant in config.study.variants:
+        arm, experiment = f"{variant}-sasrec", folder / SEARCH_DIR / f"{variant}-sasrec"
+        best = str(arm_best_row(experiment)["trial_id"])
+        others = [str(row["trial_id"]) for row in front_rows(experiment) if str(row["trial_id"]) != best]
+        made = sorted(str(p.relative_to(folder / FRONT_DIR / arm)) for p in (folder / FRONT_DIR / arm).glob("*/seed-*.json"))
+        assert made == sorted(f"{tid}/seed-{seed}.json" for tid in others for seed in (42, 43))
+        for path in (folder / FRONT_DIR / arm).glob("*/seed-*.json"):
+            run = json.loads(path.read_text())
+            row = load_experiment(experiment).set_index("trial_id").loc[path.parent.name]
+            assert run["config"]["train"]["lr"] == row["lr"] and run["arm"] == f"{arm}@{path.parent.name}"
+    out = Path(again["markdown"]).parent
+    on_test = pd.read_csv(out / "fronts_on_test.csv")
+    assert len(on_test) >= 3 and set(on_test["seeds"]) == {2}
+    assert "The fronts on test: every front trial confirmed over seeds [42, 43]" in Path(again["markdown"]).read_text()
+    assert json.loads((folder / "study_config.json").read_text())["study"]["front_seeds"] == [42, 43]

@@ -81,6 +81,9 @@ class StudyConfig:
                                       "seed and each search's best confirmed; the first seed's winner is the "
                                       "arm's configuration, the others measure how much the choice moves "
                                       "([] = one search with tune.search_seed)")
+    front_seeds: list[int] = setting([], "seeds on which every other trial of each arm's validation Pareto front "
+                                     "(overall vs tail-item NDCG@10) is confirmed too, so the fronts compare on "
+                                     "test ([] = only each arm's best trial is confirmed)")
     primary: list[str] = setting(["icc-vs-control:ndcg_10", "icc-vs-control:tail_item_ndcg_10"],
                                  "the pre-registered primary family: comparison:metric pairs, each tested "
                                  "per backbone and Holm-adjusted together; every other comparison is "
@@ -193,6 +196,9 @@ def check_study(study: StudyConfig) -> None:
         raise ConfigError(f"study.seeds: got {study.seeds!r}; allowed: a non-empty list of distinct ints")
     if len(set(study.search_seeds)) != len(study.search_seeds):
         raise ConfigError(f"study.search_seeds: got {study.search_seeds!r}; allowed: a list of distinct ints")
+    if len(set(study.front_seeds)) != len(study.front_seeds) or len(study.front_seeds) == 1:
+        raise ConfigError(f"study.front_seeds: got {study.front_seeds!r}; allowed: [] or at least 2 distinct ints "
+                          f"(a confirmed front point needs a spread)")
     for entry in study.primary:
         comparison, _, metric = str(entry).partition(":")
         if comparison not in STUDY_COMPARISONS or metric not in STUDY_METRICS:

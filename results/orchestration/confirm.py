@@ -5,6 +5,9 @@ The same seeds for every arm, so arms compare by paired tests; the control (arm
 `control-<backbone>`) is the ICC arm's confirmed config with the constraint switched off
 (model.icc.without_icc) and nothing else changed. One JSON file per run:
 <study>/confirm/<arm>/seed-<s>.json; a file made from another config is stale and runs again.
+With `study.front_seeds`, every other trial on each arm's validation Pareto front (overall vs
+tail-item NDCG@10) runs the same way on those seeds (<study>/front/<arm>/<trial>/seed-<s>.json),
+so the fronts are compared on test, not only where the search saw them.
 The dose-response (results.orchestration.dose) runs its doses through `run_confirmation` too.
 """
 
@@ -22,6 +25,7 @@ from results.study_plots import CONTROL
 from runtime import worker_process, write_atomic
 
 CONFIRM_DIR = "confirm"
+FRONT_DIR = "front"
 
 
 class StudyError(ValueError):
@@ -93,9 +97,52 @@ def confirmation_jobs(config: Any, folder: Path, experiments: dict[str, Path]) -
                 wanted[f"{CONTROL}-{backbone}"] = control_config(wanted[arm])
             for name, run_config in wanted.items():
                 out = confirmation_path(folder, name, seed)
-                if not out.is_file() or comparable(json.loads(out.read_text())["config"]) != run_config:
+                if _stale(out, run_config):
                     jobs.append((name, int(seed), run_config, str(out)))
+    return jobs + front_jobs(config, folder, experiments)
+
+
+def _stale(out: Path, run_config: dict[str, Any]) -> bool:
+    return not out.is_file() or comparable(json.loads(out.read_text())["config"]) != run_config
+
+
+def front_rows(experiment: Path) -> list[Any]:
+    """The arm's trials on its validation front (FRONT_METRICS; results.pareto.front_ids), best
+    overall first."""
+    from results.load import load_experiment
+    from results.pareto import FRONT_METRICS, front_ids
+
+    trials = load_experiment(experiment)
+    return [trials[trials["trial_id"] == tid].iloc[0] for tid in front_ids(trials, FRONT_METRICS)]
+
+
+def front_jobs(config: Any, folder: Path, experiments: dict[str, Path]) -> list[tuple]:
+    """(arm@trial, seed, config, output file) of every front trial's missing or stale run on
+    `study.front_seeds`: each arm of the first search seed; its best trial is confirmed anyway."""
+    from results.study_plots import arm_search_seed
+
+    jobs = []
+    for arm, experiment in experiments.items() if config.study.front_seeds else ():
+        if arm_search_seed(arm) is not None:
+            continue
+        best = str(arm_best_row(experiment)["trial_id"])
+        for row in front_rows(experiment):
+            if str(row["trial_id"]) == best:
+                continue
+            for seed in config.study.front_seeds:
+                run_config, out = confirm_config(config, row, seed), front_path(folder, arm, str(row["trial_id"]), seed)
+                if _stale(out, run_config):
+                    jobs.append((f"{arm}@{row['trial_id']}", int(seed), run_config, str(out)))
     return jobs
+
+
+def front_path(folder: Path, arm: str, trial_id: str, seed: int) -> Path:
+    return folder / FRONT_DIR / arm / trial_id / f"seed-{seed}.json"
+
+
+def load_front_runs(folder: Path) -> list[dict[str, Any]]:
+    """Every front trial's confirmation run (its "arm" is `<arm>@<trial_id>`)."""
+    return [json.loads(p.read_text()) for p in sorted((folder / FRONT_DIR).glob("*/*/seed-*.json"))]
 
 
 def run_confirmation(job: tuple[str, int, dict[str, Any], str]) -> str:

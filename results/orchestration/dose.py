@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from results.orchestration.confirm import comparable, run_confirmation, write_json
-from results.orchestration.study import STUDY_FILE, claim
+from results.orchestration.study import claim_with_plan, save_plan
 from results.stats import equivalence, holm, mean_ci, paired, verdict
 from results.study_plots import CONTROL
 
@@ -237,32 +237,9 @@ def missing_runs(config: Any, folder: Path) -> int:
 
 
 def claim_dose(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path, Any, bool]:
-    """`claim` for a dose-response, whose plan may change on resume: the training settings must
-    match the saved ones (as for a study), while the `dose.*` settings the user gave replace the
-    saved ones (no run is lost: runs are known by their training settings). Returns the folder,
-    the config, and whether the plan differs from the saved one (`save_plan` keeps it)."""
-    from settings import dotted_value
-    from tuning.config import config_to_dict
-
-    every = given if given is not None else [f"{section}.{field}" for section, fields in
-                                             config_to_dict(config).items() for field in fields]
-    plan_keys = [key for key in every if key == "dose" or key.startswith("dose.")]
-    folder, saved = claim(config, name, resume, [key for key in every if key not in plan_keys])
-    if not resume or not plan_keys:
-        return folder, saved, False
-    mine = config_to_dict(config)
-    keys = [f"dose.{field}" for field in mine["dose"]] if "dose" in plan_keys else plan_keys
-    grown = saved.replace({key: dotted_value(mine, key) for key in keys})
-    return folder, grown, grown.dose != saved.dose
-
-
-def save_plan(config: Any, folder: Path, name: str) -> None:
-    """The plan a later bare `--resume` continues."""
-    from tuning.config import config_to_dict
-
-    kept = config_to_dict(config)
-    kept["tune"]["name"] = name
-    write_json(folder / STUDY_FILE, kept)
+    """`claim_with_plan` with the whole `dose` section as the plan: more seeds, shares or
+    clusterings on resume train only the new runs."""
+    return claim_with_plan(config, name, resume, given, ("dose",))
 
 
 def _say(progress: bool, line: str) -> None:

@@ -32,11 +32,14 @@ from typing import Any
 
 from model.config import ModelConfig
 from model.icc import WEIGHTS as ICC_WEIGHTS, icc_on
-from results.orchestration.confirm import (StudyError, comparable, load_confirmations, run_confirmations, say,
-                                           write_json)
+from results.orchestration.confirm import (StudyError, comparable, load_confirmations, load_front_runs,
+                                           run_confirmations, say, write_json)
+from settings import dotted_value
 from tuning.lock import driver_lock
 
 STUDY_FILE = "study_config.json"
+#: settings a resume may change: which runs exist or how many at once, never how one trains
+STUDY_PLAN = ("study.front_seeds", "study.confirm_workers")
 SEARCH_DIR = "search"
 FINDINGS_DIR = "findings"
 DONE_MARK = ".search-done"
@@ -121,6 +124,38 @@ def claim(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path
     return folder, config_from_dict(wanted)          # as a resume will read it back
 
 
+def claim_with_plan(config: Any, name: str, resume: bool, given: Any, plan: tuple[str, ...]) -> tuple[Path, Any, bool]:
+    """`claim`, where the settings under `plan` (a section such as "dose", or a key such as
+    "study.front_seeds") say which runs exist, not how one trains: on resume those the user gave
+    replace the saved ones (nothing is lost: runs are known by their training settings), and
+    every other given setting must match as before. Returns the folder, the config, and whether
+    the plan changed (`save_plan` keeps it for the next bare `--resume`, under the driver lock)."""
+    from tuning.config import config_to_dict
+
+    every = given if given is not None else [f"{section}.{field}" for section, fields in
+                                             config_to_dict(config).items() for field in fields]
+    planned = [key for key in every if any(key == p or key.startswith(p + ".") for p in plan)]
+    folder, saved = claim(config, name, resume, [key for key in every if key not in planned])
+    if not resume or not planned:
+        return folder, saved, False
+    mine, before = config_to_dict(config), config_to_dict(saved)
+    keys: list[str] = []
+    for key in planned:                                  # a whole section: each of its fields
+        keys += [f"{key}.{field}" for field in mine[key]] if "." not in key else [key]
+    grown = saved.replace({key: dotted_value(mine, key) for key in keys})
+    after = config_to_dict(grown)
+    return folder, grown, any(dotted_value(after, key) != dotted_value(before, key) for key in keys)
+
+
+def save_plan(config: Any, folder: Path, name: str) -> None:
+    """The plan a later bare `--resume` continues."""
+    from tuning.config import config_to_dict
+
+    kept = config_to_dict(config)
+    kept["tune"]["name"] = name
+    write_json(folder / STUDY_FILE, kept)
+
+
 def findings_folder(findings_dir: str | Path | None) -> Path | None:
     """The --findings folder, made now (None: the default, <study>/findings), so a file or an
     unwritable place in the way is one line before the search, not after it."""
@@ -187,8 +222,10 @@ def run_study(config: Any, name: str, resume: bool = False, address: str | None 
     if not name:
         raise StudyError("the study needs a name (--name N)")
     out = findings_folder(findings_dir)          # before any work: a bad --findings costs nothing
-    folder, config = claim(config, name, resume, given)
+    folder, config, plan_changed = claim_with_plan(config, name, resume, given, STUDY_PLAN)
     with driver_lock(folder, name):                  # one driver per study (its confirmations too)
+        if plan_changed:
+            save_plan(config, folder, name)
         plans = arm_plans(config, folder)
         refs = references(config, folder)
         out = out or folder / FINDINGS_DIR
@@ -199,6 +236,6 @@ def run_study(config: Any, name: str, resume: bool = False, address: str | None 
             run_confirmations(config, folder, found, progress)
             experiments.update(found)
             written = write_findings(config, folder, experiments, load_confirmations(folder), refs, out,
-                                     command=command)
+                                     command=command, front_runs=load_front_runs(folder))
             say(progress, f"findings after {backbone}: {written['markdown']}")
     return {"study": str(folder), "arms": sorted(experiments), **written}
