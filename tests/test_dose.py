@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings as hyp_settings, strategies as st
 
 from results.stats import equivalence, paired, verdict
 from settings import ConfigError
@@ -243,3 +244,36 @@ def test_a_second_dose_driver_is_refused_while_the_first_runs(tmp_path):
         with pytest.raises(ExperimentLocked, match="d"):
             run_dose(config, "d", resume=True, progress=False, given=[])
         assert run_dose(config, "d", report_only=True, progress=False, given=[])["missing"] == 16
+
+
+@hyp_settings(max_examples=150, deadline=None)
+@given(st.text(alphabet="kmeanshdbsc-0123456789x ", max_size=14))
+def test_any_clustering_name_parses_or_fails_naming_the_setting(spec):
+    """A user's `dose.clusterings` entry is either a clustering (its method and size set) or one
+    ConfigError naming the setting and the bad value, never another exception."""
+    from tuning.config import clustering_changes
+
+    try:
+        changes = clustering_changes(spec)
+    except ConfigError as error:
+        assert str(error).startswith("dose.clusterings: got ") and repr(spec) in str(error)
+        return
+    method, size = spec.split("-")
+    assert changes["clusters.method"] == method and int(size) >= 2
+    assert changes[f"clusters.{'n_clusters' if method == 'kmeans' else 'min_cluster_size'}"] == int(size)
+
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 60), max_size=4), st.lists(st.integers(0, 60), min_size=2, max_size=4))
+def test_confirmation_seeds_are_accepted_exactly_when_new_and_distinct(confirm, seeds):
+    from tuning.config import load_config as load
+
+    sets = [f"dose.seeds=[{','.join(map(str, seeds))}]", f"dose.confirm_seeds=[{','.join(map(str, confirm))}]"]
+    good_screen = len(set(seeds)) == len(seeds)
+    good = good_screen and len(set(confirm)) == len(confirm) and not set(confirm) & set(seeds)
+    try:
+        config = load(None, sets)
+    except ConfigError as error:
+        assert not good and str(error).startswith("dose.seeds" if not good_screen else "dose.confirm_seeds")
+        return
+    assert good and config.dose.confirm_seeds == confirm
