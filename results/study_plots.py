@@ -77,9 +77,8 @@ def plot_arm_fronts(trials: pd.DataFrame, backbones: list[str], path: Path) -> s
                     & (trials["state"] != "errored")] if not trials.empty else trials
     if scored.empty:
         return None
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(backbones), figsize=(5 * len(backbones), 4), squeeze=False)
-    for ax, backbone in zip(axes[0], backbones):
+    fig, panels = _backbone_panels(backbones)
+    for ax, backbone in panels:
         for arm, part in scored[scored["backbone"] == backbone].groupby("arm"):
             variant, _ = arm_parts(arm)
             color = VARIANT_COLOR.get(variant, "k")
@@ -88,10 +87,7 @@ def plot_arm_fronts(trials: pd.DataFrame, backbones: list[str], path: Path) -> s
             front = sorted(points[i] for i in front_indices(points))
             ax.step([x for x, _ in front], [y for _, y in front], where="pre", color=color,
                     linestyle="-" if arm_search_seed(arm) is None else ":", label=arm)
-        ax.set_title(backbone)
-        ax.set_xlabel("validation NDCG@10")
-        ax.set_ylabel("validation tail-item NDCG@10")
-        ax.legend(fontsize=7)
+        _front_axes(ax, backbone, "validation NDCG@10", "validation tail-item NDCG@10")
     return _save(fig, path)
 
 
@@ -101,9 +97,8 @@ def plot_confirmed_fronts(confirmed: pd.DataFrame, backbones: list[str], path: P
     done = confirmed.dropna(subset=["test_ndcg_10", "test_tail_item_ndcg_10"]) if not confirmed.empty else confirmed
     if done.empty:
         return None
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(backbones), figsize=(5 * len(backbones), 4), squeeze=False)
-    for ax, backbone in zip(axes[0], backbones):
+    fig, panels = _backbone_panels(backbones)
+    for ax, backbone in panels:
         for arm, part in done[done["backbone"] == backbone].groupby("arm"):
             color = VARIANT_COLOR.get(arm_parts(arm)[0], "k")
             ax.errorbar(part["test_ndcg_10"], part["test_tail_item_ndcg_10"], xerr=part["test_ndcg_10_ci"].fillna(0),
@@ -112,11 +107,21 @@ def plot_confirmed_fronts(confirmed: pd.DataFrame, backbones: list[str], path: P
             ax.scatter(best["test_ndcg_10"], best["test_tail_item_ndcg_10"], s=120, facecolors="none", edgecolors=color)
             ordered = part.sort_values("test_ndcg_10")
             ax.step(ordered["test_ndcg_10"], ordered["test_tail_item_ndcg_10"], where="post", color=color, alpha=0.5)
-        ax.set_title(backbone)
-        ax.set_xlabel("test NDCG@10 (confirmed)")
-        ax.set_ylabel("test tail-item NDCG@10 (confirmed)")
-        ax.legend(fontsize=7)
+        _front_axes(ax, backbone, "test NDCG@10 (confirmed)", "test tail-item NDCG@10 (confirmed)")
     return _save(fig, path)
+
+
+def _backbone_panels(backbones: list[str]) -> tuple[Any, list[tuple[Any, str]]]:
+    """One figure, one panel per backbone side by side: (figure, [(axes, backbone), ...])."""
+    fig, axes = _pyplot().subplots(1, len(backbones), figsize=(5 * len(backbones), 4), squeeze=False)
+    return fig, list(zip(axes[0], backbones))
+
+
+def _front_axes(ax: Any, backbone: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(backbone)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
 
 
 def plot_budget(curves: pd.DataFrame, backbones: list[str], path: Path) -> str | None:
