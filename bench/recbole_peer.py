@@ -363,8 +363,8 @@ def main(argv: list[str] | None = None) -> int:
             notes.append("RecBole's own split checked against ours for every user")
     print(C.header("RecBole SASRec, our evaluation", "cpu", notes, load))
     if runs:
-        from time_to_quality import SUMMARY_COLUMNS, summary_rows
-        print(C.markdown_table(SUMMARY_COLUMNS, summary_rows(runs)))
+        from time_to_quality import summary_table
+        print(C.markdown_table(*summary_table(runs)))
     else:
         print(C.markdown_table(["dataset", "users", "items", "interactions", "split equal to ours", "trained"],
                                [[args.dataset, data.n_users, data.n_items, data.n_interactions, "yes",

@@ -92,10 +92,12 @@ def test_merge_shows_both_sides(tmp_path):
     for name, run in (("ours.json", ours), ("theirs.json", theirs)):
         (tmp_path / name).write_text(json.dumps({"command": "x", "machine": "m", "runs": [run]}))
     runs, _ = T.merged([str(tmp_path / "ours.json"), str(tmp_path / "theirs.json")])
-    rows = T.summary_rows(runs)
+    columns, rows = T.summary_table(runs, (0.08, 0.09, 0.10))
     assert [row[0] for row in rows] == ["ours", "recbole"]
     assert rows[1][:4] == ["recbole", "prefixes", 256, 42]
-    assert rows[0][-3:] == ["20", "20", "-"]                    # to 0.08 / 0.09 / 0.10
+    assert columns[-3:] == ["to 0.08", "to 0.09", "to 0.10"] and rows[0][-3:] == ["20", "20", "-"]
+    columns, rows = T.summary_table(runs)                      # shares of the best reached (0.09): any dataset
+    assert columns[-3:] == ["to 90 % (0.0810)", "to 95 % (0.0855)", "to 99 % (0.0891)"] and rows[0][-3:] == ["20"] * 3
     assert [row[:3] for row in T.mean_rows(runs)] == [["ours", "last", 256], ["recbole", "prefixes", 256]]
 
 
