@@ -105,10 +105,9 @@ def reference_rows(config_path: str, overrides: list[str]) -> dict[str, dict[str
 
 
 def _ci(values: list[float]) -> str:
-    from results.stats import mean_ci
+    from results.stats import ci_text, mean_ci
 
-    ci = mean_ci(values)
-    return f"{ci['mean']:.4f}" + (f" ± {ci['half_width']:.4f}" if ci["half_width"] is not None else "")
+    return ci_text(mean_ci(values))
 
 
 def means_table(records: list[dict[str, Any]], references: dict[str, dict[str, float]]) -> list[str]:

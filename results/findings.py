@@ -20,7 +20,7 @@ from results.findings_claims import comparisons, search_seed_spread, sentences
 from results.findings_render import to_html_page, to_markdown_text
 from results.findings_search import (arm_fronts, arm_trials, best_configs, budget_curves, confirmed_clusters,
                                      confirmed_fronts, confirmed_hypervolumes, front_table)
-from results.stats import ALPHA, at_cap_sentence, mean_ci
+from results.stats import ALPHA, at_cap_sentence, ci_text, mean_ci
 from results.study_plots import (VARIANT_LABEL, arm_parts, arm_search_seed, plot_arm_fronts, plot_budget,
                                  plot_confirmed_fronts, plot_effects, plot_pareto)
 from settings import dotted_value
@@ -50,14 +50,6 @@ def confirmation_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _fmt(ci: dict) -> str:
-    if ci["mean"] is None or ci["mean"] != ci["mean"]:          # None or NaN: nothing measured
-        return ""
-    if ci["half_width"] is None or ci["half_width"] != ci["half_width"]:
-        return f"{ci['mean']:.4f}"
-    return f"{ci['mean']:.4f} ± {ci['half_width']:.4f}"
-
-
 def results_table(runs: pd.DataFrame, refs: dict, backbones: list[str], metric: str) -> pd.DataFrame:
     """Per backbone: each arm's mean ± 95 % CI over seeds on test, then the references."""
     rows = []
@@ -68,7 +60,7 @@ def results_table(runs: pd.DataFrame, refs: dict, backbones: list[str], metric: 
                 continue
             row = {"backbone": backbone, "variant": VARIANT_LABEL[variant], "seeds": len(part)}
             for label, prefix in SEGMENTS:
-                row[label] = _fmt(mean_ci(part[f"test_{prefix}{metric}"].tolist()))
+                row[label] = ci_text(mean_ci(part[f"test_{prefix}{metric}"].tolist()))
             rows.append(row)
     for name, metrics in refs.get("test", {}).items():
         row = {"backbone": "any", "variant": REFERENCE_LABEL.get(name, name), "seeds": 0}
@@ -247,8 +239,8 @@ def _fronts_on_test_pieces(config: Any, on_test: pd.DataFrame, plots: dict[str, 
         "arm": on_test["arm"], "trial": on_test["trial_id"], "best": on_test["best"].map({True: "yes", False: ""}),
         "valid NDCG@10": on_test["valid_ndcg_10"].round(4), "valid tail NDCG@10": on_test["valid_tail_item_ndcg_10"].round(4),
         "seeds": on_test["seeds"],
-        "test NDCG@10": [_fmt({"mean": m, "half_width": h}) for m, h in zip(on_test["test_ndcg_10"], on_test["test_ndcg_10_ci"])],
-        "test tail NDCG@10": [_fmt({"mean": m, "half_width": h}) for m, h in
+        "test NDCG@10": [ci_text({"mean": m, "half_width": h}) for m, h in zip(on_test["test_ndcg_10"], on_test["test_ndcg_10_ci"])],
+        "test tail NDCG@10": [ci_text({"mean": m, "half_width": h}) for m, h in
                               zip(on_test["test_tail_item_ndcg_10"], on_test["test_tail_item_ndcg_10_ci"])]})
     return head + [("image", plots.get("fronts_on_test")), ("table", shown)]
 

@@ -16,6 +16,17 @@ ALPHA = 0.05
 AT_CAP_BAR = 0.20      # a set of runs trains long enough when at most this share peaks at the epoch cap
 
 
+def ci_text(ci: dict[str, Any], digits: int = 4) -> str:
+    """A mean_ci as table text: "mean ± half-width", the mean alone from one value, "" from none
+    (None or NaN, as a table column holds a missing value)."""
+    mean, half = ci.get("mean"), ci.get("half_width")
+    if mean is None or mean != mean:
+        return ""
+    if half is None or half != half:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {half:.{digits}f}"
+
+
 def mean_ci(values: Sequence[float], level: float = 0.95) -> dict[str, Any]:
     """Mean and the half-width of its t confidence interval (None with fewer than 2 values)."""
     from scipy import stats

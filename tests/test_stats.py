@@ -87,3 +87,12 @@ def test_at_cap_counts_runs_that_peak_at_the_epoch_cap_against_the_20_percent_ba
     assert "36 of 60 runs (60 %)" in at_cap_sentence([15] * 36 + [14] * 24, 15)
     assert "undertrained" in at_cap_sentence([15] * 36 + [14] * 24, 15)
     assert "long enough" in at_cap_sentence([11, 12], 30)
+
+
+def test_a_confidence_interval_reads_the_same_in_every_table():
+    from results.stats import ci_text, mean_ci
+
+    assert ci_text(mean_ci([0.1, 0.2])) == "0.1500 ± 0.6353"
+    assert ci_text(mean_ci([0.1])) == "0.1000" and ci_text(mean_ci([])) == ""
+    assert ci_text({"mean": float("nan"), "half_width": float("nan")}) == ""
+    assert ci_text({"mean": 0.5, "half_width": float("nan")}, digits=2) == "0.50"
