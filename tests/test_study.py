@@ -305,3 +305,19 @@ def test_a_resume_may_add_front_seeds_and_confirms_every_front_trial(study):
     assert len(on_test) >= 3 and set(on_test["seeds"]) == {2}
     assert "The fronts on test: every front trial confirmed over seeds [42, 43]" in Path(again["markdown"]).read_text()
     assert json.loads((folder / "study_config.json").read_text())["study"]["front_seeds"] == [42, 43]
+
+
+def test_the_beauty_study_is_the_scientific_plan_on_other_data(tmp_path):
+    """configs/study-beauty.yaml: the second edition's plan as it is, Beauty's data."""
+    from dataclasses import asdict
+
+    scientific, beauty = (asdict(load_config(REPO / "configs" / f"study-{name}.yaml"))
+                          for name in ("scientific-2", "beauty"))
+    assert (scientific["data"].pop("name"), beauty["data"].pop("name")) == ("amazon-scientific", "amazon-beauty")
+    assert beauty == scientific
+    reduced = load_config(REPO / "configs" / "study-beauty.yaml",
+                          ["study.search_seeds=[]", "study.trials_per_arm=20", "study.seeds=[42,43,44]",
+                           "study.front_seeds=[]"])
+    from results.findings import reductions
+
+    assert any("the rule asks" in line for line in reductions(reduced))
