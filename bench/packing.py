@@ -10,7 +10,11 @@ included; they are the same for every setting). GPU utilisation is sampled every
 
     .venv/bin/python bench/packing.py                        # 1,2,4,8 on amazon-scientific
     .venv/bin/python bench/packing.py --smoke                # 1,2 with 2 trials of 1 epoch, tiny model
-Needs a CUDA GPU: without one it exits with status 2 and says so.
+    python3 bench/packing.py --backend processes             # no Ray: k training processes share the GPU
+Needs a CUDA GPU: without one it exits with status 2 and says so (`--backend processes --device
+cpu` runs the same on CPU, to check the script). `--backend processes` is for a machine without
+Ray (the lent GPU machine has none, and Ray's wheel does not fit what a device call carries): k
+processes at a time share the GPU as k fractional-GPU trials would, Ray's scheduling left out.
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", default=C.DEFAULT_DATA_ROOT)
     p.add_argument("--cache-dir", default=C.DEFAULT_CACHE_DIR)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override")
+    p.add_argument("--backend", default="ray", choices=("ray", "processes"),
+                   help="ray: Ray Tune trials with tune.trials_per_gpu = k; processes: k plain training processes")
+    p.add_argument("--device", default="cuda", choices=("cuda", "cpu"),
+                   help="cpu only with --backend processes (checks the script where no GPU is)")
     p.add_argument("--smoke", action="store_true", help="levels 1,2; 2 trials of 1 epoch; tiny model")
     args = p.parse_args(argv)
     if args.smoke:
@@ -59,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.epochs < 1 or args.trials < 0 or args.max_len < 2 or args.cpus_per_trial <= 0:
         p.error("--epochs >= 1, --trials >= 0, --max-len >= 2 and --cpus-per-trial > 0 are required")
     args.trials = args.trials or 2 * max(args.levels)
+    if args.device == "cpu" and args.backend != "processes":
+        p.error("--device cpu: allowed only with --backend processes")
     return args
 
 
@@ -120,14 +130,47 @@ def trial_epochs(experiment: Path) -> int:
     return len(seen)
 
 
+def base_overrides(args: argparse.Namespace) -> list[str]:
+    """The one fixed configuration every trial trains: all the same work, only packing varies."""
+    overrides, _ = C.data_overrides(args.dataset, args.data_root, args.cache_dir)
+    return [*overrides, f"model.backbone={args.backbone}", f"model.max_len={args.max_len}",
+            f"train.epochs={args.epochs}", "train.patience=0", f"train.device={'cpu' if args.device == 'cpu' else 'auto'}"]
+
+
+def train_job(config_dict: dict) -> int:
+    """One training run in its own process (one CPU thread, as a 1-CPU trial); its epochs."""
+    from runtime import worker_process
+
+    worker_process(threads=1)
+    from model.pipeline import train_once
+    from tuning.config import config_from_dict
+
+    return train_once(config_from_dict(config_dict)).epochs
+
+
+def run_level_processes(k: int, args: argparse.Namespace) -> list:
+    """`args.trials` runs, k processes at a time on one GPU (no Ray)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tuning.config import config_to_dict
+
+    job = config_to_dict(C.make_config([*base_overrides(args), *args.set]))
+    with GpuSampler() as sampler:
+        start = time.perf_counter()
+        with ProcessPoolExecutor(k, mp_context=multiprocessing.get_context("spawn")) as pool:
+            epochs = sum(pool.map(train_job, [job] * args.trials))
+        wall = time.perf_counter() - start
+    util = sampler.samples if args.device == "cuda" else []
+    return [k, args.trials, args.trials, epochs, round(wall, 1), round(epochs / wall * 3600, 1),
+            round(statistics.mean(util), 1) if util else "n/a", round(max(util), 1) if util else "n/a"]
+
+
 def run_level(k: int, args: argparse.Namespace, storage: str) -> list:
     from tuning.config import config_from_dict, config_to_dict
     from tuning.runner import run_experiment
 
-    overrides, emb_label = C.data_overrides(args.dataset, args.data_root, args.cache_dir)
-    base = C.make_config([*overrides, f"model.backbone={args.backbone}", f"model.max_len={args.max_len}",
-                          f"train.epochs={args.epochs}", "train.patience=0", "train.device=auto",
-                          f"tune.storage_path={storage}", f"tune.name=packing-k{k}-{int(time.time())}",
+    base = C.make_config([*base_overrides(args), f"tune.storage_path={storage}", f"tune.name=packing-k{k}-{int(time.time())}",
                           f"tune.num_samples={args.trials}", f"tune.trials_per_gpu={k}",
                           f"tune.cpus_per_trial={args.cpus_per_trial}", f"tune.grace_period={args.epochs}",
                           "tune.max_failures=0", *args.set])
@@ -150,23 +193,26 @@ def main(argv: list[str] | None = None) -> int:
     C.quiet_environment()
     import torch
 
-    if not torch.cuda.is_available():
+    if args.device == "cuda" and not torch.cuda.is_available():
         print("bench/packing.py needs a CUDA GPU; none found (torch.cuda.is_available() is False)",
               file=sys.stderr)
         return 2
     storage = args.storage or tempfile.mkdtemp(prefix="icc-packing-")
     try:
-        rows = [run_level(k, args, storage) for k in args.levels]
+        rows = [run_level_processes(k, args) if args.backend == "processes" else run_level(k, args, storage)
+                for k in args.levels]
     finally:
         if not args.storage:
             shutil.rmtree(storage, ignore_errors=True)
     notes = [f"dataset {args.dataset}, backbone {args.backbone}, max_len {args.max_len}, {args.trials} trials x "
              f"{args.epochs} epochs per setting, {args.cpus_per_trial:g} CPU per trial; fixed-config space",
              "trial-epochs/hour = reported trial-epochs / wall seconds of run_experiment x 3600 "
-             "(Ray start and data load included)"]
+             "(Ray start and data load included)" if args.backend == "ray" else
+             f"backend processes: k spawned training processes at a time, no Ray (one torch thread each); "
+             f"trial-epochs/hour = epochs trained / wall seconds x 3600 (process start and data load included)"]
     if args.set:
         notes.append("overrides: " + " ".join(args.set))
-    print(C.header("Packing: trials per GPU", "cuda", notes, load))
+    print(C.header("Packing: trials per GPU", args.device, notes, load))
     print(C.markdown_table(["trials_per_gpu", "trials", "finished", "trial-epochs", "wall s",
                             "trial-epochs/hour", "GPU util mean %", "GPU util max %"], rows))
     return 0

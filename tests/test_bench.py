@@ -42,3 +42,21 @@ def test_smoke_run_prints_its_table(script):
     assert done.returncode == 0, done.stderr[-3000:]
     table_rows = [line for line in done.stdout.splitlines() if line.startswith("|") or "seq/s" in line]
     assert table_rows, done.stdout[-2000:]
+
+
+@pytest.mark.slow
+def test_packing_without_ray_runs_its_levels_on_cpu():
+    """`--backend processes` is what a lent GPU machine without Ray runs; here it checks the
+    script on CPU: every level trains every run to its epochs."""
+    done = subprocess.run([sys.executable, "bench/packing.py", "--smoke", "--backend", "processes", "--device", "cpu"],
+                          cwd=REPO, capture_output=True, text=True, timeout=HANG_GUARD_S, env=quiet_child_environment())
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line.split("|")[1:-1] for line in done.stdout.splitlines() if line.startswith("| 1 ") or line.startswith("| 2 ")]
+    assert [[cell.strip() for cell in row[:4]] for row in rows] == [["1", "2", "2", "2"], ["2", "2", "2", "2"]]
+    assert all(row[6].strip() == "n/a" for row in rows)                  # no GPU: no utilisation claimed
+
+
+def test_packing_on_cpu_needs_the_processes_backend():
+    done = subprocess.run([sys.executable, "bench/packing.py", "--device", "cpu"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, env=quiet_child_environment())
+    assert done.returncode == 2 and "--device cpu: allowed only with --backend processes" in done.stderr
