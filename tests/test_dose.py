@@ -277,3 +277,10 @@ def test_confirmation_seeds_are_accepted_exactly_when_new_and_distinct(confirm, 
         assert not good and str(error).startswith("dose.seeds" if not good_screen else "dose.confirm_seeds")
         return
     assert good and config.dose.confirm_seeds == confirm
+
+
+def test_the_time_left_follows_the_pace_so_far():
+    from results.orchestration.dose import time_left
+
+    assert time_left(600.0, 2, 8) == "about 30 min left"
+    assert time_left(3600.0, 1, 5) == "about 4.0 h left" and time_left(10.0, 3, 3) == "done"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -128,11 +129,22 @@ def run_doses(config: Any, folder: Path, progress: bool) -> None:
         _say(progress, f"dose-response: {len(jobs)} runs to go, {config.dose.workers} at a time")
         with ProcessPoolExecutor(config.dose.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(run_confirmation, job): job for job in jobs}
+            start = time.monotonic()
             for done, future in enumerate(as_completed(futures), start=1):
                 record = json.loads(Path(future.result()).read_text())
                 _say(progress, f"dose {done}/{len(jobs)}: {record['arm']} seed {record['seed']}: test NDCG@10 "
                                f"{record['test']['ndcg_10']:.4f}, tail {record['test']['tail_item_ndcg_10']:.4f} "
-                               f"({record['seconds']:.0f} s)")
+                               f"({record['seconds']:.0f} s; {time_left(time.monotonic() - start, done, len(jobs))})")
+
+
+def time_left(elapsed: float, done: int, total: int) -> str:
+    """The wall time the remaining runs will take at the pace so far, in words."""
+    left = elapsed / done * (total - done) if done else float("nan")
+    if total == done:
+        return "done"
+    if left != left:
+        return "time left unknown"
+    return f"about {left / 60:.0f} min left" if left < 5400 else f"about {left / 3600:.1f} h left"
 
 
 def load_runs(folder: Path) -> list[dict[str, Any]]:
