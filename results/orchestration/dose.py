@@ -240,12 +240,15 @@ def run_dose(config: Any, name: str, resume: bool = False, progress: bool = True
 
 
 def missing_runs(config: Any, folder: Path) -> int:
-    """Runs of the plan not done yet: while the screen is not whole, its missing runs and every
-    confirmation run (chosen only after it)."""
+    """Runs of the plan not done yet: while the screen is not whole, its missing runs and the
+    confirmation runs not on disk yet (which doses they are is chosen only after the screen)."""
     screen = len(_missing(config, folder, dose_configs(config), list(config.dose.seeds)))
-    if screen:
-        return screen + (1 + len(config.dose.clusterings)) * len(config.dose.confirm_seeds)
-    return len(pending_jobs(config, folder))
+    if not screen:
+        return len(pending_jobs(config, folder))
+    planned = (1 + len(config.dose.clusterings)) * len(config.dose.confirm_seeds)
+    seeds = {int(s) for s in config.dose.confirm_seeds}
+    done = sum(int(run["seed"]) in seeds for run in load_runs(folder))
+    return screen + max(0, planned - done)
 
 
 def claim_dose(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path, Any, bool]:
