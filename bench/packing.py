@@ -130,6 +130,11 @@ def trial_epochs(experiment: Path) -> int:
     return len(seen)
 
 
+def utilisation_cells(samples: list[float]) -> list:
+    """Mean and max GPU utilisation of a level's samples, "n/a" without any."""
+    return [round(statistics.mean(samples), 1), round(max(samples), 1)] if samples else ["n/a", "n/a"]
+
+
 def base_overrides(args: argparse.Namespace) -> list[str]:
     """The one fixed configuration every trial trains: all the same work, only packing varies."""
     overrides, _ = C.data_overrides(args.dataset, args.data_root, args.cache_dir)
@@ -163,7 +168,7 @@ def run_level_processes(k: int, args: argparse.Namespace) -> list:
         wall = time.perf_counter() - start
     util = sampler.samples if args.device == "cuda" else []
     return [k, args.trials, args.trials, epochs, round(wall, 1), round(epochs / wall * 3600, 1),
-            round(statistics.mean(util), 1) if util else "n/a", round(max(util), 1) if util else "n/a"]
+            *utilisation_cells(util)]
 
 
 def run_level(k: int, args: argparse.Namespace, storage: str) -> list:
@@ -184,7 +189,7 @@ def run_level(k: int, args: argparse.Namespace, storage: str) -> list:
     epochs = trial_epochs(Path(summary["experiment"]))
     util = sampler.samples
     return [k, args.trials, summary["terminated"], epochs, round(wall, 1), round(epochs / wall * 3600, 1),
-            round(statistics.mean(util), 1) if util else "n/a", round(max(util), 1) if util else "n/a"]
+            *utilisation_cells(util)]
 
 
 def main(argv: list[str] | None = None) -> int:

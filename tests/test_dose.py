@@ -115,7 +115,7 @@ def _record(folder, config, arm, seed, valid, test, tail=None):
     from runtime import write_atomic
     from tuning.config import config_to_dict
 
-    plan = dose_configs(config) if seed in config.dose.seeds else confirm_configs(config, [arm])
+    plan = dose_configs(config) if seed in config.dose.seeds else confirm_configs(config, dose_configs(config), [arm])
     record = {"arm": arm, "seed": seed, "config": config_to_dict(plan[arm][seed]),
               "valid": {"ndcg_10": valid}, "test": {"ndcg_10": test, "tail_item_ndcg_10": tail or test / 3},
               "best_epoch": 5, "epochs": 10, "seconds": 1.0,

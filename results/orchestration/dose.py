@@ -79,8 +79,14 @@ def pending_jobs(config: Any, folder: Path) -> list[tuple[str, int, dict, str]]:
     jobs = _missing(config, folder, plan, list(config.dose.seeds))
     if jobs or not config.dose.confirm_seeds:
         return jobs
+    return _confirmation_missing(config, folder, plan)
+
+
+def _confirmation_missing(config: Any, folder: Path, plan: dict[str, dict[int, Any]]) -> list[tuple]:
+    """The confirmation's missing runs: the control and each clustering's best share (the screen
+    whole), on `dose.confirm_seeds`."""
     chosen = [CONTROL, *(arm_name(c, s) for c, s in best_shares(config, load_runs(folder)).items())]
-    return _missing(config, folder, confirm_configs(config, chosen), list(config.dose.confirm_seeds))
+    return _missing(config, folder, confirm_configs(config, plan, chosen), list(config.dose.confirm_seeds))
 
 
 def _missing(config: Any, folder: Path, plan: dict[str, dict[int, Any]], seeds: list[int]) -> list[tuple]:
@@ -95,9 +101,10 @@ def _missing(config: Any, folder: Path, plan: dict[str, dict[int, Any]], seeds: 
     return jobs
 
 
-def confirm_configs(config: Any, arms: list[str]) -> dict[str, dict[int, Any]]:
-    """arm -> confirmation seed -> Config, for the chosen arms (the control among them)."""
-    screen = {arm: by_seed[config.dose.seeds[0]] for arm, by_seed in dose_configs(config).items() if arm in arms}
+def confirm_configs(config: Any, plan: dict[str, dict[int, Any]], arms: list[str]) -> dict[str, dict[int, Any]]:
+    """arm -> confirmation seed -> Config, for the chosen arms of the screen's `plan` (the
+    control among them)."""
+    screen = {arm: by_seed[config.dose.seeds[0]] for arm, by_seed in plan.items() if arm in arms}
     return {arm: {seed: base.replace({"train.seed": int(seed)}) for seed in config.dose.confirm_seeds}
             for arm, base in screen.items()}
 
@@ -138,12 +145,10 @@ def run_doses(config: Any, folder: Path, progress: bool) -> None:
 
 
 def time_left(elapsed: float, done: int, total: int) -> str:
-    """The wall time the remaining runs will take at the pace so far, in words."""
-    left = elapsed / done * (total - done) if done else float("nan")
-    if total == done:
+    """The wall time the remaining runs will take at the pace so far (`done` >= 1), in words."""
+    if done >= total:
         return "done"
-    if left != left:
-        return "time left unknown"
+    left = elapsed / done * (total - done)
     return f"about {left / 60:.0f} min left" if left < 5400 else f"about {left / 3600:.1f} h left"
 
 
@@ -242,9 +247,10 @@ def run_dose(config: Any, name: str, resume: bool = False, progress: bool = True
 def missing_runs(config: Any, folder: Path) -> int:
     """Runs of the plan not done yet: while the screen is not whole, its missing runs and the
     confirmation runs not on disk yet (which doses they are is chosen only after the screen)."""
-    screen = len(_missing(config, folder, dose_configs(config), list(config.dose.seeds)))
+    plan = dose_configs(config)
+    screen = len(_missing(config, folder, plan, list(config.dose.seeds)))
     if not screen:
-        return len(pending_jobs(config, folder))
+        return len(_confirmation_missing(config, folder, plan)) if config.dose.confirm_seeds else 0
     planned = (1 + len(config.dose.clusterings)) * len(config.dose.confirm_seeds)
     seeds = {int(s) for s in config.dose.confirm_seeds}
     done = sum(int(run["seed"]) in seeds for run in load_runs(folder))

@@ -120,7 +120,7 @@ def claim(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path
     except FileExistsError:
         raise StudyError(f"study {name!r} already exists in {str(folder.parent)!r}; use --resume to "
                          f"continue it or another --name") from None
-    write_json(saved_path, wanted)
+    save_plan(config, folder, name)
     return folder, config_from_dict(wanted)          # as a resume will read it back
 
 
