@@ -6,7 +6,7 @@ by gamma. The weight is given either directly (`model.gamma`) or as the share of
 the term should carry (`model.icc_share`): then gamma is calibrated once, at initialisation, on
 seeded training batches, and stays fixed for the run, so the method is unchanged and a run
 reproduces exactly. Whether a run uses ICC is decided by `icc_on` alone; the search space, the
-pipeline, the trainer, the study's control and `reproduce` all ask it. In a model the term is the
+pipeline, the study's control and `reproduce` all ask it. In a model the term is the
 sub-module `model.icc` (a ClusterConstraint): its targets, its weight and its calibration.
 """
 
@@ -108,13 +108,16 @@ def gamma_for_share(share: float, rest: float, term: float) -> float:
 class ClusterConstraint(nn.Module):
     """The ICC term of one run: each item's target (its cluster center in the collaborative space)
     and whether it is constrained, as buffers (rebuilt from the cluster artifact, so kept out of
-    checkpoints), and the weight gamma."""
+    checkpoints), the weight gamma, and the clustering's quality (cluster_prep.quality: how
+    lopsided it is), which a trial reports beside its score."""
 
-    def __init__(self, item_targets: np.ndarray, constrained: np.ndarray, gamma: float) -> None:
+    def __init__(self, item_targets: np.ndarray, constrained: np.ndarray, gamma: float,
+                 quality: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.register_buffer("targets", torch.from_numpy(np.asarray(item_targets, np.float32)), persistent=False)
         self.register_buffer("constrained", torch.from_numpy(np.asarray(constrained, bool)), persistent=False)
         self.gamma = float(gamma)
+        self.quality = dict(quality or {})
 
     def forward(self, id_weight: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
         """Unweighted loss_icc over the items marked `present` (bool [n_items + 2])."""
@@ -126,6 +129,20 @@ class ClusterConstraint(nn.Module):
         rest = parts["rec"] + weights["sd"] * parts["sd"] + weights["cl"] * parts["cl"]
         self.gamma = gamma_for_share(share, rest, parts["icc"])
         return self.gamma
+
+
+def calibrate_share(model: nn.Module, batches: Any, share: float, batch_size: int, seed: int) -> str | None:
+    """Give `model.icc` the gamma at which ICC carries `share` of the loss on the first seeded
+    training batches at initialisation: deterministic, so a resumed or reproduced run gets the
+    same gamma without storing it. A clustering that constrains no item makes the term 0 whatever
+    its weight: gamma 0, and the note saying so is returned (else None)."""
+    if not bool(model.icc.constrained.any()):
+        model.icc.gamma = 0.0
+        return (f"model.icc_share {share!r}: the clustering constrains no item (all noise), so "
+                f"the ICC term is 0 whatever its weight; gamma 0")
+    parts = mean_parts_at_init(model, batches, batch_size, seed, CALIBRATION_BATCHES)
+    model.icc.calibrate(share, parts, model.loss_weights())
+    return None
 
 
 def mean_parts_at_init(model: nn.Module, batches: Any, batch_size: int, seed: int,

@@ -321,5 +321,6 @@ def build_model(model_cfg: ModelConfig, data, clusters=None) -> LLMESR:
     init = pca_matrix(data, model_cfg.hidden_size) if model_cfg.pca_init else None
     model = LLMESR(model_cfg, data.n_items, text, init)
     if clusters is not None:
-        model.icc = ClusterConstraint(clusters.item_targets, clusters.constrained, model_cfg.gamma)
+        model.icc = ClusterConstraint(clusters.item_targets, clusters.constrained, model_cfg.gamma,
+                                      getattr(clusters, "quality", None))
     return model

@@ -1,20 +1,28 @@
-"""From a prepared dataset to a trained model: dataset -> clusters -> model -> trainer.
+"""From a prepared dataset to a trained model: dataset -> clusters -> model -> batches -> trainer.
 
 `train` (launch.py), the Ray trial (tuning/trainable.py), `reproduce`, the study and the
 benchmarks all assemble a run here, so they cannot drift apart. Whether the item-cluster
-constraint (ICC) is on is decided by model.icc.icc_on, asked here once: below this module the
-model gets the cluster artifact (its ICC term) or None.
+constraint (ICC) is on is decided by model.icc.icc_on, asked here once: the model is built with
+its ICC term (model.icc) or without, and the term's weight is calibrated here from icc_share;
+the Trainer below only runs the loop.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable, Protocol
+
+import torch
 
 from cluster_prep.config import ClusterConfig
 from datasets.config import DataConfig
 from datasets.prepared import PreparedDataset
+from model.batches import TrainBatches
 from model.config import EvalConfig, ModelConfig, TrainConfig, check_heads
-from model.icc import icc_on
+from model.device import apply_torch_settings, resolve_device, rng_devices, torch_rng_state
+from model.icc import calibrate_share, icc_on
+from model.llmesr import LLMESR, build_model
+from model.sequences import capped_max_len
 from model.trainer import EpochReport, Trainer, TrainResult
 
 
@@ -45,11 +53,34 @@ def run_clusters(config: RunConfig, data: PreparedDataset) -> Any:
     return build_clusters(data, config.clusters, config.data.cache_dir, item_pca)
 
 
+def seeded_model(model_cfg: ModelConfig, data: PreparedDataset, clusters: Any | None, seed: int,
+                 device: torch.device) -> tuple[LLMESR, dict]:
+    """build_model under torch seed `seed`, on `device`, and the torch RNG state right after it
+    (the run's dropout stream starts there), without touching the caller's global RNG: the same
+    seed gives the same weights and the same dropout masks in any process."""
+    with torch.random.fork_rng(devices=rng_devices(device)):
+        torch.manual_seed(seed)
+        model = build_model(model_cfg, data, clusters).to(device)
+        return model, torch_rng_state(device)
+
+
 def assemble_trainer(model_cfg: ModelConfig, train_cfg: TrainConfig, data: PreparedDataset, clusters: Any | None = None,
                      eval_cfg: EvalConfig | None = None) -> Trainer:
-    """A Trainer from its parts; `clusters` reach it only when ICC is on, so a run without ICC
-    trains exactly as one without any clusters."""
-    return Trainer(model_cfg, train_cfg, data, clusters if icc_on(model_cfg) else None, eval_cfg)
+    """A Trainer from its parts; `clusters` reach the model only when ICC is on, so a run without
+    ICC trains exactly as one without any clusters. With icc_share the ICC weight is calibrated
+    on the run's own seeded batches before the first step."""
+    check_heads(model_cfg)
+    max_len, note = capped_max_len(model_cfg.max_len, data)     # the one effective max_len
+    model_cfg = replace(model_cfg, max_len=max_len)
+    notes = [note] if note else []
+    device = resolve_device(train_cfg.device)
+    apply_torch_settings(device, train_cfg.deterministic, train_cfg.num_threads)
+    model, dropout_rng = seeded_model(model_cfg, data, clusters if icc_on(model_cfg) else None, train_cfg.seed, device)
+    batches = TrainBatches(data, model_cfg, device, train_cfg.seed, train_cfg.windows, train_cfg.window_stride)
+    if model.icc is not None and model_cfg.icc_share > 0:
+        note = calibrate_share(model, batches, model_cfg.icc_share, train_cfg.batch_size, train_cfg.seed + 2)
+        notes += [note] if note else []
+    return Trainer(model, batches, train_cfg, data, dropout_rng, eval_cfg, notes)
 
 
 def build_trainer(config: RunConfig, data: PreparedDataset) -> Trainer:

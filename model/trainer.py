@@ -10,18 +10,16 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
 
 from model.batches import TrainBatches
-from model.config import EvalConfig, ModelConfig, TrainConfig, check_heads
+from model.config import EvalConfig, TrainConfig
 from model.contract import SELECT_KEY, stops_after
-from model.device import apply_torch_settings, resolve_device
-from model.icc import CALIBRATION_BATCHES, mean_parts_at_init
-from model.llmesr import PARTS, build_model
-from model.sequences import capped_max_len
+from model.device import rng_devices, set_torch_rng_state, torch_rng_state
+from model.llmesr import LLMESR, PARTS
 
 
 @dataclass
@@ -54,28 +52,19 @@ def _cpu_copy(state: dict) -> dict:
 
 
 class Trainer:
-    """One configuration's training. Runs are assembled by model.pipeline, which decides whether
-    ICC is on: `clusters` is the ICC artifact then, else None."""
+    """The training loop of one run, given its parts by model.pipeline (which decides whether ICC
+    is on and builds the model, its batches and the calibrated ICC weight): epochs, early
+    stopping, best weights, checkpoints. `dropout_rng` is the torch RNG state the model was built
+    under, right after building: the run's dropout stream starts there."""
 
-    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, data, clusters=None,
-                 eval_cfg: EvalConfig | None = None) -> None:
-        check_heads(model_cfg)
-        max_len, note = capped_max_len(model_cfg.max_len, data)     # the one effective max_len
-        model_cfg = replace(model_cfg, max_len=max_len)
-        self.notes = [note] if note else []
-        self.model_cfg, self.train_cfg, self.data = model_cfg, train_cfg, data
+    def __init__(self, model: LLMESR, batches: TrainBatches, train_cfg: TrainConfig, data, dropout_rng: dict,
+                 eval_cfg: EvalConfig | None = None, notes: list[str] | None = None) -> None:
+        self.model, self.batches, self.train_cfg, self.data = model, batches, train_cfg, data
+        self.model_cfg = model.cfg
         self.eval_cfg = eval_cfg or EvalConfig()
-        self.device = resolve_device(train_cfg.device)
-        apply_torch_settings(self.device, train_cfg.deterministic, train_cfg.num_threads)
-        self.clusters = clusters          # the ICC artifact, None when off (model.pipeline decides)
-        with torch.random.fork_rng(devices=self._cuda_devices()):
-            torch.manual_seed(train_cfg.seed)
-            self.model = build_model(model_cfg, data, clusters).to(self.device)
-            self._rng = self._global_rng()
-        self.batches = TrainBatches(data, model_cfg, self.device, train_cfg.seed, train_cfg.windows,
-                                    train_cfg.window_stride)
-        if self.model.icc is not None and model_cfg.icc_share > 0:
-            self._calibrate_icc(model_cfg.icc_share)
+        self.device = batches.device
+        self.notes = list(notes or [])
+        self._rng = dropout_rng
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
         self.epoch = 0
@@ -92,43 +81,14 @@ class Trainer:
         """The ICC weight of this run (0 without ICC)."""
         return self.model.icc.gamma if self.model.icc is not None else 0.0
 
-    def _calibrate_icc(self, share: float) -> None:
-        """model.icc's gamma such that ICC carries `share` of the loss on the first seeded training
-        batches at initialisation: deterministic, so a resumed or reproduced run gets the same
-        gamma without storing it. A clustering that constrains no item makes the term 0 whatever
-        its weight: gamma 0, with a note."""
-        if not bool(self.model.icc.constrained.any()):
-            self.model.icc.gamma = 0.0
-            self.notes.append(f"model.icc_share {share!r}: the clustering constrains no item (all noise), so "
-                              f"the ICC term is 0 whatever its weight; gamma 0")
-            return
-        parts = mean_parts_at_init(self.model, self.batches, self.train_cfg.batch_size,
-                                   self.train_cfg.seed + 2, CALIBRATION_BATCHES)
-        self.model.icc.calibrate(share, parts, self.model.loss_weights())
-
-    # ---- private RNG: trainers in one process (tests, reused Ray actors) never interfere ----
-    def _cuda_devices(self) -> list:
-        return [self.device] if self.device.type == "cuda" else []
-
-    def _global_rng(self) -> dict:
-        state = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            state["cuda"] = torch.cuda.get_rng_state(self.device)
-        return state
-
-    def _set_global_rng(self, state: dict) -> None:
-        torch.set_rng_state(state["torch"])
-        if "cuda" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda"], self.device)
-
     # ---- training ---------------------------------------------------------------------------
     def _train_pass(self) -> list[float]:
         """One pass over the training windows; returns [mean total, mean rec, sd, icc, cl].
         Dropout draws from this trainer's own saved torch RNG state, swapped in and out."""
-        with torch.random.fork_rng(devices=self._cuda_devices()):
-            self._set_global_rng(self._rng)
+        with torch.random.fork_rng(devices=rng_devices(self.device)):
+            set_torch_rng_state(self._rng, self.device)
             values = self._train_batches()
-            self._rng = self._global_rng()
+            self._rng = torch_rng_state(self.device)
         return values
 
     def _train_batches(self) -> list[float]:

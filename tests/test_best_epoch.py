@@ -11,6 +11,7 @@ import torch
 
 from conftest import user_subset
 from model.config import ModelConfig, TrainConfig
+from model.pipeline import assemble_trainer
 from model.trainer import Trainer
 
 N_USERS = 200
@@ -44,13 +45,13 @@ def spoil_after(trainer: Trainer, epoch: int):
 
 def metrics_of(weights: dict, data, split: str) -> dict:
     """What a fresh trainer measures with these weights."""
-    fresh = Trainer(*configs(), data)
+    fresh = assemble_trainer(*configs(), data)
     fresh.model.load_state_dict(weights)
     return fresh.evaluate(split)
 
 
 def test_test_metrics_are_those_of_the_best_validation_epoch(small):
-    trainer = Trainer(*configs(), small)
+    trainer = assemble_trainer(*configs(), small)
     result = trainer.fit(spoil_after(trainer, 2))
     valid = [h["valid"]["ndcg_10"] for h in result.history]
     assert result.best_epoch in (1, 2) and valid[2] < max(valid[:2]), valid      # the last is worse
@@ -66,7 +67,7 @@ def test_test_metrics_are_those_of_the_best_validation_epoch(small):
 
 
 def test_best_weights_are_a_copy_not_the_live_tensors(small):
-    trainer = Trainer(*configs(epochs=1), small)
+    trainer = assemble_trainer(*configs(epochs=1), small)
     trainer.train_epoch()
     saved = {k: v.clone() for k, v in trainer.best_weights.items()}
     spoil_after(trainer, 1)(type("Report", (), {"epoch": 1})())

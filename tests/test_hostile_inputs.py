@@ -286,12 +286,12 @@ def test_max_len_above_the_longest_history_is_capped_with_a_note_and_the_same_re
     """Before: max_len 100000 built [users, 100001] blocks and a 100000-row position table (ml-100k:
     300 s and 6.2 GB an epoch), and every max_len gave different numbers."""
     from model.sequences import longest_input
-    from model.trainer import Trainer
+    from model.pipeline import assemble_trainer
 
     longest = longest_input(few_users)
     results = {}
     for max_len in (longest, longest + 1, 100_000):
-        trainer = Trainer(*small_configs(max_len), few_users)
+        trainer = assemble_trainer(*small_configs(max_len), few_users)
         assert trainer.model_cfg.max_len == longest and trainer.batches.block.shape[1] == longest + 1
         assert trainer.model.pos_emb.weight.shape[0] == longest
         result = trainer.fit()
@@ -333,11 +333,11 @@ def test_any_heads_and_hidden_build_a_working_model_or_one_config_error(few_user
 
     cfg = ModelConfig(backbone=backbone, hidden_size=hidden, num_heads=heads, num_blocks=1, max_len=6,
                       adapter_hidden=8, semantic_view=semantic, cross_attention=cross, pca_init=False, gamma=0.0)
-    from model.trainer import Trainer
+    from model.pipeline import assemble_trainer
     from model.config import TrainConfig
 
     try:
-        trainer = Trainer(cfg, TrainConfig(device="cpu", epochs=1), few_users)
+        trainer = assemble_trainer(cfg, TrainConfig(device="cpu", epochs=1), few_users)
     except ConfigError as error:
         assert str(error).startswith("model.num_heads: got") and hidden % heads
         return

@@ -18,6 +18,7 @@ import torch
 
 from model.batches import TrainBatches
 from model.config import ModelConfig, TrainConfig
+from model.pipeline import assemble_trainer
 from model.trainer import Trainer
 from synthetic_data import cluster_targets, held_out_items, sentinel_dataset
 
@@ -83,7 +84,7 @@ class Recorder:
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_training_and_validation_never_see_what_they_must_not(data, monkeypatch, backbone, teacher):
     valid, test = held_out_items(data)
-    trainer = Trainer(*configs(backbone, teacher), data, cluster_targets(data, HIDDEN))
+    trainer = assemble_trainer(*configs(backbone, teacher), data, cluster_targets(data, HIDDEN))
     seen = Recorder(monkeypatch, trainer)
     trainer.train_epoch()                                   # trains, then evaluates on validation
     assert seen.train and seen.teachers and seen.scored
@@ -117,7 +118,7 @@ def moved(data, cut: int, shift: int = 5):
 
 
 def train_two_epochs(data, backbone: str, loss: str, teacher: str):
-    trainer = Trainer(*configs(backbone, teacher, loss), data, cluster_targets(data, HIDDEN))
+    trainer = assemble_trainer(*configs(backbone, teacher, loss), data, cluster_targets(data, HIDDEN))
     reports = [trainer.train_epoch() for _ in range(2)]
     return trainer, reports
 

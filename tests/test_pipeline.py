@@ -4,6 +4,7 @@ passes (None = off), so a gamma-0 run never builds clusters and never sees them.
 from __future__ import annotations
 
 import pytest
+import torch
 
 from model import pipeline
 from synthetic_data import cluster_targets, sentinel_dataset
@@ -27,7 +28,7 @@ def test_gamma_zero_builds_no_clusters(data, monkeypatch):
 
     monkeypatch.setattr(cluster_build, "build_clusters", refuse)
     trainer = pipeline.build_trainer(load_config(None, [*BASE, "model.gamma=0.0"]), data)
-    assert trainer.clusters is None and trainer.model.icc is None
+    assert trainer.model.icc is None
 
 
 def test_gamma_above_zero_hands_the_clusters_down(data, monkeypatch):
@@ -36,10 +37,11 @@ def test_gamma_above_zero_hands_the_clusters_down(data, monkeypatch):
     artifact = cluster_targets(data, HIDDEN)
     monkeypatch.setattr(cluster_build, "build_clusters", lambda *args, **kwargs: artifact)
     trainer = pipeline.build_trainer(load_config(None, [*BASE, "model.gamma=0.5"]), data)
-    assert trainer.clusters is artifact and trainer.model.icc is not None
+    assert trainer.model.icc is not None
+    assert torch.equal(trainer.model.icc.targets, torch.from_numpy(artifact.item_targets).float())
 
 
 def test_given_clusters_are_dropped_when_icc_is_off(data):
     config = load_config(None, [*BASE, "model.gamma=0.0"])
     trainer = pipeline.assemble_trainer(config.model, config.train, data, cluster_targets(data, HIDDEN))
-    assert trainer.clusters is None and trainer.model.icc is None
+    assert trainer.model.icc is None

@@ -19,7 +19,7 @@ from model import losses
 from model.batches import TrainBatches
 from model.config import ModelConfig, TrainConfig
 from model.llmesr import build_model
-from model.trainer import Trainer
+from model.pipeline import assemble_trainer
 from settings import ConfigError, from_dict
 
 CPU = torch.device("cpu")
@@ -82,7 +82,7 @@ def test_a_seeded_run_repeats_and_another_seed_differs(small):
     train = TrainConfig(lr=3e-3, batch_size=20, epochs=1, patience=0, device="cpu", seed=4)
 
     def run(seed):
-        trainer = Trainer(model_cfg(dropout=0.2, negatives=32), dataclasses.replace(train, seed=seed), small)
+        trainer = assemble_trainer(model_cfg(dropout=0.2, negatives=32), dataclasses.replace(train, seed=seed), small)
         report = dataclasses.replace(trainer.train_epoch(), seconds=0.0)
         return report, trainer.model.state_dict()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import optuna
 import pytest
 
@@ -134,20 +135,26 @@ def _probes() -> dict:
         return gamma > 0 and gamma * parts["icc"] / (rest + gamma * parts["icc"]) == pytest.approx(value, rel=1e-6)
 
     def hdbscan_changed(trainer, value, field):
-        """HDBSCAN's labels differ from those of its defaults (and, for min_cluster_size, every
-        cluster is at least that large)."""
-        import numpy as np
-
+        """HDBSCAN's clusters (items sharing one target) differ from those of its defaults (and,
+        for min_cluster_size, every cluster is at least that large)."""
         from cluster_prep.build import compute_clusters
         from cluster_prep.config import ClusterConfig
         from model.llmesr import pca_matrix
 
-        default = compute_clusters(trainer.data, ClusterConfig(method="hdbscan", dim=trainer.clusters.dim,
-                                                               silhouette_sample=0),
+        default = compute_clusters(trainer.data, ClusterConfig(method="hdbscan", silhouette_sample=0),
                                    pca_matrix(trainer.data, trainer.model_cfg.hidden_size))
-        labels = np.asarray(trainer.clusters.labels[1:-1])
-        big_enough = field != "min_cluster_size" or np.bincount(labels[labels >= 0]).min() >= value
-        return big_enough and not np.array_equal(labels, np.asarray(default.labels[1:-1]))
+        labels = np.asarray(default.labels)
+        default_groups = {frozenset(np.flatnonzero(labels == label)) for label in set(labels[1:-1].tolist()) - {-1}}
+        groups = item_groups(trainer)
+        big_enough = field != "min_cluster_size" or min(len(group) for group in groups) >= value
+        return big_enough and groups != default_groups
+
+    def item_groups(trainer):
+        """The clusters a model's ICC term holds: each set of constrained items with one target."""
+        targets, constrained = trainer.model.icc.targets.numpy(), trainer.model.icc.constrained.numpy()
+        items = np.flatnonzero(constrained)
+        _, group = np.unique(targets[items], axis=0, return_inverse=True)
+        return {frozenset(items[group.ravel() == g]) for g in range(group.max() + 1)}
 
     def distinct_targets(trainer):
         targets, constrained = trainer.model.icc.targets, trainer.model.icc.constrained

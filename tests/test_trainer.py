@@ -10,7 +10,8 @@ import torch
 from conftest import user_subset
 from model.config import ModelConfig, TrainConfig
 from model.device import resolve_device
-from model.trainer import EpochReport, Trainer, TrainResult
+from model.pipeline import assemble_trainer
+from model.trainer import EpochReport, TrainResult
 
 N_USERS = 150
 
@@ -33,7 +34,7 @@ def same_state(a: dict, b: dict) -> bool:
 
 @pytest.mark.parametrize("backbone", ["sasrec", "bert4rec", "gru4rec"])
 def test_same_config_same_numbers(small, backbone):
-    runs = [Trainer(*configs(backbone, epochs=2), small) for _ in range(2)]
+    runs = [assemble_trainer(*configs(backbone, epochs=2), small) for _ in range(2)]
     reports = [[t.train_epoch() for _ in range(2)] for t in runs]
     strip = [[dataclasses.replace(r, seconds=0.0) for r in rs] for rs in reports]
     assert strip[0] == strip[1]
@@ -42,13 +43,13 @@ def test_same_config_same_numbers(small, backbone):
 
 @pytest.mark.parametrize("backbone, teacher", [("sasrec", "batch"), ("bert4rec", "batch"), ("sasrec", "epoch")])
 def test_resume_equals_straight(small, backbone, teacher):
-    straight = Trainer(*configs(backbone, teacher), small)
+    straight = assemble_trainer(*configs(backbone, teacher), small)
     straight_reports = [straight.train_epoch() for _ in range(3)]
-    first = Trainer(*configs(backbone, teacher), small)
+    first = assemble_trainer(*configs(backbone, teacher), small)
     first.train_epoch(), first.train_epoch()
     state = first.state_dict()
     first.train_epoch()                                  # the checkpoint must not alias live tensors
-    resumed = Trainer(*configs(backbone, teacher), small)
+    resumed = assemble_trainer(*configs(backbone, teacher), small)
     resumed.load_state_dict(state)
     third = resumed.train_epoch()
     assert dataclasses.replace(third, seconds=0.0) == dataclasses.replace(straight_reports[2], seconds=0.0)
@@ -58,7 +59,7 @@ def test_resume_equals_straight(small, backbone, teacher):
 
 
 def test_fit_reports_every_epoch_and_tests_best_weights(small):
-    trainer = Trainer(*configs(epochs=3), small)
+    trainer = assemble_trainer(*configs(epochs=3), small)
     seen: list[EpochReport] = []
     result = trainer.fit(seen.append)
     assert isinstance(result, TrainResult) and [r.epoch for r in seen] == [1, 2, 3]
@@ -70,17 +71,17 @@ def test_fit_reports_every_epoch_and_tests_best_weights(small):
 
 
 def test_patience_stops_early(small):
-    trainer = Trainer(*configs(epochs=50, patience=1, lr=1e-9), small)
+    trainer = assemble_trainer(*configs(epochs=50, patience=1, lr=1e-9), small)
     result = trainer.fit()
     assert result.epochs < 50 and result.epochs - result.best_epoch == 1
 
 
 def test_non_finite_loss_is_reported(small):
-    trainer = Trainer(*configs(lr=1e30), small)
+    trainer = assemble_trainer(*configs(lr=1e30), small)
     with pytest.raises(FloatingPointError, match=r"non-finite loss at epoch \d"):
         for _ in range(3):
             trainer.train_epoch()
-    injected = Trainer(*configs(), small)
+    injected = assemble_trainer(*configs(), small)
     with torch.no_grad():
         injected.model.id_emb.weight[1:] = float("nan")
     with pytest.raises(FloatingPointError, match="non-finite loss at epoch 1"):
@@ -100,7 +101,7 @@ def test_resolve_device():
 @pytest.mark.parametrize("backbone", ["sasrec", "bert4rec", "gru4rec"])
 def test_epoch_teachers_equal_per_batch_teachers_at_the_same_weights(small, backbone):
     """The cached teachers are the same function of the weights as the per-batch ones."""
-    trainer = Trainer(*configs(backbone, "epoch"), small)
+    trainer = assemble_trainer(*configs(backbone, "epoch"), small)
     trainer.train_epoch()
     users = torch.arange(0, N_USERS, 7)
     trainer._refresh_teachers()
@@ -130,13 +131,13 @@ def test_trial_checkpoint_round_trips_with_weights_only_and_runs_no_code(small, 
 
     from tuning.trainable import METRICS_FILE, STATE_FILE, _restore
 
-    trainer = Trainer(*configs(), small)
+    trainer = assemble_trainer(*configs(), small)
     trainer.train_epoch()
     saved = tmp_path / "checkpoint"
     saved.mkdir()
     torch.save(trainer.state_dict(), saved / STATE_FILE)                  # what the trial writes
     (saved / METRICS_FILE).write_text(json.dumps({"epoch": 1}))
-    resumed = Trainer(*configs(), small)
+    resumed = assemble_trainer(*configs(), small)
     assert _restore(resumed, tune.Checkpoint.from_directory(saved)) == {"epoch": 1}
     assert same_state(resumed.model.state_dict(), trainer.model.state_dict())
     assert dataclasses.replace(resumed.train_epoch(), seconds=0.0) == \
@@ -147,5 +148,5 @@ def test_trial_checkpoint_round_trips_with_weights_only_and_runs_no_code(small, 
     marker = tmp_path / "code-ran"
     torch.save({**trainer.state_dict(), "extra": _RunsCode(str(marker))}, evil / STATE_FILE)
     (evil / METRICS_FILE).write_text(json.dumps({"epoch": 2}))
-    assert _restore(Trainer(*configs(), small), tune.Checkpoint.from_directory(evil)) is None
+    assert _restore(assemble_trainer(*configs(), small), tune.Checkpoint.from_directory(evil)) is None
     assert not marker.exists()                                            # refused before unpickling it

@@ -22,7 +22,7 @@ from conftest import user_subset
 from model.batches import TrainBatches, training_block, training_windows
 from model.config import ModelConfig, TrainConfig
 from model.llmesr import build_model
-from model.trainer import Trainer
+from model.pipeline import assemble_trainer
 from settings import ConfigError
 from synthetic_data import sentinel_dataset
 
@@ -128,7 +128,7 @@ def small(ml100k):
 
 @pytest.mark.parametrize("backbone", ["sasrec", "bert4rec", "gru4rec"])
 def test_every_backbone_trains_an_epoch_on_windows(small, backbone):
-    trainer = Trainer(*configs(backbone), small)
+    trainer = assemble_trainer(*configs(backbone), small)
     rows = trainer.batches.rows.shape[0]
     assert rows > 3 * small.n_users                                   # long ml-100k histories
     before = [p.detach().clone() for p in trainer.model.parameters()]
@@ -139,13 +139,13 @@ def test_every_backbone_trains_an_epoch_on_windows(small, backbone):
 
 
 def test_sliding_resume_equals_straight(small):
-    straight = Trainer(*configs(), small)
+    straight = assemble_trainer(*configs(), small)
     reports = [straight.train_epoch() for _ in range(2)]
-    first = Trainer(*configs(), small)
+    first = assemble_trainer(*configs(), small)
     first.train_epoch()
     state = first.state_dict()
     first.train_epoch()                                  # the checkpoint must not alias live tensors
-    resumed = Trainer(*configs(), small)
+    resumed = assemble_trainer(*configs(), small)
     resumed.load_state_dict(state)
     second = resumed.train_epoch()
     assert dataclasses.replace(second, seconds=0.0) == dataclasses.replace(reports[1], seconds=0.0)
@@ -156,7 +156,7 @@ def test_sliding_resume_equals_straight(small):
 
 def test_windows_change_the_run_and_last_is_todays_block(small):
     """last trains on the users' blocks as before (rows = users); sliding differs."""
-    last, sliding = Trainer(*configs(windows="last"), small), Trainer(*configs(), small)
+    last, sliding = assemble_trainer(*configs(windows="last"), small), assemble_trainer(*configs(), small)
     assert torch.equal(last.batches.block, torch.from_numpy(training_block(small, 10)))
     assert torch.equal(last.batches.owner, torch.arange(small.n_users))
     assert last.train_epoch().train_loss != sliding.train_epoch().train_loss

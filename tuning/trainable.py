@@ -35,11 +35,11 @@ MAX_DISK_WAIT_S = 60.0
 def cluster_metrics(trainer: Any) -> dict[str, Any]:
     """ICC trials only: how lopsided the trial's clustering is (cluster_prep.quality), so a result
     bought with a degenerate clustering is visible beside its score."""
-    clusters = getattr(trainer, "clusters", None)
-    if clusters is None:
+    icc = trainer.model.icc
+    if icc is None:
         return {}
-    return {"cluster_largest_share": float(clusters.quality.get("largest_share", math.nan)),
-            "cluster_degenerate": bool(clusters.quality.get("degenerate", False))}
+    return {"cluster_largest_share": float(icc.quality.get("largest_share", math.nan)),
+            "cluster_degenerate": bool(icc.quality.get("degenerate", False))}
 
 
 def _where() -> dict[str, str]:
