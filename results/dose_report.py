@@ -46,7 +46,8 @@ def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame, missin
              f"seeds {config.dose.seeds}; {len(runs)} runs, {runs['seconds'].sum() / 3600:.1f} hours of "
              f"training, wall clock (one thread each). Control: the same config without ICC "
              f"(test NDCG@10 {_fmt(control['test_ndcg_10'].mean())}).", "",
-             "Tests: paired t over seeds (p, and Holm over the doses of a metric: one exploratory family); "
+             "Tests: paired t over seeds (p, and Holm over the doses of a metric: one exploratory family; "
+             "a verdict of better or worse needs the Holm p below 0.05); "
              f"TOST at +/-{100 * config.dose.margin:g} % of the control's mean (equivalence). "
              "`realised` is ICC's share of the loss over epoch 1.", "",
              at_cap_sentence(runs["best_epoch"].tolist(), config.train.epochs), ""]

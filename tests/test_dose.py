@@ -197,6 +197,23 @@ def test_the_primary_family_is_each_best_dose_on_every_seed_with_its_own_holm(tm
     assert "| test tail-item NDCG@10 | hdbscan-5 | 0.05 | 4 |" in text
 
 
+def test_a_verdict_of_better_or_worse_needs_the_family_adjusted_p(tmp_path):
+    """A dose whose raw p is below 0.05 but whose Holm p is not says nothing in either family."""
+    from results.orchestration.dose import load_runs, summarize_confirmed, summarize_doses
+
+    config = load_config("configs/dose-scientific.yaml", SMALL_PLAN)
+    _whole_screen(tmp_path, config)
+    for seed, bump in ((44, 0.001), (45, -0.0005)):
+        for arm, value in (("control", 0.08), ("kmeans-16-share0.2", 0.082), ("hdbscan-5-share0.05", 0.086)):
+            _record(tmp_path, config, arm, seed, 0.1, value + bump)
+    runs = load_runs(tmp_path)
+    rows = summarize_doses(config, runs) + summarize_confirmed(config, runs)
+    for row in rows:
+        called = row["verdict"] in ("better", "worse")
+        assert called == (row["p_holm"] < 0.05), row
+    assert any(r["p_value"] < 0.05 <= r["p_holm"] for r in rows)      # the case the rule is for occurs
+
+
 def test_confirmation_seeds_must_be_new_seeds():
     with pytest.raises(ConfigError, match=r"dose.confirm_seeds: got \[43, 44\]"):
         load_config("configs/dose-scientific.yaml", ["dose.confirm_seeds=[43,44]"])

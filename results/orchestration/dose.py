@@ -159,14 +159,22 @@ def load_runs(folder: Path) -> list[dict[str, Any]]:
 def summarize_doses(config: Any, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The screen: one row per (dose, metric) over the screen's seeds: means with CIs, the paired
     difference to the control, its test (raw and Holm-adjusted over the metric's doses: one
-    exploratory family), TOST and the verdict."""
+    exploratory family), TOST and the verdict (from the Holm p)."""
     by_arm = _by_arm(runs, set(int(s) for s in config.dose.seeds))
     rows = [row for clustering in config.dose.clusterings for share in config.dose.shares
             for row in _compare(config, clustering, share, by_arm)]
     for metric in METRICS:
-        mine = [r for r in rows if r["metric"] == metric]
-        for row, adjusted in zip(mine, holm([r["p_value"] for r in mine])):
-            row["p_holm"] = adjusted
+        _judged_as_family([r for r in rows if r["metric"] == metric], config.dose.margin)
+    return rows
+
+
+def _judged_as_family(rows: list[dict[str, Any]], margin: float) -> list[dict[str, Any]]:
+    """Holm over `rows` (one family of tests), and each row's verdict from its adjusted p: a dose
+    is called better or worse only when it survives the family's correction (TOST as is)."""
+    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
+        row["p_holm"] = adjusted
+        row["verdict"] = _verdict(row["seeds"], {"p_value": adjusted, "diff": row["diff"]},
+                                  {"p_value": row["tost_p"], "margin": margin})
     return rows
 
 
@@ -179,9 +187,7 @@ def summarize_confirmed(config: Any, runs: list[dict[str, Any]]) -> list[dict[st
     by_arm = _by_arm(runs, set(int(s) for s in (*config.dose.seeds, *config.dose.confirm_seeds)))
     rows = [row for clustering, share in best_shares(config, runs).items()
             for row in _compare(config, clustering, share, by_arm)]
-    for row, adjusted in zip(rows, holm([r["p_value"] for r in rows])):
-        row["p_holm"] = adjusted
-    return rows
+    return _judged_as_family(rows, config.dose.margin)
 
 
 def _by_arm(runs: list[dict[str, Any]], seeds: set[int]) -> dict[str, dict[int, dict]]:
@@ -206,7 +212,6 @@ def _compare(config: Any, clustering: str, share: float, by_arm: dict[str, dict[
                      "control_mean": mean_ci(base)["mean"], "relative": diff["relative"],
                      "diff": diff["diff"], "diff_half_width": diff["diff_half_width"],
                      "p_value": diff["p_value"], "tost_p": tost["p_value"],
-                     "verdict": _verdict(len(seeds), diff, tost),
                      "realised_share": _mean_realised_share([arm[s] for s in seeds])})
     return rows
 
