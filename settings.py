@@ -218,6 +218,12 @@ def dotted_value(data: Mapping[str, Any], key: str) -> Any:
     return value.get(field) if isinstance(value, Mapping) else None
 
 
+def dotted_keys(data: Mapping[str, Any]) -> list[str]:
+    """Every "section.field" of a nested config dict (config_to_dict's shape): what "every
+    setting" means where no list of given settings narrows it."""
+    return [f"{section}.{field}" for section, fields in data.items() for field in fields]
+
+
 def nested(key: str, value: Any) -> dict[str, Any]:
     """`a.b.c`, v -> {"a": {"b": {"c": v}}}: a dotted key as the nested dict a YAML file gives."""
     out: dict[str, Any] = {}

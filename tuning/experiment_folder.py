@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from settings import ConfigError, dotted_value, first_difference
+from settings import ConfigError, dotted_keys, dotted_value, first_difference
 from tuning.config import Config, config_from_dict, config_to_dict
 from tuning.optuna_db import OPTUNA_DB
 
@@ -123,7 +123,7 @@ def changed_setting(saved: dict, now: dict, given: Iterable[str] | None) -> str 
     """'key: saved X, now Y' for the first setting in `given` (None: every setting of `now`)
     whose value differs between two config dicts; settings that only locate the run are skipped."""
     if given is None:
-        given = [f"{section}.{field}" for section, fields in now.items() for field in fields]
+        given = dotted_keys(now)
     for key in sorted(set(given) - set(LOCATION_KEYS)):
         diff = first_difference(dotted_value(saved, key), dotted_value(now, key), key)
         if diff:

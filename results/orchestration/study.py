@@ -34,7 +34,7 @@ from model.config import ModelConfig
 from model.icc import WEIGHTS as ICC_WEIGHTS, icc_on
 from results.orchestration.confirm import (StudyError, comparable, load_confirmations, load_front_runs,
                                            run_confirmations, say, write_json)
-from settings import dotted_value
+from settings import dotted_keys, dotted_value
 from tuning.lock import driver_lock
 
 STUDY_FILE = "study_config.json"
@@ -132,8 +132,7 @@ def claim_with_plan(config: Any, name: str, resume: bool, given: Any, plan: tupl
     the plan changed (`save_plan` keeps it for the next bare `--resume`, under the driver lock)."""
     from tuning.config import config_to_dict
 
-    every = given if given is not None else [f"{section}.{field}" for section, fields in
-                                             config_to_dict(config).items() for field in fields]
+    every = given if given is not None else dotted_keys(config_to_dict(config))
     planned = [key for key in every if any(key == p or key.startswith(p + ".") for p in plan)]
     folder, saved = claim(config, name, resume, [key for key in every if key not in planned])
     if not resume or not planned:
