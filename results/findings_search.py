@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from results.pareto import FRONT_METRICS, front_ids, front_indices, hypervolume, reference_point
+from results.pareto import FRONT_METRICS, front_candidates, front_ids, front_indices, hypervolume, reference_point
 from results.stats import mean_ci
 from results.study_plots import VARIANT_LABEL, arm_parts, arm_search_seed
 
@@ -85,8 +85,7 @@ def _missing(value: Any) -> bool:
 
 def front_table(trials: pd.DataFrame) -> pd.DataFrame:
     """The Pareto front of overall vs tail-item validation NDCG@10 over every scored trial."""
-    scored = trials[trials["valid_ndcg_10"].notna() & trials["valid_tail_item_ndcg_10"].notna()
-                    & (trials["state"] != "errored")].reset_index(drop=True)
+    scored = front_candidates(trials).reset_index(drop=True)
     if scored.empty:
         return scored
     front = front_indices(list(zip(scored["valid_ndcg_10"], scored["valid_tail_item_ndcg_10"])))
@@ -99,10 +98,7 @@ def arm_fronts(trials: pd.DataFrame) -> pd.DataFrame:
     """Per search arm: its own Pareto front of overall vs tail-item validation NDCG@10 and the
     front's hypervolume against the origin (results.pareto). Arms with the same budget, so a
     larger hypervolume for the ICC arm than for the LLM-ESR arm says ICC moved the front."""
-    from results.pareto import hypervolume, reference_point
-
-    scored = trials[trials["valid_ndcg_10"].notna() & trials["valid_tail_item_ndcg_10"].notna()
-                    & (trials["state"] != "errored")] if not trials.empty else trials
+    scored = front_candidates(trials)
     rows = []
     for arm, part in (scored.groupby("arm", sort=True) if not scored.empty else []):
         points = list(zip(part["valid_ndcg_10"], part["valid_tail_item_ndcg_10"]))

@@ -22,6 +22,14 @@ REFERENCE_NOTE = "reference point: the origin (every objective 0)"
 FRONT_METRICS = ("valid_ndcg_10", "valid_tail_item_ndcg_10")
 
 
+def front_candidates(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials a study front is drawn over: scored on both FRONT_METRICS, never errored."""
+    if trials.empty:
+        return trials
+    return trials[trials[FRONT_METRICS[0]].notna() & trials[FRONT_METRICS[1]].notna()
+                  & (trials["state"] != "errored")]
+
+
 def reference_point(dimensions: int) -> tuple[float, ...]:
     """The origin: the worst value of every ranking metric, the same for every run."""
     return (0.0,) * dimensions

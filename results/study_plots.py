@@ -71,10 +71,9 @@ def plot_pareto(trials: pd.DataFrame, front: pd.DataFrame, path: Path) -> str | 
 def plot_arm_fronts(trials: pd.DataFrame, backbones: list[str], path: Path) -> str | None:
     """Per backbone: every arm's trials (faint) and its own Pareto front (a step line), so the
     LLM-ESR and ICC fronts can be compared at one budget."""
-    from results.pareto import front_indices
+    from results.pareto import front_candidates, front_indices
 
-    scored = trials[trials["valid_ndcg_10"].notna() & trials["valid_tail_item_ndcg_10"].notna()
-                    & (trials["state"] != "errored")] if not trials.empty else trials
+    scored = front_candidates(trials)
     if scored.empty:
         return None
     fig, panels = _backbone_panels(backbones)
