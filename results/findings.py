@@ -108,7 +108,7 @@ def searched_dimensions(config: Any) -> int:
 
 def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd.DataFrame,
               plots: dict[str, str | None], tables: dict[str, pd.DataFrame], said: list[str],
-              shares: list[str], command: str | None) -> list[tuple]:
+              shares: list[str], command: str | None, dose_pieces: list[tuple]) -> list[tuple]:
     """The report as (kind, payload) pieces, rendered to Markdown and to HTML alike."""
     n_seeds = len(config.study.seeds)
     dataset = config.data.name
@@ -149,6 +149,7 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
         ("image", plots.get("fronts")),
         ("table", tables["fronts"]),
         *_fronts_on_test_pieces(config, tables["fronts_on_test"], plots),
+        *dose_pieces,
         ("h2", "Search budget"),
         ("p", "Best validation NDCG@10 so far against cumulative trial-epochs, per arm (no grid was "
               "run in this study; `bench/search_efficiency.py` compares search with a grid)."),
@@ -245,10 +246,50 @@ def _fronts_on_test_pieces(config: Any, on_test: pd.DataFrame, plots: dict[str, 
     return head + [("image", plots.get("fronts_on_test")), ("table", shown)]
 
 
+def _dose_pieces(doses: dict[str, dict[str, Any]], out: Path) -> list[tuple]:
+    """Each dose-response of the study (`study.dose_backbones`): its plot (copied beside the
+    findings), its primary family (each clustering's best share against no ICC, Holm over the
+    family) and a link to its whole report."""
+    import shutil
+
+    from results.dose_report import METRIC_LABEL
+
+    if not doses:
+        return []
+    pieces: list[tuple] = [
+        ("h2", "ICC's dose-response around each tuned LLM-ESR arm"),
+        ("p", "No search: the backbone's confirmed LLM-ESR configuration with ICC at fixed shares of the loss "
+              "(`model.icc_share`) for each clustering, against the same configuration without ICC, over paired "
+              "seeds. The screen is exploratory; the primary family is each clustering's best share (chosen on "
+              "validation) on every seed, Holm-adjusted on its own, with TOST beside each test.")]
+    for backbone, report in doses.items():
+        folder = Path(report["folder"])
+        image = None
+        if report.get("plot"):
+            image = out / f"dose-{backbone}.png"
+            shutil.copyfile(report["plot"], image)
+        confirmed = folder / "confirmed.csv"
+        primary = pd.read_csv(confirmed) if confirmed.is_file() else pd.DataFrame()
+        if not primary.empty:
+            primary = pd.DataFrame({
+                "clustering": primary["clustering"], "share": [f"{100 * v:g} %" for v in primary["share"]],
+                "metric": primary["metric"].map(lambda m: METRIC_LABEL.get(m, m)), "seeds": primary["seeds"],
+                "vs control": [f"{100 * v:+.1f} %" for v in primary["relative"]],
+                "p (Holm)": primary["p_holm"].round(3), "TOST p": primary["tost_p"].round(3),
+                "verdict": primary["verdict"]})
+        pieces += [("h3", f"{backbone}: {report['runs']} runs, {report['missing']} still to run "
+                          f"([the whole report]({folder.name}/dose.md))"),
+                   ("image", str(image) if image else None),
+                   ("table", primary) if not primary.empty else ("p", "Primary family: not chosen yet (the screen is not whole).")]
+    return pieces
+
+
 def write_findings(config: Any, folder: Path, experiments: dict[str, Path], records: list[dict],
                    refs: dict, out: Path, command: str | None = None,
-                   front_runs: list[dict] | None = None) -> dict[str, Any]:
-    """Write the findings of the study in `folder` into `out`; return the paths and headline."""
+                   front_runs: list[dict] | None = None,
+                   doses: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Write the findings of the study in `folder` into `out` (with `doses`, the dose-response
+    reports run_dose_stage wrote, by backbone); return the paths and headline."""
     import shutil
 
     out.mkdir(parents=True, exist_ok=True)
@@ -289,7 +330,7 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     if (folder / "study_config.json").resolve() != (out / "study_config.json").resolve():
         shutil.copyfile(folder / "study_config.json", out / "study_config.json")
     pieces = _sections(config, folder.name, runs, refs, trials, plots, tables, said,
-                       icc_share_sentences(trials, backbones), command)
+                       icc_share_sentences(trials, backbones), command, _dose_pieces(doses or {}, out))
     markdown = out / "findings.md"
     markdown.write_text(to_markdown_text(pieces))
     page = out / "findings.html"

@@ -321,3 +321,47 @@ def test_the_beauty_study_is_the_scientific_plan_on_other_data(tmp_path):
     from results.findings import reductions
 
     assert any("the rule asks" in line for line in reductions(reduced))
+
+
+@pytest.mark.slow
+def test_a_resume_may_add_a_dose_response_around_the_tuned_llmesr_arm(study):
+    """Issue 21 item 1 inside the study: `study.dose_backbones` runs the dose-response around the
+    backbone's confirmed LLM-ESR arm (its best trial, the confirmation protocol), keeps every
+    run already done, and the findings show its primary family and link its report."""
+    from results.orchestration.confirm import arm_best_row
+    from results.orchestration.dose import load_runs
+
+    config, folder, _ = study
+    plan = {"study.dose_backbones": ["sasrec"], "dose.shares": [0.2], "dose.clusterings": ["kmeans-4"],
+            "dose.seeds": [42, 43], "dose.confirm_seeds": [44, 45], "dose.workers": 2}
+    before = {p: p.stat().st_mtime_ns for p in (folder / CONFIRM_DIR).glob("*/seed-*.json")}
+    again = run_study(config.replace(plan), "demo", resume=True, progress=False, given=list(plan))
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    runs = load_runs(folder / "dose-sasrec")
+    assert sorted((r["arm"], r["seed"]) for r in runs) == sorted(
+        (arm, seed) for arm in ("control", "kmeans-4-share0.2") for seed in (42, 43, 44, 45))
+    for run in runs:                      # the arm's confirmation runs are the control's, not trained twice
+        copied = run["arm"] == "control" and run["seed"] in config.study.seeds
+        assert ("copied_from" in run) == copied
+        if copied:
+            assert run["test"] == json.loads((folder / CONFIRM_DIR / "llmesr-sasrec" / f"seed-{run['seed']}.json").read_text())["test"]
+    best = arm_best_row(folder / SEARCH_DIR / "llmesr-sasrec")
+    for run in runs:                      # the tuned arm's config with the study's budget (patience 0 here)
+        assert run["config"]["train"]["lr"] == best["lr"] and run["config"]["train"]["patience"] == config.train.patience
+        assert run["epochs"] == config.train.epochs and run["config"]["train"]["seed"] == run["seed"]
+        assert run["config"]["model"]["icc_share"] == (0.2 if run["arm"] != "control" else 0.0)
+    out = Path(again["markdown"]).parent
+    text = Path(again["markdown"]).read_text()
+    assert "## ICC's dose-response around each tuned LLM-ESR arm" in text
+    assert "(dose-sasrec/dose.md)" in text and (out / "dose-sasrec" / "dose.md").is_file()
+    assert "| kmeans-4 | 20 % | test NDCG@10 | 4 |" in text and (out / "dose-sasrec.png").is_file()
+
+
+def test_dose_backbones_must_be_searched_backbones_with_an_llmesr_arm():
+    from settings import ConfigError
+
+    with pytest.raises(ConfigError, match=r"study.dose_backbones: got \['gru4rec'\]; allowed: distinct backbones"):
+        load_config(DEMO, ["study.dose_backbones=[gru4rec]"])
+    with pytest.raises(ConfigError, match=r"has no llmesr arm"):
+        load_config(DEMO, ["study.dose_backbones=[sasrec]", "study.variants=[plain,icc]"])
+    assert load_config(DEMO, ["study.dose_backbones=[sasrec]"]).study.dose_backbones == ["sasrec"]

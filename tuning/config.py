@@ -88,6 +88,9 @@ class StudyConfig:
                                  "the pre-registered primary family: comparison:metric pairs, each tested "
                                  "per backbone and Holm-adjusted together; every other comparison is "
                                  "exploratory (raw p, no correction)")
+    dose_backbones: list[str] = setting([], "backbones whose LLM-ESR arm, once confirmed, gets ICC's dose-response "
+                                        "(the `dose` section) around its tuned config; its tables and plot join "
+                                        "the findings ([] = none)")
 
 
 @dataclass
@@ -207,6 +210,13 @@ def check_study(study: StudyConfig) -> None:
     if not study.primary or len(set(study.primary)) != len(study.primary):
         raise ConfigError(f"study.primary: got {study.primary!r}; allowed: a non-empty list of distinct "
                           f"COMPARISON:METRIC entries")
+    extra = [b for b in study.dose_backbones if b not in study.backbones]
+    if extra or len(set(study.dose_backbones)) != len(study.dose_backbones):
+        raise ConfigError(f"study.dose_backbones: got {study.dose_backbones!r}; allowed: distinct backbones of "
+                          f"study.backbones ({', '.join(study.backbones)})")
+    if study.dose_backbones and "llmesr" not in study.variants:
+        raise ConfigError(f"study.dose_backbones: got {study.dose_backbones!r}, but study.variants "
+                          f"{study.variants!r} has no llmesr arm, whose tuned config the dose-response is built around")
 
 
 CLUSTERING_FIELD = {"kmeans": "n_clusters", "hdbscan": "min_cluster_size"}

@@ -235,7 +235,6 @@ def run_dose(config: Any, name: str, resume: bool = False, progress: bool = True
     `report_only`: write them from the runs on disk, running nothing (a dose-response still
     going, or stopped part way: the files say how many runs are missing). One driver at a time
     (the folder's driver lock); a report may be written beside it."""
-    from results.dose_report import write_dose_report
     from tuning.lock import driver_lock
 
     folder, config, plan_changed = claim_dose(config, name, resume or report_only, given)
@@ -244,9 +243,63 @@ def run_dose(config: Any, name: str, resume: bool = False, progress: bool = True
             if plan_changed:
                 save_plan(config, folder, name)
             run_doses(config, folder, progress)
+    return write_report(config, folder, folder / DOSE_DIR)
+
+
+def write_report(config: Any, folder: Path, out: Path) -> dict[str, Any]:
+    """The dose-response report of the runs under `folder` (screen, primary family, plot), in `out`."""
+    from results.dose_report import write_dose_report
+
     runs = load_runs(folder)
-    return write_dose_report(config, folder / DOSE_DIR, runs, summarize_doses(config, runs),
+    return write_dose_report(config, out, runs, summarize_doses(config, runs),
                              missing=missing_runs(config, folder), confirmed=summarize_confirmed(config, runs))
+
+
+def arm_dose_base(config: Any, experiment: Path) -> Any:
+    """The config a study's dose-response is built around: the LLM-ESR arm's best trial (the one
+    its confirmation runs) with the study's budget, train.epochs and train.patience (early
+    stopping, as the standalone dose-response: a third fewer epochs than the confirmation's full
+    budget), and the study's own `dose` plan."""
+    import dataclasses
+
+    from results.orchestration.confirm import arm_best_row, confirm_config
+    from tuning.config import config_from_dict
+
+    tuned = config_from_dict(confirm_config(config, arm_best_row(experiment), config.dose.seeds[0]))
+    return dataclasses.replace(tuned.replace({"train.patience": config.train.patience}), dose=config.dose)
+
+
+def run_arm_dose(config: Any, folder: Path, experiment: Path, confirmed: Path, out: Path,
+                 progress: bool) -> dict[str, Any]:
+    """A study's dose-response stage for one backbone: every dose around its LLM-ESR arm's tuned
+    config (`experiment`: that arm's search; `confirmed`: its confirmation runs, which are the
+    control's runs on the seeds both have), runs under `folder`, the report in `out`."""
+    base = arm_dose_base(config, experiment)
+    reused = reuse_control_runs(base, folder, confirmed)
+    if reused:
+        _say(progress, f"dose-response: {reused} control runs are the LLM-ESR arm's confirmation runs (copied)")
+    run_doses(base, folder, progress)
+    return write_report(base, folder, out)
+
+
+def reuse_control_runs(config: Any, folder: Path, confirmed: Path) -> int:
+    """Copy into the control the runs in `confirmed` (seed-S.json files) trained with exactly the
+    control's settings (with train.patience 0 the LLM-ESR arm's confirmation runs are), so a run
+    is not trained twice; returns how many were copied."""
+    from model.icc import without_icc
+    from tuning.config import config_to_dict
+
+    copied = 0
+    for seed in (*config.dose.seeds, *config.dose.confirm_seeds):
+        source, target = confirmed / f"seed-{seed}.json", run_path(folder, CONTROL, int(seed))
+        if target.is_file() or not source.is_file():
+            continue
+        record = json.loads(source.read_text())
+        wanted = config_to_dict(without_icc(config).replace({"train.seed": int(seed)}))
+        if run_settings(comparable(record["config"])) == run_settings(wanted):
+            write_json(target, {**record, "arm": CONTROL, "config": wanted, "copied_from": str(source)})
+            copied += 1
+    return copied
 
 
 def missing_runs(config: Any, folder: Path) -> int:

@@ -16,7 +16,11 @@ flight; `--resume` skips everything already on disk):
    dropout too, the control isolates the constraint. One JSON file per run:
    <study>/confirm/<arm>/seed-<s>.json; a file made from another config (an older protocol) is
    stale and runs again.
-3. Findings. results.findings writes the report (Markdown and HTML first, then tables and plots).
+   With `study.dose_backbones`, each of those backbones' confirmed LLM-ESR arm then gets ICC's
+   dose-response (results.orchestration.dose: the `dose` section's shares x clusterings against
+   no ICC, around the arm's tuned config): runs in <study>/dose-<backbone>/.
+3. Findings. results.findings writes the report (Markdown and HTML first, then tables and plots),
+   the dose-responses' reports beside it.
 
 The study's folder also holds study_config.json: the config it was started with. `--resume --name N`
 continues with that config (as `tune --resume` does); a setting given with it that differs from
@@ -32,14 +36,14 @@ from typing import Any
 
 from model.config import ModelConfig
 from model.icc import WEIGHTS as ICC_WEIGHTS, icc_on
-from results.orchestration.confirm import (StudyError, comparable, load_confirmations, load_front_runs,
-                                           run_confirmations, say, write_json)
+from results.orchestration.confirm import (CONFIRM_DIR, StudyError, comparable, load_confirmations,
+                                           load_front_runs, run_confirmations, say, write_json)
 from settings import dotted_keys, dotted_value
 from tuning.lock import driver_lock
 
 STUDY_FILE = "study_config.json"
 #: settings a resume may change: which runs exist or how many at once, never how one trains
-STUDY_PLAN = ("study.front_seeds", "study.confirm_workers")
+STUDY_PLAN = ("study.front_seeds", "study.confirm_workers", "study.dose_backbones", "dose")
 SEARCH_DIR = "search"
 FINDINGS_DIR = "findings"
 DONE_MARK = ".search-done"
@@ -210,6 +214,18 @@ def references(config: Any, folder: Path) -> dict[str, dict[str, dict[str, float
     return cached_references(config, folder / "references.json")
 
 
+def run_dose_stage(config: Any, folder: Path, found: dict[str, Path], backbone: str, out: Path,
+                   progress: bool) -> dict[str, Any]:
+    """Stage 2b (`study.dose_backbones`): ICC's dose-response around the backbone's confirmed
+    LLM-ESR arm; runs in <study>/dose-<backbone>/, its report in <findings>/dose-<backbone>/."""
+    from results.orchestration.dose import run_arm_dose
+
+    arm = arm_name("llmesr", backbone)
+    say(progress, f"dose-response around {arm}")
+    return run_arm_dose(config, folder / f"dose-{backbone}", found[arm], folder / CONFIRM_DIR / arm,
+                        out / f"dose-{backbone}", progress)
+
+
 def run_study(config: Any, name: str, resume: bool = False, address: str | None = None,
               findings_dir: str | Path | None = None, progress: bool = True,
               command: str | None = None, given: Any = None) -> dict[str, Any]:
@@ -229,12 +245,15 @@ def run_study(config: Any, name: str, resume: bool = False, address: str | None 
         refs = references(config, folder)
         out = out or folder / FINDINGS_DIR
         experiments: dict[str, Path] = {}
+        doses: dict[str, dict[str, Any]] = {}
         for backbone in config.study.backbones:      # one backbone at a time: its answer comes early
             group = {arm: plan for arm, plan in plans.items() if plan.model.backbone == backbone}
             found = run_search(group, folder, address, progress)
             run_confirmations(config, folder, found, progress)
             experiments.update(found)
+            if backbone in config.study.dose_backbones:
+                doses[backbone] = run_dose_stage(config, folder, found, backbone, out, progress)
             written = write_findings(config, folder, experiments, load_confirmations(folder), refs, out,
-                                     command=command, front_runs=load_front_runs(folder))
+                                     command=command, front_runs=load_front_runs(folder), doses=doses)
             say(progress, f"findings after {backbone}: {written['markdown']}")
     return {"study": str(folder), "arms": sorted(experiments), **written}
