@@ -19,7 +19,9 @@ pre-registered primary one, Holm-adjusted on its own.
 Per dose and metric (test NDCG@10 overall and on tail items): the paired difference to the
 control with its 95 % CI, the paired t-test (Holm-adjusted over every dose of that metric: the
 doses are one exploratory family) and TOST at `dose.margin`, so "no effect" is a claim with a
-margin. Written to <folder>/dose/: runs.csv, doses.csv, dose.md and dose.png.
+margin. Written to <folder>/dose/: runs.csv, doses.csv, dose.md and dose.png. Standalone
+(`launch.py dose`, a base config given) or as a study's stage (`study.dose_backbones`:
+run_arm_dose, around the backbone's tuned LLM-ESR arm).
 """
 
 from __future__ import annotations
