@@ -31,10 +31,21 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def references_sentence(references: dict[str, dict[str, dict[str, float]]] | None) -> str:
+    """The training-free references on test (results.references: the same split and protocol),
+    to read every trained number against; or why they are missing."""
+    if not references:
+        return "Training-free references: not computed (the dataset could not be prepared here)."
+    scores = "; ".join(f"{name.replace('_', ' ')} {_fmt(m.get('ndcg_10'))} (tail items {_fmt(m.get('tail_item_ndcg_10'))})"
+                       for name, m in sorted(references.get("test", {}).items()))
+    return f"Training-free references, test NDCG@10 on the same split and protocol: {scores}."
+
+
 def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame, missing: int = 0,
-             confirmed: list[dict[str, Any]] | None = None) -> str:
-    """The summary: the setting, the cost, the primary family (each clustering's best dose,
-    confirmed) and per metric a table of every dose of the screen."""
+             confirmed: list[dict[str, Any]] | None = None,
+             references: dict[str, dict[str, dict[str, float]]] | None = None) -> str:
+    """The summary: the setting, the cost, the training-free references, the primary family (each
+    clustering's best dose, confirmed) and per metric a table of every dose of the screen."""
     control = runs[runs["arm"] == CONTROL]
     partial = ([f"**Partial: {missing} of {missing + len(runs)} planned runs are not done yet.** Each dose is "
                 f"compared on the seeds it shares with the control (`seeds`); one seed gives no test.", ""]
@@ -46,6 +57,7 @@ def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame, missin
              f"seeds {config.dose.seeds}; {len(runs)} runs, {runs['seconds'].sum() / 3600:.1f} hours of "
              f"training, wall clock (one thread each). Control: the same config without ICC "
              f"(test NDCG@10 {_fmt(control['test_ndcg_10'].mean())}).", "",
+             references_sentence(references), "",
              "Tests: paired t over seeds (p, and Holm over the doses of a metric: one exploratory family; "
              "a verdict of better or worse needs the Holm p below 0.05); "
              f"TOST at +/-{100 * config.dose.margin:g} % of the control's mean (equivalence). "
@@ -121,14 +133,15 @@ def plot(config: Any, rows: list[dict[str, Any]], path: Path) -> Path | None:
 
 
 def write_dose_report(config: Any, out: Path, runs: list[dict[str, Any]], rows: list[dict[str, Any]],
-                      missing: int = 0, confirmed: list[dict[str, Any]] | None = None) -> dict:
+                      missing: int = 0, confirmed: list[dict[str, Any]] | None = None,
+                      references: dict[str, dict[str, dict[str, float]]] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     frame = runs_frame(runs)
     frame.to_csv(out / "runs.csv", index=False)
     pd.DataFrame(rows).to_csv(out / "doses.csv", index=False)
     if confirmed:
         pd.DataFrame(confirmed).to_csv(out / "confirmed.csv", index=False)
-    (out / "dose.md").write_text(markdown(config, rows, frame, missing, confirmed))
+    (out / "dose.md").write_text(markdown(config, rows, frame, missing, confirmed, references))
     image = plot(config, rows, out / "dose.png")
     return {"folder": str(out), "markdown": str(out / "dose.md"), "plot": str(image) if image else None,
             "runs": len(frame), "missing": missing, "doses": len(rows) // len(METRIC_LABEL)}

@@ -91,6 +91,9 @@ def test_a_tiny_dose_response_runs_reports_and_resumes(tmp_path):
     assert "| kmeans-8 | 0.1 | 2 |" in table and (tmp_path / "tiny" / "dose" / "dose.png").is_file()
     assert "| test NDCG@10 | kmeans-8 | 0.1 | 3 |" in table                           # the primary family
     assert "Training length: 6 of 6 runs (100 %) had their best validation epoch at the 1-epoch cap" in table
+    from results.references import cached_references                          # computed beside the runs
+    text_ref = cached_references(config, tmp_path / "tiny" / "references.json")["test"]["last_item_text"]
+    assert f"last item text {text_ref['ndcg_10']:.4f} (tail items {text_ref['tail_item_ndcg_10']:.4f})" in table
     saved = config.replace({"tune.name": "tiny"})                         # the config the folder holds
     assert pending_jobs(saved, tmp_path / "tiny") == []                       # a resume has nothing to do
     before = {p: p.stat().st_mtime for p in (tmp_path / "tiny" / "dose" / "runs").rglob("*.json")}
@@ -212,6 +215,14 @@ def test_a_verdict_of_better_or_worse_needs_the_family_adjusted_p(tmp_path):
         called = row["verdict"] in ("better", "worse")
         assert called == (row["p_holm"] < 0.05), row
     assert any(r["p_value"] < 0.05 <= r["p_holm"] for r in rows)      # the case the rule is for occurs
+
+
+def test_a_report_without_references_says_why():
+    from results.dose_report import references_sentence
+
+    assert "not computed" in references_sentence(None)
+    refs = {"test": {"popularity": {"ndcg_10": 0.02, "tail_item_ndcg_10": 0.0}}}
+    assert references_sentence(refs).endswith("popularity 0.0200 (tail items 0.0000).")
 
 
 def test_confirmation_seeds_must_be_new_seeds():

@@ -249,12 +249,26 @@ def run_dose(config: Any, name: str, resume: bool = False, progress: bool = True
 
 
 def write_report(config: Any, folder: Path, out: Path) -> dict[str, Any]:
-    """The dose-response report of the runs under `folder` (screen, primary family, plot), in `out`."""
+    """The dose-response report of the runs under `folder` (screen, primary family, plot, the
+    training-free references beside them), in `out`."""
     from results.dose_report import write_dose_report
 
     runs = load_runs(folder)
     return write_dose_report(config, out, runs, summarize_doses(config, runs),
-                             missing=missing_runs(config, folder), confirmed=summarize_confirmed(config, runs))
+                             missing=missing_runs(config, folder), confirmed=summarize_confirmed(config, runs),
+                             references=dose_references(config, folder))
+
+
+def dose_references(config: Any, folder: Path) -> dict[str, Any] | None:
+    """The training-free references of the dose's data and protocol (cached in `folder`), or None
+    where the data cannot be prepared (a report re-tabled from committed runs elsewhere)."""
+    from datasets.errors import DataError
+    from results.references import cached_references
+
+    try:
+        return cached_references(config, folder / "references.json")
+    except (DataError, OSError):
+        return None
 
 
 def arm_dose_base(config: Any, experiment: Path) -> Any:
