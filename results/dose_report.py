@@ -141,6 +141,8 @@ def write_dose_report(config: Any, out: Path, runs: list[dict[str, Any]], rows: 
     pd.DataFrame(rows).to_csv(out / "doses.csv", index=False)
     if confirmed:
         pd.DataFrame(confirmed).to_csv(out / "confirmed.csv", index=False)
+    else:
+        (out / "confirmed.csv").unlink(missing_ok=True)      # no family yet: an older table would mislead
     (out / "dose.md").write_text(markdown(config, rows, frame, missing, confirmed, references))
     image = plot(config, rows, out / "dose.png")
     return {"folder": str(out), "markdown": str(out / "dose.md"), "plot": str(image) if image else None,

@@ -217,6 +217,27 @@ def test_a_verdict_of_better_or_worse_needs_the_family_adjusted_p(tmp_path):
     assert any(r["p_value"] < 0.05 <= r["p_holm"] for r in rows)      # the case the rule is for occurs
 
 
+def test_the_primary_family_waits_for_the_whole_screen(tmp_path):
+    """One clustering's best share is known before the others': its rows alone would be Holm over
+    part of the family, so the primary table stays empty until every clustering has its share."""
+    from results.orchestration.dose import load_runs, summarize_confirmed
+
+    config = load_config("configs/dose-scientific.yaml", SMALL_PLAN)
+    _whole_screen(tmp_path, config)
+    assert len(summarize_confirmed(config, load_runs(tmp_path))) == 4
+    (tmp_path / "dose" / "runs" / "hdbscan-5-share0.2" / "seed-43.json").unlink()
+    assert summarize_confirmed(config, load_runs(tmp_path)) == []
+    from results.dose_report import write_dose_report
+    from results.orchestration.dose import summarize_doses
+
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "confirmed.csv").write_text("an older primary table\n")
+    runs = load_runs(tmp_path)
+    write_dose_report(config, out, runs, summarize_doses(config, runs), confirmed=[])
+    assert not (out / "confirmed.csv").exists() and "Not chosen yet" in (out / "dose.md").read_text()
+
+
 def test_a_report_without_references_says_why():
     from results.dose_report import references_sentence
 

@@ -183,12 +183,15 @@ def _judged_as_family(rows: list[dict[str, Any]], margin: float) -> list[dict[st
 def summarize_confirmed(config: Any, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The primary family: each clustering's best share (`best_shares`) against the control on
     every seed both have (screen and confirmation), overall and tail-item, Holm over all of it.
-    Empty without `dose.confirm_seeds`."""
-    if not config.dose.confirm_seeds:
-        return []
-    by_arm = _by_arm(runs, set(int(s) for s in (*config.dose.seeds, *config.dose.confirm_seeds)))
-    rows = [row for clustering, share in best_shares(config, runs).items()
-            for row in _compare(config, clustering, share, by_arm)]
+    Empty without `dose.confirm_seeds` and until the screen is whole (every clustering's best
+    share chosen, the control on every screen seed)."""
+    chosen = best_shares(config, runs)
+    screen = set(int(s) for s in config.dose.seeds)
+    control_whole = screen <= {int(r["seed"]) for r in runs if r["arm"] == CONTROL}
+    if not config.dose.confirm_seeds or len(chosen) < len(config.dose.clusterings) or not control_whole:
+        return []                    # the family is whole or not at all: Holm over part of it would flatter it
+    by_arm = _by_arm(runs, screen | set(int(s) for s in config.dose.confirm_seeds))
+    rows = [row for clustering, share in chosen.items() for row in _compare(config, clustering, share, by_arm)]
     return _judged_as_family(rows, config.dose.margin)
 
 
