@@ -268,8 +268,7 @@ def _dose_pieces(doses: dict[str, dict[str, Any]], out: Path) -> list[tuple]:
         if report.get("plot"):
             image = out / f"dose-{backbone}.png"
             shutil.copyfile(report["plot"], image)
-        confirmed = folder / "confirmed.csv"
-        primary = pd.read_csv(confirmed) if confirmed.is_file() else pd.DataFrame()
+        primary = pd.DataFrame(report.get("confirmed", []))
         if not primary.empty:
             primary = pd.DataFrame({
                 "clustering": primary["clustering"], "share": [f"{100 * v:g} %" for v in primary["share"]],

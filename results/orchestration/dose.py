@@ -98,9 +98,15 @@ def _missing(config: Any, folder: Path, plan: dict[str, dict[int, Any]], seeds: 
     for seed in seeds:
         for arm, by_seed in plan.items():
             wanted, out = config_to_dict(by_seed[seed]), run_path(folder, arm, seed)
-            if not out.is_file() or run_settings(comparable(json.loads(out.read_text())["config"])) != run_settings(wanted):
+            if not trained_as(out, wanted):
                 jobs.append((arm, int(seed), wanted, str(out)))
     return jobs
+
+
+def trained_as(path: Path, wanted: dict[str, Any]) -> bool:
+    """Whether the run file at `path` exists and was trained with the settings of `wanted` (a
+    config dict; the plan aside): the one rule for "this run is done"."""
+    return path.is_file() and run_settings(comparable(json.loads(path.read_text())["config"])) == run_settings(wanted)
 
 
 def confirm_configs(config: Any, plan: dict[str, dict[int, Any]], arms: list[str]) -> dict[str, dict[int, Any]]:
@@ -248,18 +254,19 @@ def run_dose(config: Any, name: str, resume: bool = False, progress: bool = True
             if plan_changed:
                 save_plan(config, folder, name)
             run_doses(config, folder, progress)
-    return write_report(config, folder, folder / DOSE_DIR)
+    return tabulate_doses(config, folder, folder / DOSE_DIR)[0]
 
 
-def write_report(config: Any, folder: Path, out: Path) -> dict[str, Any]:
+def tabulate_doses(config: Any, folder: Path, out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The dose-response report of the runs under `folder` (screen, primary family, plot, the
-    training-free references beside them), in `out`."""
+    training-free references beside them), in `out`: where it lies, and the primary family's rows."""
     from results.dose_report import write_dose_report
 
     runs = load_runs(folder)
-    return write_dose_report(config, out, runs, summarize_doses(config, runs),
-                             missing=missing_runs(config, folder), confirmed=summarize_confirmed(config, runs),
-                             references=dose_references(config, folder))
+    confirmed = summarize_confirmed(config, runs)
+    written = write_dose_report(config, out, runs, summarize_doses(config, runs), missing=missing_runs(config, folder),
+                                confirmed=confirmed, references=dose_references(config, folder))
+    return written, confirmed
 
 
 def dose_references(config: Any, folder: Path) -> dict[str, Any] | None:
@@ -292,13 +299,15 @@ def run_arm_dose(config: Any, folder: Path, experiment: Path, confirmed: Path, o
                  progress: bool) -> dict[str, Any]:
     """A study's dose-response stage for one backbone: every dose around its LLM-ESR arm's tuned
     config (`experiment`: that arm's search; `confirmed`: its confirmation runs, which are the
-    control's runs on the seeds both have), runs under `folder`, the report in `out`."""
+    control's runs on the seeds both have), runs under `folder`, the report in `out`; returns
+    where it lies and its primary family's rows (`confirmed`), which the findings show."""
     base = arm_dose_base(config, experiment)
     reused = reuse_control_runs(base, folder, confirmed)
     if reused:
         _say(progress, f"dose-response: {reused} control runs are the LLM-ESR arm's confirmation runs (copied)")
     run_doses(base, folder, progress)
-    return write_report(base, folder, out)
+    written, confirmed = tabulate_doses(base, folder, out)
+    return {**written, "confirmed": confirmed}
 
 
 def reuse_control_runs(config: Any, folder: Path, confirmed: Path) -> int:
@@ -311,11 +320,9 @@ def reuse_control_runs(config: Any, folder: Path, confirmed: Path) -> int:
     copied = 0
     for seed in (*config.dose.seeds, *config.dose.confirm_seeds):
         source, target = confirmed / f"seed-{seed}.json", run_path(folder, CONTROL, int(seed))
-        if target.is_file() or not source.is_file():
-            continue
-        record = json.loads(source.read_text())
         wanted = config_to_dict(without_icc(config).replace({"train.seed": int(seed)}))
-        if run_settings(comparable(record["config"])) == run_settings(wanted):
+        if not target.is_file() and trained_as(source, wanted):
+            record = json.loads(source.read_text())
             write_json(target, {**record, "arm": CONTROL, "config": wanted, "copied_from": str(source)})
             copied += 1
     return copied
