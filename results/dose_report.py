@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from results.stats import at_cap_sentence
+from results.stats import at_cap_sentence, ci_text
 from results.study_plots import CONTROL
 
 METRIC_LABEL = {"ndcg_10": "test NDCG@10", "tail_item_ndcg_10": "test tail-item NDCG@10"}
@@ -60,7 +60,7 @@ def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame, missin
              references_sentence(references), "",
              "Tests: paired t over seeds (p, and Holm over the doses of a metric: one exploratory family; "
              "a verdict of better or worse needs the Holm p below 0.05); "
-             f"TOST at +/-{100 * config.dose.margin:g} % of the control's mean (equivalence). "
+             f"TOST at ±{100 * config.dose.margin:g} % of the control's mean (equivalence). "
              "`realised` is ICC's share of the loss over epoch 1.", "",
              at_cap_sentence(runs["best_epoch"].tolist(), config.train.epochs), ""]
     if config.dose.confirm_seeds:
@@ -86,10 +86,10 @@ def _confirmed_section(config: Any, confirmed: list[dict[str, Any]]) -> list[str
 
 def _table(rows: list[dict[str, Any]], with_metric: bool) -> list[str]:
     metric_head, metric_rule = ("| metric ", "|---") if with_metric else ("", "")
-    lines = [f"{metric_head}| clustering | share | seeds | realised | mean +/- 95 % CI | vs control | p | p (Holm) "
+    lines = [f"{metric_head}| clustering | share | seeds | realised | mean ± 95 % CI | vs control | p | p (Holm) "
              f"| TOST p | verdict |", f"{metric_rule}|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ci = f"{_fmt(r['mean'])} +/- {_fmt(r['half_width'])}"
+        ci = ci_text(r) or "-"
         rel = "-" if r["relative"] is None else f"{100 * r['relative']:+.1f} %"
         metric = f"| {METRIC_LABEL[r['metric']]} " if with_metric else ""
         lines.append(f"{metric}| {r['clustering']} | {r['share']:g} | {r['seeds']} | {_fmt(r['realised_share'], 3)} "
@@ -120,7 +120,7 @@ def plot(config: Any, rows: list[dict[str, Any]], path: Path) -> Path | None:
             ax.axhline(control, color="black", linestyle="--", label="no ICC (control)")
             margin = config.dose.margin * control
             ax.axhspan(control - margin, control + margin, color="grey", alpha=0.2,
-                       label=f"+/-{100 * config.dose.margin:g} % (TOST margin)")
+                       label=f"±{100 * config.dose.margin:g} % (TOST margin)")
         ax.set_xscale("log")
         ax.set_xlabel("ICC share of the loss (model.icc_share)")
         ax.set_ylabel(label)

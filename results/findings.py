@@ -125,7 +125,7 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
               f"({', '.join(f'`{e}`' for e in config.study.primary)}, on every backbone: "
               f"{_family_size(tables['comparisons'])} tests) is judged by Holm-adjusted p; every other "
               f"comparison is exploratory and shows its raw p. A difference that is not significant is "
-              f"called equivalent only where TOST at +/-{100 * config.study.margin:g} % of the control's "
+              f"called equivalent only where TOST at ±{100 * config.study.margin:g} % of the control's "
               f"mean says so (`tost_p`)."),
         ("h3", f"Test NDCG@10, mean ± 95 % CI over {n_seeds} seeds"),
         ("table", tables["ndcg"]),

@@ -74,7 +74,7 @@ def equivalence(treatment: Sequence[float], control: Sequence[float], margin: fl
     ci = mean_ci(diffs)
     bound = margin * abs(statistics.fmean(control)) if control else math.nan
     out = {"margin": margin, "bound": bound, "p_value": None,
-           "test": f"TOST, paired t over seeds, margin +/-{100 * margin:g} % of the control's mean"}
+           "test": f"TOST, paired t over seeds, margin ±{100 * margin:g} % of the control's mean"}
     if len(diffs) < 2 or not ci["std"]:
         return out
     se = ci["std"] / math.sqrt(len(diffs))
@@ -90,7 +90,7 @@ def verdict(difference: Mapping[str, Any], tost: Mapping[str, Any], alpha: float
     if p is not None and p < alpha and diff:
         return "better" if diff > 0 else "worse"
     if tost.get("p_value") is not None and tost["p_value"] < alpha:
-        return f"equivalent (within +/-{100 * tost['margin']:g} %)"
+        return f"equivalent (within ±{100 * tost['margin']:g} %)"
     return "inconclusive"
 
 

@@ -20,7 +20,7 @@ def test_tost_calls_close_pairs_equivalent_and_wide_ones_not():
     assert tight["p_value"] < 0.05 and tight["bound"] == pytest.approx(0.002)
     assert equivalence(wide, control, margin=0.02)["p_value"] > 0.05
     assert equivalence(close[:1], control[:1], margin=0.02)["p_value"] is None       # one seed: no test
-    assert verdict(paired(close, control), tight) == "equivalent (within +/-2 %)"
+    assert verdict(paired(close, control), tight) == "equivalent (within ±2 %)"
     better = [c + 0.01 + d for c, d in zip(control, (0.001, -0.001, 0.0, 0.0005, -0.0005))]
     assert verdict(paired(better, control), equivalence(better, control, 0.02)) == "better"
     assert verdict(paired(wide, control), equivalence(wide, control, 0.02)) == "inconclusive"
