@@ -48,12 +48,18 @@ def arm_name(clustering: str, share: float) -> str:
     return f"{clustering}-share{share:g}"
 
 
+def control_config(config: Any) -> Any:
+    """The control of every dose: the same config without ICC."""
+    from model.icc import without_icc
+
+    return without_icc(config)
+
+
 def dose_configs(config: Any) -> dict[str, dict[int, Any]]:
     """arm -> seed -> Config: the control and every clustering x share, every seed."""
-    from model.icc import without_icc
     from tuning.config import clustering_changes
 
-    arms: dict[str, Any] = {CONTROL: without_icc(config)}
+    arms: dict[str, Any] = {CONTROL: control_config(config)}
     for clustering in config.dose.clusterings:
         for share in config.dose.shares:
             arms[arm_name(clustering, share)] = config.replace(
@@ -314,13 +320,12 @@ def reuse_control_runs(config: Any, folder: Path, confirmed: Path) -> int:
     """Copy into the control the runs in `confirmed` (seed-S.json files) trained with exactly the
     control's settings (with train.patience 0 the LLM-ESR arm's confirmation runs are), so a run
     is not trained twice; returns how many were copied."""
-    from model.icc import without_icc
     from tuning.config import config_to_dict
 
     copied = 0
     for seed in (*config.dose.seeds, *config.dose.confirm_seeds):
         source, target = confirmed / f"seed-{seed}.json", run_path(folder, CONTROL, int(seed))
-        wanted = config_to_dict(without_icc(config).replace({"train.seed": int(seed)}))
+        wanted = config_to_dict(control_config(config).replace({"train.seed": int(seed)}))
         if not target.is_file() and trained_as(source, wanted):
             record = json.loads(source.read_text())
             write_json(target, {**record, "arm": CONTROL, "config": wanted, "copied_from": str(source)})
