@@ -333,3 +333,12 @@ def test_the_time_left_follows_the_pace_so_far():
 
     assert time_left(600.0, 2, 8) == "about 30 min left"
     assert time_left(3600.0, 1, 5) == "about 4.0 h left" and time_left(10.0, 3, 3) == "done"
+
+
+def test_tabling_a_dose_response_that_does_not_exist_names_the_flag_and_the_kind(tmp_path, capsys):
+    import launch
+
+    assert launch.main(["dose", "--name", "never-ran", "--report-only",
+                        "--set", f"tune.storage_path={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert "--report-only: no dose-response 'never-ran'" in err, err

@@ -254,7 +254,8 @@ def run_dose(config: Any, name: str, resume: bool = False, progress: bool = True
     (the folder's driver lock); a report may be written beside it."""
     from tuning.lock import driver_lock
 
-    folder, config, plan_changed = claim_dose(config, name, resume or report_only, given)
+    folder, config, plan_changed = claim_dose(config, name, resume or report_only, given,
+                                              "--report-only" if report_only else "--resume")
     if not report_only:
         with driver_lock(folder, name):
             if plan_changed:
@@ -346,10 +347,11 @@ def missing_runs(config: Any, folder: Path) -> int:
     return screen + max(0, planned - done)
 
 
-def claim_dose(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path, Any, bool]:
+def claim_dose(config: Any, name: str, resume: bool, given: Any = None,
+               flag: str = "--resume") -> tuple[Path, Any, bool]:
     """`claim_with_plan` with the whole `dose` section as the plan: more seeds, shares or
     clusterings on resume train only the new runs."""
-    return claim_with_plan(config, name, resume, given, ("dose",))
+    return claim_with_plan(config, name, resume, given, ("dose",), "dose-response", flag)
 
 
 def _say(progress: bool, line: str) -> None:

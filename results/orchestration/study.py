@@ -94,11 +94,13 @@ def local_study_folder(config: Any, name: str) -> Path:
     return Path(root).expanduser().resolve() / name
 
 
-def claim(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path, Any]:
+def claim(config: Any, name: str, resume: bool, given: Any = None, kind: str = "study",
+          flag: str = "--resume") -> tuple[Path, Any]:
     """Create the study folder (atomically: a second start with the same name loses) and return
     it with the config; with resume, the saved config, refused when a setting the user gave
     (`given`, as `launch.py` collects from --config and --set; None: every setting) differs
-    from it, so `--resume --name N` alone continues the study as saved (like `tune`)."""
+    from it, so `--resume --name N` alone continues the study as saved (like `tune`). `kind`
+    and `flag` name what is claimed and how in the errors (a dose-response by --report-only)."""
     from tuning.config import config_from_dict, config_to_dict
     from tuning.experiment_folder import changed_setting, make_folder
     from settings import check_folder_name
@@ -110,11 +112,11 @@ def claim(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path
     saved_path = folder / STUDY_FILE
     if resume:
         if not saved_path.is_file():
-            raise StudyError(f"--resume: no study {name!r} in {str(folder.parent)!r} ({STUDY_FILE} missing)")
+            raise StudyError(f"{flag}: no {kind} {name!r} in {str(folder.parent)!r} ({STUDY_FILE} missing)")
         saved = comparable(json.loads(saved_path.read_text()))
         diff = changed_setting(saved, wanted, given)
         if diff:
-            raise StudyError(f"--resume: the config differs from the one study {name!r} started with "
+            raise StudyError(f"{flag}: the config differs from the one {kind} {name!r} started with "
                              f"({diff}); resume without --config and --set to continue it as saved, "
                              f"or start a new --name")
         return folder, config_from_dict(saved)
@@ -122,13 +124,14 @@ def claim(config: Any, name: str, resume: bool, given: Any = None) -> tuple[Path
     try:
         folder.mkdir()
     except FileExistsError:
-        raise StudyError(f"study {name!r} already exists in {str(folder.parent)!r}; use --resume to "
+        raise StudyError(f"{kind} {name!r} already exists in {str(folder.parent)!r}; use --resume to "
                          f"continue it or another --name") from None
     save_plan(config, folder, name)
     return folder, config_from_dict(wanted)          # as a resume will read it back
 
 
-def claim_with_plan(config: Any, name: str, resume: bool, given: Any, plan: tuple[str, ...]) -> tuple[Path, Any, bool]:
+def claim_with_plan(config: Any, name: str, resume: bool, given: Any, plan: tuple[str, ...],
+                    kind: str = "study", flag: str = "--resume") -> tuple[Path, Any, bool]:
     """`claim`, where the settings under `plan` (a section such as "dose", or a key such as
     "study.front_seeds") say which runs exist, not how one trains: on resume those the user gave
     replace the saved ones (nothing is lost: runs are known by their training settings), and
@@ -138,7 +141,7 @@ def claim_with_plan(config: Any, name: str, resume: bool, given: Any, plan: tupl
 
     every = given if given is not None else dotted_keys(config_to_dict(config))
     planned = [key for key in every if any(key == p or key.startswith(p + ".") for p in plan)]
-    folder, saved = claim(config, name, resume, [key for key in every if key not in planned])
+    folder, saved = claim(config, name, resume, [key for key in every if key not in planned], kind, flag)
     if not resume or not planned:
         return folder, saved, False
     mine, before = config_to_dict(config), config_to_dict(saved)
