@@ -92,7 +92,8 @@ def exit_with_parent(poll_s: float = 1.0) -> None:
     Why: a pool worker outlives a driver killed by SIGTERM or SIGKILL (only Ctrl-C reaches the
     whole process group); it would finish its run and take the next queued one, racing a resumed
     driver for the same result file and taking a core from it. Results are written atomically,
-    so a worker stopped mid-run leaves no result, and the resumed driver runs that job again.
+    so a worker stopped mid-run leaves no result, and the resumed driver runs that job again
+    (from its last epoch's checkpoint: model.pipeline.train_resumable).
     Only in a multiprocessing child: a driver run inline (or under nohup) must outlive its shell."""
     import multiprocessing
 

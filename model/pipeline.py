@@ -9,7 +9,11 @@ the Trainer below only runs the loop.
 
 from __future__ import annotations
 
-from dataclasses import replace
+import io
+import json
+import logging
+from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 import torch
@@ -24,6 +28,9 @@ from model.icc import calibrate_share, icc_on
 from model.llmesr import LLMESR, build_model
 from model.sequences import capped_max_len
 from model.trainer import EpochReport, Trainer, TrainResult
+from runtime import write_atomic
+
+logger = logging.getLogger(__name__)
 
 
 class RunConfig(Protocol):
@@ -103,3 +110,55 @@ def train_once(config: RunConfig, on_epoch: Callable[[EpochReport], None] | None
     check_heads(config.model)                  # before the data: a bad config costs nothing
     data = prepare_dataset(config.data, progress)
     return build_trainer(config, data).fit(on_epoch)
+
+
+def train_resumable(config: RunConfig, checkpoint: Path, progress: bool = False) -> TrainResult:
+    """train_once that saves the trainer's whole state to `checkpoint` after every epoch and,
+    started again with the same run settings, continues from it exactly (the state carries every
+    RNG, as a Ray trial's checkpoint does): a run ended part way, by a session's end or a killed
+    worker, loses at most one epoch. The caller deletes `checkpoint` once it has kept the result."""
+    from datasets.prepare import prepare_dataset
+
+    check_heads(config.model)
+    data = prepare_dataset(config.data, progress)
+    trainer = build_trainer(config, data)
+    settings = run_settings_text(config)
+    state = read_checkpoint(checkpoint, settings)
+    if state is not None:
+        trainer.load_state_dict(state)
+        trainer.notes.append(f"continued from the checkpoint of epoch {trainer.epoch}")
+    return trainer.fit(lambda _report: write_checkpoint(checkpoint, settings, trainer))
+
+
+def run_settings_text(config: RunConfig) -> str:
+    """Every setting a run trains by (its data, clusters, model, train and eval sections), as
+    one canonical text: a checkpoint continues only the run it was written by."""
+    sections = {name: asdict(getattr(config, name)) for name in ("data", "clusters", "model", "train", "eval")}
+    return json.dumps(sections, sort_keys=True, default=str)
+
+
+def write_checkpoint(path: Path, settings: str, trainer: Trainer) -> None:
+    """The trainer's state with its run's settings, written whole or not at all. A write that
+    fails (a full disk) is logged and the run goes on: the checkpoint only saves time."""
+    buffer = io.BytesIO()
+    torch.save({"settings": settings, "trainer": trainer.state_dict()}, buffer)
+    try:
+        write_atomic(path, buffer.getvalue())
+    except OSError as exc:
+        logger.warning("could not write the run's checkpoint %s (%s); the run goes on without it", path, exc)
+
+
+def read_checkpoint(path: Path, settings: str) -> dict | None:
+    """The trainer state saved at `path` by a run with these `settings`; None (start afresh) when
+    there is none, it is unreadable, or another run wrote it."""
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - a bad checkpoint restarts the run, it does not end it
+        logger.warning("checkpoint %s is unreadable (%s: %s); the run starts afresh", path, type(exc).__name__, exc)
+        return None
+    if saved.get("settings") != settings:
+        logger.warning("checkpoint %s was written by a run with other settings; the run starts afresh", path)
+        return None
+    return saved["trainer"]

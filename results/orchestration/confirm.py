@@ -148,19 +148,28 @@ def load_front_runs(folder: Path) -> list[dict[str, Any]]:
 def run_confirmation(job: tuple[str, int, dict[str, Any], str]) -> str:
     """One confirmation run in its own process (one torch thread); writes its JSON file."""
     worker_process(threads=1)
-    from model.pipeline import train_once
+    from model.pipeline import train_resumable
     from tuning.config import config_from_dict
 
     arm, seed, config_dict, out = job
-    result = train_once(config_from_dict(config_dict), progress=False)
+    checkpoint = checkpoint_path(Path(out))
+    result = train_resumable(config_from_dict(config_dict), checkpoint)
     write_json(Path(out), {
         "arm": arm, "seed": seed, "config": config_dict, "valid": result.valid, "test": result.test,
         "best_epoch": result.best_epoch, "epochs": result.epochs, "seconds": round(result.seconds, 2),
         "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "loss_shares": h["loss_shares"],
                      "valid_ndcg_10": h["valid"]["ndcg_10"],
                      "valid_tail_item_ndcg_10": h["valid"]["tail_item_ndcg_10"]} for h in result.history],
+        **({"notes": result.notes} if result.notes else {}),
     })
+    checkpoint.unlink(missing_ok=True)
     return out
+
+
+def checkpoint_path(out: Path) -> Path:
+    """Where the run that writes `out` keeps its per-epoch checkpoint until `out` is written
+    (`seed-42.json` -> `seed-42.partial.pt`; ignored by git and by the run globs)."""
+    return out.with_name(out.stem + ".partial.pt")
 
 
 def confirmation_path(folder: Path, arm: str, seed: int) -> Path:

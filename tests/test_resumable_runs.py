@@ -1,0 +1,61 @@
+"""A study's or dose-response's run stopped part way (a session's end, a killed worker) continues
+from its last epoch's checkpoint and ends exactly where the uninterrupted run ends."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import SHARED_DATA, TEST_CACHE
+from model.pipeline import build_trainer, read_checkpoint, run_settings_text, train_once, write_checkpoint
+from results.orchestration.confirm import checkpoint_path, run_confirmation
+from tuning.config import config_to_dict, load_config
+
+RUN = ["data.name=ml-100k", f"data.data_root={SHARED_DATA}", f"data.cache_dir={TEST_CACHE}",
+       "model.variant=icc", "model.icc_share=0.1", "clusters.method=kmeans", "clusters.n_clusters=8",
+       "clusters.silhouette_sample=0", "model.hidden_size=16", "model.max_len=20", "model.num_blocks=1",
+       "model.adapter_hidden=32", "model.teacher=epoch", "train.epochs=3", "train.patience=0",
+       "train.batch_size=256", "train.device=cpu", "train.num_threads=1"]
+
+
+def _stopped_after_one_epoch(config, checkpoint: Path) -> None:
+    """What a worker killed during epoch 2 leaves behind: the checkpoint of epoch 1."""
+    from datasets.prepare import prepare_dataset
+
+    trainer = build_trainer(config, prepare_dataset(config.data, progress=False))
+    trainer.train_epoch()
+    write_checkpoint(checkpoint, run_settings_text(config), trainer)
+
+
+def test_a_run_stopped_after_an_epoch_continues_from_its_checkpoint_exactly(tmp_path):
+    config = load_config(None, RUN)
+    whole = train_once(config)
+    out = tmp_path / "control" / "seed-42.json"
+    _stopped_after_one_epoch(config, checkpoint_path(out))
+    run_confirmation(("control", 42, config_to_dict(config), str(out)))
+    record = json.loads(out.read_text())
+    assert record["test"] == whole.test and record["valid"] == whole.valid
+    assert (record["best_epoch"], record["epochs"]) == (whole.best_epoch, whole.epochs) == (record["best_epoch"], 3)
+    assert [h["train_loss"] for h in record["history"]] == [h["train_loss"] for h in whole.history]
+    assert "continued from the checkpoint of epoch 1" in record["notes"]
+    assert not checkpoint_path(out).exists()                    # kept the result, dropped the checkpoint
+
+
+def test_a_checkpoint_is_used_only_by_the_run_that_wrote_it(tmp_path):
+    config = load_config(None, [*RUN, "train.epochs=1"])
+    checkpoint = tmp_path / "seed-42.partial.pt"
+    _stopped_after_one_epoch(config, checkpoint)
+    assert read_checkpoint(checkpoint, run_settings_text(config))["epoch"] == 1
+    other_seed = config.replace({"train.seed": 43})
+    assert read_checkpoint(checkpoint, run_settings_text(other_seed)) is None
+    assert read_checkpoint(checkpoint, run_settings_text(config.replace({"model.icc_share": 0.2}))) is None
+    assert run_settings_text(config.replace({"dose.seeds": [1, 2]})) == run_settings_text(config)  # the plan is no setting
+    checkpoint.write_bytes(b"half a file")
+    assert read_checkpoint(checkpoint, run_settings_text(config)) is None
+    assert read_checkpoint(tmp_path / "none.partial.pt", run_settings_text(config)) is None
+
+
+def test_checkpoints_are_named_beside_their_run_and_outside_the_run_globs(tmp_path):
+    out = tmp_path / "kmeans-16-share0.05" / "seed-44.json"
+    assert checkpoint_path(out) == tmp_path / "kmeans-16-share0.05" / "seed-44.partial.pt"
+    assert not checkpoint_path(out).match("seed-*.json")
