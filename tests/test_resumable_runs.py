@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import SHARED_DATA, TEST_CACHE
 from model.pipeline import build_trainer, read_checkpoint, run_settings_text, train_once, write_checkpoint
-from results.orchestration.confirm import checkpoint_path, run_confirmation
+from results.orchestration.confirm import checkpoint_path, continued_note, run_confirmation
 from tuning.config import config_to_dict, load_config
 
 RUN = ["data.name=ml-100k", f"data.data_root={SHARED_DATA}", f"data.cache_dir={TEST_CACHE}",
@@ -38,6 +38,8 @@ def test_a_run_stopped_after_an_epoch_continues_from_its_checkpoint_exactly(tmp_
     assert (record["best_epoch"], record["epochs"]) == (whole.best_epoch, whole.epochs) == (record["best_epoch"], 3)
     assert [h["train_loss"] for h in record["history"]] == [h["train_loss"] for h in whole.history]
     assert "continued from the checkpoint of epoch 1" in record["notes"]
+    assert continued_note(record) == "; continued from the checkpoint of epoch 1"      # on the progress line
+    assert continued_note({**record, "notes": ["max_len capped"]}) == continued_note({}) == ""
     assert not checkpoint_path(out).exists()                    # kept the result, dropped the checkpoint
 
 

@@ -166,6 +166,11 @@ def run_confirmation(job: tuple[str, int, dict[str, Any], str]) -> str:
     return out
 
 
+def continued_note(record: dict[str, Any]) -> str:
+    """"; continued from the checkpoint of epoch N" for a progress line when the run was, else ""."""
+    return "".join(f"; {note}" for note in record.get("notes", []) if note.startswith("continued from"))
+
+
 def checkpoint_path(out: Path) -> Path:
     """Where the run that writes `out` keeps its per-epoch checkpoint until `out` is written
     (`seed-42.json` -> `seed-42.partial.pt`; ignored by git and by the run globs)."""
@@ -193,7 +198,7 @@ def run_confirmations(config: Any, folder: Path, experiments: dict[str, Path], p
             record = json.loads(Path(future.result()).read_text())
             say(progress, f"confirmation {done}/{len(jobs)}: {arm} seed {seed}: test NDCG@10 "
                            f"{record['test']['ndcg_10']:.4f} (best epoch {record['best_epoch']} of "
-                           f"{record['epochs']}, {record['seconds']:.0f} s)")
+                           f"{record['epochs']}, {record['seconds']:.0f} s{continued_note(record)})")
 
 
 def load_confirmations(folder: Path) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from results.orchestration.confirm import comparable, run_confirmation, write_json
+from results.orchestration.confirm import comparable, continued_note, run_confirmation, write_json
 from results.orchestration.study import claim_with_plan, save_plan
 from results.stats import equivalence, holm, mean_ci, paired, verdict
 from results.study_plots import CONTROL
@@ -155,7 +155,8 @@ def run_doses(config: Any, folder: Path, progress: bool) -> None:
                 record = json.loads(Path(future.result()).read_text())
                 _say(progress, f"dose {done}/{len(jobs)}: {record['arm']} seed {record['seed']}: test NDCG@10 "
                                f"{record['test']['ndcg_10']:.4f}, tail {record['test']['tail_item_ndcg_10']:.4f} "
-                               f"({record['seconds']:.0f} s; {time_left(time.monotonic() - start, done, len(jobs))})")
+                               f"({record['seconds']:.0f} s{continued_note(record)}; "
+                               f"{time_left(time.monotonic() - start, done, len(jobs))})")
 
 
 def time_left(elapsed: float, done: int, total: int) -> str:
