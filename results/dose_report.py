@@ -41,6 +41,49 @@ def references_sentence(references: dict[str, dict[str, dict[str, float]]] | Non
     return f"Training-free references, test NDCG@10 on the same split and protocol: {scores}."
 
 
+def answer(confirmed: list[dict[str, Any]], margin: float) -> list[str]:
+    """The primary family's answer in words, one sentence per metric: where ICC helps (better by
+    Holm), or that every clustering's best share is within the equivalence margin, or what each
+    clustering's best share did instead; nothing before the family is whole. The README and the
+    study's findings quote these sentences, so they always say what the table says."""
+    sentences = []
+    for metric, label in METRIC_LABEL.items():
+        rows = [r for r in confirmed if r["metric"] == metric]
+        if rows:
+            sentences.append(_metric_answer(label, rows, margin))
+    return sentences
+
+
+def _dose_words(row: dict[str, Any], with_p: bool = True) -> str:
+    change = "" if row["relative"] is None else f" {100 * row['relative']:+.1f} %"
+    p = f" (Holm p {_p_text(row['p_holm'])})" if with_p and row.get("p_holm") is not None else ""
+    return f"{row['clustering']} at {100 * row['share']:g} % of the loss{change}{p}"
+
+
+def _p_text(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _metric_answer(label: str, rows: list[dict[str, Any]], margin: float) -> str:
+    """One metric's sentence over its rows of the primary family."""
+    seeds = min(r["seeds"] for r in rows)
+    better = sorted((r for r in rows if r["verdict"] == "better"), key=lambda r: -r["relative"])
+    if better:
+        return (f"ICC helps {label}: " + "; ".join(_dose_words(r) for r in better)
+                + f" against no ICC ({seeds}+ paired seeds).")
+    equivalent = [r for r in rows if r["verdict"].startswith("equivalent")]
+    if len(equivalent) == len(rows):
+        worst_tost = max(r["tost_p"] for r in rows)
+        return (f"ICC makes no difference to {label} beyond ±{100 * margin:g} %: every clustering's best share is "
+                f"within the margin of no ICC (TOST p ≤ {_p_text(worst_tost)}, {seeds}+ paired seeds).")
+    groups = [("worse", [r for r in rows if r["verdict"] == "worse"], True),
+              (f"within ±{100 * margin:g} %", equivalent, False),
+              ("inconclusive", [r for r in rows if r["verdict"] not in ("worse", "better") and r not in equivalent], False)]
+    said = "; ".join(f"{name}: " + ", ".join(_dose_words(r, with_p) for r in members)
+                     for name, members, with_p in groups if members)
+    return f"ICC does not help {label} at any clustering's best share ({seeds}+ paired seeds); {said}."
+
+
 def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame, missing: int = 0,
              confirmed: list[dict[str, Any]] | None = None,
              references: dict[str, dict[str, dict[str, float]]] | None = None) -> str:
@@ -81,7 +124,8 @@ def _confirmed_section(config: Any, confirmed: list[dict[str, Any]]) -> list[str
             f"the screen below is exploratory.", ""]
     if not confirmed:
         return head + ["Not chosen yet: the screen is not whole.", ""]
-    return head + _table(confirmed, with_metric=True) + [""]
+    said = [f"- {sentence}" for sentence in answer(confirmed, config.dose.margin)]
+    return head + ["**Answer:**", "", *said, ""] + _table(confirmed, with_metric=True) + [""]
 
 
 def _table(rows: list[dict[str, Any]], with_metric: bool) -> list[str]:

@@ -246,13 +246,13 @@ def _fronts_on_test_pieces(config: Any, on_test: pd.DataFrame, plots: dict[str, 
     return head + [("image", plots.get("fronts_on_test")), ("table", shown)]
 
 
-def _dose_pieces(doses: dict[str, dict[str, Any]], out: Path) -> list[tuple]:
+def _dose_pieces(doses: dict[str, dict[str, Any]], out: Path, margin: float) -> list[tuple]:
     """Each dose-response of the study (`study.dose_backbones`): its plot (copied beside the
     findings), its primary family (each clustering's best share against no ICC, Holm over the
     family) and a link to its whole report."""
     import shutil
 
-    from results.dose_report import METRIC_LABEL
+    from results.dose_report import METRIC_LABEL, answer
 
     if not doses:
         return []
@@ -279,7 +279,8 @@ def _dose_pieces(doses: dict[str, dict[str, Any]], out: Path) -> list[tuple]:
         pieces += [("h3", f"{backbone}: {report['runs']} runs, {report['missing']} still to run "
                           f"([the whole report]({folder.name}/dose.md))"),
                    ("image", str(image) if image else None),
-                   ("table", primary) if not primary.empty else ("p", "Primary family: not chosen yet (the screen is not whole).")]
+                   *([("p", "Answer: " + " ".join(answer(report["confirmed"], margin))), ("table", primary)]
+                     if not primary.empty else [("p", "Primary family: not chosen yet (the screen is not whole).")])]
     return pieces
 
 
@@ -329,7 +330,7 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     if (folder / "study_config.json").resolve() != (out / "study_config.json").resolve():
         shutil.copyfile(folder / "study_config.json", out / "study_config.json")
     pieces = _sections(config, folder.name, runs, refs, trials, plots, tables, said,
-                       icc_share_sentences(trials, backbones), command, _dose_pieces(doses or {}, out))
+                       icc_share_sentences(trials, backbones), command, _dose_pieces(doses or {}, out, config.dose.margin))
     markdown = out / "findings.md"
     markdown.write_text(to_markdown_text(pieces))
     page = out / "findings.html"

@@ -198,6 +198,9 @@ def test_the_primary_family_is_each_best_dose_on_every_seed_with_its_own_holm(tm
     text = markdown(config, summarize_doses(config, runs), runs_frame(runs), 0, confirmed)
     assert "## Primary: each clustering's best share, confirmed" in text and "## Screen: test NDCG@10" in text
     assert "| test tail-item NDCG@10 | hdbscan-5 | 0.05 | 4 |" in text
+    from results.dose_report import answer
+    said = answer(confirmed, config.dose.margin)
+    assert len(said) == 2 and all(f"- {sentence}" in text for sentence in said)       # the answer above the table
 
 
 def test_a_verdict_of_better_or_worse_needs_the_family_adjusted_p(tmp_path):
@@ -342,3 +345,32 @@ def test_tabling_a_dose_response_that_does_not_exist_names_the_flag_and_the_kind
                         "--set", f"tune.storage_path={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert "--report-only: no dose-response 'never-ran'" in err, err
+
+
+def _primary_row(clustering, share, metric, relative, verdict, p_holm=0.5, tost_p=0.01, seeds=5):
+    return {"clustering": clustering, "share": share, "metric": metric, "seeds": seeds, "relative": relative,
+            "p_holm": p_holm, "tost_p": tost_p, "verdict": verdict}
+
+
+def test_the_answer_says_where_icc_helps_or_within_what_margin_it_does_not():
+    from results.dose_report import answer
+
+    assert answer([], 0.02) == []                                         # no family yet: no answer
+    helps = [_primary_row("kmeans-16", 0.05, "ndcg_10", 0.031, "better", p_holm=0.004),
+             _primary_row("hdbscan-5", 0.01, "ndcg_10", 0.045, "better", p_holm=0.02),
+             _primary_row("kmeans-64", 0.01, "ndcg_10", -0.004, "equivalent (within ±2 %)")]
+    assert answer(helps, 0.02) == ["ICC helps test NDCG@10: hdbscan-5 at 1 % of the loss +4.5 % (Holm p 0.020); "
+                                   "kmeans-16 at 5 % of the loss +3.1 % (Holm p 0.004) against no ICC (5+ paired seeds)."]
+    none = [_primary_row("kmeans-16", 0.01, "tail_item_ndcg_10", 0.004, "equivalent (within ±2 %)", tost_p=0.03),
+            _primary_row("hdbscan-5", 0.01, "tail_item_ndcg_10", -0.002, "equivalent (within ±2 %)", tost_p=0.0004)]
+    assert answer(none, 0.02) == ["ICC makes no difference to test tail-item NDCG@10 beyond ±2 %: every clustering's "
+                                  "best share is within the margin of no ICC (TOST p ≤ 0.030, 5+ paired seeds)."]
+    mixed = [_primary_row("kmeans-16", 0.01, "ndcg_10", -0.051, "worse", p_holm=0.0002),
+             _primary_row("kmeans-64", 0.01, "ndcg_10", -0.004, "equivalent (within ±2 %)"),
+             _primary_row("hdbscan-5", 0.05, "ndcg_10", 0.012, "inconclusive", seeds=4),
+             _primary_row("hdbscan-5", 0.05, "tail_item_ndcg_10", 0.2, "better", p_holm=0.01, seeds=4)]
+    overall, tail = answer(mixed, 0.02)
+    assert overall == ("ICC does not help test NDCG@10 at any clustering's best share (4+ paired seeds); worse: "
+                       "kmeans-16 at 1 % of the loss -5.1 % (Holm p < 0.001); within ±2 %: kmeans-64 at 1 % of the "
+                       "loss -0.4 %; inconclusive: hdbscan-5 at 5 % of the loss +1.2 %.")
+    assert tail.startswith("ICC helps test tail-item NDCG@10: hdbscan-5 at 5 % of the loss +20.0 %")
