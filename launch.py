@@ -253,7 +253,11 @@ def cmd_dose(args: argparse.Namespace) -> None:
 
     outcome = run_dose(config, args.name, resume=args.resume, progress=not args.json,
                        given=given_keys(args.config, args.set or []), report_only=args.report_only)
-    emit(f"dose-response {args.name}", outcome, args.json)
+    print_table(f"dose-response {args.name}", {k: v for k, v in outcome.items() if k != "answer"})
+    if outcome["answer"]:
+        print("\n" + "\n".join(outcome["answer"]))
+    if args.json:
+        print(json.dumps(outcome, default=str))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -190,4 +190,5 @@ def write_dose_report(config: Any, out: Path, runs: list[dict[str, Any]], rows: 
     (out / "dose.md").write_text(markdown(config, rows, frame, missing, confirmed, references))
     image = plot(config, rows, out / "dose.png")
     return {"folder": str(out), "markdown": str(out / "dose.md"), "plot": str(image) if image else None,
-            "runs": len(frame), "missing": missing, "doses": len(rows) // len(METRIC_LABEL)}
+            "runs": len(frame), "missing": missing, "doses": len(rows) // len(METRIC_LABEL),
+            "answer": answer(confirmed or [], config.dose.margin)}

@@ -374,3 +374,22 @@ def test_the_answer_says_where_icc_helps_or_within_what_margin_it_does_not():
                        "kmeans-16 at 1 % of the loss -5.1 % (Holm p < 0.001); within ±2 %: kmeans-64 at 1 % of the "
                        "loss -0.4 %; inconclusive: hdbscan-5 at 5 % of the loss +1.2 %.")
     assert tail.startswith("ICC helps test tail-item NDCG@10: hdbscan-5 at 5 % of the loss +20.0 %")
+
+
+def test_the_command_line_report_prints_the_answer_and_gives_it_in_json(tmp_path, capsys):
+    import launch
+    from conftest import SHARED_DATA, TEST_CACHE
+    from results.orchestration.dose import claim_dose
+
+    sets = [*SMALL_PLAN, f"tune.storage_path={tmp_path}", f"data.data_root={SHARED_DATA}", f"data.cache_dir={TEST_CACHE}"]
+    folder, config, _ = claim_dose(load_config("configs/dose-scientific.yaml", sets), "cli", resume=False)
+    _whole_screen(folder, config)
+    for seed, bump in ((44, 0.001), (45, -0.0005)):
+        for arm, value in (("control", 0.08), ("kmeans-16-share0.2", 0.082), ("hdbscan-5-share0.05", 0.086)):
+            _record(folder, config, arm, seed, 0.1, value + bump)
+    assert launch.main(["dose", "--name", "cli", "--report-only", "--json", "--set", f"tune.storage_path={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    outcome = json.loads(out.strip().splitlines()[-1])
+    assert (outcome["runs"], outcome["missing"]) == (16, 0) and len(outcome["answer"]) == 2
+    assert all(sentence in out.split("\n{")[0] for sentence in outcome["answer"])       # printed above the JSON line
+    assert outcome["answer"][0].startswith("ICC ") and "test NDCG@10" in outcome["answer"][0]
