@@ -50,6 +50,16 @@ def print_table(title: str, rows: dict[str, Any]) -> None:
         print(f"{key:<{width}}  {_fmt(value)}")
 
 
+def print_rows(title: str, rows: list[dict[str, Any]]) -> None:
+    """A table of rows (one dict each, the same keys) for people, columns aligned."""
+    columns = list(rows[0]) if rows else []
+    cells = [columns] + [[_fmt(row[c]) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    print(f"\n{title}\n" + "-" * max(len(title), 20))
+    for line in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+
+
 def emit(title: str, payload: dict[str, Any], as_json: bool) -> None:
     print_table(title, payload)
     if as_json:
@@ -132,6 +142,9 @@ def cmd_tune(args: argparse.Namespace) -> None:
     from tuning.config import given_keys
 
     given = given_keys(args.config, args.set or [])       # --resume: these must match the saved config
+    if args.status:
+        _study_status(config, args, given)
+        return
     try:
         summary = run_experiment(config, address=args.address, resume=args.resume, progress=not args.json,
                                  given=given)
@@ -230,6 +243,9 @@ def cmd_study(args: argparse.Namespace) -> None:
     from tuning.config import given_keys
 
     given = given_keys(args.config, args.set or [])       # --resume: these must match the saved config
+    if args.status:
+        _study_status(config, args, given)
+        return
     try:
         outcome = run_study(config, args.name, resume=args.resume, address=args.address,
                             findings_dir=args.findings, progress=True, command=_study_command(args), given=given)
@@ -243,6 +259,18 @@ def cmd_study(args: argparse.Namespace) -> None:
     payload = {k: outcome[k] for k in ("study", "arms", "html", "markdown")}
     payload["findings"] = outcome["markdown"]
     emit(f"study {args.name}", payload, args.json)
+
+
+def _study_status(config: Any, args: argparse.Namespace, given: Any) -> None:
+    """`study --status`: what is done and what is left, read from the folder; runs nothing."""
+    from results.orchestration.progress import study_status
+    from results.orchestration.study import claim
+
+    folder, saved = claim(config, args.name, resume=True, given=given, flag="--status")
+    rows = study_status(saved, folder)
+    print_rows(f"study {args.name}: {folder}", rows)
+    if args.json:
+        print(json.dumps({"study": str(folder), "stages": rows}, default=str))
 
 
 def cmd_dose(args: argparse.Namespace) -> None:
@@ -341,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the study (same config)")
     p.add_argument("--address", help="existing Ray cluster for the search: auto, HOST:PORT or ray://...")
     p.add_argument("--findings", help="folder for the findings (default: <study>/findings)")
+    p.add_argument("--status", action="store_true",
+                   help="print what is done and what is left, per stage, and run nothing")
     _common(p)
     p.set_defaults(func=cmd_study)
 

@@ -1,0 +1,114 @@
+"""Where a study stands, read from its folder: nothing runs, no Ray starts, no lock is taken.
+
+A second-edition study is tens of CPU hours, run across sessions or machines with `--resume`;
+`launch.py study --name N --status` says per stage (each arm's search, its confirmation runs, its
+front runs, each dose-response) how many runs are done, how many the plan holds and how much
+training time they took, so a user knows what the next `--resume` has left to do. A stage whose
+runs depend on an earlier one (the confirmation on its search's winner) says what it waits for;
+its planned count is then what the config implies.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from results.orchestration.confirm import (CONFIRM_DIR, FRONT_DIR, confirmation_jobs, confirmation_path,
+                                           front_jobs, front_rows)
+from model.contract import UNFINISHED
+from results.orchestration.study import DONE_MARK, SEARCH_DIR, arm_name, arms
+from results.study_plots import CONTROL
+
+DONE, WAITING = "done", "waits for"
+
+
+def study_status(config: Any, folder: Path) -> list[dict[str, Any]]:
+    """One row per stage part: {stage, part, done, planned, hours, state}; the last row the total."""
+    searched: dict[str, Path] = {}
+    rows = []
+    for variant, backbone, search_seed in arms(config):
+        arm = arm_name(variant, backbone, search_seed)
+        experiment = folder / SEARCH_DIR / arm
+        rows.append(_search_row(config, arm, experiment))
+        if (experiment / DONE_MARK).is_file():
+            searched[arm] = experiment
+    for variant, backbone, search_seed in arms(config):
+        rows.append(_confirmation_row(config, folder, arm_name(variant, backbone, search_seed), searched))
+        if config.study.front_seeds and search_seed is None:
+            rows.append(_front_row(config, folder, arm_name(variant, backbone), searched))
+    for backbone in config.study.dose_backbones:
+        rows.append(_dose_row(config, folder, backbone, searched))
+    return rows + [_total(rows)]
+
+
+def _row(stage: str, part: str, done: int, planned: int, seconds: float, state: str) -> dict[str, Any]:
+    return {"stage": stage, "part": part, "done": done, "planned": planned,
+            "hours": round(seconds / 3600, 2), "state": state}
+
+
+def _search_row(config: Any, arm: str, experiment: Path) -> dict[str, Any]:
+    """Trials that ended (finished, stopped by ASHA or errored) against the arm's budget."""
+    from results.load import load_experiment, trial_dirs
+
+    planned = config.study.trials_per_arm
+    if not experiment.is_dir() or not trial_dirs(experiment):
+        return _row("search", arm, 0, planned, 0.0, "not started")
+    trials = load_experiment(experiment)
+    ended = int((trials["state"] != UNFINISHED).sum())
+    seconds = float(trials["seconds"].fillna(0).sum())
+    state = DONE if (experiment / DONE_MARK).is_file() else "stopped part way (--resume continues it)"
+    return _row("search", arm, ended, planned, seconds, state)
+
+
+def _confirmation_row(config: Any, folder: Path, arm: str, searched: dict[str, Path]) -> dict[str, Any]:
+    """The arm's runs on study.seeds (an ICC arm's first search adds its no-ICC control's)."""
+    from results.study_plots import arm_parts, arm_search_seed
+
+    variant, backbone = arm_parts(arm)
+    names = [arm] + ([f"{CONTROL}-{backbone}"] if variant == "icc" and arm_search_seed(arm) is None else [])
+    planned = len(config.study.seeds) * len(names)
+    files = [p for name in names for p in (confirmation_path(folder, name, s) for s in config.study.seeds) if p.is_file()]
+    seconds = _seconds(files)
+    if arm not in searched:
+        return _row("confirmation", " + ".join(names), len(files), planned, seconds, f"{WAITING} search {arm}")
+    pending = [job for job in confirmation_jobs(config, folder, {arm: searched[arm]}) if "@" not in job[0]]
+    done = planned - len(pending)
+    return _row("confirmation", " + ".join(names), done, planned, seconds, DONE if not pending else "to run")
+
+
+def _front_row(config: Any, folder: Path, arm: str, searched: dict[str, Path]) -> dict[str, Any]:
+    """The arm's validation-front trials (its best aside) on study.front_seeds."""
+    files = sorted((folder / FRONT_DIR / arm).glob("*/seed-*.json"))
+    if arm not in searched:
+        return _row("front", arm, len(files), 0, _seconds(files), f"{WAITING} search {arm} (its front sets the count)")
+    planned = (len(front_rows(searched[arm])) - 1) * len(config.study.front_seeds)
+    pending = front_jobs(config, folder, {arm: searched[arm]})
+    return _row("front", arm, planned - len(pending), planned, _seconds(files), DONE if not pending else "to run")
+
+
+def _dose_row(config: Any, folder: Path, backbone: str, searched: dict[str, Path]) -> dict[str, Any]:
+    """The dose-response around the backbone's LLM-ESR arm, once that arm is confirmed."""
+    from results.orchestration.dose import arm_dose_base, load_runs, missing_runs
+
+    arm, dose_folder = arm_name("llmesr", backbone), folder / f"dose-{backbone}"
+    runs = load_runs(dose_folder)
+    seconds = sum(float(r.get("seconds", 0.0)) for r in runs)
+    confirmed = arm in searched and all(confirmation_path(folder, arm, s).is_file() for s in config.study.seeds)
+    if not confirmed:
+        dose = config.dose
+        planned = ((1 + len(dose.shares) * len(dose.clusterings)) * len(dose.seeds)
+                   + (1 + len(dose.clusterings)) * len(dose.confirm_seeds))
+        return _row("dose", f"dose-{backbone}", len(runs), planned, seconds, f"{WAITING} confirmation of {arm}")
+    missing = missing_runs(arm_dose_base(config, searched[arm]), dose_folder)
+    return _row("dose", f"dose-{backbone}", len(runs), len(runs) + missing, seconds, DONE if not missing else "to run")
+
+
+def _seconds(files: list[Path]) -> float:
+    return sum(float(json.loads(p.read_text()).get("seconds", 0.0)) for p in files)
+
+
+def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    state = DONE if all(r["state"] == DONE for r in rows) else "to run"
+    return _row("total", "", sum(r["done"] for r in rows), sum(r["planned"] for r in rows),
+                sum(r["hours"] for r in rows) * 3600, state)
