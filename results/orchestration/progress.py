@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from results.orchestration.confirm import (CONFIRM_DIR, FRONT_DIR, confirmation_jobs, confirmation_path,
+from results.orchestration.confirm import (FRONT_DIR, StudyError, confirmation_jobs, confirmation_path,
                                            front_jobs, front_rows)
 from model.contract import UNFINISHED
 from results.orchestration.study import DONE_MARK, SEARCH_DIR, arm_name, arms
@@ -72,7 +72,10 @@ def _confirmation_row(config: Any, folder: Path, arm: str, searched: dict[str, P
     seconds = _seconds(files)
     if arm not in searched:
         return _row("confirmation", " + ".join(names), len(files), planned, seconds, f"{WAITING} search {arm}")
-    pending = [job for job in confirmation_jobs(config, folder, {arm: searched[arm]}) if "@" not in job[0]]
+    try:
+        pending = [job for job in confirmation_jobs(config, folder, {arm: searched[arm]}) if "@" not in job[0]]
+    except StudyError as exc:                         # every trial errored: the resume will say so too
+        return _row("confirmation", " + ".join(names), len(files), planned, seconds, f"blocked: {exc}")
     done = planned - len(pending)
     return _row("confirmation", " + ".join(names), done, planned, seconds, DONE if not pending else "to run")
 
@@ -82,8 +85,11 @@ def _front_row(config: Any, folder: Path, arm: str, searched: dict[str, Path]) -
     files = sorted((folder / FRONT_DIR / arm).glob("*/seed-*.json"))
     if arm not in searched:
         return _row("front", arm, len(files), 0, _seconds(files), f"{WAITING} search {arm} (its front sets the count)")
-    planned = (len(front_rows(searched[arm])) - 1) * len(config.study.front_seeds)
-    pending = front_jobs(config, folder, {arm: searched[arm]})
+    try:
+        planned = (len(front_rows(searched[arm])) - 1) * len(config.study.front_seeds)
+        pending = front_jobs(config, folder, {arm: searched[arm]})
+    except StudyError as exc:
+        return _row("front", arm, len(files), 0, _seconds(files), f"blocked: {exc}")
     return _row("front", arm, planned - len(pending), planned, _seconds(files), DONE if not pending else "to run")
 
 
