@@ -41,6 +41,9 @@ def references_sentence(references: dict[str, dict[str, dict[str, float]]] | Non
     return f"Training-free references, test NDCG@10 on the same split and protocol: {scores}."
 
 
+_NO_TEST = ("not run yet", "one seed: no test yet")
+
+
 def answer(confirmed: list[dict[str, Any]], margin: float) -> list[str]:
     """The primary family's answer in words, one sentence per metric: where ICC helps (better by
     Holm), or that every clustering's best share is within the equivalence margin, or what each
@@ -64,23 +67,29 @@ def _p_text(p: float) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _p_bound(p: float) -> str:
+    """An upper bound on p-values as words: "< 0.001" or "≤ 0.030"."""
+    return "< 0.001" if p < 0.001 else f"≤ {p:.3f}"
+
+
 def _metric_answer(label: str, rows: list[dict[str, Any]], margin: float) -> str:
-    """One metric's sentence over its rows of the primary family."""
+    """One metric's sentence over its rows of the primary family: the clusterings where ICC is
+    better first, then every other clustering by what its best share did."""
     seeds = min(r["seeds"] for r in rows)
-    better = sorted((r for r in rows if r["verdict"] == "better"), key=lambda r: -r["relative"])
-    if better:
-        return (f"ICC helps {label}: " + "; ".join(_dose_words(r) for r in better)
-                + f" against no ICC ({seeds}+ paired seeds).")
     equivalent = [r for r in rows if r["verdict"].startswith("equivalent")]
     if len(equivalent) == len(rows):
         worst_tost = max(r["tost_p"] for r in rows)
         return (f"ICC makes no difference to {label} beyond ±{100 * margin:g} %: every clustering's best share is "
-                f"within the margin of no ICC (TOST p ≤ {_p_text(worst_tost)}, {seeds}+ paired seeds).")
+                f"within the margin of no ICC (every TOST p {_p_bound(worst_tost)}, {seeds}+ paired seeds).")
+    better = sorted((r for r in rows if r["verdict"] == "better"), key=lambda r: -(r["relative"] or 0.0))
     groups = [("worse", [r for r in rows if r["verdict"] == "worse"], True),
               (f"within ±{100 * margin:g} %", equivalent, False),
-              ("inconclusive", [r for r in rows if r["verdict"] not in ("worse", "better") and r not in equivalent], False)]
+              ("inconclusive", [r for r in rows if r["verdict"] in ("inconclusive", *_NO_TEST)], False)]
     said = "; ".join(f"{name}: " + ", ".join(_dose_words(r, with_p) for r in members)
                      for name, members, with_p in groups if members)
+    if better:
+        lead = f"ICC helps {label} ({seeds}+ paired seeds): " + "; ".join(_dose_words(r) for r in better)
+        return lead + (f"; the other clusterings, {said}." if said else ".")
     return f"ICC does not help {label} at any clustering's best share ({seeds}+ paired seeds); {said}."
 
 
