@@ -142,9 +142,6 @@ def cmd_tune(args: argparse.Namespace) -> None:
     from tuning.config import given_keys
 
     given = given_keys(args.config, args.set or [])       # --resume: these must match the saved config
-    if args.status:
-        _study_status(config, args, given)
-        return
     try:
         summary = run_experiment(config, address=args.address, resume=args.resume, progress=not args.json,
                                  given=given)
