@@ -44,16 +44,19 @@ def references_sentence(references: dict[str, dict[str, dict[str, float]]] | Non
 _NO_TEST = ("not run yet", "one seed: no test yet")
 
 
-def answer(confirmed: list[dict[str, Any]], margin: float) -> list[str]:
+def answer(confirmed: list[dict[str, Any]], margin: float, missing: int = 0) -> list[str]:
     """The primary family's answer in words, one sentence per metric: where ICC helps (better by
     Holm), or that every clustering's best share is within the equivalence margin, or what each
     clustering's best share did instead; nothing before the family is whole. The README and the
-    study's findings quote these sentences, so they always say what the table says."""
+    study's findings quote these sentences, so they always say what the table says. With runs
+    still `missing` (the confirmation under way) a first sentence says the answer is interim."""
     sentences = []
     for metric, label in METRIC_LABEL.items():
         rows = [r for r in confirmed if r["metric"] == metric]
         if rows:
             sentences.append(_metric_answer(label, rows, margin))
+    if sentences and missing:
+        sentences.insert(0, f"Interim: {missing} planned runs are not done yet, so this may change.")
     return sentences
 
 
@@ -116,14 +119,14 @@ def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame, missin
              "`realised` is ICC's share of the loss over epoch 1.", "",
              at_cap_sentence(runs["best_epoch"].tolist(), config.train.epochs), ""]
     if config.dose.confirm_seeds:
-        lines += _confirmed_section(config, confirmed or [])
+        lines += _confirmed_section(config, confirmed or [], missing)
     for metric, label in METRIC_LABEL.items():
         title = f"## Screen: {label}" if config.dose.confirm_seeds else f"## {label}"
         lines += [title, "", *_table([r for r in rows if r["metric"] == metric], with_metric=False), ""]
     return "\n".join(lines)
 
 
-def _confirmed_section(config: Any, confirmed: list[dict[str, Any]]) -> list[str]:
+def _confirmed_section(config: Any, confirmed: list[dict[str, Any]], missing: int = 0) -> list[str]:
     """The primary family: each clustering's best share, chosen on validation over the screen's
     seeds, against the control on every seed; Holm over the whole table."""
     head = ["## Primary: each clustering's best share, confirmed", "",
@@ -133,7 +136,7 @@ def _confirmed_section(config: Any, confirmed: list[dict[str, Any]]) -> list[str
             f"the screen below is exploratory.", ""]
     if not confirmed:
         return head + ["Not chosen yet: the screen is not whole.", ""]
-    said = [f"- {sentence}" for sentence in answer(confirmed, config.dose.margin)]
+    said = [f"- {sentence}" for sentence in answer(confirmed, config.dose.margin, missing)]
     return head + ["**Answer:**", "", *said, ""] + _table(confirmed, with_metric=True) + [""]
 
 
@@ -200,4 +203,4 @@ def write_dose_report(config: Any, out: Path, runs: list[dict[str, Any]], rows: 
     image = plot(config, rows, out / "dose.png")
     return {"folder": str(out), "markdown": str(out / "dose.md"), "plot": str(image) if image else None,
             "runs": len(frame), "missing": missing, "doses": len(rows) // len(METRIC_LABEL),
-            "answer": answer(confirmed or [], config.dose.margin)}
+            "answer": answer(confirmed or [], config.dose.margin, missing)}

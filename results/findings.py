@@ -279,7 +279,7 @@ def _dose_pieces(doses: dict[str, dict[str, Any]], out: Path, margin: float) -> 
         pieces += [("h3", f"{backbone}: {report['runs']} runs, {report['missing']} still to run "
                           f"([the whole report]({folder.name}/dose.md))"),
                    ("image", str(image) if image else None),
-                   *([("p", "Answer: " + " ".join(answer(report["confirmed"], margin))), ("table", primary)]
+                   *([("p", "Answer: " + " ".join(answer(report["confirmed"], margin, report.get("missing", 0)))), ("table", primary)]
                      if not primary.empty else [("p", "Primary family: not chosen yet (the screen is not whole).")])]
     return pieces
 

@@ -356,6 +356,7 @@ def test_the_answer_says_where_icc_helps_or_within_what_margin_it_does_not():
     from results.dose_report import answer
 
     assert answer([], 0.02) == []                                         # no family yet: no answer
+    assert answer([], 0.02, missing=4) == []
     helps = [_primary_row("kmeans-16", 0.05, "ndcg_10", 0.031, "better", p_holm=0.004),
              _primary_row("hdbscan-5", 0.01, "ndcg_10", 0.045, "better", p_holm=0.02),
              _primary_row("kmeans-64", 0.01, "ndcg_10", -0.004, "equivalent (within ±2 %)")]
@@ -375,6 +376,7 @@ def test_the_answer_says_where_icc_helps_or_within_what_margin_it_does_not():
                        "kmeans-16 at 1 % of the loss -5.1 % (Holm p < 0.001); within ±2 %: kmeans-64 at 1 % of the "
                        "loss -0.4 %; inconclusive: hdbscan-5 at 5 % of the loss +1.2 %.")
     assert tail == "ICC helps test tail-item NDCG@10 (4+ paired seeds): hdbscan-5 at 5 % of the loss +20.0 % (Holm p 0.010)."
+    assert answer(mixed, 0.02, missing=3) == ["Interim: 3 planned runs are not done yet, so this may change.", overall, tail]
 
 
 def test_the_command_line_report_prints_the_answer_and_gives_it_in_json(tmp_path, capsys):
