@@ -335,5 +335,13 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     markdown.write_text(to_markdown_text(pieces))
     page = out / "findings.html"
     page.write_text(to_html_page(f"Study {folder.name}", pieces))
-    return {"markdown": str(markdown), "html": str(page), "sentences": said,
+    return {"markdown": str(markdown), "html": str(page), "sentences": said + _dose_sentences(doses or {}, config.dose.margin),
             "plots": {k: v for k, v in plots.items() if v}}
+
+
+def _dose_sentences(doses: dict[str, dict[str, Any]], margin: float) -> list[str]:
+    """Each dose-response's answer, named by backbone, for the lines `launch.py study` prints."""
+    from results.dose_report import answer
+
+    return [f"Dose-response ({backbone}): {sentence}" for backbone, report in doses.items()
+            for sentence in answer(report.get("confirmed", []), margin, report.get("missing", 0))]

@@ -356,6 +356,7 @@ def test_a_resume_may_add_a_dose_response_around_the_tuned_llmesr_arm(study):
     assert "(dose-sasrec/dose.md)" in text and (out / "dose-sasrec" / "dose.md").is_file()
     assert "| kmeans-4 | 20 % | test NDCG@10 | 4 |" in text and (out / "dose-sasrec.png").is_file()
     assert "Answer: ICC " in text and "test tail-item NDCG@10" in text.split("Answer: ICC ")[1].splitlines()[0]
+    assert [line for line in again["sentences"] if line.startswith("Dose-response (sasrec): ICC ")]   # printed by the command
 
 
 def test_dose_backbones_must_be_searched_backbones_with_an_llmesr_arm():
