@@ -19,52 +19,18 @@ from __future__ import annotations
 import argparse
 import errno
 import json
-import math
 import re
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
+from results.console import emit, emit_summary, print_epoch, print_rows, print_table
 from runtime import quiet_environment
 
 REPO = Path(__file__).resolve().parent
 #: exit status of a tune run or study stopped by Ctrl-C (128 + SIGINT, as a shell reports it); resumable
 INTERRUPTED = 130
-
-# ---------------------------------------------------------------- output
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
-    return str(value)
-
-
-def print_table(title: str, rows: dict[str, Any]) -> None:
-    """A two-column table for people."""
-    width = max((len(k) for k in rows), default=0)
-    print(f"\n{title}\n" + "-" * max(len(title), 20))
-    for key, value in rows.items():
-        print(f"{key:<{width}}  {_fmt(value)}")
-
-
-def print_rows(title: str, rows: list[dict[str, Any]]) -> None:
-    """A table of rows (one dict each, the same keys) for people, columns aligned."""
-    columns = list(rows[0]) if rows else []
-    cells = [columns] + [[_fmt(row[c]) for c in columns] for row in rows]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    print(f"\n{title}\n" + "-" * max(len(title), 20))
-    for line in cells:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
-
-
-def emit(title: str, payload: dict[str, Any], as_json: bool) -> None:
-    print_table(title, payload)
-    if as_json:
-        print(json.dumps(payload, default=str))
-
 
 # ---------------------------------------------------------------- commands
 
@@ -98,16 +64,6 @@ def cmd_clusters(args: argparse.Namespace) -> None:
     artifact = run_clusters(config, data)
     emit(f"clusters of {config.data.name}", artifact.summary(), args.json)
     _warn_clusters(artifact)
-
-
-def print_epoch(report) -> None:
-    """One progress line per epoch on stderr (validation, full ranking), so a long run shows
-    where it stands and how the tail moves."""
-    v = report.valid
-    print(f"epoch {report.epoch:3d}  loss {report.train_loss:.4f}  valid ndcg_10 {v['ndcg_10']:.4f}"
-          f"  new_target_ndcg_10 {v['new_target_ndcg_10']:.4f}"
-          f"  tail_item_ndcg_10 {v['tail_item_ndcg_10']:.4f}  best {report.best_valid_ndcg_10:.4f}"
-          f" (epoch {report.best_epoch})  {report.seconds:.1f} s", file=sys.stderr, flush=True)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -153,20 +109,6 @@ def cmd_tune(args: argparse.Namespace) -> None:
         emit_summary(f"experiment {failed.summary.get('experiment')} (every trial errored)", failed.summary, args.json)
         raise
     emit_summary(f"experiment {summary.get('experiment')}", summary, args.json)
-
-
-def emit_summary(title: str, summary: dict[str, Any], as_json: bool) -> None:
-    """The experiment summary, its Pareto set (several objectives) as a table of its own."""
-    print_table(title, {k: v for k, v in summary.items() if k != "pareto"})
-    front = summary.get("pareto")
-    if front is not None:
-        objectives = summary["objectives"]
-        print(f"\nPareto set over {', '.join(objectives)} (each at the trial's best epoch): {len(front)} trials")
-        print("  ".join(["trial_id", "state", *objectives]))
-        for row in front:
-            print("  ".join([row["trial_id"], row["state"], *(_fmt(row[name]) for name in objectives)]))
-    if as_json:
-        print(json.dumps(summary, default=str))
 
 
 def _warn_clusters(artifact: Any) -> None:

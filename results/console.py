@@ -1,0 +1,66 @@
+"""What the command line prints for people: two-column tables, row tables, an experiment's
+summary with its Pareto set, one progress line per epoch; with --json the last line of stdout is
+one JSON object. launch.py is the only caller; nothing here reads argv."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+
+def fmt_value(value: Any) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}" if abs(value) < 1e4 else f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={fmt_value(v)}" for k, v in value.items())
+    return str(value)
+
+
+def print_table(title: str, rows: dict[str, Any]) -> None:
+    """A two-column table for people."""
+    width = max((len(k) for k in rows), default=0)
+    print(f"\n{title}\n" + "-" * max(len(title), 20))
+    for key, value in rows.items():
+        print(f"{key:<{width}}  {fmt_value(value)}")
+
+
+def print_rows(title: str, rows: list[dict[str, Any]]) -> None:
+    """A table of rows (one dict each, the same keys) for people, columns aligned."""
+    columns = list(rows[0]) if rows else []
+    cells = [columns] + [[fmt_value(row[c]) for c in columns] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    print(f"\n{title}\n" + "-" * max(len(title), 20))
+    for line in cells:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+
+
+def emit(title: str, payload: dict[str, Any], as_json: bool) -> None:
+    print_table(title, payload)
+    if as_json:
+        print(json.dumps(payload, default=str))
+
+
+def emit_summary(title: str, summary: dict[str, Any], as_json: bool) -> None:
+    """The experiment summary, its Pareto set (several objectives) as a table of its own."""
+    print_table(title, {k: v for k, v in summary.items() if k != "pareto"})
+    front = summary.get("pareto")
+    if front is not None:
+        objectives = summary["objectives"]
+        print(f"\nPareto set over {', '.join(objectives)} (each at the trial's best epoch): {len(front)} trials")
+        print("  ".join(["trial_id", "state", *objectives]))
+        for row in front:
+            print("  ".join([row["trial_id"], row["state"], *(fmt_value(row[name]) for name in objectives)]))
+    if as_json:
+        print(json.dumps(summary, default=str))
+
+
+def print_epoch(report) -> None:
+    """One progress line per epoch on stderr (validation, full ranking), so a long run shows
+    where it stands and how the tail moves."""
+    v = report.valid
+    print(f"epoch {report.epoch:3d}  loss {report.train_loss:.4f}  valid ndcg_10 {v['ndcg_10']:.4f}"
+          f"  new_target_ndcg_10 {v['new_target_ndcg_10']:.4f}"
+          f"  tail_item_ndcg_10 {v['tail_item_ndcg_10']:.4f}  best {report.best_valid_ndcg_10:.4f}"
+          f" (epoch {report.best_epoch})  {report.seconds:.1f} s", file=sys.stderr, flush=True)
