@@ -246,13 +246,13 @@ def _fronts_on_test_pieces(config: Any, on_test: pd.DataFrame, plots: dict[str, 
     return head + [("image", plots.get("fronts_on_test")), ("table", shown)]
 
 
-def _dose_pieces(doses: dict[str, dict[str, Any]], out: Path, margin: float) -> list[tuple]:
+def _dose_pieces(doses: dict[str, dict[str, Any]], out: Path) -> list[tuple]:
     """Each dose-response of the study (`study.dose_backbones`): its plot (copied beside the
     findings), its primary family (each clustering's best share against no ICC, Holm over the
     family) and a link to its whole report."""
     import shutil
 
-    from results.dose_report import METRIC_LABEL, answer
+    from results.dose_report import METRIC_LABEL
 
     if not doses:
         return []
@@ -279,7 +279,7 @@ def _dose_pieces(doses: dict[str, dict[str, Any]], out: Path, margin: float) -> 
         pieces += [("h3", f"{backbone}: {report['runs']} runs, {report['missing']} still to run "
                           f"([the whole report]({folder.name}/dose.md))"),
                    ("image", str(image) if image else None),
-                   *([("p", "Answer: " + " ".join(answer(report["confirmed"], margin, report.get("missing", 0)))), ("table", primary)]
+                   *([("p", "Answer: " + " ".join(report["answer"])), ("table", primary)]
                      if not primary.empty else [("p", "Primary family: not chosen yet (the screen is not whole).")])]
     return pieces
 
@@ -330,18 +330,17 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     if (folder / "study_config.json").resolve() != (out / "study_config.json").resolve():
         shutil.copyfile(folder / "study_config.json", out / "study_config.json")
     pieces = _sections(config, folder.name, runs, refs, trials, plots, tables, said,
-                       icc_share_sentences(trials, backbones), command, _dose_pieces(doses or {}, out, config.dose.margin))
+                       icc_share_sentences(trials, backbones), command, _dose_pieces(doses or {}, out))
     markdown = out / "findings.md"
     markdown.write_text(to_markdown_text(pieces))
     page = out / "findings.html"
     page.write_text(to_html_page(f"Study {folder.name}", pieces))
-    return {"markdown": str(markdown), "html": str(page), "sentences": said + _dose_sentences(doses or {}, config.dose.margin),
+    return {"markdown": str(markdown), "html": str(page), "sentences": said + _dose_sentences(doses or {}),
             "plots": {k: v for k, v in plots.items() if v}}
 
 
-def _dose_sentences(doses: dict[str, dict[str, Any]], margin: float) -> list[str]:
-    """Each dose-response's answer, named by backbone, for the lines `launch.py study` prints."""
-    from results.dose_report import answer
-
+def _dose_sentences(doses: dict[str, dict[str, Any]]) -> list[str]:
+    """Each dose-response's answer (as its report wrote it), named by backbone, for the lines
+    `launch.py study` prints."""
     return [f"Dose-response ({backbone}): {sentence}" for backbone, report in doses.items()
-            for sentence in answer(report.get("confirmed", []), margin, report.get("missing", 0))]
+            for sentence in report.get("answer", [])]

@@ -347,38 +347,6 @@ def test_tabling_a_dose_response_that_does_not_exist_names_the_flag_and_the_kind
     assert "--report-only: no dose-response 'never-ran'" in err, err
 
 
-def _primary_row(clustering, share, metric, relative, verdict, p_holm=0.5, tost_p=0.01, seeds=5):
-    return {"clustering": clustering, "share": share, "metric": metric, "seeds": seeds, "relative": relative,
-            "p_holm": p_holm, "tost_p": tost_p, "verdict": verdict}
-
-
-def test_the_answer_says_where_icc_helps_or_within_what_margin_it_does_not():
-    from results.dose_report import answer
-
-    assert answer([], 0.02) == []                                         # no family yet: no answer
-    assert answer([], 0.02, missing=4) == []
-    helps = [_primary_row("kmeans-16", 0.05, "ndcg_10", 0.031, "better", p_holm=0.004),
-             _primary_row("hdbscan-5", 0.01, "ndcg_10", 0.045, "better", p_holm=0.02),
-             _primary_row("kmeans-64", 0.01, "ndcg_10", -0.004, "equivalent (within ±2 %)")]
-    assert answer(helps, 0.02) == ["ICC helps test NDCG@10 (5+ paired seeds): hdbscan-5 at 1 % of the loss +4.5 % "
-                                   "(Holm p 0.020); kmeans-16 at 5 % of the loss +3.1 % (Holm p 0.004); the other "
-                                   "clusterings, within ±2 %: kmeans-64 at 1 % of the loss -0.4 %."]
-    none = [_primary_row("kmeans-16", 0.01, "tail_item_ndcg_10", 0.004, "equivalent (within ±2 %)", tost_p=0.03),
-            _primary_row("hdbscan-5", 0.01, "tail_item_ndcg_10", -0.002, "equivalent (within ±2 %)", tost_p=0.0004)]
-    assert answer(none, 0.02) == ["ICC makes no difference to test tail-item NDCG@10 beyond ±2 %: every clustering's "
-                                  "best share is within the margin of no ICC (every TOST p ≤ 0.030, 5+ paired seeds)."]
-    mixed = [_primary_row("kmeans-16", 0.01, "ndcg_10", -0.051, "worse", p_holm=0.0002),
-             _primary_row("kmeans-64", 0.01, "ndcg_10", -0.004, "equivalent (within ±2 %)"),
-             _primary_row("hdbscan-5", 0.05, "ndcg_10", 0.012, "inconclusive", seeds=4),
-             _primary_row("hdbscan-5", 0.05, "tail_item_ndcg_10", 0.2, "better", p_holm=0.01, seeds=4)]
-    overall, tail = answer(mixed, 0.02)
-    assert overall == ("ICC does not help test NDCG@10 at any clustering's best share (4+ paired seeds); worse: "
-                       "kmeans-16 at 1 % of the loss -5.1 % (Holm p < 0.001); within ±2 %: kmeans-64 at 1 % of the "
-                       "loss -0.4 %; inconclusive: hdbscan-5 at 5 % of the loss +1.2 %.")
-    assert tail == "ICC helps test tail-item NDCG@10 (4+ paired seeds): hdbscan-5 at 5 % of the loss +20.0 % (Holm p 0.010)."
-    assert answer(mixed, 0.02, missing=3) == ["Interim: 3 planned runs are not done yet, so this may change.", overall, tail]
-
-
 def test_the_command_line_report_prints_the_answer_and_gives_it_in_json(tmp_path, capsys):
     import launch
     from conftest import SHARED_DATA, TEST_CACHE
@@ -396,21 +364,3 @@ def test_the_command_line_report_prints_the_answer_and_gives_it_in_json(tmp_path
     assert (outcome["runs"], outcome["missing"]) == (16, 0) and len(outcome["answer"]) == 2
     assert all(sentence in out.split("\n{")[0] for sentence in outcome["answer"])       # printed above the JSON line
     assert outcome["answer"][0].startswith("ICC ") and "test NDCG@10" in outcome["answer"][0]
-
-
-@hyp_settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["better", "worse", "inconclusive", "equivalent (within ±2 %)"]),
-                          st.one_of(st.none(), st.floats(-0.9, 0.9)), st.floats(0, 1), st.integers(2, 7)),
-                min_size=1, max_size=5),
-       st.sampled_from(["ndcg_10", "tail_item_ndcg_10"]))
-def test_the_answer_names_every_clustering_once_and_calls_help_only_on_a_better_verdict(rows, metric):
-    from results.dose_report import answer
-
-    family = [_primary_row(f"kmeans-{8 * (i + 1)}", 0.01, metric, relative if verdict != "better" else abs(relative or 0.1),
-                           verdict, p_holm=p, tost_p=p, seeds=seeds)
-              for i, (verdict, relative, p, seeds) in enumerate(rows)]
-    (sentence,) = answer(family, 0.02)
-    for row in family:
-        assert sentence.count(f"{row['clustering']} at") == (0 if sentence.startswith("ICC makes no difference") else 1)
-    assert sentence.startswith("ICC helps") == any(r["verdict"] == "better" for r in family)
-    assert f"{min(r['seeds'] for r in family)}+ paired seeds" in sentence and "≤ <" not in sentence

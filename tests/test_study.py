@@ -369,40 +369,12 @@ def test_dose_backbones_must_be_searched_backbones_with_an_llmesr_arm():
     assert load_config(DEMO, ["study.dose_backbones=[sasrec]"]).study.dose_backbones == ["sasrec"]
 
 
-def _status(capsys, tmp: Path, name: str, *extra: str) -> dict:
-    sets = [f"tune.storage_path={tmp}", *extra]
-    assert launch.main(["study", "--name", name, "--status", "--json", *[a for v in sets for a in ("--set", v)]]) == 0
-    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-
-
-def test_status_of_a_study_not_yet_run_lists_every_stage_as_planned(tmp_path, capsys):
-    from results.orchestration.study import claim
-
-    assert launch.main(["study", "--name", "none", "--status", "--set", f"tune.storage_path={tmp_path}"]) == 2
-    assert "--status: no study 'none'" in capsys.readouterr().err
-    config = demo_config(tmp_path, "study.dose_backbones=[sasrec]", "study.search_seeds=[0,1]")
-    folder, _ = claim(config, "fresh", resume=False)
-    before = sorted(p.name for p in folder.rglob("*"))
-    stages = _status(capsys, tmp_path, "fresh")["stages"]
-    assert [(s["stage"], s["part"]) for s in stages] == [
-        ("search", f"{v}-sasrec{suffix}") for v in ("plain", "llmesr", "icc") for suffix in ("", "-search1")] + [
-        ("confirmation", f"{v}-sasrec{suffix}") if (v, suffix) != ("icc", "") else ("confirmation", "icc-sasrec + control-sasrec")
-        for v in ("plain", "llmesr", "icc") for suffix in ("", "-search1")] + [("dose", "dose-sasrec"), ("total", "")]
-    searches = [s for s in stages if s["stage"] == "search"]
-    assert all((s["done"], s["planned"], s["state"]) == (0, 2, "not started") for s in searches)
-    icc = next(s for s in stages if s["part"] == "icc-sasrec + control-sasrec")
-    assert (icc["done"], icc["planned"], icc["state"]) == (0, 4, "waits for search icc-sasrec")
-    dose = next(s for s in stages if s["stage"] == "dose")
-    d = config.dose
-    assert dose["planned"] == (1 + len(d.shares) * len(d.clusterings)) * len(d.seeds) + (1 + len(d.clusterings)) * len(d.confirm_seeds)
-    assert stages[-1]["planned"] == sum(s["planned"] for s in stages[:-1]) and stages[-1]["state"] == "to run"
-    assert sorted(p.name for p in folder.rglob("*")) == before                     # nothing written, nothing run
-
-
 @pytest.mark.slow
 def test_status_of_a_finished_study_says_every_stage_is_done(study, capsys):
+    from test_study_status import status_json
+
     config, folder, _ = study
-    stages = _status(capsys, folder.parent, "demo")["stages"]
+    stages = status_json(capsys, folder.parent, "demo")["stages"]
     searches = [s for s in stages if s["stage"] == "search"]
     assert len(searches) == 3 and all(s["done"] == s["planned"] == config.study.trials_per_arm for s in searches)
     confirmations = {s["part"]: s for s in stages if s["stage"] == "confirmation"}

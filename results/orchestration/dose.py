@@ -342,10 +342,21 @@ def missing_runs(config: Any, folder: Path) -> int:
     screen = len(_missing(config, folder, plan, list(config.dose.seeds)))
     if not screen:
         return len(_confirmation_missing(config, folder, plan)) if config.dose.confirm_seeds else 0
-    planned = (1 + len(config.dose.clusterings)) * len(config.dose.confirm_seeds)
+    planned = confirmation_size(config)
     seeds = {int(s) for s in config.dose.confirm_seeds}
     done = sum(int(run["seed"]) in seeds for run in load_runs(folder))
     return screen + max(0, planned - done)
+
+
+def confirmation_size(config: Any) -> int:
+    """Runs the confirmation plans: the control and each clustering's best share, per seed."""
+    return (1 + len(config.dose.clusterings)) * len(config.dose.confirm_seeds)
+
+
+def planned_runs(config: Any) -> int:
+    """Every run of the dose plan: the screen (control and every dose, per seed) and the confirmation."""
+    dose = config.dose
+    return (1 + len(dose.shares) * len(dose.clusterings)) * len(dose.seeds) + confirmation_size(config)
 
 
 def claim_dose(config: Any, name: str, resume: bool, given: Any = None,

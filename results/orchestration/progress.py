@@ -95,17 +95,15 @@ def _front_row(config: Any, folder: Path, arm: str, searched: dict[str, Path]) -
 
 def _dose_row(config: Any, folder: Path, backbone: str, searched: dict[str, Path]) -> dict[str, Any]:
     """The dose-response around the backbone's LLM-ESR arm, once that arm is confirmed."""
-    from results.orchestration.dose import arm_dose_base, load_runs, missing_runs
+    from results.orchestration.dose import arm_dose_base, load_runs, missing_runs, planned_runs
 
     arm, dose_folder = arm_name("llmesr", backbone), folder / f"dose-{backbone}"
     runs = load_runs(dose_folder)
     seconds = sum(float(r.get("seconds", 0.0)) for r in runs)
     confirmed = arm in searched and all(confirmation_path(folder, arm, s).is_file() for s in config.study.seeds)
     if not confirmed:
-        dose = config.dose
-        planned = ((1 + len(dose.shares) * len(dose.clusterings)) * len(dose.seeds)
-                   + (1 + len(dose.clusterings)) * len(dose.confirm_seeds))
-        return _row("dose", f"dose-{backbone}", len(runs), planned, seconds, f"{WAITING} confirmation of {arm}")
+        return _row("dose", f"dose-{backbone}", len(runs), planned_runs(config), seconds,
+                    f"{WAITING} confirmation of {arm}")
     missing = missing_runs(arm_dose_base(config, searched[arm]), dose_folder)
     return _row("dose", f"dose-{backbone}", len(runs), len(runs) + missing, seconds, DONE if not missing else "to run")
 
