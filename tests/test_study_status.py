@@ -38,3 +38,21 @@ def test_status_of_a_study_not_yet_run_lists_every_stage_as_planned(tmp_path, ca
     assert dose["planned"] == (1 + len(d.shares) * len(d.clusterings)) * len(d.seeds) + (1 + len(d.clusterings)) * len(d.confirm_seeds)
     assert stages[-1]["planned"] == sum(s["planned"] for s in stages[:-1]) and stages[-1]["state"] == "to run"
     assert sorted(p.name for p in folder.rglob("*")) == before                     # nothing written, nothing run
+
+
+def test_the_total_adds_seconds_not_rounded_hours(tmp_path, capsys):
+    """Twelve 10-second runs are 0.033 h: rounding each row before adding gave a total of 0."""
+    from results.orchestration.confirm import confirmation_path
+    from results.orchestration.study import claim
+
+    config = demo_config(tmp_path)
+    folder, _ = claim(config, "short", resume=False)
+    for arm in ("plain-sasrec", "llmesr-sasrec", "control-sasrec"):
+        for seed in config.study.seeds:
+            path = confirmation_path(folder, arm, seed)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"seconds": 10.0}))
+    stages = status_json(capsys, tmp_path, "short")["stages"]
+    expected = 3 * len(config.study.seeds) * 10.0 / 3600
+    assert abs(stages[-1]["hours"] - expected) < 1e-9
+    assert abs(sum(s["hours"] for s in stages[:-1]) - expected) < 1e-9

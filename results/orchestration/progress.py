@@ -24,7 +24,10 @@ DONE, WAITING = "done", "waits for"
 
 
 def study_status(config: Any, folder: Path) -> list[dict[str, Any]]:
-    """One row per stage part: {stage, part, done, planned, hours, state}; the last row the total."""
+    """One row per stage part: {stage, part, done, planned, hours, state}; the last row the total.
+
+    Hours stay unrounded (the console rounds for people), so the total of many short runs is not
+    a sum of zeros."""
     searched: dict[str, Path] = {}
     rows = []
     for variant, backbone, search_seed in arms(config):
@@ -44,7 +47,7 @@ def study_status(config: Any, folder: Path) -> list[dict[str, Any]]:
 
 def _row(stage: str, part: str, done: int, planned: int, seconds: float, state: str) -> dict[str, Any]:
     return {"stage": stage, "part": part, "done": done, "planned": planned,
-            "hours": round(seconds / 3600, 2), "state": state}
+            "hours": seconds / 3600, "state": state}
 
 
 def _search_row(config: Any, arm: str, experiment: Path) -> dict[str, Any]:
