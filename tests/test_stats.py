@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
+from hypothesis import assume, given, settings as hyp_settings, strategies as st
 
 from results.orchestration.reproduce import SIGNIFICANCE_TEST, paired_test
-from results.stats import at_cap, at_cap_sentence, holm, mean_ci, paired
+from results.stats import at_cap, at_cap_sentence, equivalence, holm, mean_ci, paired
 
 # Three seeds; differences 0.02, 0.02, 0.005: mean 0.015, sd sqrt(7.5e-5), so t = 3 exactly.
 CONFIG = [0.30, 0.32, 0.31]
@@ -96,3 +98,23 @@ def test_a_confidence_interval_reads_the_same_in_every_table():
     assert ci_text(mean_ci([0.1])) == "0.1000" and ci_text(mean_ci([])) == ""
     assert ci_text({"mean": float("nan"), "half_width": float("nan")}) == ""
     assert ci_text({"mean": 0.5, "half_width": float("nan")}, digits=2) == "0.50"
+
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(control=st.lists(st.floats(0.01, 0.2), min_size=2, max_size=8),
+       shifts=st.lists(st.floats(-0.01, 0.01), min_size=8, max_size=8),
+       margin=st.floats(0.005, 0.2))
+def test_tost_is_the_larger_p_of_scipys_two_one_sided_paired_tests(control, shifts, margin):
+    """TOST rebuilt from scipy's one-sided one-sample t-tests on the paired differences."""
+    from scipy import stats
+
+    treatment = [c + s for c, s in zip(control, shifts)]
+    diffs = [t - c for t, c in zip(treatment, control)]
+    out = equivalence(treatment, control, margin)
+    bound = margin * abs(sum(control) / len(control))
+    assert out["bound"] == pytest.approx(bound, rel=1e-12)
+    assume(statistics.stdev(diffs) > 1e-9)     # identical differences: no t (tested above)
+    assert out["p_value"] is not None
+    lower = stats.ttest_1samp(diffs, -bound, alternative="greater").pvalue
+    upper = stats.ttest_1samp(diffs, bound, alternative="less").pvalue
+    assert out["p_value"] == pytest.approx(max(float(lower), float(upper)), rel=1e-6, abs=1e-12)
