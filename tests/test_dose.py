@@ -364,3 +364,27 @@ def test_the_command_line_report_prints_the_answer_and_gives_it_in_json(tmp_path
     assert (outcome["runs"], outcome["missing"]) == (16, 0) and len(outcome["answer"]) == 2
     assert all(sentence in out.split("\n{")[0] for sentence in outcome["answer"])       # printed above the JSON line
     assert outcome["answer"][0].startswith("ICC ") and "test NDCG@10" in outcome["answer"][0]
+
+
+@pytest.mark.parametrize("backbone", ["gru4rec", "bert4rec"])
+def test_each_backbones_plan_starts_from_its_own_tuned_llmesr_arm(backbone):
+    """configs/dose-scientific-<backbone>.yaml: the SASRec dose's settings but the backbone, its
+    tuned lr and dropout (the first study's best.csv), and the reduced plan."""
+    import csv
+    from dataclasses import asdict
+
+    from results.orchestration.dose import planned_runs
+
+    with open("docs/studies/amazon-scientific/best.csv") as handle:
+        tuned = next(row for row in csv.DictReader(handle) if row["arm"] == f"llmesr-{backbone}")
+    config = load_config(f"configs/dose-scientific-{backbone}.yaml")
+    assert (config.model.backbone, config.model.variant) == (backbone, "llmesr")
+    assert (config.train.lr, config.model.dropout) == (float(tuned["lr"]), float(tuned["dropout"]))
+    assert planned_runs(config) == 21 + 6
+    sasrec, other = asdict(load_config("configs/dose-scientific.yaml")), asdict(config)
+    for section in (sasrec, other):
+        section.pop("dose")
+        for key in ("backbone", "dropout"):
+            section["model"].pop(key)
+        section["train"].pop("lr")
+    assert other == sasrec
