@@ -8,6 +8,8 @@
     python launch.py report    EXP [--json]
     python launch.py reproduce EXP [--trial best|pareto|ID] [--seeds N] [--json]
     python launch.py study     --config F --name N [--resume] [--findings DIR] [--json]
+    python launch.py dose      --config F --name N [--resume | --report-only] [--json]
+    python launch.py dose      --summary [--set tune.storage_path=DIR] [--json]
     python launch.py demo
 
 Every subcommand prints a table for people; with --json its last line is one JSON object.
@@ -25,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from results.console import emit, emit_summary, print_epoch, print_rows, print_table
+from results.console import emit, emit_summary, print_answers, print_epoch, print_rows, print_table
 from runtime import quiet_environment
 
 REPO = Path(__file__).resolve().parent
@@ -215,6 +217,10 @@ def _study_status(config: Any, args: argparse.Namespace, given: Any) -> None:
 def cmd_dose(args: argparse.Namespace) -> None:
     """ICC at each loss share x clustering and without it, over paired seeds: no search, no Ray."""
     config = _config(args)
+    if args.summary:
+        return _dose_summary(config, args)
+    if not args.name:
+        raise ValueError("--name: a dose-response needs a name (or --summary for every one under tune.storage_path)")
     from results.orchestration.dose import run_dose
     from tuning.config import given_keys
 
@@ -225,6 +231,21 @@ def cmd_dose(args: argparse.Namespace) -> None:
         print("\n" + "\n".join(outcome["answer"]))
     if args.json:
         print(json.dumps(outcome, default=str))
+
+
+def _dose_summary(config: Any, args: argparse.Namespace) -> None:
+    """`dose --summary`: every dose-response under tune.storage_path, one table (icc-answers.md)."""
+    from results.icc_answers import write_answers
+
+    clashing = [flag for flag, given in (("--name", args.name), ("--resume", args.resume),
+                                         ("--report-only", args.report_only)) if given]
+    if clashing:
+        raise ValueError(f"--summary: reads every dose-response under tune.storage_path; drop {', '.join(clashing)}")
+    storage = Path(config.tune.storage_path)
+    written = write_answers(storage, f"python launch.py dose --summary --set tune.storage_path={storage}")
+    print_answers(written)
+    if args.json:
+        print(json.dumps(written, default=str))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -314,8 +335,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser("dose", help="ICC's dose-response: loss shares x clusterings against no ICC, paired seeds")
-    p.add_argument("--name", required=True, help="name (folder under tune.storage_path)")
+    p.add_argument("--name", help="name (folder under tune.storage_path)")
     p.add_argument("--resume", action="store_true", help="continue (runs already on disk are kept)")
+    p.add_argument("--summary", action="store_true",
+                   help="every dose-response under tune.storage_path in one table (icc-answers.md), running nothing")
     p.add_argument("--report-only", action="store_true",
                    help="write the report from the runs on disk and run nothing (one still going or stopped)")
     _common(p)

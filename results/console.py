@@ -36,6 +36,16 @@ def print_rows(title: str, rows: list[dict[str, Any]]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
 
 
+def print_answers(written: dict[str, Any]) -> None:
+    """`dose --summary`: one row per dose-response, then each finished family's answer in words."""
+    columns = ("name", "dataset", "backbone", "runs", "planned", "hours")
+    print_rows(f"dose-responses: {written['markdown']}",
+               [{c: d[c] for c in columns} for d in written["dose_responses"]])
+    for entry in written["dose_responses"]:
+        if entry["answer"]:
+            print(f"\n{entry['name']} ({entry['dataset']}, {entry['backbone']}):\n" + "\n".join(entry["answer"]))
+
+
 def emit(title: str, payload: dict[str, Any], as_json: bool) -> None:
     print_table(title, payload)
     if as_json:

@@ -1,0 +1,75 @@
+"""`launch.py dose --summary`: every dose-response under a folder in one table, computed from the
+run files, agreeing with each dose-response's own report (here: the committed ones)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import launch
+from results.icc_answers import ANSWERS_CSV, ANSWERS_MD, collect_answers
+
+STUDIES = Path(__file__).resolve().parents[1] / "docs" / "studies"
+
+
+def copy_dose(name: str, storage: Path, keep: int | None = None) -> Path:
+    """The committed dose-response `name` (its plan and run files; the first `keep` runs only)."""
+    target = storage / name
+    (target / "dose" / "runs").mkdir(parents=True)
+    shutil.copy(STUDIES / name / "study_config.json", target)
+    runs = sorted((STUDIES / name / "dose" / "runs").glob("*/seed-*.json"))
+    for run in runs[:keep]:
+        (target / "dose" / "runs" / run.parent.name).mkdir(exist_ok=True)
+        shutil.copy(run, target / "dose" / "runs" / run.parent.name)
+    return target
+
+
+def test_the_table_agrees_with_the_dose_responses_own_report(tmp_path):
+    copy_dose("dose-scientific", tmp_path)
+    (entry,) = collect_answers(tmp_path)
+    assert (entry["dataset"], entry["backbone"], entry["runs"], entry["planned"]) == ("amazon-scientific", "sasrec", 75, 75)
+    report = pd.read_csv(STUDIES / "dose-scientific" / "dose" / "confirmed.csv")
+    mine = pd.DataFrame(entry["confirmed"])
+    assert list(zip(mine["clustering"], mine["metric"], mine["verdict"])) == list(
+        zip(report["clustering"], report["metric"], report["verdict"]))
+    assert mine["relative"].tolist() == pytest.approx(report["relative"].tolist(), rel=1e-12)
+    assert mine["p_holm"].tolist() == pytest.approx(report["p_holm"].tolist(), rel=1e-9)
+    text = (STUDIES / "dose-scientific" / "dose" / "dose.md").read_text()
+    assert all(f"- {sentence}" in text for sentence in entry["answer"]) and len(entry["answer"]) == 2
+
+
+def test_a_dose_response_part_way_shows_its_runs_and_no_verdict(tmp_path, capsys):
+    copy_dose("dose-scientific", tmp_path, keep=10)
+    assert launch.main(["dose", "--summary", "--json", "--set", f"tune.storage_path={tmp_path}"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    (entry,) = out["dose_responses"]
+    assert (entry["runs"], entry["planned"], entry["answer"]) == (10, 75, [])
+    page = (tmp_path / ANSWERS_MD).read_text()
+    assert "| amazon-scientific | sasrec | dose-scientific | 10 of 75 |" in page and "screen not whole yet" in page
+    assert f"--set tune.storage_path={tmp_path}`" in page                        # the command that regenerates it
+    assert (tmp_path / ANSWERS_CSV).is_file()
+
+
+def test_summary_flags_that_clash_or_a_missing_folder_are_one_line_errors(tmp_path, capsys):
+    assert launch.main(["dose", "--summary", "--name", "x", "--set", f"tune.storage_path={tmp_path}"]) == 2
+    assert "--summary: reads every dose-response under tune.storage_path; drop --name" in capsys.readouterr().err
+    assert launch.main(["dose", "--summary", "--set", f"tune.storage_path={tmp_path / 'none'}"]) == 2
+    assert f"--summary: no folder {tmp_path / 'none'} (tune.storage_path)" in capsys.readouterr().err
+    assert launch.main(["dose", "--set", f"tune.storage_path={tmp_path}"]) == 2
+    assert "--name: a dose-response needs a name" in capsys.readouterr().err
+
+
+def test_an_empty_folder_gives_an_empty_table(tmp_path):
+    assert collect_answers(tmp_path) == []
+
+
+def test_the_committed_table_is_what_the_command_writes_from_the_committed_runs():
+    """docs/studies/icc-answers.md is current: re-run `dose --summary` after committing runs."""
+    from results.icc_answers import markdown
+
+    command = "python launch.py dose --summary --set tune.storage_path=docs/studies"
+    assert (STUDIES / ANSWERS_MD).read_text() == markdown(collect_answers(STUDIES), command)
