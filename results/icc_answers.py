@@ -11,6 +11,7 @@ rewrites it. Standalone dose-responses (`launch.py dose`) and a study's dose sta
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pandas as pd
 from results.dose_report import METRIC_LABEL, answer
 
 ANSWERS_MD, ANSWERS_CSV = "icc-answers.md", "icc-answers.csv"
+logger = logging.getLogger(__name__)
 
 
 def dose_plans(storage: Path) -> list[tuple[str, Path, Any]]:
@@ -32,7 +34,11 @@ def dose_plans(storage: Path) -> list[tuple[str, Path, Any]]:
     found = []
     for saved in sorted(storage.glob(f"*/{STUDY_FILE}")):
         folder = saved.parent
-        config = config_from_dict(json.loads(saved.read_text()))
+        try:
+            config = config_from_dict(json.loads(saved.read_text()))
+        except ValueError as exc:              # an old or hand-edited folder: the others still count
+            logger.warning("skipping %s: its saved config does not load (%s)", folder, exc)
+            continue
         if (folder / DOSE_DIR).is_dir():
             found.append((folder.name, folder, config))
         for backbone in config.study.dose_backbones:

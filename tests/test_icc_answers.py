@@ -73,3 +73,11 @@ def test_the_committed_table_is_what_the_command_writes_from_the_committed_runs(
 
     command = "python launch.py dose --summary --set tune.storage_path=docs/studies"
     assert (STUDIES / ANSWERS_MD).read_text() == markdown(collect_answers(STUDIES), command)
+
+
+def test_a_folder_whose_saved_config_does_not_load_is_skipped_and_named(tmp_path, caplog):
+    copy_dose("dose-scientific", tmp_path, keep=4)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "study_config.json").write_text(json.dumps({"model": {"backbone": "nope"}}))
+    assert [a["name"] for a in collect_answers(tmp_path)] == ["dose-scientific"]
+    assert f"skipping {tmp_path / 'old'}" in caplog.text and "model.backbone" in caplog.text
