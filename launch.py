@@ -235,7 +235,7 @@ def cmd_dose(args: argparse.Namespace) -> None:
 
 def _dose_summary(config: Any, args: argparse.Namespace) -> None:
     """`dose --summary`: every dose-response under tune.storage_path, one table (icc-answers.md)."""
-    from results.icc_answers import write_answers
+    from results.orchestration.answers import write_answers
 
     clashing = [flag for flag, given in (("--name", args.name), ("--resume", args.resume),
                                          ("--report-only", args.report_only)) if given]

@@ -1,76 +1,20 @@
-"""Every dose-response under one folder in one table: per dataset and backbone, each clustering's
-best ICC share against no ICC, overall and on tail items, with the verdict of its pre-registered
-primary family (or how far the runs are while it is not whole).
+"""The one table of every dose-response's answer (`launch.py dose --summary`): per dataset and
+backbone, each clustering's best ICC share against no ICC, overall and on tail items, with the
+verdict of its pre-registered primary family, or how far the runs are while it is not whole.
 
-The README's per-dataset, per-backbone answer quotes this table, so it is computed from the run
-files, like each dose-response's own report, and never typed in: `launch.py dose --summary`
-rewrites it. Standalone dose-responses (`launch.py dose`) and a study's dose stages
-(`study.dose_backbones`) are both found.
+The README's per-dataset, per-backbone answer quotes this table, so it is rendered from what
+results/orchestration/answers.py computes from the run files, never typed in.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from results.dose_report import METRIC_LABEL, answer
+from results.dose_report import METRIC_LABEL
 
 ANSWERS_MD, ANSWERS_CSV = "icc-answers.md", "icc-answers.csv"
-logger = logging.getLogger(__name__)
-
-
-def dose_plans(storage: Path) -> list[tuple[str, Path, Any]]:
-    """(name, folder, config) of every dose-response under `storage`, by name: a standalone one
-    (a folder with a saved plan and a `dose/` folder of runs) and each dose stage of a study whose
-    LLM-ESR arm has been searched (the stage's base is that arm's tuned config)."""
-    from results.orchestration.dose import DOSE_DIR, arm_dose_base
-    from results.orchestration.study import DONE_MARK, SEARCH_DIR, STUDY_FILE, arm_name
-    from tuning.config import config_from_dict
-
-    found = []
-    for saved in sorted(storage.glob(f"*/{STUDY_FILE}")):
-        folder = saved.parent
-        try:
-            config = config_from_dict(json.loads(saved.read_text()))
-        except ValueError as exc:              # an old or hand-edited folder: the others still count
-            logger.warning("skipping %s: its saved config does not load (%s)", folder, exc)
-            continue
-        if (folder / DOSE_DIR).is_dir():
-            found.append((folder.name, folder, config))
-        for backbone in config.study.dose_backbones:
-            experiment = folder / SEARCH_DIR / arm_name("llmesr", backbone)
-            if (experiment / DONE_MARK).is_file():
-                found.append((f"{folder.name}/dose-{backbone}", folder / f"dose-{backbone}",
-                              arm_dose_base(config, experiment)))
-    return found
-
-
-def dose_answer(name: str, folder: Path, config: Any) -> dict[str, Any]:
-    """One dose-response's state and answer: runs done and planned, training hours, the control's
-    test NDCG@10, the primary family's rows (empty until the screen is whole) and its sentences."""
-    from results.orchestration.dose import load_runs, missing_runs, summarize_confirmed
-    from results.study_plots import CONTROL
-
-    runs = load_runs(folder)
-    missing = missing_runs(config, folder)
-    confirmed = summarize_confirmed(config, runs)
-    control = [r["test"]["ndcg_10"] for r in runs if r["arm"] == CONTROL]
-    return {"name": name, "dataset": config.data.name, "backbone": config.model.backbone,
-            "runs": len(runs), "planned": len(runs) + missing,
-            "hours": sum(float(r.get("seconds", 0.0)) for r in runs) / 3600,
-            "control_ndcg_10": sum(control) / len(control) if control else None,
-            "margin": config.dose.margin, "confirmed": confirmed,
-            "answer": answer(confirmed, config.dose.margin, missing)}
-
-
-def collect_answers(storage: Path) -> list[dict[str, Any]]:
-    """`dose_answer` of every dose-response under `storage`, ordered by dataset, backbone, name."""
-    answers = [dose_answer(name, folder, config) for name, folder, config in dose_plans(storage)]
-    return sorted(answers, key=lambda a: (a["dataset"], a["backbone"], a["name"]))
 
 
 def answers_frame(answers: list[dict[str, Any]]) -> pd.DataFrame:
@@ -130,16 +74,4 @@ def markdown(answers: list[dict[str, Any]], command: str) -> str:
     return "\n".join(lines)
 
 
-def write_answers(storage: Path, command: str) -> dict[str, Any]:
-    """Write icc-answers.md and icc-answers.csv in `storage`; return where they lie and, per
-    dose-response, its state and answer (the primary family's rows are in the CSV)."""
-    if not storage.is_dir():
-        raise ValueError(f"--summary: no folder {storage} (tune.storage_path)")
-    answers = collect_answers(storage)
-    (storage / ANSWERS_MD).write_text(markdown(answers, command))
-    answers_frame(answers).to_csv(storage / ANSWERS_CSV, index=False)
-    return {"markdown": str(storage / ANSWERS_MD), "csv": str(storage / ANSWERS_CSV),
-            "dose_responses": [{k: v for k, v in a.items() if k != "confirmed"} for a in answers]}
-
-
-__all__ = ["ANSWERS_CSV", "ANSWERS_MD", "collect_answers", "dose_plans", "markdown", "write_answers"]
+__all__ = ["ANSWERS_CSV", "ANSWERS_MD", "answers_frame", "markdown"]

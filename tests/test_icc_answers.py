@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 import launch
-from results.icc_answers import ANSWERS_CSV, ANSWERS_MD, collect_answers
+from results.icc_answers import ANSWERS_CSV, ANSWERS_MD, markdown
+from results.orchestration.answers import collect_answers
 
 STUDIES = Path(__file__).resolve().parents[1] / "docs" / "studies"
 
@@ -69,8 +70,6 @@ def test_an_empty_folder_gives_an_empty_table(tmp_path):
 
 def test_the_committed_table_is_what_the_command_writes_from_the_committed_runs():
     """docs/studies/icc-answers.md is current: re-run `dose --summary` after committing runs."""
-    from results.icc_answers import markdown
-
     command = "python launch.py dose --summary --set tune.storage_path=docs/studies"
     assert (STUDIES / ANSWERS_MD).read_text() == markdown(collect_answers(STUDIES), command)
 

@@ -357,7 +357,7 @@ def test_a_resume_may_add_a_dose_response_around_the_tuned_llmesr_arm(study):
     assert "| kmeans-4 | 20 % | test NDCG@10 | 4 |" in text and (out / "dose-sasrec.png").is_file()
     assert "Answer: ICC " in text and "test tail-item NDCG@10" in text.split("Answer: ICC ")[1].splitlines()[0]
     assert [line for line in again["sentences"] if line.startswith("Dose-response (sasrec): ICC ")]   # printed by the command
-    from results.icc_answers import collect_answers
+    from results.orchestration.answers import collect_answers
 
     found = {a["name"]: a for a in collect_answers(folder.parent)}    # `dose --summary` finds the stage
     assert (found["demo/dose-sasrec"]["runs"], found["demo/dose-sasrec"]["planned"]) == (8, 8)
