@@ -80,3 +80,22 @@ def test_a_folder_whose_saved_config_does_not_load_is_skipped_and_named(tmp_path
     (tmp_path / "old" / "study_config.json").write_text(json.dumps({"model": {"backbone": "nope"}}))
     assert [a["name"] for a in collect_answers(tmp_path)] == ["dose-scientific"]
     assert f"skipping {tmp_path / 'old'}" in caplog.text and "model.backbone" in caplog.text
+
+
+def test_a_study_whose_llmesr_arm_only_errored_has_no_dose_stage_and_is_named(tmp_path, caplog):
+    """A study's dose stage is built around its searched LLM-ESR arm; an arm where every trial
+    errored has no best trial, so the summary skips that stage, names it, and lists the rest."""
+    from results.orchestration.study import DONE_MARK, SEARCH_DIR, claim
+    from test_study import demo_config
+    from tuning.config import config_to_dict
+
+    copy_dose("dose-scientific", tmp_path, keep=2)
+    config = demo_config(tmp_path, "study.dose_backbones=[sasrec]")
+    folder, _ = claim(config, "broken", resume=False)
+    trial = folder / SEARCH_DIR / "llmesr-sasrec" / "trainable_0a1b2c3d_1"
+    trial.mkdir(parents=True)
+    (trial / "params.json").write_text(json.dumps({"config": config_to_dict(config.replace({"model.variant": "llmesr"}))}))
+    (trial / "error.txt").write_text("Failure # 1 (occurred at 2026-12-03_14-00-00)\nRuntimeError: out of memory\n")
+    (trial.parent / DONE_MARK).write_text("")
+    assert [a["name"] for a in collect_answers(tmp_path)] == ["dose-scientific"]
+    assert f"skipping {folder}/dose-sasrec: search arm 'llmesr-sasrec'" in caplog.text

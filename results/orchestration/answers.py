@@ -22,6 +22,7 @@ def dose_plans(storage: Path) -> list[tuple[str, Path, Any]]:
     """(name, folder, config) of every dose-response under `storage`, by name: a standalone one
     (a folder with a saved plan and a `dose/` folder of runs) and each dose stage of a study whose
     LLM-ESR arm has been searched (the stage's base is that arm's tuned config)."""
+    from results.orchestration.confirm import StudyError
     from results.orchestration.dose import DOSE_DIR, arm_dose_base
     from results.orchestration.study import DONE_MARK, SEARCH_DIR, STUDY_FILE, arm_name
     from tuning.config import config_from_dict
@@ -38,9 +39,14 @@ def dose_plans(storage: Path) -> list[tuple[str, Path, Any]]:
             found.append((folder.name, folder, config))
         for backbone in config.study.dose_backbones:
             experiment = folder / SEARCH_DIR / arm_name("llmesr", backbone)
-            if (experiment / DONE_MARK).is_file():
-                found.append((f"{folder.name}/dose-{backbone}", folder / f"dose-{backbone}",
-                              arm_dose_base(config, experiment)))
+            if not (experiment / DONE_MARK).is_file():
+                continue                       # the stage waits for its arm (study --status says so)
+            try:
+                base = arm_dose_base(config, experiment)
+            except StudyError as exc:          # every trial of the arm errored: no base, no stage
+                logger.warning("skipping %s/dose-%s: %s", folder, backbone, exc)
+                continue
+            found.append((f"{folder.name}/dose-{backbone}", folder / f"dose-{backbone}", base))
     return found
 
 
