@@ -68,7 +68,8 @@ def markdown(answers: list[dict[str, Any]], command: str) -> str:
         control = "-" if entry["control_ndcg_10"] is None else f"{entry['control_ndcg_10']:.4f}"
         lines += [f"## {entry['name']}: {entry['dataset']}, {entry['backbone']}", "",
                   f"Control test NDCG@10 {control}; {entry['runs']} of {entry['planned']} planned runs; "
-                  f"equivalence margin ±{100 * entry['margin']:g} %.", ""]
+                  f"equivalence margin ±{100 * entry['margin']:g} %"
+                  + (f"; [its report]({entry['report']})." if entry.get("report") else "."), ""]
         lines += [f"- {sentence}" for sentence in entry["answer"]] or ["- No answer yet: the screen is not whole."]
         lines.append("")
     return "\n".join(lines)

@@ -30,8 +30,10 @@ def copy_dose(name: str, storage: Path, keep: int | None = None) -> Path:
 
 
 def test_the_table_agrees_with_the_dose_responses_own_report(tmp_path):
-    copy_dose("dose-scientific", tmp_path)
+    target = copy_dose("dose-scientific", tmp_path)
+    shutil.copy(STUDIES / "dose-scientific" / "dose" / "dose.md", target / "dose")
     (entry,) = collect_answers(tmp_path)
+    assert entry["report"] == "dose-scientific/dose/dose.md"                     # linked from the table
     assert (entry["dataset"], entry["backbone"], entry["runs"], entry["planned"]) == ("amazon-scientific", "sasrec", 75, 75)
     report = pd.read_csv(STUDIES / "dose-scientific" / "dose" / "confirmed.csv")
     mine = pd.DataFrame(entry["confirmed"])

@@ -70,7 +70,13 @@ def dose_answer(name: str, folder: Path, config: Any) -> dict[str, Any]:
 
 def collect_answers(storage: Path) -> list[dict[str, Any]]:
     """`dose_answer` of every dose-response under `storage`, ordered by dataset, backbone, name."""
-    answers = [dose_answer(name, folder, config) for name, folder, config in dose_plans(storage)]
+    from results.orchestration.dose import DOSE_DIR
+
+    answers = []
+    for name, folder, config in dose_plans(storage):
+        report = folder / DOSE_DIR / "dose.md"              # where its own report lies, for a link
+        answers.append({**dose_answer(name, folder, config),
+                        "report": report.relative_to(storage).as_posix() if report.is_file() else None})
     return sorted(answers, key=lambda a: (a["dataset"], a["backbone"], a["name"]))
 
 
