@@ -24,7 +24,7 @@ def dose_plans(storage: Path) -> list[tuple[str, Path, Any]]:
     LLM-ESR arm has been searched (the stage's base is that arm's tuned config)."""
     from results.orchestration.confirm import StudyError
     from results.orchestration.dose import DOSE_DIR, arm_dose_base
-    from results.orchestration.study import DONE_MARK, SEARCH_DIR, STUDY_FILE, arm_name
+    from results.orchestration.study import DONE_MARK, SEARCH_DIR, STUDY_FILE, arm_name, dose_stage
     from tuning.config import config_from_dict
 
     found = []
@@ -44,16 +44,16 @@ def dose_plans(storage: Path) -> list[tuple[str, Path, Any]]:
             try:
                 base = arm_dose_base(config, experiment)
             except StudyError as exc:          # every trial of the arm errored: no base, no stage
-                logger.warning("skipping %s/dose-%s: %s", folder, backbone, exc)
+                logger.warning("skipping %s: %s", folder / dose_stage(backbone), exc)
                 continue
-            found.append((f"{folder.name}/dose-{backbone}", folder / f"dose-{backbone}", base))
+            found.append((f"{folder.name}/{dose_stage(backbone)}", folder / dose_stage(backbone), base))
     return found
 
 
 def dose_answer(name: str, folder: Path, config: Any) -> dict[str, Any]:
     """One dose-response's state and answer: runs done and planned, training hours, the control's
     test NDCG@10, the primary family's rows (empty until the screen is whole) and its sentences."""
-    from results.orchestration.dose import load_runs, missing_runs, summarize_confirmed
+    from results.orchestration.dose import load_runs, missing_runs, summarize_confirmed, training_seconds
     from results.study_plots import CONTROL
 
     runs = load_runs(folder)
@@ -62,7 +62,7 @@ def dose_answer(name: str, folder: Path, config: Any) -> dict[str, Any]:
     control = [r["test"]["ndcg_10"] for r in runs if r["arm"] == CONTROL]
     return {"name": name, "dataset": config.data.name, "backbone": config.model.backbone,
             "runs": len(runs), "planned": len(runs) + missing,
-            "hours": sum(float(r.get("seconds", 0.0)) for r in runs) / 3600,
+            "hours": training_seconds(runs) / 3600,
             "control_ndcg_10": sum(control) / len(control) if control else None,
             "margin": config.dose.margin, "confirmed": confirmed,
             "answer": answer(confirmed, config.dose.margin, missing)}

@@ -171,6 +171,11 @@ def load_runs(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted((folder / DOSE_DIR / "runs").glob("*/seed-*.json"))]
 
 
+def training_seconds(runs: list[dict[str, Any]]) -> float:
+    """The training time the runs took, in seconds (their records' `seconds`)."""
+    return sum(float(r.get("seconds", 0.0)) for r in runs)
+
+
 def summarize_doses(config: Any, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The screen: one row per (dose, metric) over the screen's seeds: means with CIs, the paired
     difference to the control, its test (raw and Holm-adjusted over the metric's doses: one

@@ -17,7 +17,7 @@ from typing import Any
 from results.orchestration.confirm import (FRONT_DIR, StudyError, confirmation_jobs, confirmation_path,
                                            front_jobs, front_rows)
 from model.contract import UNFINISHED
-from results.orchestration.study import DONE_MARK, SEARCH_DIR, arm_name, arms
+from results.orchestration.study import DONE_MARK, SEARCH_DIR, arm_name, arms, dose_stage
 from results.study_plots import CONTROL
 
 DONE, WAITING = "done", "waits for"
@@ -98,17 +98,18 @@ def _front_row(config: Any, folder: Path, arm: str, searched: dict[str, Path]) -
 
 def _dose_row(config: Any, folder: Path, backbone: str, searched: dict[str, Path]) -> dict[str, Any]:
     """The dose-response around the backbone's LLM-ESR arm, once that arm is confirmed."""
-    from results.orchestration.dose import arm_dose_base, load_runs, missing_runs, planned_runs
+    from results.orchestration.dose import arm_dose_base, load_runs, missing_runs, planned_runs, training_seconds
 
-    arm, dose_folder = arm_name("llmesr", backbone), folder / f"dose-{backbone}"
+    arm, stage = arm_name("llmesr", backbone), dose_stage(backbone)
+    dose_folder = folder / stage
     runs = load_runs(dose_folder)
-    seconds = sum(float(r.get("seconds", 0.0)) for r in runs)
+    seconds = training_seconds(runs)
     confirmed = arm in searched and all(confirmation_path(folder, arm, s).is_file() for s in config.study.seeds)
     if not confirmed:
-        return _row("dose", f"dose-{backbone}", len(runs), planned_runs(config), seconds,
+        return _row("dose", stage, len(runs), planned_runs(config), seconds,
                     f"{WAITING} confirmation of {arm}")
     missing = missing_runs(arm_dose_base(config, searched[arm]), dose_folder)
-    return _row("dose", f"dose-{backbone}", len(runs), len(runs) + missing, seconds, DONE if not missing else "to run")
+    return _row("dose", stage, len(runs), len(runs) + missing, seconds, DONE if not missing else "to run")
 
 
 def _seconds(files: list[Path]) -> float:

@@ -50,6 +50,12 @@ DONE_MARK = ".search-done"
 
 
 # ---- arms -------------------------------------------------------------------------------------
+def dose_stage(backbone: str) -> str:
+    """The folder name of a study's dose stage for `backbone`: its runs under the study, its
+    report under the findings (`study.dose_backbones`)."""
+    return f"dose-{backbone}"
+
+
 def arm_name(variant: str, backbone: str, search_seed: int | None = None) -> str:
     """icc-sasrec for an arm's first search, icc-sasrec-search7 for its search with seed 7."""
     from results.study_plots import SEARCH_SUFFIX
@@ -225,8 +231,8 @@ def run_dose_stage(config: Any, folder: Path, found: dict[str, Path], backbone: 
 
     arm = arm_name("llmesr", backbone)
     say(progress, f"dose-response around {arm}")
-    return run_arm_dose(config, folder / f"dose-{backbone}", found[arm], folder / CONFIRM_DIR / arm,
-                        out / f"dose-{backbone}", progress)
+    return run_arm_dose(config, folder / dose_stage(backbone), found[arm], folder / CONFIRM_DIR / arm,
+                        out / dose_stage(backbone), progress)
 
 
 def run_study(config: Any, name: str, resume: bool = False, address: str | None = None,
