@@ -185,21 +185,32 @@ def test_checkpoints_are_best_plus_latest_and_bytes_bounded(faulty_run):
 
 # ---------------------------------------------------------------- corrupt / missing checkpoint at resume
 
-def _snapshot_running(folder: Path) -> list[str]:
-    """Trials RUNNING in Ray's latest experiment snapshot with a reported (checkpointed) epoch in it:
-    a resume will restore exactly these from a checkpoint."""
+def _snapshot_trials(folder: Path) -> list[tuple[dict, dict]]:
+    """(trial, runtime) records of Ray's latest experiment snapshot; none before the first."""
     try:
         path = sorted(folder.glob("experiment_state-*.json"))[-1]
         entries = json.loads(path.read_text())["trial_data"]
     except (IndexError, OSError, ValueError):
         return []
-    running = []
-    for trial_text, runtime_text in entries:
-        trial, runtime = json.loads(trial_text), json.loads(runtime_text)
-        last = runtime.get("last_result") or {}
-        if trial["status"] == "RUNNING" and isinstance(last, dict) and last.get("epoch", 0) >= 1:
-            running.append(trial["trial_id"])
-    return running
+    return [(json.loads(trial), json.loads(runtime)) for trial, runtime in entries]
+
+
+def _snapshot_running(folder: Path) -> list[str]:
+    """Trials RUNNING in the latest snapshot with a reported (checkpointed) epoch in it."""
+    return [trial["trial_id"] for trial, runtime in _snapshot_trials(folder)
+            if trial["status"] == "RUNNING" and isinstance(runtime.get("last_result"), dict)
+            and runtime["last_result"].get("epoch", 0) >= 1]
+
+
+def _restored_from_a_checkpoint(folder: Path) -> list[str]:
+    """Trials a resume restores from a checkpoint: RUNNING in the snapshot the dead driver left, with a
+    checkpoint in Ray's checkpoint manager there. Read after the kill: a trial seen running in an
+    earlier snapshot may have finished, or not yet recorded its checkpoint, by then."""
+    import pickle
+
+    return sorted(trial["trial_id"] for trial, runtime in _snapshot_trials(folder)
+                  if trial["status"] == "RUNNING" and pickle.loads(
+                      bytes.fromhex(runtime["checkpoint_manager"]["value"])).latest_checkpoint_result)
 
 
 def _wait_for_two_checkpointed_running(proc, folder: Path, limit: float = HANG_GUARD_S) -> list[str]:
@@ -210,6 +221,23 @@ def _wait_for_two_checkpointed_running(proc, folder: Path, limit: float = HANG_G
             return running[:2]
         time.sleep(0.1)
     raise AssertionError("never saw two running trials with checkpoints:\n" + (proc.stdout.read() or ""))
+
+
+def _killed_with_two_restorable_trials(config_file: Path, folder: Path, attempts: int = 3) -> list[str]:
+    """Start the experiment, kill its driver once two trials run with checkpoints, and return two trials
+    the resume will restore from a checkpoint. The trials race the kill; when fewer than two are left
+    restorable in the final snapshot, start again from an empty folder (no assertion rests on luck)."""
+    for _ in range(attempts):
+        shutil.rmtree(folder, ignore_errors=True)
+        proc, temp = _start_driver(config_file, resume=False)
+        try:
+            _wait_for_two_checkpointed_running(proc, folder)
+        finally:
+            _kill_driver(proc, temp)
+        restorable = _restored_from_a_checkpoint(folder)
+        if len(restorable) >= 2:
+            return restorable[:2]
+    raise AssertionError(f"in {attempts} kills, never left two trials to restore from a checkpoint")
 
 
 def _worker_logs(temp: str) -> str:
@@ -226,11 +254,7 @@ def test_corrupt_or_missing_checkpoint_at_resume(tmp_path):
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(config_to_dict(config)))
     folder = tmp_path / "broken"
-    proc, temp = _start_driver(config_file, resume=False)
-    try:
-        corrupt, missing = _wait_for_two_checkpointed_running(proc, folder)
-    finally:
-        _kill_driver(proc, temp)
+    corrupt, missing = _killed_with_two_restorable_trials(config_file, folder)
     truncated = []
     for state in sorted((folder / f"trial_{corrupt}").glob("checkpoint_*/trainer.pt")):
         state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])      # truncated file
