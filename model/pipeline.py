@@ -130,10 +130,20 @@ def train_resumable(config: RunConfig, checkpoint: Path, progress: bool = False)
     return trainer.fit(lambda _report: write_checkpoint(checkpoint, settings, trainer))
 
 
+#: The config sections a run trains by. The others (tune, study, dose) say where a run's files live
+#: and which runs a plan holds, never how one trains: a moved, renamed or grown plan keeps its runs.
+RUN_SECTIONS = ("data", "clusters", "model", "train", "eval")
+
+
+def run_settings(config_dict: dict[str, Any]) -> dict[str, Any]:
+    """A config dict's RUN_SECTIONS: the one rule for "these two runs train alike"."""
+    return {name: config_dict[name] for name in RUN_SECTIONS}
+
+
 def run_settings_text(config: RunConfig) -> str:
-    """Every setting a run trains by (its data, clusters, model, train and eval sections), as
-    one canonical text: a checkpoint continues only the run it was written by."""
-    sections = {name: asdict(getattr(config, name)) for name in ("data", "clusters", "model", "train", "eval")}
+    """Every setting a run trains by (RUN_SECTIONS), as one canonical text: a checkpoint continues
+    only the run it was written by."""
+    sections = {name: asdict(getattr(config, name)) for name in RUN_SECTIONS}
     return json.dumps(sections, sort_keys=True, default=str)
 
 

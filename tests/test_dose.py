@@ -174,6 +174,11 @@ def test_a_run_is_known_by_its_training_settings_not_by_the_plan(tmp_path):
     assert {arm for arm, _, _, _ in pending_jobs(grown, tmp_path)} == {"kmeans-16-share0.5", "hdbscan-5-share0.5"}
     retrained = config.replace({"train.lr": 0.003})
     assert len(pending_jobs(retrained, tmp_path)) == 10
+    # nor by where the folder lives or what it is called: a moved or renamed dose-response keeps its runs
+    moved = config.replace({"tune.storage_path": "/elsewhere", "tune.name": "renamed", "tune.num_samples": 99})
+    def runs(plan):
+        return [(arm, seed) for arm, seed, _, _ in pending_jobs(plan, tmp_path)]
+    assert runs(moved) == runs(config) and {seed for _, seed in runs(config)} == {44, 45}   # the confirmation only
 
 
 def test_the_primary_family_is_each_best_dose_on_every_seed_with_its_own_holm(tmp_path):

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from conftest import SHARED_DATA, TEST_CACHE
-from model.pipeline import build_trainer, read_checkpoint, run_settings_text, train_once, write_checkpoint
+from model.pipeline import (build_trainer, read_checkpoint, run_settings, run_settings_text, train_once,
+                            write_checkpoint)
 from results.orchestration.confirm import checkpoint_path, continued_note, run_confirmation
 from tuning.config import config_to_dict, load_config
 
@@ -52,6 +53,10 @@ def test_a_checkpoint_is_used_only_by_the_run_that_wrote_it(tmp_path):
     assert read_checkpoint(checkpoint, run_settings_text(other_seed)) is None
     assert read_checkpoint(checkpoint, run_settings_text(config.replace({"model.icc_share": 0.2}))) is None
     assert run_settings_text(config.replace({"dose.seeds": [1, 2]})) == run_settings_text(config)  # the plan is no setting
+    moved = config.replace({"tune.storage_path": "/elsewhere", "tune.name": "renamed"})
+    assert run_settings_text(moved) == run_settings_text(config)                      # nor where the files live
+    # the run file's rule and the checkpoint's are one: the same sections, the same values
+    assert json.loads(run_settings_text(config)) == run_settings(config_to_dict(config))
     checkpoint.write_bytes(b"half a file")
     assert read_checkpoint(checkpoint, run_settings_text(config)) is None
     assert read_checkpoint(tmp_path / "none.partial.pt", run_settings_text(config)) is None

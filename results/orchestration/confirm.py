@@ -102,8 +102,18 @@ def confirmation_jobs(config: Any, folder: Path, experiments: dict[str, Path]) -
     return jobs + front_jobs(config, folder, experiments)
 
 
+def trained_as(path: Path, wanted: dict[str, Any]) -> bool:
+    """Whether the run file at `path` exists and was trained with the settings of `wanted` (a
+    config dict): the one rule for "this run is done", for the study's runs and the dose's alike.
+    Only the settings a run trains by count (model.pipeline.run_settings), so a moved or renamed
+    folder, or a grown plan, keeps every run already done."""
+    from model.pipeline import run_settings
+
+    return path.is_file() and run_settings(comparable(json.loads(path.read_text())["config"])) == run_settings(wanted)
+
+
 def _stale(out: Path, run_config: dict[str, Any]) -> bool:
-    return not out.is_file() or comparable(json.loads(out.read_text())["config"]) != run_config
+    return not trained_as(out, run_config)
 
 
 def front_rows(experiment: Path) -> list[Any]:

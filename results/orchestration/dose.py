@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from results.orchestration.confirm import comparable, continued_note, run_confirmation, write_json
+from results.orchestration.confirm import continued_note, run_confirmation, trained_as, write_json
 from results.orchestration.study import claim_with_plan, save_plan
 from results.stats import equivalence, holm, mean_ci, paired, verdict
 from results.study_plots import CONTROL
@@ -72,12 +72,6 @@ def run_path(folder: Path, arm: str, seed: int) -> Path:
     return folder / DOSE_DIR / "runs" / arm / f"seed-{seed}.json"
 
 
-def run_settings(config_dict: dict[str, Any]) -> dict[str, Any]:
-    """What makes a run that run: its config without the plan (`dose`), which says which runs
-    exist, not how one trains."""
-    return {section: value for section, value in config_dict.items() if section != "dose"}
-
-
 def pending_jobs(config: Any, folder: Path) -> list[tuple[str, int, dict, str]]:
     """(arm, seed, config dict, output file) of every run missing or made with other training
     settings, seed by seed (the control first in each): a dose-response stopped part way leaves
@@ -107,12 +101,6 @@ def _missing(config: Any, folder: Path, plan: dict[str, dict[int, Any]], seeds: 
             if not trained_as(out, wanted):
                 jobs.append((arm, int(seed), wanted, str(out)))
     return jobs
-
-
-def trained_as(path: Path, wanted: dict[str, Any]) -> bool:
-    """Whether the run file at `path` exists and was trained with the settings of `wanted` (a
-    config dict; the plan aside): the one rule for "this run is done"."""
-    return path.is_file() and run_settings(comparable(json.loads(path.read_text())["config"])) == run_settings(wanted)
 
 
 def confirm_configs(config: Any, plan: dict[str, dict[int, Any]], arms: list[str]) -> dict[str, dict[int, Any]]:
