@@ -266,7 +266,7 @@ def _dose_pieces(doses: dict[str, dict[str, Any]], out: Path) -> list[tuple]:
         folder = Path(report["folder"])
         image = None
         if report.get("plot"):
-            image = out / f"dose-{backbone}.png"
+            image = out / f"{folder.name}.png"          # named after the stage's own report folder
             shutil.copyfile(report["plot"], image)
         primary = pd.DataFrame(report.get("confirmed", []))
         if not primary.empty:
