@@ -336,11 +336,15 @@ def test_confirmation_seeds_are_accepted_exactly_when_new_and_distinct(confirm, 
     assert good and config.dose.confirm_seeds == confirm
 
 
-def test_the_time_left_follows_the_pace_so_far():
+def test_the_time_left_follows_the_length_of_the_runs_done():
     from results.orchestration.dose import time_left
 
-    assert time_left(600.0, 2, 8) == "about 30 min left"
-    assert time_left(3600.0, 1, 5) == "about 4.0 h left" and time_left(10.0, 3, 3) == "done"
+    assert time_left([600.0, 600.0], 8, 2) == "about 30 min left"          # 6 runs of 10 min, 2 at a time
+    assert time_left([3600.0], 5, 1) == "about 4.0 h left" and time_left([10.0] * 3, 3, 2) == "done"
+    assert time_left([600.0], 2, 4) == "about 10 min left"                 # the last run alone: one length
+    # after a resume the continued runs end first, minutes after it, but each record's seconds count
+    # the epochs before the resume too: the estimate is the runs' length, not the minutes since
+    assert time_left([903.0, 1120.0], 21, 2) == "about 2.8 h left"
 
 
 def test_tabling_a_dose_response_that_does_not_exist_names_the_flag_and_the_kind(tmp_path, capsys):

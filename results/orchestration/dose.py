@@ -27,6 +27,7 @@ run_arm_dose, around the backbone's tuned LLM-ESR arm).
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -138,20 +139,23 @@ def run_doses(config: Any, folder: Path, progress: bool) -> None:
         _say(progress, f"dose-response: {len(jobs)} runs to go, {config.dose.workers} at a time")
         with ProcessPoolExecutor(config.dose.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(run_confirmation, job): job for job in jobs}
-            start = time.monotonic()
+            lengths: list[float] = []
             for done, future in enumerate(as_completed(futures), start=1):
                 record = json.loads(Path(future.result()).read_text())
+                lengths.append(float(record["seconds"]))
                 _say(progress, f"dose {done}/{len(jobs)}: {record['arm']} seed {record['seed']}: test NDCG@10 "
                                f"{record['test']['ndcg_10']:.4f}, tail {record['test']['tail_item_ndcg_10']:.4f} "
                                f"({record['seconds']:.0f} s{continued_note(record)}; "
-                               f"{time_left(time.monotonic() - start, done, len(jobs))})")
+                               f"{time_left(lengths, len(jobs), config.dose.workers)})")
 
 
-def time_left(elapsed: float, done: int, total: int) -> str:
-    """The wall time the remaining runs will take at the pace so far (`done` >= 1), in words."""
-    if done >= total:
+def time_left(lengths: list[float], total: int, workers: int) -> str:
+    """The wall time the remaining runs will take, in words: the mean length of the runs done so
+    far (each run's whole training time, so the runs a resume continued from their checkpoints,
+    which end first, do not make the rest look minutes long), `workers` at a time."""
+    if len(lengths) >= total:
         return "done"
-    left = elapsed / done * (total - done)
+    left = sum(lengths) / len(lengths) * math.ceil((total - len(lengths)) / workers)
     return f"about {left / 60:.0f} min left" if left < 5400 else f"about {left / 3600:.1f} h left"
 
 
