@@ -28,7 +28,8 @@ import pytest
 
 from runtime import quiet_child_environment
 from conftest import HANG_GUARD_S, REPO
-from test_tuning import SPACE, _kill_driver, _results, _snapshot_runtime, _start_driver, tiny_config
+from test_tuning import (SPACE, _kill_driver, _restored_from_a_checkpoint, _results, _snapshot_runtime,
+                         _snapshot_trials, _start_driver, tiny_config)
 
 FAULT_FOLDER = "faults"
 ROLES = {"once": 3, "always": 2}        # role -> the epoch whose report raises instead
@@ -185,32 +186,11 @@ def test_checkpoints_are_best_plus_latest_and_bytes_bounded(faulty_run):
 
 # ---------------------------------------------------------------- corrupt / missing checkpoint at resume
 
-def _snapshot_trials(folder: Path) -> list[tuple[dict, dict]]:
-    """(trial, runtime) records of Ray's latest experiment snapshot; none before the first."""
-    try:
-        path = sorted(folder.glob("experiment_state-*.json"))[-1]
-        entries = json.loads(path.read_text())["trial_data"]
-    except (IndexError, OSError, ValueError):
-        return []
-    return [(json.loads(trial), json.loads(runtime)) for trial, runtime in entries]
-
-
 def _snapshot_running(folder: Path) -> list[str]:
     """Trials RUNNING in the latest snapshot with a reported (checkpointed) epoch in it."""
     return [trial["trial_id"] for trial, runtime in _snapshot_trials(folder)
             if trial["status"] == "RUNNING" and isinstance(runtime.get("last_result"), dict)
             and runtime["last_result"].get("epoch", 0) >= 1]
-
-
-def _restored_from_a_checkpoint(folder: Path) -> list[str]:
-    """Trials a resume restores from a checkpoint: RUNNING in the snapshot the dead driver left, with a
-    checkpoint in Ray's checkpoint manager there. Read after the kill: a trial seen running in an
-    earlier snapshot may have finished, or not yet recorded its checkpoint, by then."""
-    import pickle
-
-    return sorted(trial["trial_id"] for trial, runtime in _snapshot_trials(folder)
-                  if trial["status"] == "RUNNING" and pickle.loads(
-                      bytes.fromhex(runtime["checkpoint_manager"]["value"])).latest_checkpoint_result)
 
 
 def _wait_for_two_checkpointed_running(proc, folder: Path, limit: float = HANG_GUARD_S) -> list[str]:
@@ -227,6 +207,7 @@ def _killed_with_two_restorable_trials(config_file: Path, folder: Path, attempts
     """Start the experiment, kill its driver once two trials run with checkpoints, and return two trials
     the resume will restore from a checkpoint. The trials race the kill; when fewer than two are left
     restorable in the final snapshot, start again from an empty folder (no assertion rests on luck)."""
+    left = []
     for _ in range(attempts):
         shutil.rmtree(folder, ignore_errors=True)
         proc, temp = _start_driver(config_file, resume=False)
@@ -237,7 +218,9 @@ def _killed_with_two_restorable_trials(config_file: Path, folder: Path, attempts
         restorable = _restored_from_a_checkpoint(folder)
         if len(restorable) >= 2:
             return restorable[:2]
-    raise AssertionError(f"in {attempts} kills, never left two trials to restore from a checkpoint")
+        left.append({trial["trial_id"]: trial["status"] for trial, _ in _snapshot_trials(folder)})
+    raise AssertionError(f"in {attempts} kills, never left two trials to restore from a checkpoint; "
+                         f"the snapshots the kills left: {left}")
 
 
 def _worker_logs(temp: str) -> str:

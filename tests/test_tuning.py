@@ -271,6 +271,27 @@ def _snapshot_runtime(folder: Path) -> dict[str, dict]:
     return {json.loads(a)["trial_id"]: json.loads(b) for a, b in json.loads(path.read_text())["trial_data"]}
 
 
+def _snapshot_trials(folder: Path) -> list[tuple[dict, dict]]:
+    """(trial, runtime) records of Ray's latest experiment snapshot; none before the first."""
+    try:
+        path = sorted(folder.glob("experiment_state-*.json"))[-1]
+        entries = json.loads(path.read_text())["trial_data"]
+    except (IndexError, OSError, ValueError):
+        return []
+    return [(json.loads(trial), json.loads(runtime)) for trial, runtime in entries]
+
+
+def _restored_from_a_checkpoint(folder: Path) -> list[str]:
+    """Trials a resume restores from a checkpoint: RUNNING in the snapshot the dead driver left, with a
+    checkpoint in Ray's checkpoint manager there. Read after the kill: a trial seen running in an
+    earlier snapshot may have finished, or not yet recorded its checkpoint, by then."""
+    import pickle
+
+    return sorted(trial["trial_id"] for trial, runtime in _snapshot_trials(folder)
+                  if trial["status"] == "RUNNING" and pickle.loads(
+                      bytes.fromhex(runtime["checkpoint_manager"]["value"])).latest_checkpoint_result)
+
+
 @pytest.mark.slow
 def test_killed_driver_resumes_to_num_samples(tmp_path):
     import time
@@ -297,6 +318,8 @@ def test_killed_driver_resumes_to_num_samples(tmp_path):
         _kill_driver(proc, temp)
     before = _snapshot_states(folder)
     finished_before = {t: len(_results(folder / f"trial_{t}")) for t, s in before.items() if s == "TERMINATED"}
+    restorable = _restored_from_a_checkpoint(folder)
+    print(f"restorable from a checkpoint: {restorable}")
     assert len(finished_before) >= 1 and len(before) > len(finished_before)
 
     start = time.time()
@@ -312,9 +335,13 @@ def test_killed_driver_resumes_to_num_samples(tmp_path):
     assert set(before) <= set(summary["trial_states"])
     for trial_id, count in finished_before.items():             # finished trials kept, not re-run
         assert len(_results(folder / f"trial_{trial_id}")) == count
-    for trial_id in summary["trial_states"]:                      # nothing restarted from scratch
+    for trial_id in summary["trial_states"]:       # nothing with a checkpoint restarted from scratch
         epochs = [r["epoch"] for r in _results(folder / f"trial_{trial_id}")]
-        assert epochs.count(1) == 1 and epochs == sorted(epochs), (trial_id, epochs)
+        assert epochs == sorted(epochs), (trial_id, epochs)
+        # A trial whose first epoch was reported after Ray's last snapshot has no checkpoint there
+        # and starts again (PLATFORM.md: results after the last snapshot are lost); every other does not.
+        if trial_id in restorable or trial_id in finished_before:
+            assert epochs.count(1) == 1, (trial_id, epochs)
     study = load_optuna_study(folder, "killed")
     ray_ids = [t.user_attrs.get("ray_trial_id") for t in study.trials if t.user_attrs.get("ray_state") != "lost"]
     assert sorted(ray_ids) == sorted(summary["trial_states"])      # each trial once, none missing
