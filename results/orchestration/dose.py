@@ -227,7 +227,8 @@ def _compare(config: Any, clustering: str, share: float, by_arm: dict[str, dict[
                      "control_mean": mean_ci(base)["mean"], "relative": diff["relative"],
                      "diff": diff["diff"], "diff_half_width": diff["diff_half_width"],
                      "p_value": diff["p_value"], "tost_p": tost["p_value"],
-                     "realised_share": _mean_realised_share([arm[s] for s in seeds])})
+                     "realised_share": _mean_realised_share([arm[s] for s in seeds]),
+                     "realised_share_best": _mean_realised_share([arm[s] for s in seeds], at_best=True)})
     return rows
 
 
@@ -238,9 +239,12 @@ def _verdict(n_seeds: int, diff: dict[str, Any], tost: dict[str, Any]) -> str:
     return verdict(diff, tost)
 
 
-def _mean_realised_share(runs: list[dict[str, Any]]) -> float | None:
-    """ICC's share of the loss over the first epoch, averaged over seeds (what the dose bought)."""
-    shares = [r["history"][0]["loss_shares"]["icc"] for r in runs if r.get("history")]
+def _mean_realised_share(runs: list[dict[str, Any]], at_best: bool = False) -> float | None:
+    """ICC's share of the loss over the first epoch (what the dose bought: the weight is calibrated
+    once, at initialisation), or with `at_best` over the best epoch (what is left of it by then: the
+    term shrinks as training pulls the ID embeddings towards their centers), averaged over seeds."""
+    shares = [r["history"][r["best_epoch"] - 1 if at_best else 0]["loss_shares"]["icc"]
+              for r in runs if r.get("history") and (not at_best or len(r["history"]) >= r["best_epoch"] >= 1)]
     return sum(shares) / len(shares) if shares else None
 
 
