@@ -421,3 +421,38 @@ def test_the_committed_heavy_doses_keep_little_of_their_share_by_the_best_epoch(
     rows = pd.read_csv(REPO / "docs" / "studies" / "dose-scientific" / "dose" / "doses.csv")
     heavy = rows[(rows["share"] >= 0.2) & (rows["metric"] == "ndcg_10")]
     assert (heavy["realised_share"] > 0.15).all() and (heavy["realised_share_best"] < 0.07).all()
+
+
+@pytest.mark.parametrize("broken", ['{"arm": "control", "seed": 4', "[]", '{"arm": "control"}', ""])
+def test_a_run_file_that_does_not_read_is_a_run_not_done(tmp_path, caplog, broken):
+    """A cut or hand-broken seed-S.json: reports leave it out naming it, a resume trains it again
+    (before: every report, --summary and resume stopped at a JSON error naming no file)."""
+    from results.orchestration.dose import load_runs, pending_jobs, run_path
+
+    config = load_config("configs/dose-scientific.yaml", SMALL_PLAN)
+    _whole_screen(tmp_path, config)
+    bad = run_path(tmp_path, "kmeans-16-share0.2", 43)
+    bad.write_text(broken)
+    with caplog.at_level("WARNING"):
+        runs = load_runs(tmp_path)
+    assert len(runs) == 9 and ("kmeans-16-share0.2", 43) not in {(r["arm"], r["seed"]) for r in runs}
+    assert f"run file {bad}" in caplog.text and "counted as not done" in caplog.text
+    assert [(arm, seed) for arm, seed, _, _ in pending_jobs(config, tmp_path)] == [("kmeans-16-share0.2", 43)]
+
+
+def test_the_summary_and_report_name_a_cut_run_file_and_go_on(tmp_path, caplog):
+    """Through launch.py, on a copy of the committed Beauty dose-response with one file cut."""
+    import shutil
+
+    import launch
+
+    shutil.copytree(REPO / "docs" / "studies" / "dose-beauty", tmp_path / "dose-beauty")
+    cut = sorted((tmp_path / "dose-beauty" / "dose" / "runs").glob("*/seed-*.json"))[0]
+    cut.write_text(cut.read_text()[:100])
+    done = len(list((tmp_path / "dose-beauty" / "dose" / "runs").glob("*/seed-*.json"))) - 1
+    with caplog.at_level("WARNING"):
+        assert launch.main(["dose", "--summary", "--set", f"tune.storage_path={tmp_path}"]) == 0
+        assert launch.main(["dose", "--name", "dose-beauty", "--report-only", "--set", f"tune.storage_path={tmp_path}"]) == 0
+    assert f"run file {cut}" in caplog.text
+    assert f"| {done} of 27 |" in (tmp_path / "icc-answers.md").read_text()
+    assert f"Partial: {27 - done} of 27 planned runs" in (tmp_path / "dose-beauty" / "dose" / "dose.md").read_text()

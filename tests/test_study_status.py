@@ -51,7 +51,8 @@ def test_the_total_adds_seconds_not_rounded_hours(tmp_path, capsys):
         for seed in config.study.seeds:
             path = confirmation_path(folder, arm, seed)
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"seconds": 10.0}))
+            path.write_text(json.dumps({"arm": arm, "seed": seed, "config": {}, "valid": {}, "test": {},
+                                        "seconds": 10.0}))
     stages = status_json(capsys, tmp_path, "short")["stages"]
     expected = 3 * len(config.study.seeds) * 10.0 / 3600
     assert abs(stages[-1]["hours"] - expected) < 1e-9

@@ -14,6 +14,7 @@ The dose-response (results.orchestration.dose) runs its doses through `run_confi
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -26,6 +27,9 @@ from runtime import worker_process, write_atomic
 
 CONFIRM_DIR = "confirm"
 FRONT_DIR = "front"
+RUN_KEYS = ("arm", "seed", "config", "valid", "test")        # what every run file holds (run_confirmation)
+
+logger = logging.getLogger(__name__)
 
 
 class StudyError(ValueError):
@@ -102,14 +106,35 @@ def confirmation_jobs(config: Any, folder: Path, experiments: dict[str, Path]) -
     return jobs + front_jobs(config, folder, experiments)
 
 
+def read_run(path: Path) -> dict[str, Any] | None:
+    """The run record in `path`, or None, with a warning naming the file, when it is cut or not a
+    run record (a hand edit, a copy stopped part way): such a run counts as not done, so reports
+    leave it out and a resume trains it again, writing the file anew."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        logger.warning("run file %s does not read (%s); counted as not done", path, exc)
+        return None
+    if not isinstance(record, dict) or not all(key in record for key in RUN_KEYS):
+        logger.warning("run file %s is not a run record (it needs %s); counted as not done", path, ", ".join(RUN_KEYS))
+        return None
+    return record
+
+
+def read_runs(paths: Any) -> list[dict[str, Any]]:
+    """`read_run` of each path, in order, leaving out the ones that do not read."""
+    return [record for record in map(read_run, paths) if record is not None]
+
+
 def trained_as(path: Path, wanted: dict[str, Any]) -> bool:
     """Whether the run file at `path` exists and was trained with the settings of `wanted` (a
     config dict): the one rule for "this run is done", for the study's runs and the dose's alike.
     Only the settings a run trains by count (model.pipeline.run_settings), so a moved or renamed
-    folder, or a grown plan, keeps every run already done."""
+    folder, or a grown plan, keeps every run already done; a file that does not read is not done."""
     from model.pipeline import run_settings
 
-    return path.is_file() and run_settings(comparable(json.loads(path.read_text())["config"])) == run_settings(wanted)
+    record = read_run(path) if path.is_file() else None
+    return record is not None and run_settings(comparable(record["config"])) == run_settings(wanted)
 
 
 def _stale(out: Path, run_config: dict[str, Any]) -> bool:
@@ -152,7 +177,7 @@ def front_path(folder: Path, arm: str, trial_id: str, seed: int) -> Path:
 
 def load_front_runs(folder: Path) -> list[dict[str, Any]]:
     """Every front trial's confirmation run (its "arm" is `<arm>@<trial_id>`)."""
-    return [json.loads(p.read_text()) for p in sorted((folder / FRONT_DIR).glob("*/*/seed-*.json"))]
+    return read_runs(sorted((folder / FRONT_DIR).glob("*/*/seed-*.json")))
 
 
 def run_confirmation(job: tuple[str, int, dict[str, Any], str]) -> str:
@@ -212,6 +237,6 @@ def run_confirmations(config: Any, folder: Path, experiments: dict[str, Path], p
 
 
 def load_confirmations(folder: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted((folder / CONFIRM_DIR).glob("*/seed-*.json"))]
+    return read_runs(sorted((folder / CONFIRM_DIR).glob("*/seed-*.json")))
 
 

@@ -34,7 +34,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from results.orchestration.confirm import continued_note, run_confirmation, trained_as, write_json
+from results.orchestration.confirm import continued_note, read_run, read_runs, run_confirmation, trained_as, write_json
 from results.orchestration.study import claim_with_plan, save_plan
 from results.stats import equivalence, holm, mean_ci, paired, verdict
 from results.study_plots import CONTROL
@@ -160,7 +160,7 @@ def time_left(lengths: list[float], total: int, workers: int) -> str:
 
 
 def load_runs(folder: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text()) for p in sorted((folder / DOSE_DIR / "runs").glob("*/seed-*.json"))]
+    return read_runs(sorted((folder / DOSE_DIR / "runs").glob("*/seed-*.json")))
 
 
 def training_seconds(runs: list[dict[str, Any]]) -> float:
@@ -330,7 +330,7 @@ def reuse_control_runs(config: Any, folder: Path, confirmed: Path) -> int:
         source, target = confirmed / f"seed-{seed}.json", run_path(folder, CONTROL, int(seed))
         wanted = config_to_dict(control_config(config).replace({"train.seed": int(seed)}))
         if not target.is_file() and trained_as(source, wanted):
-            record = json.loads(source.read_text())
+            record = read_run(source)
             write_json(target, {**record, "arm": CONTROL, "config": wanted, "copied_from": str(source)})
             copied += 1
     return copied

@@ -10,12 +10,11 @@ its planned count is then what the config implies.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from results.orchestration.confirm import (FRONT_DIR, StudyError, confirmation_jobs, confirmation_path,
-                                           front_jobs, front_rows)
+                                           front_jobs, front_rows, read_runs)
 from model.contract import UNFINISHED
 from results.orchestration.study import DONE_MARK, SEARCH_DIR, arm_name, arms, dose_stage
 from results.study_plots import CONTROL
@@ -113,7 +112,7 @@ def _dose_row(config: Any, folder: Path, backbone: str, searched: dict[str, Path
 
 
 def _seconds(files: list[Path]) -> float:
-    return sum(float(json.loads(p.read_text()).get("seconds", 0.0)) for p in files)
+    return sum(float(r.get("seconds", 0.0)) for r in read_runs(files))
 
 
 def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
