@@ -456,3 +456,21 @@ def test_the_summary_and_report_name_a_cut_run_file_and_go_on(tmp_path, caplog):
     assert f"run file {cut}" in caplog.text
     assert f"| {done} of 27 |" in (tmp_path / "icc-answers.md").read_text()
     assert f"Partial: {27 - done} of 27 planned runs" in (tmp_path / "dose-beauty" / "dose" / "dose.md").read_text()
+
+
+@pytest.mark.parametrize("saved", ['{"data": {', '{"model": {"dropout": 7}}'])
+def test_a_saved_plan_that_does_not_load_is_one_line_naming_it(tmp_path, capsys, saved):
+    """--report-only, --resume and study --status on a folder whose study_config.json is cut or
+    holds a value this code refuses (before: a bare JSON error naming no file)."""
+    import shutil
+
+    import launch
+
+    shutil.copytree(REPO / "docs" / "studies" / "dose-beauty", tmp_path / "dose-beauty")
+    plan = tmp_path / "dose-beauty" / "study_config.json"
+    plan.write_text(saved)
+    for args in (["dose", "--name", "dose-beauty", "--report-only"], ["dose", "--name", "dose-beauty", "--resume"],
+                 ["study", "--name", "dose-beauty", "--status"]):
+        assert launch.main([*args, "--set", f"tune.storage_path={tmp_path}"]) == 2
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        assert line.startswith("error: ") and f"the saved plan '{plan}' does not load" in line, line

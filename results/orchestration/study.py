@@ -119,7 +119,11 @@ def claim(config: Any, name: str, resume: bool, given: Any = None, kind: str = "
     if resume:
         if not saved_path.is_file():
             raise StudyError(f"{flag}: no {kind} {name!r} in {str(folder.parent)!r} ({STUDY_FILE} missing)")
-        saved = comparable(json.loads(saved_path.read_text()))
+        try:
+            saved = comparable(json.loads(saved_path.read_text()))
+        except (OSError, ValueError) as exc:      # cut, hand-edited, or a setting this code refuses
+            raise StudyError(f"{flag}: the saved plan {str(saved_path)!r} does not load ({exc}); restore it "
+                             f"(it is the {kind}'s config) or start a new --name") from None
         diff = changed_setting(saved, wanted, given)
         if diff:
             raise StudyError(f"{flag}: the config differs from the one {kind} {name!r} started with "
