@@ -134,7 +134,14 @@ def trained_as(path: Path, wanted: dict[str, Any]) -> bool:
     from model.pipeline import run_settings
 
     record = read_run(path) if path.is_file() else None
-    return record is not None and run_settings(comparable(record["config"])) == run_settings(wanted)
+    if record is None:
+        return False
+    try:
+        saved = comparable(record["config"])
+    except (TypeError, ValueError) as exc:        # a value this code refuses, or no config at all
+        logger.warning("run file %s holds a config that does not load (%s); counted as not done", path, exc)
+        return False
+    return run_settings(saved) == run_settings(wanted)
 
 
 def _stale(out: Path, run_config: dict[str, Any]) -> bool:
