@@ -265,12 +265,6 @@ def _snapshot_states(folder: Path) -> dict[str, str]:
     return states
 
 
-def _snapshot_runtime(folder: Path) -> dict[str, dict]:
-    """Trial id -> Ray's runtime record (num_failures, ...) in the experiment-state snapshot."""
-    path = sorted(folder.glob("experiment_state-*.json"))[-1]
-    return {json.loads(a)["trial_id"]: json.loads(b) for a, b in json.loads(path.read_text())["trial_data"]}
-
-
 def _snapshot_trials(folder: Path) -> list[tuple[dict, dict]]:
     """(trial, runtime) records of Ray's latest experiment snapshot; none before the first."""
     try:
@@ -279,6 +273,11 @@ def _snapshot_trials(folder: Path) -> list[tuple[dict, dict]]:
     except (IndexError, OSError, ValueError):
         return []
     return [(json.loads(trial), json.loads(runtime)) for trial, runtime in entries]
+
+
+def _snapshot_runtime(folder: Path) -> dict[str, dict]:
+    """Trial id -> Ray's runtime record (num_failures, ...) in the latest experiment-state snapshot."""
+    return {trial["trial_id"]: runtime for trial, runtime in _snapshot_trials(folder)}
 
 
 def _restored_from_a_checkpoint(folder: Path) -> list[str]:

@@ -112,7 +112,9 @@ def _dose_row(config: Any, folder: Path, backbone: str, searched: dict[str, Path
 
 
 def _seconds(files: list[Path]) -> float:
-    return sum(float(r.get("seconds", 0.0)) for r in read_runs(files))
+    from results.orchestration.dose import training_seconds
+
+    return training_seconds(read_runs(files))
 
 
 def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
