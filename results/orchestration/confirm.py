@@ -208,6 +208,22 @@ def run_confirmation(job: tuple[str, int, dict[str, Any], str]) -> str:
     return out
 
 
+def prepare_data_once(jobs: list[tuple], progress: bool) -> None:
+    """Prepare (or find in the cache) each distinct dataset of `jobs` here, before the workers
+    start: on a cold cache every worker would otherwise load the text model and embed the whole
+    catalogue itself, N identical encodes for N workers (many on a GPU machine)."""
+    from datasets.prepare import prepare_dataset
+    from tuning.config import config_from_dict
+
+    seen: set[str] = set()
+    for job in jobs:
+        data = job[2]["data"]
+        key = json.dumps(data, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            prepare_dataset(config_from_dict(job[2]).data, progress)
+
+
 def continued_note(record: dict[str, Any]) -> str:
     """"; continued from the checkpoint of epoch N" for a progress line when the run was, else ""."""
     return "".join(f"; {note}" for note in record.get("notes", []) if note.startswith("continued from"))
@@ -232,6 +248,7 @@ def run_confirmations(config: Any, folder: Path, experiments: dict[str, Path], p
     if not jobs:
         return
     say(progress, f"confirmation: {len(jobs)} runs to go, {config.study.confirm_workers} at a time")
+    prepare_data_once(jobs, progress)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(config.study.confirm_workers, mp_context=context) as pool:
         futures = {pool.submit(run_confirmation, job): job for job in jobs}

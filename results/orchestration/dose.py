@@ -34,7 +34,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from results.orchestration.confirm import continued_note, read_run, read_runs, run_confirmation, trained_as, write_json
+from results.orchestration.confirm import (continued_note, prepare_data_once, read_run, read_runs, run_confirmation,
+                                          trained_as, write_json)
 from results.orchestration.study import claim_with_plan, save_plan
 from results.stats import equivalence, holm, mean_ci, paired, verdict
 from results.study_plots import CONTROL
@@ -137,6 +138,7 @@ def run_doses(config: Any, folder: Path, progress: bool) -> None:
         if not jobs:
             return
         _say(progress, f"dose-response: {len(jobs)} runs to go, {config.dose.workers} at a time")
+        prepare_data_once(jobs, progress)
         with ProcessPoolExecutor(config.dose.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(run_confirmation, job): job for job in jobs}
             lengths: list[float] = []
