@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from datasets.config import DataConfig, unused_options
+from datasets.config import LOCATIONS, DataConfig, unused_options
 from datasets.errors import DataError
 from datasets.prepared import ARRAY_FIELDS, PreparedDataset
 from datasets.raw import file_identity
@@ -32,8 +32,7 @@ PACKAGE = Path(__file__).resolve().parent
 #: every other module's code is part of the key
 NOT_PREPARING = ("__init__.py", "cache.py", "config.py", "errors.py")
 # Options that never change the prepared arrays (locations, permissions, speed knobs).
-NOT_IN_KEY = ("cache_dir", "data_root", "path", "item_text_path", "embedding_path", "allow_pickle",
-              "embed_batch_size", "embed_device")
+NOT_IN_KEY = (*LOCATIONS, "allow_pickle", "embed_batch_size", "embed_device")
 
 
 def preparing_modules(folder: Path = PACKAGE) -> list[Path]:

@@ -16,6 +16,8 @@ SOURCE_CORES = {"ml-100k": 5, "amazon-scientific": 5, "amazon-beauty": 5, "llmes
 EMBEDDERS = ("minilm", "file")
 DEVICES = ("auto", "cpu", "cuda")
 TAIL_USER_PRESETS = ("", "yelp", "beauty", "fashion")
+#: the options that say where inputs and the cache lie on this machine, not what the data is
+LOCATIONS = ("cache_dir", "data_root", "path", "item_text_path", "embedding_path")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import Any, Callable, Protocol
 import torch
 
 from cluster_prep.config import ClusterConfig
+from datasets.cache import NOT_IN_KEY
 from datasets.config import DataConfig
 from datasets.prepared import PreparedDataset
 from model.batches import TrainBatches
@@ -136,14 +137,19 @@ RUN_SECTIONS = ("data", "clusters", "model", "train", "eval")
 
 
 def run_settings(config_dict: dict[str, Any]) -> dict[str, Any]:
-    """A config dict's RUN_SECTIONS: the one rule for "these two runs train alike"."""
-    return {name: config_dict[name] for name in RUN_SECTIONS}
+    """A config dict's RUN_SECTIONS: the one rule for "these two runs train alike". The data
+    settings that only say where inputs and the cache lie (datasets.cache.NOT_IN_KEY, which the
+    prepared data is not keyed by either) are left out: a Ray trial writes them absolute, so a
+    study moved to another folder or machine would otherwise retrain every confirmation."""
+    sections = {name: dict(config_dict[name]) for name in RUN_SECTIONS}
+    sections["data"] = {key: value for key, value in sections["data"].items() if key not in NOT_IN_KEY}
+    return sections
 
 
 def run_settings_text(config: RunConfig) -> str:
-    """Every setting a run trains by (RUN_SECTIONS), as one canonical text: a checkpoint continues
+    """Every setting a run trains by (run_settings), as one canonical text: a checkpoint continues
     only the run it was written by."""
-    sections = {name: asdict(getattr(config, name)) for name in RUN_SECTIONS}
+    sections = run_settings({name: asdict(getattr(config, name)) for name in RUN_SECTIONS})
     return json.dumps(sections, sort_keys=True, default=str)
 
 

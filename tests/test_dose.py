@@ -4,6 +4,7 @@ What users hand it (settings, files on disk) is in tests/test_dose_inputs.py."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -201,6 +202,11 @@ def test_a_run_is_known_by_its_training_settings_not_by_the_plan(tmp_path):
     def runs(plan):
         return [(arm, seed) for arm, seed, _, _ in pending_jobs(plan, tmp_path)]
     assert runs(moved) == runs(config) and {seed for _, seed in runs(config)} == {44, 45}   # the confirmation only
+    # nor by where its inputs and cache lie (a Ray trial writes them absolute), but by what the data is
+    relocated = config.replace({"data.data_root": str(Path(config.data.data_root).resolve()),
+                                "data.cache_dir": "/another/machine/cache"})
+    assert runs(relocated) == runs(config)
+    assert len(runs(config.replace({"data.tail_item_share": 0.7}))) == 10
 
 
 def test_the_primary_family_is_each_best_dose_on_every_seed_with_its_own_holm(tmp_path):

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Iterable
 
+from datasets.config import LOCATIONS
 from settings import ConfigError, dotted_keys, dotted_value, first_difference
 from tuning.config import Config, config_from_dict, config_to_dict
 from tuning.optuna_db import OPTUNA_DB
@@ -69,8 +70,7 @@ def optuna_db_folder(config: Config, name: str) -> Path:
 def absolute_paths(config: Config) -> Config:
     """Trials run in their own folders (and on other nodes): make local paths absolute."""
     return config.replace({f"data.{key}": str(Path(getattr(config.data, key)).expanduser().resolve())
-                           for key in ("cache_dir", "data_root", "path", "item_text_path", "embedding_path")
-                           if getattr(config.data, key)})
+                           for key in LOCATIONS if getattr(config.data, key)})
 
 
 def claim_experiment(config: Config, folder: Path) -> bool:

@@ -69,13 +69,17 @@ def arm_best_row(experiment: Path) -> Any:
 
 def confirm_config(config: Any, row: Any, seed: int) -> dict[str, Any]:
     """The best trial's full config with the confirmation seed and the full epoch budget
-    (patience 0: every run trains train.epochs epochs)."""
+    (patience 0: every run trains train.epochs epochs). Where the data and cache lie comes from
+    the study's own config, not the trial's (Ray trials save them absolute, on the machine that
+    searched): a study carried to another machine confirms with that machine's files."""
+    from datasets.config import LOCATIONS
     from results.load import trial_config_dict, trial_params
     from tuning.config import config_from_dict, config_to_dict
 
     params, _ = trial_params(Path(row["path"]).parent, str(row["trial_id"]))
     best = config_from_dict(trial_config_dict(params))
-    return config_to_dict(best.replace({"train.seed": int(seed), "train.epochs": config.train.epochs,
+    here = {f"data.{key}": getattr(config.data, key) for key in LOCATIONS}
+    return config_to_dict(best.replace({**here, "train.seed": int(seed), "train.epochs": config.train.epochs,
                                         "train.patience": 0, "train.num_threads": 1}))
 
 
