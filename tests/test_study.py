@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -374,6 +375,43 @@ def test_dose_backbones_must_be_searched_backbones_with_an_llmesr_arm():
     with pytest.raises(ConfigError, match=r"has no llmesr arm"):
         load_config(DEMO, ["study.dose_backbones=[sasrec]", "study.variants=[plain,icc]"])
     assert load_config(DEMO, ["study.dose_backbones=[sasrec]"]).study.dose_backbones == ["sasrec"]
+
+
+def _left_out_of_git() -> list[str]:
+    """The file patterns .gitignore leaves out of a committed study (Ray's run state, checkpoints)."""
+    lines = (REPO / ".gitignore").read_text().splitlines()
+    return [line.removeprefix("docs/studies/**/").rstrip("/") for line in lines if line.startswith("docs/studies/**/")]
+
+
+@pytest.mark.slow
+def test_a_study_committed_without_rays_state_continues_on_another_machine(study, tmp_path):
+    """What git keeps of a study (trials' params and results, runs, plan) is enough to continue
+    it elsewhere: nothing done reruns, and a missing confirmation trains on this machine's data,
+    not at the searching machine's paths that Ray saved in every trial. A search arm copied part
+    way, without Ray's state, is one line saying what to do."""
+    config, folder, outcome = study
+    copy = tmp_path / "demo"
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns(*_left_out_of_git()))
+    assert not list(copy.rglob("experiment_state-*")) and not list(copy.rglob("checkpoint_*"))
+    for params in (copy / SEARCH_DIR).glob("*/trial_*/params.json"):
+        saved = json.loads(params.read_text())
+        saved["config"]["data"].update(cache_dir="/searched/elsewhere/cache", data_root="/searched/elsewhere/data")
+        params.write_text(json.dumps(saved))
+    lost = copy / CONFIRM_DIR / "icc-sasrec" / "seed-43.json"
+    original = json.loads(lost.read_text())
+    lost.unlink()
+    kept = {p: p.stat().st_mtime_ns for p in (copy / CONFIRM_DIR).glob("*/seed-*.json")}
+    here = config.replace({"tune.storage_path": str(tmp_path)})
+    again = run_study(here, "demo", resume=True, progress=False)
+    assert {p: p.stat().st_mtime_ns for p in kept} == kept
+    rerun = json.loads(lost.read_text())
+    assert rerun["config"]["data"]["data_root"] == config.data.data_root
+    assert rerun["test"] == original["test"]                        # the same run, trained here
+    assert Path(again["markdown"]).read_text().split("## Findings")[1].split("## Files")[0] == \
+        Path(outcome["markdown"]).read_text().split("## Findings")[1].split("## Files")[0]
+    (copy / SEARCH_DIR / "icc-sasrec" / ".search-done").unlink()        # as if copied mid-search
+    with pytest.raises(StudyError, match="search icc-sasrec: .* without Ray's run state"):
+        run_study(here, "demo", resume=True, progress=False)
 
 
 @pytest.mark.slow

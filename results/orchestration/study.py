@@ -197,6 +197,12 @@ def run_search(plans: dict[str, Any], folder: Path, address: str | None, progres
 
     search_root = folder / SEARCH_DIR
     todo = {arm: plan for arm, plan in plans.items() if not (search_root / arm / DONE_MARK).is_file()}
+    for arm in todo:                 # before Ray starts
+        part = search_root / arm
+        if (part / "experiment_config.json").is_file() and not any(part.glob("experiment_state-*.json")):
+            raise StudyError(f"search {arm}: {part} was copied part way without Ray's run state "
+                             f"(experiment_state-*.json), so its search cannot continue; delete that "
+                             f"folder to search the arm again (a finished arm needs no run state)")
     if todo:
         import ray
 
