@@ -6,7 +6,7 @@
     python launch.py tune      --config F [--set k=v ...] [--address auto|HOST:PORT|ray://...]
                                [--name N] [--resume] [--json]
     python launch.py report    EXP [--json]
-    python launch.py reproduce EXP [--trial best|pareto|ID] [--seeds N] [--json]
+    python launch.py reproduce EXP [--trial best|pareto|ID] [--seeds N] [--set data.LOCATION=PATH] [--json]
     python launch.py study     --config F --name N [--resume] [--findings DIR] [--json]
     python launch.py dose      --config F --name N [--resume | --report-only] [--json]
     python launch.py dose      --summary [--set tune.storage_path=DIR] [--json]
@@ -153,13 +153,14 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     if args.experiment.endswith(".json"):      # one confirmation run of a study
         from results.orchestration.reproduce import reproduce_run
 
-        outcome = reproduce_run(args.experiment)
+        outcome = reproduce_run(args.experiment, tuple(args.set or ()))
         emit(f"reproduce {args.experiment}", {k: outcome[k] for k in ("run", "match", "max_abs_diff", "device")}
              if not args.json else outcome, False)
         if args.json:
             print(json.dumps(outcome, default=str))
         return
-    outcome = reproduce(args.experiment, trial=args.trial, seeds=args.seeds, progress=not args.json)
+    outcome = reproduce(args.experiment, trial=args.trial, seeds=args.seeds, progress=not args.json,
+                        locations=tuple(args.set or ()))
     if "trials" in outcome and not args.json:          # --trial pareto: one line per trial
         print_table("reproduce pareto: each trial",
                     {o["trial_id"]: f"match={o['match']} abs_diff={o['abs_diff']:.3g}" for o in outcome["trials"]})
@@ -321,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trial", default="best",
                    help="best, pareto (every trial on the validation Pareto front) or a trial id")
     p.add_argument("--seeds", type=int, default=0, help="extra seeds (+ the gamma = 0 control)")
+    p.add_argument("--set", action="append", metavar="data.LOCATION=PATH",
+                   help="where the data lies on this machine, e.g. data.data_root=../shared/data (repeatable; "
+                        "a trial saves the paths of the machine that ran it); nothing else may change")
     _common(p, config=False)
     p.set_defaults(func=cmd_reproduce)
 

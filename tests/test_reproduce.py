@@ -92,3 +92,32 @@ def test_bad_requests(experiment, trials):
         reproduce(str(experiment), "nosuchid", progress=False)
     with pytest.raises(ValueError, match="seeds: got -1"):
         reproduce(str(experiment), "best", seeds=-1, progress=False)
+
+
+def test_a_run_reproduces_on_another_machine_given_where_its_data_lies(tmp_path, capsys):
+    """A run file saves the data paths of the machine that trained it; `--set data.<location>=PATH`
+    says where they lie here, and nothing else may change (or it would not be a reproduction)."""
+    import json
+
+    import launch
+    from conftest import SHARED_DATA, TEST_CACHE
+    from model.pipeline import train_once
+    from tuning.config import config_to_dict, load_config
+
+    config = load_config(None, [
+        "data.name=ml-100k", f"data.data_root={SHARED_DATA}", f"data.cache_dir={TEST_CACHE}",
+        "model.hidden_size=16", "model.max_len=10", "model.num_blocks=1", "model.adapter_hidden=32",
+        "model.loss=ce", "model.teacher=epoch", "train.epochs=1", "train.batch_size=256", "train.device=cpu"])
+    result = train_once(config)
+    elsewhere = config.replace({"data.data_root": "/ran/elsewhere/data", "data.cache_dir": "/ran/elsewhere/cache"})
+    run = tmp_path / "seed-42.json"
+    run.write_text(json.dumps({"config": config_to_dict(elsewhere), "test": result.test,
+                               "best_epoch": result.best_epoch}, default=str))
+    assert launch.main(["reproduce", str(run), "--json", "--set", f"data.data_root={SHARED_DATA}",
+                        "--set", f"data.cache_dir={TEST_CACHE}"]) == 0
+    outcome = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert outcome["match"] is True and outcome["max_abs_diff"] == 0.0
+    assert not Path("/ran/elsewhere").exists()
+    for bad in ("train.lr=0.1", "data.data_root", "data.pca_dim=8"):
+        assert launch.main(["reproduce", str(run), "--set", bad]) == 2
+        assert f"reproduce --set {bad!r}: only where the data lies may change" in capsys.readouterr().err

@@ -84,6 +84,24 @@ def rerun_config(params: dict, row: pd.Series) -> Any:
     return config_from_dict(data)
 
 
+def relocated(config: Any, sets: list[str] | tuple[str, ...] = ()) -> Any:
+    """`config` with where its data lies changed by `--set data.<location>=PATH`: a trial saves
+    its data paths absolute, as they were on the machine that ran it. Nothing else may change,
+    or the re-run would not reproduce the run."""
+    from datasets.config import LOCATIONS
+    from settings import ConfigError
+
+    allowed = [f"data.{key}" for key in LOCATIONS]
+    changes = {}
+    for text in sets:
+        key, sep, value = text.partition("=")
+        if not sep or key.strip() not in allowed or not value.strip():
+            raise ConfigError(f"reproduce --set {text!r}: only where the data lies may change "
+                              f"({', '.join(allowed)}, each =PATH); anything else would not reproduce the run")
+        changes[key.strip()] = value.strip()
+    return config.replace(changes) if changes else config
+
+
 def _history_frame(history: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{"epoch": h["epoch"], **{f"valid_{k}": v for k, v in h["valid"].items()}}
                          for h in history])
@@ -175,12 +193,14 @@ def run_seeds_and_control(first: dict[str, Any], planned: tuple[list[Any], list[
     return summary
 
 
-def reproduce(experiment: str, trial: str = "best", seeds: int = 0, progress: bool = True) -> dict[str, Any]:
+def reproduce(experiment: str, trial: str = "best", seeds: int = 0, progress: bool = True,
+              locations: tuple[str, ...] = ()) -> dict[str, Any]:
     """Re-run `trial` of `experiment` from scratch and compare with what was recorded.
 
     Returns {"recorded", "reproduced", "match", "abs_diff", "tolerance", "device", "seeds", ...};
     seeds is None unless `seeds` > 0. `trial` "pareto" re-runs every trial of the validation
-    Pareto front: {"pareto": ids, "match": all matched, "abs_diff": the largest, "trials": each's}."""
+    Pareto front: {"pareto": ids, "match": all matched, "abs_diff": the largest, "trials": each's}.
+    `locations`: `--set data.<location>=PATH` settings (`relocated`)."""
 
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 0:
         raise ValueError(f"seeds: got {seeds!r}; allowed: a whole number >= 0")
@@ -188,19 +208,20 @@ def reproduce(experiment: str, trial: str = "best", seeds: int = 0, progress: bo
     objectives = experiment_objectives(experiment)
     rows = select_trials(trials, trial, objectives)
     if trial != "pareto":
-        return reproduce_row(experiment, rows[0], seeds, progress)
-    outcomes = [reproduce_row(experiment, row, seeds, progress) for row in rows]
+        return reproduce_row(experiment, rows[0], seeds, progress, locations)
+    outcomes = [reproduce_row(experiment, row, seeds, progress, locations) for row in rows]
     return {"experiment": str(experiment), "trial_id": "pareto", "objectives": objectives,
             "pareto": [o["trial_id"] for o in outcomes], "match": all(o["match"] for o in outcomes),
             "abs_diff": max(o["abs_diff"] for o in outcomes), "trials": outcomes}
 
 
-def reproduce_row(experiment: str, row: pd.Series, seeds: int, progress: bool) -> dict[str, Any]:
+def reproduce_row(experiment: str, row: pd.Series, seeds: int, progress: bool,
+                  locations: tuple[str, ...] = ()) -> dict[str, Any]:
     """Re-run the trial of `row` and compare (see `reproduce`)."""
     from model.device import resolve_device
 
     params, _ = trial_params(experiment, str(row["trial_id"]))
-    config = rerun_config(params, row)
+    config = relocated(rerun_config(params, row), locations)
     device = resolve_device(config.train.device).type
     recorded = _recorded(row)
     planned = seed_configs(config, seeds) if seeds else None      # bad configs fail before any run
@@ -220,7 +241,7 @@ def reproduce_row(experiment: str, row: pd.Series, seeds: int, progress: bool) -
     }
 
 
-def reproduce_run(path: str | Path) -> dict[str, Any]:
+def reproduce_run(path: str | Path, locations: tuple[str, ...] = ()) -> dict[str, Any]:
     """Re-run one confirmation run of a study (its JSON file holds the full config) from scratch
     and compare every test metric with the recorded one (CPU: identical; GPU: GPU_TOLERANCE)."""
     import json
@@ -237,6 +258,7 @@ def reproduce_run(path: str | Path) -> dict[str, Any]:
         recorded_test = recorded["test"]
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         raise ExperimentError(f"{str(path)!r} is not a study confirmation run ({type(err).__name__}: {err})") from None
+    config = relocated(config, locations)
     device = resolve_device(config.train.device).type
     rerun = run_once(config)
     diffs = {k: abs(rerun["test"][f"test_{k}"] - v) for k, v in recorded_test.items()}
