@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given, strategies as st
 
 from test_results import build_small_experiment
 
@@ -121,3 +122,27 @@ def test_a_run_reproduces_on_another_machine_given_where_its_data_lies(tmp_path,
     for bad in ("train.lr=0.1", "data.data_root", "data.pca_dim=8"):
         assert launch.main(["reproduce", str(run), "--set", bad]) == 2
         assert f"reproduce --set {bad!r}: only where the data lies may change" in capsys.readouterr().err
+
+
+_LOCATION_KEYS = ["data.cache_dir", "data.data_root", "data.path", "data.item_text_path", "data.embedding_path"]
+
+
+@given(st.one_of(st.text(max_size=30),
+                 st.builds("{}={}".format, st.sampled_from([*_LOCATION_KEYS, "train.lr", "data.name", " data.path "]),
+                           st.text(max_size=20))))
+def test_reproduce_may_set_where_the_data_lies_and_nothing_else(text):
+    from datasets.config import LOCATIONS
+    from results.orchestration.reproduce import relocated
+    from settings import ConfigError
+    from tuning.config import load_config
+
+    assert _LOCATION_KEYS == [f"data.{key}" for key in LOCATIONS]
+    config = load_config(None, [])
+    key, sep, value = text.partition("=")
+    if sep and key.strip() in _LOCATION_KEYS and value.strip():
+        moved = relocated(config, [text])
+        assert getattr(moved.data, key.strip().removeprefix("data.")) == value.strip()
+        assert moved.replace({key.strip(): getattr(config.data, key.strip().removeprefix("data."))}) == config
+    else:
+        with pytest.raises(ConfigError, match="only where the data lies may change"):
+            relocated(config, [text])
