@@ -66,3 +66,17 @@ def test_checkpoints_are_named_beside_their_run_and_outside_the_run_globs(tmp_pa
     out = tmp_path / "kmeans-16-share0.05" / "seed-44.json"
     assert checkpoint_path(out) == tmp_path / "kmeans-16-share0.05" / "seed-44.partial.pt"
     assert not checkpoint_path(out).match("seed-*.json")
+
+
+def test_a_pool_run_says_each_epoch_only_when_asked(tmp_path, capsys):
+    """A dose or confirmation run takes up to half an hour on a CPU: with progress on, its worker
+    prints a line per epoch, so a long pool shows it is alive between results."""
+    config = load_config(None, [*RUN, "train.epochs=2"])
+    out = tmp_path / "control" / "seed-42.json"
+    run_confirmation(("control", 42, config_to_dict(config), str(out)), progress=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if "control seed 42: epoch" in line]
+    history = json.loads(out.read_text())["history"]
+    assert [line.split(": ", 1)[1].split(" (")[0] for line in lines] == \
+        [f"epoch {h['epoch']}/2, valid NDCG@10 {h['valid_ndcg_10']:.4f}" for h in history]
+    run_confirmation(("control", 42, config_to_dict(config), str(tmp_path / "quiet.json")))
+    assert "epoch" not in capsys.readouterr().err

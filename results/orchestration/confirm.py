@@ -191,15 +191,17 @@ def load_front_runs(folder: Path) -> list[dict[str, Any]]:
     return read_runs(sorted((folder / FRONT_DIR).glob("*/*/seed-*.json")))
 
 
-def run_confirmation(job: tuple[str, int, dict[str, Any], str]) -> str:
-    """One confirmation run in its own process (one torch thread); writes its JSON file."""
+def run_confirmation(job: tuple[str, int, dict[str, Any], str], progress: bool = False) -> str:
+    """One confirmation run in its own process (one torch thread); writes its JSON file.
+    `progress`: a line per epoch on stderr (model.pipeline.train_resumable)."""
     worker_process(threads=1)
     from model.pipeline import train_resumable
     from tuning.config import config_from_dict
 
     arm, seed, config_dict, out = job
     checkpoint = checkpoint_path(Path(out))
-    result = train_resumable(config_from_dict(config_dict), checkpoint)
+    result = train_resumable(config_from_dict(config_dict), checkpoint,
+                             label=f"  {arm} seed {seed}" if progress else "")
     write_json(Path(out), {
         "arm": arm, "seed": seed, "config": config_dict, "valid": result.valid, "test": result.test,
         "best_epoch": result.best_epoch, "epochs": result.epochs, "seconds": round(result.seconds, 2),
@@ -255,7 +257,7 @@ def run_confirmations(config: Any, folder: Path, experiments: dict[str, Path], p
     prepare_data_once(jobs, progress)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(config.study.confirm_workers, mp_context=context) as pool:
-        futures = {pool.submit(run_confirmation, job): job for job in jobs}
+        futures = {pool.submit(run_confirmation, job, progress): job for job in jobs}
         for done, future in enumerate(as_completed(futures), start=1):
             arm, seed = futures[future][:2]
             record = json.loads(Path(future.result()).read_text())

@@ -140,7 +140,7 @@ def run_doses(config: Any, folder: Path, progress: bool) -> None:
         _say(progress, f"dose-response: {len(jobs)} runs to go, {config.dose.workers} at a time")
         prepare_data_once(jobs, progress)
         with ProcessPoolExecutor(config.dose.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(run_confirmation, job): job for job in jobs}
+            futures = {pool.submit(run_confirmation, job, progress): job for job in jobs}
             lengths: list[float] = []
             for done, future in enumerate(as_completed(futures), start=1):
                 record = json.loads(Path(future.result()).read_text())
