@@ -61,36 +61,6 @@ def test_runs_go_seed_by_seed_so_a_stopped_dose_response_leaves_whole_paired_see
     assert jobs[0][0] == "control" and jobs[21][0] == "control"
 
 
-class _WorkersStarted(Exception):
-    pass
-
-
-def test_the_driver_prepares_the_data_before_any_worker_starts(tmp_path, monkeypatch):
-    """On a cold cache each worker would load the text model and embed the catalogue itself:
-    N identical encodes for N workers. The driver prepares once; the workers find it cached."""
-    from conftest import SHARED_DATA, TEST_CACHE
-    from datasets.cache import is_complete
-    from results.orchestration import dose
-
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for shared in ("downloads", "text-emb"):          # the wheel and MiniLM vectors, not the prepared data
-        if (TEST_CACHE / shared).is_dir():
-            (cache / shared).symlink_to(TEST_CACHE / shared)
-    config = load_config(None, [
-        "data.name=ml-100k", f"data.data_root={SHARED_DATA}", f"data.cache_dir={cache}",
-        "dose.shares=[0.1]", "dose.clusterings=[kmeans-8]", "dose.seeds=[42,43]", "dose.workers=4"])
-
-    def no_workers(*args, **kwargs):
-        raise _WorkersStarted([path.name for path in cache.iterdir() if is_complete(path)])
-
-    monkeypatch.setattr(dose, "ProcessPoolExecutor", no_workers)
-    with pytest.raises(_WorkersStarted) as started:
-        dose.run_doses(config, tmp_path / "dose", progress=False)
-    prepared = started.value.args[0]
-    assert len(prepared) == 1 and prepared[0].startswith("ml-100k-"), prepared
-
-
 @pytest.mark.slow
 def test_a_tiny_dose_response_runs_reports_and_resumes(tmp_path):
     from conftest import SHARED_DATA, TEST_CACHE

@@ -107,16 +107,6 @@ def test_a_confirmation_run_reproduces_exactly_through_the_cli(study, capsys):
     assert outcome["match"] is True and outcome["max_abs_diff"] == 0.0
 
 
-def test_bad_study_settings_are_one_line_errors(tmp_path, capsys):
-    assert launch.main(["study", "--config", str(DEMO), "--name", "../escape"]) == 2
-    assert "--name: got '../escape'" in capsys.readouterr().err
-    assert launch.main(["study", "--config", str(DEMO), "--name", "x", "--set", "study.variants=[plain,fancy]"]) == 2
-    assert "study.variants: got ['plain', 'fancy']" in capsys.readouterr().err
-    assert launch.main(["study", "--config", str(DEMO), "--name", "x", "--resume",
-                        "--set", f"tune.storage_path={tmp_path}"]) == 2
-    assert "no study 'x'" in capsys.readouterr().err
-
-
 def test_only_the_pre_registered_primary_family_is_holm_adjusted():
     """study.primary names the family the findings judge by Holm-adjusted p; everything else is
     exploratory, shows its raw p and says so (the first study's summary quoted raw p-values)."""
@@ -142,31 +132,6 @@ def test_only_the_pre_registered_primary_family_is_holm_adjusted():
     assert "Holm p" in said and "exploratory" in said
 
 
-@pytest.mark.parametrize("entry", ["icc-vs-plain:ndcg_10", "icc-vs-control:hit_10", "icc-vs-control"])
-def test_a_bad_primary_family_is_a_one_line_error(entry):
-    from settings import ConfigError
-
-    with pytest.raises(ConfigError, match=r"study.primary: got '.*'; allowed: COMPARISON:METRIC"):
-        load_config(DEMO, [f"study.primary=[{entry}]"])
-
-
-def test_each_search_seed_gets_its_own_search_of_every_arm(tmp_path):
-    """study.search_seeds: one search per arm and seed, the first keeps the arm's plain name (so a
-    study started before the setting resumes), each seeded as listed."""
-    from results.orchestration.study import arm_name, arm_plans
-    from results.study_plots import arm_parts, arm_search_seed
-
-    plans = arm_plans(demo_config(tmp_path, "study.search_seeds=[3,7]"), tmp_path)
-    assert sorted(plans) == ["icc-sasrec", "icc-sasrec-search7", "llmesr-sasrec", "llmesr-sasrec-search7",
-                             "plain-sasrec", "plain-sasrec-search7"]
-    assert plans["icc-sasrec"].tune.search_seed == 3 and plans["icc-sasrec-search7"].tune.search_seed == 7
-    assert plans["icc-sasrec-search7"].tune.name == "icc-sasrec-search7"
-    assert arm_parts("icc-sasrec-search7") == ("icc", "sasrec") and arm_search_seed("icc-sasrec-search7") == 7
-    assert arm_search_seed(arm_name("icc", "gru4rec")) is None
-    single = arm_plans(demo_config(tmp_path, "tune.search_seed=5"), tmp_path)
-    assert len(single) == 3 and single["icc-sasrec"].tune.search_seed == 5          # [] = tune.search_seed
-
-
 def test_the_search_seed_spread_is_the_range_of_each_search_winners_confirmed_mean():
     from results.findings_claims import search_seed_spread
 
@@ -181,28 +146,6 @@ def test_the_search_seed_spread_is_the_range_of_each_search_winners_confirmed_me
     assert spread.iloc[0]["NDCG@10 per search seed"] == "0.0810 / 0.0710"
     assert spread.iloc[0]["tail-item NDCG@10 spread %"] == pytest.approx(100 * 0.005 / 0.038)
     assert search_seed_spread(pd.DataFrame(rows[:2]), first_seed=0).empty
-
-
-def test_a_budget_below_ten_trials_per_searched_dimension_is_listed_as_a_reduction(tmp_path):
-    from results.findings import reductions, searched_dimensions
-
-    config = demo_config(tmp_path)                      # lr, dropout + gamma, n_clusters, ...: 2 trials per arm
-    dims = searched_dimensions(config)
-    assert dims == len(config.tune.space) + len(config.study.icc_space)
-    assert any(f"the rule asks {10 * dims}" in line for line in reductions(config))
-    enough = demo_config(tmp_path, f"study.trials_per_arm={10 * dims}")
-    assert not any("the rule asks" in line for line in reductions(enough))
-
-
-def test_the_second_edition_study_config_plans_every_search_and_meets_its_budget_rule(tmp_path):
-    from results.findings import reductions, searched_dimensions
-    from results.orchestration.study import arm_plans
-
-    config = load_config(REPO / "configs" / "study-scientific-2.yaml", [f"tune.storage_path={tmp_path}"])
-    plans = arm_plans(config, tmp_path)
-    assert len(plans) == 6 and plans["icc-sasrec-search1"].tune.search_seed == 1
-    assert "n_clusters" in plans["icc-sasrec"].tune.space and "icc_share" not in plans["llmesr-sasrec"].tune.space
-    assert searched_dimensions(config) == 6 and not any("the rule asks" in r for r in reductions(config))
 
 
 def test_each_arm_gets_its_own_front_and_hypervolume(tmp_path):
@@ -274,13 +217,6 @@ def test_each_front_trial_is_measured_on_test_over_the_front_seeds(tmp_path):
     assert shown["t2"].startswith("0.0710 ± ") and shown["t1"].startswith("0.0900 ± ")
 
 
-def test_front_seeds_need_a_spread():
-    from settings import ConfigError
-
-    with pytest.raises(ConfigError, match=r"study.front_seeds: got \[42\]"):
-        load_config(DEMO, ["study.front_seeds=[42]"])
-
-
 @pytest.mark.slow
 def test_a_resume_may_add_front_seeds_and_confirms_every_front_trial(study):
     """Growing the plan (study.front_seeds) on resume keeps every run done and adds the front's."""
@@ -306,22 +242,6 @@ def test_a_resume_may_add_front_seeds_and_confirms_every_front_trial(study):
     assert len(on_test) >= 3 and set(on_test["seeds"]) == {2}
     assert "The fronts on test: every front trial confirmed over seeds [42, 43]" in Path(again["markdown"]).read_text()
     assert json.loads((folder / "study_config.json").read_text())["study"]["front_seeds"] == [42, 43]
-
-
-def test_the_beauty_study_is_the_scientific_plan_on_other_data(tmp_path):
-    """configs/study-beauty.yaml: the second edition's plan as it is, Beauty's data."""
-    from dataclasses import asdict
-
-    scientific, beauty = (asdict(load_config(REPO / "configs" / f"study-{name}.yaml"))
-                          for name in ("scientific-2", "beauty"))
-    assert (scientific["data"].pop("name"), beauty["data"].pop("name")) == ("amazon-scientific", "amazon-beauty")
-    assert beauty == scientific
-    reduced = load_config(REPO / "configs" / "study-beauty.yaml",
-                          ["study.search_seeds=[]", "study.trials_per_arm=20", "study.seeds=[42,43,44]",
-                           "study.front_seeds=[]"])
-    from results.findings import reductions
-
-    assert any("the rule asks" in line for line in reductions(reduced))
 
 
 @pytest.mark.slow
@@ -365,16 +285,6 @@ def test_a_resume_may_add_a_dose_response_around_the_tuned_llmesr_arm(study):
     report = pd.read_csv(out / "dose-sasrec" / "confirmed.csv")                 # what the stage's report says
     assert [(r["clustering"], r["metric"], r["verdict"]) for r in found["demo/dose-sasrec"]["confirmed"]] == list(
         zip(report["clustering"], report["metric"], report["verdict"]))
-
-
-def test_dose_backbones_must_be_searched_backbones_with_an_llmesr_arm():
-    from settings import ConfigError
-
-    with pytest.raises(ConfigError, match=r"study.dose_backbones: got \['gru4rec'\]; allowed: distinct backbones"):
-        load_config(DEMO, ["study.dose_backbones=[gru4rec]"])
-    with pytest.raises(ConfigError, match=r"has no llmesr arm"):
-        load_config(DEMO, ["study.dose_backbones=[sasrec]", "study.variants=[plain,icc]"])
-    assert load_config(DEMO, ["study.dose_backbones=[sasrec]"]).study.dose_backbones == ["sasrec"]
 
 
 def _left_out_of_git() -> list[str]:

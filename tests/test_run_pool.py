@@ -1,0 +1,38 @@
+"""The worker pool that trains a dose-response's and a study's runs: what the driver does before
+any worker starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuning.config import load_config
+
+
+class _WorkersStarted(Exception):
+    pass
+
+
+def test_the_driver_prepares_the_data_before_any_worker_starts(tmp_path, monkeypatch):
+    """On a cold cache each worker would load the text model and embed the catalogue itself:
+    N identical encodes for N workers. The driver prepares once; the workers find it cached."""
+    from conftest import SHARED_DATA, TEST_CACHE
+    from datasets.cache import is_complete
+    from results.orchestration import dose
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for shared in ("downloads", "text-emb"):          # the wheel and MiniLM vectors, not the prepared data
+        if (TEST_CACHE / shared).is_dir():
+            (cache / shared).symlink_to(TEST_CACHE / shared)
+    config = load_config(None, [
+        "data.name=ml-100k", f"data.data_root={SHARED_DATA}", f"data.cache_dir={cache}",
+        "dose.shares=[0.1]", "dose.clusterings=[kmeans-8]", "dose.seeds=[42,43]", "dose.workers=4"])
+
+    def no_workers(*args, **kwargs):
+        raise _WorkersStarted([path.name for path in cache.iterdir() if is_complete(path)])
+
+    monkeypatch.setattr(dose, "ProcessPoolExecutor", no_workers)
+    with pytest.raises(_WorkersStarted) as started:
+        dose.run_doses(config, tmp_path / "dose", progress=False)
+    prepared = started.value.args[0]
+    assert len(prepared) == 1 and prepared[0].startswith("ml-100k-"), prepared

@@ -1,0 +1,101 @@
+"""What a study's plan may say, checked before anything runs: one-line errors for bad settings,
+the arms and searches a plan makes, the budget rule, and the committed second-edition configs.
+The study run end to end is in tests/test_study.py."""
+
+from __future__ import annotations
+
+import pytest
+
+import launch
+from test_study import DEMO, REPO, demo_config
+from tuning.config import load_config
+
+
+def test_bad_study_settings_are_one_line_errors(tmp_path, capsys):
+    assert launch.main(["study", "--config", str(DEMO), "--name", "../escape"]) == 2
+    assert "--name: got '../escape'" in capsys.readouterr().err
+    assert launch.main(["study", "--config", str(DEMO), "--name", "x", "--set", "study.variants=[plain,fancy]"]) == 2
+    assert "study.variants: got ['plain', 'fancy']" in capsys.readouterr().err
+    assert launch.main(["study", "--config", str(DEMO), "--name", "x", "--resume",
+                        "--set", f"tune.storage_path={tmp_path}"]) == 2
+    assert "no study 'x'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("entry", ["icc-vs-plain:ndcg_10", "icc-vs-control:hit_10", "icc-vs-control"])
+def test_a_bad_primary_family_is_a_one_line_error(entry):
+    from settings import ConfigError
+
+    with pytest.raises(ConfigError, match=r"study.primary: got '.*'; allowed: COMPARISON:METRIC"):
+        load_config(DEMO, [f"study.primary=[{entry}]"])
+
+
+def test_each_search_seed_gets_its_own_search_of_every_arm(tmp_path):
+    """study.search_seeds: one search per arm and seed, the first keeps the arm's plain name (so a
+    study started before the setting resumes), each seeded as listed."""
+    from results.orchestration.study import arm_name, arm_plans
+    from results.study_plots import arm_parts, arm_search_seed
+
+    plans = arm_plans(demo_config(tmp_path, "study.search_seeds=[3,7]"), tmp_path)
+    assert sorted(plans) == ["icc-sasrec", "icc-sasrec-search7", "llmesr-sasrec", "llmesr-sasrec-search7",
+                             "plain-sasrec", "plain-sasrec-search7"]
+    assert plans["icc-sasrec"].tune.search_seed == 3 and plans["icc-sasrec-search7"].tune.search_seed == 7
+    assert plans["icc-sasrec-search7"].tune.name == "icc-sasrec-search7"
+    assert arm_parts("icc-sasrec-search7") == ("icc", "sasrec") and arm_search_seed("icc-sasrec-search7") == 7
+    assert arm_search_seed(arm_name("icc", "gru4rec")) is None
+    single = arm_plans(demo_config(tmp_path, "tune.search_seed=5"), tmp_path)
+    assert len(single) == 3 and single["icc-sasrec"].tune.search_seed == 5          # [] = tune.search_seed
+
+
+def test_a_budget_below_ten_trials_per_searched_dimension_is_listed_as_a_reduction(tmp_path):
+    from results.findings import reductions, searched_dimensions
+
+    config = demo_config(tmp_path)                      # lr, dropout + gamma, n_clusters, ...: 2 trials per arm
+    dims = searched_dimensions(config)
+    assert dims == len(config.tune.space) + len(config.study.icc_space)
+    assert any(f"the rule asks {10 * dims}" in line for line in reductions(config))
+    enough = demo_config(tmp_path, f"study.trials_per_arm={10 * dims}")
+    assert not any("the rule asks" in line for line in reductions(enough))
+
+
+def test_the_second_edition_study_config_plans_every_search_and_meets_its_budget_rule(tmp_path):
+    from results.findings import reductions, searched_dimensions
+    from results.orchestration.study import arm_plans
+
+    config = load_config(REPO / "configs" / "study-scientific-2.yaml", [f"tune.storage_path={tmp_path}"])
+    plans = arm_plans(config, tmp_path)
+    assert len(plans) == 6 and plans["icc-sasrec-search1"].tune.search_seed == 1
+    assert "n_clusters" in plans["icc-sasrec"].tune.space and "icc_share" not in plans["llmesr-sasrec"].tune.space
+    assert searched_dimensions(config) == 6 and not any("the rule asks" in r for r in reductions(config))
+
+
+def test_front_seeds_need_a_spread():
+    from settings import ConfigError
+
+    with pytest.raises(ConfigError, match=r"study.front_seeds: got \[42\]"):
+        load_config(DEMO, ["study.front_seeds=[42]"])
+
+
+def test_the_beauty_study_is_the_scientific_plan_on_other_data(tmp_path):
+    """configs/study-beauty.yaml: the second edition's plan as it is, Beauty's data."""
+    from dataclasses import asdict
+
+    scientific, beauty = (asdict(load_config(REPO / "configs" / f"study-{name}.yaml"))
+                          for name in ("scientific-2", "beauty"))
+    assert (scientific["data"].pop("name"), beauty["data"].pop("name")) == ("amazon-scientific", "amazon-beauty")
+    assert beauty == scientific
+    reduced = load_config(REPO / "configs" / "study-beauty.yaml",
+                          ["study.search_seeds=[]", "study.trials_per_arm=20", "study.seeds=[42,43,44]",
+                           "study.front_seeds=[]"])
+    from results.findings import reductions
+
+    assert any("the rule asks" in line for line in reductions(reduced))
+
+
+def test_dose_backbones_must_be_searched_backbones_with_an_llmesr_arm():
+    from settings import ConfigError
+
+    with pytest.raises(ConfigError, match=r"study.dose_backbones: got \['gru4rec'\]; allowed: distinct backbones"):
+        load_config(DEMO, ["study.dose_backbones=[gru4rec]"])
+    with pytest.raises(ConfigError, match=r"has no llmesr arm"):
+        load_config(DEMO, ["study.dose_backbones=[sasrec]", "study.variants=[plain,icc]"])
+    assert load_config(DEMO, ["study.dose_backbones=[sasrec]"]).study.dose_backbones == ["sasrec"]
