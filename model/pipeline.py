@@ -147,9 +147,9 @@ RUN_SECTIONS = ("data", "clusters", "model", "train", "eval")
 
 def run_settings(config_dict: dict[str, Any]) -> dict[str, Any]:
     """A config dict's RUN_SECTIONS: the one rule for "these two runs train alike". The data
-    settings that only say where inputs and the cache lie (datasets.cache.NOT_IN_KEY, which the
-    prepared data is not keyed by either) are left out: a Ray trial writes them absolute, so a
-    study moved to another folder or machine would otherwise retrain every confirmation."""
+    settings that never change the prepared data (datasets.cache.NOT_IN_KEY: where inputs and the
+    cache lie, permissions, speed knobs) are left out: a Ray trial writes the locations absolute,
+    so a study moved to another folder or machine would otherwise retrain every confirmation."""
     sections = {name: dict(config_dict[name]) for name in RUN_SECTIONS}
     sections["data"] = {key: value for key, value in sections["data"].items() if key not in NOT_IN_KEY}
     return sections
