@@ -162,6 +162,18 @@ def run_settings_text(config: RunConfig) -> str:
     return json.dumps(sections, sort_keys=True, default=str)
 
 
+def same_run_settings(saved: Any, settings: str) -> bool:
+    """Whether a checkpoint's saved settings text names this run, judged by run_settings: a text
+    that also holds data locations (written before they left the key, or by another machine)
+    still continues the run."""
+    if saved == settings:
+        return True
+    try:
+        return run_settings(json.loads(saved)) == json.loads(settings)
+    except (TypeError, ValueError, KeyError):
+        return False
+
+
 def write_checkpoint(path: Path, settings: str, trainer: Trainer) -> None:
     """The trainer's state with its run's settings, written whole or not at all. A write that
     fails (a full disk) is logged and the run goes on: the checkpoint only saves time."""
@@ -183,7 +195,7 @@ def read_checkpoint(path: Path, settings: str) -> dict | None:
     except Exception as exc:  # noqa: BLE001 - a bad checkpoint restarts the run, it does not end it
         logger.warning("checkpoint %s is unreadable (%s: %s); the run starts afresh", path, type(exc).__name__, exc)
         return None
-    if saved.get("settings") != settings:
+    if not same_run_settings(saved.get("settings"), settings):
         logger.warning("checkpoint %s was written by a run with other settings; the run starts afresh", path)
         return None
     return saved["trainer"]

@@ -19,13 +19,14 @@ RUN = ["data.name=ml-100k", f"data.data_root={SHARED_DATA}", f"data.cache_dir={T
        "train.batch_size=256", "train.device=cpu", "train.num_threads=1"]
 
 
-def _stopped_after_one_epoch(config, checkpoint: Path) -> None:
+def _stopped_after_one_epoch(config, checkpoint: Path):
     """What a worker killed during epoch 2 leaves behind: the checkpoint of epoch 1."""
     from datasets.prepare import prepare_dataset
 
     trainer = build_trainer(config, prepare_dataset(config.data, progress=False))
     trainer.train_epoch()
     write_checkpoint(checkpoint, run_settings_text(config), trainer)
+    return trainer
 
 
 def test_a_run_stopped_after_an_epoch_continues_from_its_checkpoint_exactly(tmp_path):
@@ -58,6 +59,23 @@ def test_a_checkpoint_is_used_only_by_the_run_that_wrote_it(tmp_path):
     # the run file's rule and the checkpoint's are one: the same sections, the same values
     assert json.loads(run_settings_text(config)) == run_settings(config_to_dict(config))
     checkpoint.write_bytes(b"half a file")
+    assert read_checkpoint(checkpoint, run_settings_text(config)) is None
+
+
+def test_a_checkpoint_that_names_its_data_locations_still_continues_its_run(tmp_path):
+    """Checkpoints written before the locations left the run's key (or on another machine) carry
+    data paths in their settings text; the run is the same, so it continues."""
+    config = load_config(None, [*RUN, "train.epochs=1"])
+    checkpoint = tmp_path / "seed-42.partial.pt"
+    trainer = _stopped_after_one_epoch(config, checkpoint)
+    with_paths = json.loads(run_settings_text(config))
+    with_paths["data"].update(data_root="/other/machine/data", cache_dir="/other/machine/cache")
+    write_checkpoint(checkpoint, json.dumps(with_paths, sort_keys=True), trainer)
+    assert read_checkpoint(checkpoint, run_settings_text(config))["epoch"] == 1
+    with_paths["model"]["max_len"] = config.model.max_len + 1                # a training setting still counts
+    write_checkpoint(checkpoint, json.dumps(with_paths, sort_keys=True), trainer)
+    assert read_checkpoint(checkpoint, run_settings_text(config)) is None
+    write_checkpoint(checkpoint, "not json", trainer)
     assert read_checkpoint(checkpoint, run_settings_text(config)) is None
     assert read_checkpoint(tmp_path / "none.partial.pt", run_settings_text(config)) is None
 
