@@ -62,7 +62,7 @@ def test_runs_go_seed_by_seed_so_a_stopped_dose_response_leaves_whole_paired_see
 
 
 @pytest.mark.slow
-def test_a_tiny_dose_response_runs_reports_and_resumes(tmp_path):
+def test_a_tiny_dose_response_runs_reports_and_resumes(tmp_path, capsys):
     from conftest import SHARED_DATA, TEST_CACHE
     from results.orchestration.dose import load_runs, pending_jobs, run_dose
 
@@ -73,7 +73,10 @@ def test_a_tiny_dose_response_runs_reports_and_resumes(tmp_path):
         "train.epochs=1", "train.batch_size=256", "train.device=cpu", f"tune.storage_path={tmp_path}",
         "dose.shares=[0.1]", "dose.clusterings=[kmeans-8]", "dose.seeds=[42,43]", "dose.confirm_seeds=[44]",
         "dose.workers=2"])
-    out = run_dose(config, "tiny", progress=False)                 # the screen, then the confirmation
+    out = run_dose(config, "tiny", progress=True)                  # the screen, then the confirmation
+    said = capsys.readouterr().out
+    assert ("dose-response: 4 runs to go, 2 at a time, then 2 confirmation runs" in said
+            and "dose-response: 2 runs to go, 2 at a time\n" in said and "dose 2/2: " in said)
     runs = load_runs(tmp_path / "tiny")
     assert out["runs"] == 6 and out["doses"] == 1 and len(runs) == 6 and {r["seed"] for r in runs} == {42, 43, 44}
     assert {r["arm"] for r in runs} == {"control", "kmeans-8-share0.1"}
@@ -305,6 +308,9 @@ def test_the_time_left_follows_the_length_of_the_runs_done():
     # after a resume the continued runs end first, minutes after it, but each record's seconds count
     # the epochs before the resume too: the estimate is the runs' length, not the minutes since
     assert time_left([903.0, 1120.0], 21, 2) == "about 2.8 h left"
+    # the screen's pool also counts the confirmation that follows it: 1 + 3 rounds of 10 min
+    assert time_left([600.0] * 7, 9, 2, then=6) == "about 40 min left"
+    assert time_left([600.0] * 9, 9, 2, then=6) == "about 30 min left"   # the screen done, the confirmation next
 
 
 def test_tabling_a_dose_response_that_does_not_exist_names_the_flag_and_the_kind(tmp_path, capsys):

@@ -137,7 +137,9 @@ def run_doses(config: Any, folder: Path, progress: bool) -> None:
         jobs = pending_jobs(config, folder)
         if not jobs:
             return
-        _say(progress, f"dose-response: {len(jobs)} runs to go, {config.dose.workers} at a time")
+        then = missing_runs(config, folder) - len(jobs)     # the confirmation's, while the screen runs
+        _say(progress, f"dose-response: {len(jobs)} runs to go, {config.dose.workers} at a time"
+                       + (f", then {then} confirmation runs (their doses chosen once the screen is whole)" if then else ""))
         prepare_data_once(jobs, progress)
         with ProcessPoolExecutor(config.dose.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(run_confirmation, job, progress): job for job in jobs}
@@ -148,16 +150,18 @@ def run_doses(config: Any, folder: Path, progress: bool) -> None:
                 _say(progress, f"dose {done}/{len(jobs)}: {record['arm']} seed {record['seed']}: test NDCG@10 "
                                f"{record['test']['ndcg_10']:.4f}, tail {record['test']['tail_item_ndcg_10']:.4f} "
                                f"({record['seconds']:.0f} s{continued_note(record)}; "
-                               f"{time_left(lengths, len(jobs), config.dose.workers)})")
+                               f"{time_left(lengths, len(jobs), config.dose.workers, then)})")
 
 
-def time_left(lengths: list[float], total: int, workers: int) -> str:
+def time_left(lengths: list[float], total: int, workers: int, then: int = 0) -> str:
     """The wall time the remaining runs will take, in words: the mean length of the runs done so
     far (each run's whole training time, so the runs a resume continued from their checkpoints,
-    which end first, do not make the rest look minutes long), `workers` at a time."""
-    if len(lengths) >= total:
+    which end first, do not make the rest look minutes long), `workers` at a time; `then` runs
+    follow this pool (the confirmation after the screen), counted alike."""
+    if len(lengths) >= total and not then:
         return "done"
-    left = sum(lengths) / len(lengths) * math.ceil((total - len(lengths)) / workers)
+    rounds = math.ceil(max(0, total - len(lengths)) / workers) + math.ceil(then / workers)
+    left = sum(lengths) / len(lengths) * rounds
     return f"about {left / 60:.0f} min left" if left < 5400 else f"about {left / 3600:.1f} h left"
 
 
