@@ -60,6 +60,7 @@ def test_a_checkpoint_is_used_only_by_the_run_that_wrote_it(tmp_path):
     assert json.loads(run_settings_text(config)) == run_settings(config_to_dict(config))
     checkpoint.write_bytes(b"half a file")
     assert read_checkpoint(checkpoint, run_settings_text(config)) is None
+    assert read_checkpoint(tmp_path / "none.partial.pt", run_settings_text(config)) is None
 
 
 def test_a_checkpoint_that_names_its_data_locations_still_continues_its_run(tmp_path):
@@ -77,7 +78,6 @@ def test_a_checkpoint_that_names_its_data_locations_still_continues_its_run(tmp_
     assert read_checkpoint(checkpoint, run_settings_text(config)) is None
     write_checkpoint(checkpoint, "not json", trainer)
     assert read_checkpoint(checkpoint, run_settings_text(config)) is None
-    assert read_checkpoint(tmp_path / "none.partial.pt", run_settings_text(config)) is None
 
 
 def test_checkpoints_are_named_beside_their_run_and_outside_the_run_globs(tmp_path):
