@@ -35,12 +35,13 @@ def study(tmp_path_factory):
     config = demo_config(tmp)
     sets = [f"tune.storage_path={tmp}", f"data.data_root={REPO.parent / 'shared' / 'data'}",
             f"data.cache_dir={REPO / '.cache' / 'test'}"]
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
+    printed, said = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(said):
         code = launch.main(["study", "--config", str(DEMO), "--name", "demo", "--json",
                             *[arg for value in sets for arg in ("--set", value)]])
-    assert code == 0, printed.getvalue()[-2000:]
+    assert code == 0, printed.getvalue()[-2000:] + said.getvalue()[-2000:]
     outcome = json.loads(printed.getvalue().strip().splitlines()[-1])
+    outcome["progress_lines"] = said.getvalue().splitlines()
     assert outcome["study"] == str(tmp / "demo") and Path(outcome["html"]).is_file()
     assert outcome["arms"] == ["icc-sasrec", "llmesr-sasrec", "plain-sasrec"]
     return config, Path(outcome["study"]), outcome
@@ -61,6 +62,19 @@ def test_each_arm_confirms_its_best_trial_with_every_seed(study):
             assert run["config"]["train"]["lr"] == best["lr"]
             assert run["config"]["model"]["variant"] == variant
             assert run["config"]["train"]["seed"] == run["seed"]
+
+
+@pytest.mark.slow
+def test_each_search_says_each_finished_trial_and_the_count(study):
+    """A search arm of an hour says so trial by trial (tuning.trial_lines), not only at its end."""
+    config, _, outcome = study
+    for arm in outcome["arms"]:
+        lines = [line for line in outcome["progress_lines"] if line.startswith(f"[search {arm} ")]
+        planned = config.study.trials_per_arm
+        assert [line.split("; ")[1].split(" trials done")[0] for line in lines] == \
+            [f"{done} of {planned}" for done in range(1, planned + 1)], lines
+        assert all(" finished at epoch " in line and "(valid NDCG@10 0." in line for line in lines), lines
+        assert "left" in lines[0] and "left" not in lines[-1], lines
 
 
 @pytest.mark.slow

@@ -108,14 +108,19 @@ def _local_experiment(config: Config, name: str) -> Path | None:
     return None if is_uri(root) else Path(root) / name
 
 
-def _callbacks(config: Config, name: str, scheduler: Any) -> list | None:
-    """The driver's callbacks: the state backup (local storage) and ASHA's rung keeper."""
+def _callbacks(config: Config, name: str, scheduler: Any, trial_lines: bool) -> list | None:
+    """The driver's callbacks: the state backup (local storage), ASHA's rung keeper and, with
+    `trial_lines`, a line per finished trial (tuning.trial_lines)."""
     from tuning.asha import RungKeeper
     from tuning.state_backup import StateBackup
 
     callbacks = [StateBackup(local)] if (local := _local_experiment(config, name)) else []
     if config.tune.scheduler == "asha":
         callbacks.append(RungKeeper(scheduler))
+    if trial_lines:
+        from tuning.trial_lines import TrialLines
+
+        callbacks.append(TrialLines(name))
     return callbacks or None
 
 
@@ -127,7 +132,7 @@ def progress_columns(config: Config) -> dict[str, str]:
     return {f"params/{p}": p for p in PARAMETER_COLUMNS if space.always_active(p)}
 
 
-def _run_config(config: Config, name: str, progress: bool, scheduler: Any) -> Any:
+def _run_config(config: Config, name: str, progress: bool, scheduler: Any, trial_lines: bool = False) -> Any:
     from ray import tune
 
     from model.contract import BEST_SO_FAR, METRIC
@@ -145,7 +150,7 @@ def _run_config(config: Config, name: str, progress: bool, scheduler: Any) -> An
         failure_config=tune.FailureConfig(max_failures=config.tune.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_score_attribute=METRIC,
                                                 checkpoint_score_order="max"),
-        callbacks=_callbacks(config, name, scheduler),
+        callbacks=_callbacks(config, name, scheduler, trial_lines),
     )
 
 
@@ -209,7 +214,8 @@ def _prepare_arrays(config: Config, progress: bool) -> dict:
 
 
 def run_experiment(config: Config, address: str | None = None, resume: bool = False,
-                   progress: bool = True, given: Iterable[str] | None = None, trainable: Any = None) -> dict:
+                   progress: bool = True, given: Iterable[str] | None = None, trainable: Any = None,
+                   trial_lines: bool = False) -> dict:
     """Run the experiment of `config` (or continue it with `resume`); return its summary dict.
 
     With `resume` the saved config runs, and the settings named in `given` (None: all of them;
@@ -218,6 +224,8 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
     `trainable` replaces the training trial (tuning.trainable.train_trial on the prepared data)
     with another Tune function trainable of the same reports, e.g. tuning.replay's replay of
     recorded learning curves; the dataset is then neither prepared nor checked against the space.
+    `trial_lines` (with progress off: a study's searches) prints a line per finished trial
+    instead of Ray's table; like `progress`, it is fixed when the experiment starts.
     Raises ConfigError or DataError for bad input before Ray starts (the space is checked against
     the prepared data too), ConnectionError for an address that does not answer, and
     ExperimentInterrupted (carrying the partial summary) if the run was stopped, AllTrialsErrored
@@ -236,11 +244,11 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
         _check_address(address)                 # before a long prepare
     release = None if resume else functools.partial(release_experiment, folder, claim_experiment(config, folder))
     with driver_lock(folder, name):             # one driver per experiment, until it ends
-        return _run(config, name, folder, address, resume, progress, trainable, release)
+        return _run(config, name, folder, address, resume, progress, trainable, release, trial_lines)
 
 
 def _run(config: Config, name: str, folder: Path, address: str | None, resume: bool, progress: bool,
-         trainable: Any, release: Any) -> dict:
+         trainable: Any, release: Any, trial_lines: bool = False) -> dict:
     """run_experiment once the experiment is checked, claimed and locked: prepare the data,
     start Ray, fit, experiment_summary; `release` undoes the claim if no trial could start."""
     started = fitting = False
@@ -251,7 +259,8 @@ def _run(config: Config, name: str, folder: Path, address: str | None, resume: b
             check_space_fits_data(config.tune.space, config, int(arrays["n_items"]),
                                   int(arrays["item_text_emb"].shape[1]), config.data.name)
         started = connect(address)
-        tuner = (_resume_tuner if resume else _new_tuner)(config, name, folder, arrays, progress, trainable)
+        tuner = (_resume_tuner if resume else _new_tuner)(config, name, folder, arrays, progress, trainable,
+                                                          trial_lines)
         fitting = True
         with _quiet_tune():
             grid = tuner.fit()
@@ -317,7 +326,7 @@ def error_line(path: Path) -> str | None:
 
 
 def _new_tuner(config: Config, name: str, folder: Path, arrays: dict | None, progress: bool,
-               trainable: Any = None) -> Any:
+               trainable: Any = None, trial_lines: bool = False) -> Any:
     from ray import tune
 
     from tuning.search import make_searcher
@@ -327,13 +336,14 @@ def _new_tuner(config: Config, name: str, folder: Path, arrays: dict | None, pro
     searcher = make_searcher(config, folder, name)
     scheduler = _scheduler(config)
     return tune.Tuner(trainable, tune_config=_tune_config(config, searcher, scheduler),
-                      run_config=_run_config(config, name, progress, scheduler))
+                      run_config=_run_config(config, name, progress, scheduler, trial_lines))
 
 
 def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, progress: bool,
-                  trainable: Any = None) -> Any:
+                  trainable: Any = None, trial_lines: bool = False) -> Any:
     """Tuner.restore, after putting back a last good experiment state and rebuilding a missing
-    or broken Optuna study from Ray's trial records."""
+    or broken Optuna study from Ray's trial records. `progress` and `trial_lines` are those the
+    experiment started with: Ray restores its run config, reporter and callbacks included."""
     from ray import tune
 
     from tuning.optuna_db_rebuild import ensure_optuna_db

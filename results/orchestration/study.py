@@ -212,7 +212,7 @@ def run_search(plans: dict[str, Any], folder: Path, address: str | None, progres
                 exists = (search_root / arm / "experiment_config.json").is_file()
                 say(progress, f"search {arm}: {'resuming' if exists else 'starting'} "
                                f"({plan.tune.num_samples} trials)")
-                summary = run_experiment(plan, resume=exists, progress=False)
+                summary = run_experiment(plan, resume=exists, progress=False, trial_lines=progress)
                 (search_root / arm / DONE_MARK).write_text(json.dumps(summary, default=str))
                 best = summary.get("best") or {}
                 say(progress, f"search {arm}: done, {summary['terminated']} finished, "

@@ -1,0 +1,58 @@
+"""The study's line per finished trial (tuning.trial_lines): counts, best score and time left."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given, strategies as st
+
+from model.contract import BEST_SO_FAR
+from tuning.trial_lines import TrialLines, best_so_far, done_line, time_left, trial_line
+
+
+def trial(trial_id: str, status: str, **result) -> SimpleNamespace:
+    return SimpleNamespace(trial_id=trial_id, status=status, last_result=result)
+
+
+def test_a_finished_trial_line_counts_every_ended_trial_and_the_best(capsys):
+    lines = TrialLines("plain-sasrec")
+    lines.setup(num_samples=5, total_num_samples=5)
+    trials = [trial("a", "TERMINATED", epoch=3, **{BEST_SO_FAR: 0.05}),
+              trial("b", "ERROR"),
+              trial("c", "RUNNING", epoch=9, **{BEST_SO_FAR: 0.0712}),   # ending now: counted once
+              trial("d", "PENDING")]
+    lines.on_trial_complete(iteration=1, trials=trials, trial=trials[2])
+    said = capsys.readouterr().err
+    assert said.startswith("[search plain-sasrec ")
+    assert "trial c finished at epoch 9 (valid NDCG@10 0.0712); 3 of 5 trials done, best 0.0712, about" in said
+    trials[2].status = "TERMINATED"
+    lines.on_trial_error(iteration=2, trials=trials, trial=trials[3])
+    assert "trial d errored; 4 of 5 trials done, best 0.0712, about" in capsys.readouterr().err
+
+
+def test_the_clock_restarts_with_each_driver():
+    """Ray restores the pickled callback on resume; setup (each fit's start) resets its pace."""
+    lines = TrialLines("x")
+    lines.ended_here, lines.started = 7, 0.0
+    lines.setup(num_samples=60, total_num_samples=60)
+    assert lines.ended_here == 0 and lines.planned == 60 and lines.started > 0
+
+
+def test_no_score_and_no_plan_still_make_a_line():
+    assert trial_line(trial("e", "ERROR"), "errored") == "trial e errored"
+    assert best_so_far([trial("e", "ERROR"), trial("f", "PENDING")]) is None
+    assert done_line(2, 0, None) == "2 trials done"
+
+
+@pytest.mark.parametrize("elapsed, ended, remaining, said", [
+    (600, 10, 30, ", about 30 min left"), (600, 1, 10, ", about 1.7 h left"), (1, 5, 3, ", about 1 min left"),
+    (600, 10, 0, ""), (600, 0, 10, "")])
+def test_time_left_is_this_drivers_pace(elapsed, ended, remaining, said):
+    assert time_left(elapsed, ended, remaining) == said
+
+
+@given(st.floats(0, 1e6), st.integers(0, 1000), st.integers(-5, 1000))
+def test_time_left_never_fails(elapsed, ended, remaining):
+    text = time_left(elapsed, ended, remaining)
+    assert text == "" or (text.startswith(", about ") and text.endswith(" left"))

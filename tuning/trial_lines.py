@@ -1,0 +1,80 @@
+"""One short line per finished trial, for a driver that runs many experiments one after another
+(a study's search arms): Ray's progress table every 30 s would drown the study's own lines, and
+silence through an hour-long search looks like a hang.
+
+The callback is pickled with the experiment (tuner.pkl) and comes back on resume; `setup`, which
+Ray calls at every start of a fit, restarts its clock, so the time left is this driver's pace.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from ray.tune import Callback
+
+from model.contract import BEST_SO_FAR
+
+DONE_STATES = ("TERMINATED", "ERROR")
+
+
+class TrialLines(Callback):
+    """Prints '[search NAME HH:MM:SS] trial ID finished at epoch E (valid NDCG@10 V); D of N
+    trials done, best B, about T left' on stderr whenever a trial ends or errors."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.planned = 0
+        self.started = time.monotonic()
+        self.ended_here = 0
+
+    def setup(self, stop: Any = None, num_samples: int | None = None, total_num_samples: int | None = None,
+              **info: Any) -> None:
+        self.planned = int(total_num_samples or num_samples or 0)
+        self.started = time.monotonic()
+        self.ended_here = 0
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._say(trials, trial, "finished")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._say(trials, trial, "errored")
+
+    def _say(self, trials: list, trial: Any, verb: str) -> None:
+        self.ended_here += 1
+        done = 1 + sum(other is not trial and str(other.status) in DONE_STATES for other in trials)
+        print(f"[search {self.name} {time.strftime('%H:%M:%S')}] {trial_line(trial, verb)}; "
+              f"{done_line(done, self.planned, best_so_far(trials))}"
+              f"{time_left(time.monotonic() - self.started, self.ended_here, self.planned - done)}",
+              file=sys.stderr, flush=True)
+
+
+def trial_line(trial: Any, verb: str) -> str:
+    """'trial ID finished at epoch E (valid NDCG@10 V)', from the trial's last report."""
+    result = trial.last_result or {}
+    epoch, score = result.get("epoch"), result.get(BEST_SO_FAR)
+    where = f" at epoch {epoch}" if epoch is not None else ""
+    scored = f" (valid NDCG@10 {score:.4f})" if isinstance(score, (int, float)) else ""
+    return f"trial {trial.trial_id} {verb}{where}{scored}"
+
+
+def best_so_far(trials: list) -> float | None:
+    """The highest best-epoch validation NDCG@10 any trial has reported, None before any."""
+    scores = [(t.last_result or {}).get(BEST_SO_FAR) for t in trials]
+    scores = [s for s in scores if isinstance(s, (int, float))]
+    return max(scores) if scores else None
+
+
+def done_line(done: int, planned: int, best: float | None) -> str:
+    counted = f"{done} of {planned} trials done" if planned > 0 else f"{done} trials done"
+    return counted + (f", best {best:.4f}" if best is not None else "")
+
+
+def time_left(elapsed_s: float, ended_here: int, remaining: int) -> str:
+    """', about T left' at this driver's pace (trials ended per second since it started);
+    nothing once none remain or before this driver has seen a trial end."""
+    if remaining <= 0 or ended_here <= 0:
+        return ""
+    minutes = elapsed_s / ended_here * remaining / 60
+    return f", about {minutes / 60:.1f} h left" if minutes >= 90 else f", about {max(1, round(minutes))} min left"
