@@ -164,14 +164,31 @@ def run_settings_text(config: RunConfig) -> str:
 
 def same_run_settings(saved: Any, settings: str) -> bool:
     """Whether a checkpoint's saved settings text names this run, judged by run_settings: a text
-    that also holds data locations (written before they left the key, or by another machine)
-    still continues the run."""
+    that also holds data locations (written before they left the key, or by another machine), or
+    lacks a setting added since (with_defaults), still continues the run."""
     if saved == settings:
         return True
     try:
-        return run_settings(json.loads(saved)) == json.loads(settings)
-    except (TypeError, ValueError, KeyError):
+        return with_defaults(run_settings(json.loads(saved))) == json.loads(settings)
+    except (TypeError, ValueError, KeyError, AttributeError):
         return False
+
+
+#: The dataclass of each RUN_SECTIONS section, whose defaults fill a setting an old text lacks.
+SECTION_TYPES = {"data": DataConfig, "clusters": ClusterConfig, "model": ModelConfig, "train": TrainConfig,
+                 "eval": EvalConfig}
+
+
+def with_defaults(sections: dict[str, Any]) -> dict[str, Any]:
+    """Run settings saved by older code, as the current code writes them: a setting added since
+    appears with its default, which keeps the old behaviour (the rule results' `comparable` applies
+    to run files, kept here without importing the layers above)."""
+    return {name: {**_defaults(name), **sections[name]} for name in RUN_SECTIONS}
+
+
+def _defaults(name: str) -> dict[str, Any]:
+    defaults = asdict(SECTION_TYPES[name]())
+    return {key: value for key, value in defaults.items() if not (name == "data" and key in NOT_IN_KEY)}
 
 
 def write_checkpoint(path: Path, settings: str, trainer: Trainer) -> None:

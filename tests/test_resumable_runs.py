@@ -80,6 +80,26 @@ def test_a_checkpoint_that_names_its_data_locations_still_continues_its_run(tmp_
     assert read_checkpoint(checkpoint, run_settings_text(config)) is None
 
 
+def test_a_checkpoint_from_before_a_setting_existed_continues_at_its_default(tmp_path):
+    """Older code wrote no value for a setting added since; its default keeps the old behaviour,
+    so the run continues. The same setting at another value is another run."""
+    config = load_config(None, [*RUN, "train.epochs=1"])
+    checkpoint = tmp_path / "seed-42.partial.pt"
+    trainer = _stopped_after_one_epoch(config, checkpoint)
+    older = json.loads(run_settings_text(config))
+    del older["train"]["window_stride"]                     # added after the first runs; this run has the default
+    write_checkpoint(checkpoint, json.dumps(older, sort_keys=True), trainer)
+    assert read_checkpoint(checkpoint, run_settings_text(config))["epoch"] == 1
+    assert read_checkpoint(checkpoint, run_settings_text(config.replace({"train.window_stride": 10}))) is None
+    del older["model"]["icc_share"]                         # this run's 0.1 is not the default 0: another run
+    write_checkpoint(checkpoint, json.dumps(older, sort_keys=True), trainer)
+    assert read_checkpoint(checkpoint, run_settings_text(config)) is None
+    older["model"]["icc_share"] = config.model.icc_share
+    older["train"]["a_setting_since_removed"] = 1                           # a value this code cannot honour
+    write_checkpoint(checkpoint, json.dumps(older, sort_keys=True), trainer)
+    assert read_checkpoint(checkpoint, run_settings_text(config)) is None
+
+
 def test_checkpoints_are_named_beside_their_run_and_outside_the_run_globs(tmp_path):
     out = tmp_path / "kmeans-16-share0.05" / "seed-44.json"
     assert checkpoint_path(out) == tmp_path / "kmeans-16-share0.05" / "seed-44.partial.pt"
