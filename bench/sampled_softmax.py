@@ -37,6 +37,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--negatives", type=int, default=256)
     p.add_argument("--epochs", type=int, default=0, help="override train.epochs (0 = the config's)")
     p.add_argument("--users", type=int, default=0, help="first N users only (0 = all)")
+    p.add_argument("--data-root", default=C.DEFAULT_DATA_ROOT)
+    p.add_argument("--cache-dir", default=C.DEFAULT_CACHE_DIR, help="the prepared-data cache the other benchmarks "
+                   "and the tests share (the config's own would embed the item text again)")
     p.add_argument("--merge", metavar="JSONL", help="table the run lines saved in this file instead of running")
     p.add_argument("--one", help="internal: run one VARIANT:LOSS:SEED and print its JSON line")
     return C.parse_with_smoke(p, SMOKE)
@@ -50,7 +53,8 @@ def run_one(args: argparse.Namespace) -> dict:
 
     variant, loss, seed = args.one.split(":")
     sets = [f"model.variant={variant}", f"model.loss={loss}", f"model.negatives={args.negatives}",
-            f"train.seed={seed}", "train.device=cpu", "train.num_threads=1"]
+            f"train.seed={seed}", "train.device=cpu", "train.num_threads=1",
+            f"data.data_root={args.data_root}", f"data.cache_dir={args.cache_dir}"]
     sets += [f"train.epochs={args.epochs}"] if args.epochs else []
     config = load_config(args.config, sets)
     data = C.prepare(config)
@@ -90,7 +94,8 @@ def run_all(args: argparse.Namespace) -> list[dict]:
         for variant in C.parse_list(args.variants, ("plain", "llmesr"), "--variants"):
             for loss in C.parse_list(args.losses, ("ce", "sampled_ce"), "--losses"):
                 child = [sys.executable, __file__, "--one", f"{variant}:{loss}:{seed}", "--config", args.config,
-                         "--negatives", str(args.negatives), "--epochs", str(args.epochs), "--users", str(args.users)]
+                         "--negatives", str(args.negatives), "--epochs", str(args.epochs), "--users", str(args.users),
+                         "--data-root", args.data_root, "--cache-dir", args.cache_dir]
                 out = subprocess.run(child, check=True, capture_output=True, text=True).stdout
                 runs.append(json.loads(out.strip().splitlines()[-1]))
                 print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
