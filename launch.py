@@ -210,7 +210,10 @@ def _study_status(config: Any, args: argparse.Namespace, given: Any) -> None:
 
     folder, saved = claim(config, args.name, resume=True, given=given, flag="--status")
     rows = study_status(saved, folder)
-    print_rows(f"study {args.name}: {folder}", rows)
+    print_rows(f"study {args.name}: {folder}", [{**row, "hours_left": "?" if row["hours_left"] is None
+                                                 else row["hours_left"]} for row in rows])
+    print("hours_left: training hours still to go at the pace of the runs done (the part's own, or a part "
+          "that trains alike); ? = nothing comparable has run yet; runs in parallel take less wall time")
     if args.json:
         print(json.dumps({"study": str(folder), "stages": rows}, default=str))
 

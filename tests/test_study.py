@@ -349,3 +349,4 @@ def test_status_of_a_finished_study_says_every_stage_is_done(study, capsys):
     confirmations = {s["part"]: s for s in stages if s["stage"] == "confirmation"}
     assert confirmations["icc-sasrec + control-sasrec"]["done"] == 2 * len(config.study.seeds)
     assert stages[-1]["state"] == "done" and stages[-1]["done"] == stages[-1]["planned"] and stages[-1]["hours"] > 0
+    assert all(s["hours_left"] == 0.0 for s in stages) and stages[-1]["parts_not_estimated"] == 0

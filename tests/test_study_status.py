@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 import launch
 from test_study import demo_config
 
@@ -37,6 +39,8 @@ def test_status_of_a_study_not_yet_run_lists_every_stage_as_planned(tmp_path, ca
     d = config.dose
     assert dose["planned"] == (1 + len(d.shares) * len(d.clusterings)) * len(d.seeds) + (1 + len(d.clusterings)) * len(d.confirm_seeds)
     assert stages[-1]["planned"] == sum(s["planned"] for s in stages[:-1]) and stages[-1]["state"] == "to run"
+    assert all(s["hours_left"] is None for s in stages[:-1])                     # nothing has run to go by
+    assert (stages[-1]["hours_left"], stages[-1]["parts_not_estimated"]) == (0.0, len(stages) - 1)
     assert sorted(p.name for p in folder.rglob("*")) == before                     # nothing written, nothing run
 
 
@@ -57,3 +61,31 @@ def test_the_total_adds_seconds_not_rounded_hours(tmp_path, capsys):
     expected = 3 * len(config.study.seeds) * 10.0 / 3600
     assert abs(stages[-1]["hours"] - expected) < 1e-9
     assert abs(sum(s["hours"] for s in stages[:-1]) - expected) < 1e-9
+
+
+def row(stage: str, part: str, done: int, planned: int, hours: float, state: str = "to run") -> dict:
+    return {"stage": stage, "part": part, "done": done, "planned": planned, "hours": hours, "state": state}
+
+
+def test_hours_left_go_by_the_part_that_trains_alike_with_most_runs_done():
+    """A whole search guides its sibling searcher seed better than the sibling's own first trials
+    (ASHA lets early trials run longest; running trials' hours count, their ends not yet)."""
+    from results.orchestration.progress import with_hours_left
+
+    rows = with_hours_left([
+        row("search", "plain-sasrec", 60, 60, 0.9, "done"),
+        row("search", "plain-sasrec-search1", 9, 60, 0.36, "stopped part way (--resume continues it)"),
+        row("search", "llmesr-sasrec", 0, 60, 0.0, "not started"),
+        row("confirmation", "icc-sasrec + control-sasrec", 4, 10, 2.0),
+        row("front", "icc-sasrec", 0, 6, 0.0),
+        row("front", "llmesr-sasrec", 0, 0, 0.0, "waits for search llmesr-sasrec (its front sets the count)"),
+        row("dose", "dose-sasrec", 10, 75, 5.0),
+    ])
+    left = {(r["stage"], r["part"]): r["hours_left"] for r in rows}
+    assert left[("search", "plain-sasrec")] == 0.0
+    assert left[("search", "plain-sasrec-search1")] == pytest.approx(51 * 0.9 / 60)    # the whole arm's pace
+    assert left[("search", "llmesr-sasrec")] is None                                   # no LLM-ESR trial yet
+    assert left[("confirmation", "icc-sasrec + control-sasrec")] == pytest.approx(6 * 0.5)
+    assert left[("front", "icc-sasrec")] == pytest.approx(6 * 0.5)                    # the arm's confirmation pace
+    assert left[("front", "llmesr-sasrec")] is None                                    # its count is not known
+    assert left[("dose", "dose-sasrec")] == pytest.approx(65 * 0.5)

@@ -10,6 +10,7 @@ its planned count is then what the config implies.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ def study_status(config: Any, folder: Path) -> list[dict[str, Any]]:
             rows.append(_front_row(config, folder, arm_name(variant, backbone), searched))
     for backbone in config.study.dose_backbones:
         rows.append(_dose_row(config, folder, backbone, searched))
+    rows = with_hours_left(rows)
     return rows + [_total(rows)]
 
 
@@ -111,6 +113,39 @@ def _dose_row(config: Any, folder: Path, backbone: str, searched: dict[str, Path
     return _row("dose", stage, len(runs), len(runs) + missing, seconds, DONE if not missing else "to run")
 
 
+def with_hours_left(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row with `hours_left`: its runs still to do at the pace (training hours per run) of
+    the part that trains alike with the most runs done, itself included (the searches of one arm
+    whatever their searcher seed; an arm's confirmation and front runs): a whole search is a
+    better guide than one part way, whose early trials run longest under ASHA and whose hours
+    count the trials still running. None where nothing comparable has run yet or the count is not
+    known. Training hours, as `hours`: runs in parallel take less wall time."""
+    guide: dict[str, tuple[int, float]] = {}
+    for row in rows:
+        key = _trains_alike(row)
+        if row["done"] and row["hours"] > 0 and row["done"] > guide.get(key, (0, 0.0))[0]:
+            guide[key] = (row["done"], row["hours"] / row["done"])
+    return [{**row, "hours_left": _hours_left(row, guide.get(_trains_alike(row)))} for row in rows]
+
+
+def _hours_left(row: dict[str, Any], guide: tuple[int, float] | None) -> float | None:
+    if row["state"] == DONE:
+        return 0.0
+    todo = row["planned"] - row["done"]
+    if todo <= 0 and not row["state"].startswith(WAITING):
+        return 0.0
+    return guide[1] * todo if guide is not None and todo > 0 else None
+
+
+def _trains_alike(row: dict[str, Any]) -> str:
+    """The key of the parts whose runs cost alike: a search arm whatever its searcher seed; an
+    arm's confirmation runs and its front runs (both train the arm's settings from scratch)."""
+    first = row["part"].split(" + ")[0]
+    base = re.sub(r"-search\d+$", "", first)
+    kind = {"search": "search", "confirmation": "runs", "front": "runs"}.get(row["stage"], row["stage"])
+    return f"{kind}:{base}"
+
+
 def _seconds(files: list[Path]) -> float:
     from results.orchestration.dose import training_seconds
 
@@ -118,6 +153,9 @@ def _seconds(files: list[Path]) -> float:
 
 
 def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sums; `hours_left` adds the known estimates, `parts_not_estimated` counts the others."""
     state = DONE if all(r["state"] == DONE for r in rows) else "to run"
-    return _row("total", "", sum(r["done"] for r in rows), sum(r["planned"] for r in rows),
-                sum(r["hours"] for r in rows) * 3600, state)
+    total = _row("total", "", sum(r["done"] for r in rows), sum(r["planned"] for r in rows),
+                 sum(r["hours"] for r in rows) * 3600, state)
+    unknown = sum(r["hours_left"] is None for r in rows)
+    return {**total, "hours_left": sum(r["hours_left"] or 0.0 for r in rows), "parts_not_estimated": unknown}
