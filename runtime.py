@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-#: offline model loading, no usage reports, and Ray's log dedup; a user's own value wins
+#: offline model loading, no usage reports, Ray's log dedup, and Ray Tune's "may be a performance
+#: bottleneck" warnings only for driver steps over 5 s (its 0.5 s default fires on every result
+#: while trials keep each core busy: half the lines of a study's log); a user's own value wins
 QUIET_ENVIRONMENT = {
     "RAY_USAGE_STATS_ENABLED": "0",
     "HF_HUB_OFFLINE": "1",
@@ -28,6 +30,7 @@ QUIET_ENVIRONMENT = {
     "TOKENIZERS_PARALLELISM": "false",
     "RAY_DEDUP_LOGS": "1",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    "TUNE_WARN_THRESHOLD_S": "5",
 }
 
 

@@ -149,3 +149,17 @@ def test_a_process_that_is_not_a_pool_worker_never_watches_its_parent():
 
     runtime.exit_with_parent()
     assert runtime._watched_parent == []
+
+
+def test_the_command_line_sets_the_quiet_environment_before_ray_reads_it():
+    """Ray Tune reads TUNE_WARN_THRESHOLD_S once, when ray.tune is first imported: launch.py
+    must not import Ray before main() calls quiet_environment()."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in quiet_child_environment().items() if k != "TUNE_WARN_THRESHOLD_S"}
+    code = ("import sys, launch; print('ray' in sys.modules); launch.quiet_environment(); "
+            "from ray.tune.utils.util import warn_if_slow; print(warn_if_slow.DEFAULT_THRESHOLD)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", str(float(QUIET_ENVIRONMENT["TUNE_WARN_THRESHOLD_S"]))]
