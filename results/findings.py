@@ -81,9 +81,10 @@ def reductions(config: Any) -> list[str]:
            for key, paper in PAPER.items() if dotted_value(data, key) != paper]
     out.append(f"item text embeddings: {resolve_cores(config.data).embedder} "
                "(the paper used OpenAI ada-002, 1536-d; MiniLM is 384-d)")
+    stopped = (f"after {config.train.patience} epochs without improvement or when ASHA stops them"
+               if config.train.patience else "when ASHA stops them (no patience)")
     out.append(f"confirmation runs train all {config.train.epochs} epochs (no early stopping) and test the "
-               f"best-validation epoch; search trials stop after {config.train.patience} epochs without "
-               f"improvement or when ASHA stops them")
+               f"best-validation epoch; search trials stop {stopped}")
     out.append(f"confirmation seeds {config.study.seeds} (paper: 42-44); search budget "
                f"{config.study.trials_per_arm} trials per arm with ASHA (grace {config.tune.grace_period}, "
                f"reduction factor {config.tune.reduction_factor:g})")
@@ -155,9 +156,10 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
               "run in this study; `bench/search_efficiency.py` compares search with a grid)."),
         ("image", plots.get("budget")),
         ("h2", "Gamma and cluster count"),
-        ("p", "ICC trials only: validation NDCG@10 against gamma and n_clusters, and the share of the "
-              "training loss the ICC term contributes (gamma x ICC loss over the weighted total), "
-              "with a kernel-smoothed trend per backbone."),
+        ("p", "ICC trials only: validation NDCG@10 against gamma and n_clusters (and min_cluster_size "
+              "where HDBSCAN trials searched it), and the share of the training loss the ICC term "
+              "contributes (gamma x ICC loss over the weighted total), with a kernel-smoothed trend "
+              "per backbone."),
         ("image", plots.get("effects")),
         ("list", shares),
         ("h2", "Reductions against the paper's settings"),

@@ -48,7 +48,7 @@ def best_configs(trials: pd.DataFrame) -> pd.DataFrame:
         top = order.iloc[0]
         row = {"arm": arm, "trial_id": top["trial_id"], "valid_ndcg_10": top["valid_ndcg_10"],
                "valid_tail_item_ndcg_10": top.get("valid_tail_item_ndcg_10"), "best_epoch": top["best_epoch"]}
-        searched = ("lr", "dropout") + (("gamma", "n_clusters", "cluster_method", "icc_share")
+        searched = ("lr", "dropout") + (("gamma", "icc_share", "cluster_method", "n_clusters", "min_cluster_size")
                                          if top["variant"] == "icc" else ())
         for column in searched:
             if column in top.index and not _missing(top[column]):
@@ -90,7 +90,8 @@ def front_table(trials: pd.DataFrame) -> pd.DataFrame:
         return scored
     front = front_indices(list(zip(scored["valid_ndcg_10"], scored["valid_tail_item_ndcg_10"])))
     columns = [c for c in ("arm", "trial_id", "valid_ndcg_10", "valid_tail_item_ndcg_10", "lr", "dropout",
-                           "gamma", "n_clusters", "cluster_method", "state") if c in scored.columns]
+                           "gamma", "icc_share", "cluster_method", "n_clusters", "min_cluster_size", "state")
+               if c in scored.columns]
     return scored.loc[front, columns].reset_index(drop=True)
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 #: the arm without ICC that a study's ICC arm and a dose-response compare against (written by
 #: results.orchestration, read by the findings and the dose report)
 CONTROL = "control"
-VARIANT_LABEL = {"plain": "plain", "llmesr": "LLM-ESR", "icc": "ICC", CONTROL: "gamma 0 control"}
+VARIANT_LABEL = {"plain": "plain", "llmesr": "LLM-ESR", "icc": "ICC", CONTROL: "no-ICC control"}
 
 
 SEARCH_SUFFIX = "-search"
@@ -155,18 +155,21 @@ def _smooth(x: pd.Series, y: pd.Series, points: int = 50, bandwidth: float = 0.3
 
 
 def plot_effects(trials: pd.DataFrame, backbones: list[str], path: Path) -> str | None:
-    """ICC trials: validation NDCG@10 (overall, tail) against gamma and n_clusters, and the ICC
-    share of the loss against gamma, with a kernel-smoothed trend per backbone (x: stopped by
-    ASHA, so its best epoch came from fewer epochs)."""
+    """ICC trials: validation NDCG@10 (overall, tail) against gamma and n_clusters (and against
+    min_cluster_size where HDBSCAN trials searched it: a conditional space), and the ICC share of
+    the loss against gamma, with a kernel-smoothed trend per backbone (x: stopped by ASHA, so
+    its best epoch came from fewer epochs)."""
     icc = trials[(trials["variant"] == "icc") & trials["valid_ndcg_10"].notna()]
     if icc.empty or "gamma" not in icc.columns:
         return None
     plt = _pyplot()
     panels = [("gamma", "valid_ndcg_10"), ("gamma", "valid_tail_item_ndcg_10"),
               ("n_clusters", "valid_ndcg_10"), ("gamma", "icc_share")]
+    if "min_cluster_size" in icc.columns and icc["min_cluster_size"].notna().any():
+        panels.insert(3, ("min_cluster_size", "valid_ndcg_10"))
     from matplotlib.ticker import LogLocator, LogFormatterSciNotation, NullFormatter
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(19, 4))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.75 * len(panels), 4))
     fig.subplots_adjust(wspace=0.35)
     colors = dict(zip(backbones, ("tab:purple", "tab:green", "tab:orange")))
     for ax, (x, y) in zip(axes, panels):

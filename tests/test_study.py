@@ -139,7 +139,7 @@ def test_only_the_pre_registered_primary_family_is_holm_adjusted():
     comp = comparisons(pd.DataFrame(rows), ["sasrec"], primary)
     chosen = comp[comp["family"] == "primary"]
     assert sorted(chosen["metric"]) == ["test ndcg_10", "test tail_item_ndcg_10"]
-    assert set(chosen["comparison"]) == {"ICC vs gamma 0 control"}
+    assert set(chosen["comparison"]) == {"ICC vs no-ICC control"}
     assert chosen["p_holm"].tolist() == pytest.approx(holm(chosen["p"].tolist()))
     assert comp[comp["family"] == "exploratory"]["p_holm"].map(math.isnan).all() and len(comp) == 12
     said = sentences(comp, ["sasrec"])[0]
@@ -179,6 +179,25 @@ def test_each_arm_gets_its_own_front_and_hypervolume(tmp_path):
     assert fronts.loc["icc-sasrec", "hypervolume"] == pytest.approx(0.10 * 0.04)      # the errored point ignored
     assert fronts.loc["icc-sasrec", "variant"] == "ICC" and fronts.loc["icc-sasrec-search1", "front"] == 1
     assert Path(plot_arm_fronts(trials, ["sasrec"], tmp_path / "fronts.png")).stat().st_size > 1000
+
+
+def test_the_chosen_clustering_shows_the_parameter_its_method_searched():
+    """A conditional space (n_clusters under KMeans, min_cluster_size under HDBSCAN): the tables
+    of each arm's chosen configuration and of the front name the one its method used."""
+    from results.findings_search import best_configs, front_table
+
+    trials = pd.DataFrame([
+        {"arm": "icc-sasrec", "trial_id": "h", "variant": "icc", "state": "terminated", "best_epoch": 9,
+         "valid_ndcg_10": 0.09, "best_valid_ndcg_10": 0.09, "valid_tail_item_ndcg_10": 0.03, "lr": 1e-3, "dropout": 0.3,
+         "gamma": 0.5, "icc_share": 0.01, "cluster_method": "hdbscan", "n_clusters": float("nan"), "min_cluster_size": 7},
+        {"arm": "icc-sasrec-search1", "trial_id": "k", "variant": "icc", "state": "terminated", "best_epoch": 9,
+         "valid_ndcg_10": 0.08, "best_valid_ndcg_10": 0.08, "valid_tail_item_ndcg_10": 0.04, "lr": 1e-3, "dropout": 0.3,
+         "gamma": 0.2, "icc_share": 0.05, "cluster_method": "kmeans", "n_clusters": 64, "min_cluster_size": float("nan")}])
+    chosen = best_configs(trials).set_index("arm")
+    assert chosen.loc["icc-sasrec", "min_cluster_size"] == 7 and pd.isna(chosen.loc["icc-sasrec", "n_clusters"])
+    assert chosen.loc["icc-sasrec-search1", "n_clusters"] == 64 and chosen.loc["icc-sasrec-search1", "icc_share"] == 0.05
+    front = front_table(trials)
+    assert {"icc_share", "n_clusters", "min_cluster_size"} <= set(front.columns) and len(front) == 2
 
 
 def test_a_difference_that_is_not_significant_is_called_equivalent_only_where_tost_says_so():
