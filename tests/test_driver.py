@@ -154,13 +154,15 @@ def test_ctrl_c_in_a_study_names_the_study_resume_which_needs_no_config(tmp_path
     command = f"python launch.py study --config {demo} --name s " + " ".join(f"--set {s}" for s in sets) + " --resume"
     assert code == 130 and _last_line(err) == f"error: study 's' was interrupted; continue it with: {command}", err
     reported = _reported(arm)
-    again = _launch("study", "--name", "s", "--resume", "--set", f"tune.storage_path={tmp_path}")   # no --config
+    again = _launch("study", "--name", "s", "--resume", "--set", f"tune.storage_path={tmp_path}",   # no --config,
+                    "--set", "study.confirm_workers=1")     # and the plan changed while an arm is part way
     _wait(lambda: _lock_pid(arm) == again.pid and _reported(arm) > reported, again, "the arm's search resumed")
     os.kill(again.pid, signal.SIGINT)
     code, _, err = _finish(again)
     assert "search plain-sasrec: resuming" in err, err[-3000:]
     assert code == 130 and _last_line(err) == "error: study 's' was interrupted; continue it with: " \
-        f"python launch.py study --name s --set tune.storage_path={tmp_path} --resume", err[-3000:]
+        f"python launch.py study --name s --set tune.storage_path={tmp_path} --set study.confirm_workers=1 --resume", \
+        err[-3000:]
 
 
 # ---------------------------------------------------------------- ASHA across a resume

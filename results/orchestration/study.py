@@ -212,7 +212,8 @@ def run_search(plans: dict[str, Any], folder: Path, address: str | None, progres
                 exists = (search_root / arm / "experiment_config.json").is_file()
                 say(progress, f"search {arm}: {'resuming' if exists else 'starting'} "
                                f"({plan.tune.num_samples} trials)")
-                summary = run_experiment(plan, resume=exists, progress=False, trial_lines=progress)
+                summary = run_experiment(plan, resume=exists, progress=False, trial_lines=progress,
+                                         given=trial_settings(plan))
                 (search_root / arm / DONE_MARK).write_text(json.dumps(summary, default=str))
                 best = summary.get("best") or {}
                 say(progress, f"search {arm}: done, {summary['terminated']} finished, "
@@ -222,6 +223,16 @@ def run_search(plans: dict[str, Any], folder: Path, address: str | None, progres
             if started:
                 ray.shutdown()
     return {arm: search_root / arm for arm in plans}
+
+
+def trial_settings(plan: Any) -> list[str]:
+    """The settings a search arm's resume must find unchanged: all but the study's plan
+    (STUDY_PLAN), which a resume may change while an arm is part way; Ray saved the arm's config
+    with the plan of its start, and no trial reads it."""
+    from tuning.config import config_to_dict
+
+    return [key for key in dotted_keys(config_to_dict(plan))
+            if not any(key == p or key.startswith(p + ".") for p in STUDY_PLAN)]
 
 
 # ---- stage 3 and the whole study --------------------------------------------------------------
