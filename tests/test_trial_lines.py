@@ -25,10 +25,10 @@ def test_a_finished_trial_line_counts_every_ended_trial_and_the_best(capsys):
     lines.on_trial_complete(iteration=1, trials=trials, trial=trials[2])
     said = capsys.readouterr().err
     assert said.startswith("[search plain-sasrec ")
-    assert "trial c finished at epoch 9 (valid NDCG@10 0.0712); 3 of 5 trials done, best 0.0712, about" in said
+    assert "trial c finished at epoch 9 (valid NDCG@10 0.0712); 3 of 5 trials done, best so far 0.0712, about" in said
     trials[2].status = "TERMINATED"
     lines.on_trial_error(iteration=2, trials=trials, trial=trials[3])
-    assert "trial d errored; 4 of 5 trials done, best 0.0712, about" in capsys.readouterr().err
+    assert "trial d errored; 4 of 5 trials done, best so far 0.0712, about" in capsys.readouterr().err
 
 
 def test_the_clock_restarts_with_each_driver():

@@ -21,7 +21,8 @@ DONE_STATES = ("TERMINATED", "ERROR")
 
 class TrialLines(Callback):
     """Prints '[search NAME HH:MM:SS] trial ID finished at epoch E (valid NDCG@10 V); D of N
-    trials done, best B, about T left' on stderr whenever a trial ends or errors."""
+    trials done, best so far B, about T left' on stderr whenever a trial ends or errors; B is the
+    highest any trial has reported, running ones included."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -68,7 +69,7 @@ def best_so_far(trials: list) -> float | None:
 
 def done_line(done: int, planned: int, best: float | None) -> str:
     counted = f"{done} of {planned} trials done" if planned > 0 else f"{done} trials done"
-    return counted + (f", best {best:.4f}" if best is not None else "")
+    return counted + (f", best so far {best:.4f}" if best is not None else "")
 
 
 def time_left(elapsed_s: float, ended_here: int, remaining: int) -> str:
