@@ -204,18 +204,19 @@ def icc_share_sentences(trials: pd.DataFrame, backbones: list[str]) -> list[str]
     """How much of the training loss the constraint carried in each backbone's ICC search, and how
     the trials that let it matter (over 20 % of the loss) did against the arm's best trial: a
     range that never lets ICC matter would answer "no effect" by construction."""
-    if trials.empty or "icc_share" not in trials:
+    if trials.empty or "icc_carried" not in trials:
         return []
     out = []
     for backbone in backbones:
-        icc = trials[(trials["arm"] == f"icc-{backbone}") & trials["icc_share"].notna()]
+        icc = trials[(trials["arm"] == f"icc-{backbone}") & trials["icc_carried"].notna()]
         if icc.empty:
             continue
         best = icc.loc[icc["valid_ndcg_10"].idxmax()]
-        heavy = icc[icc["icc_share"] > 0.2]
-        text = (f"**{backbone}**: ICC carried {icc['icc_share'].min():.2%} to {icc['icc_share'].max():.1%} "
-                f"of the loss (gamma {icc['gamma'].min():.3g} to {icc['gamma'].max():.3g}); the best "
-                f"ICC trial {best['icc_share']:.2%} (validation NDCG@10 {best['valid_ndcg_10']:.4f})")
+        heavy = icc[icc["icc_carried"] > 0.2]
+        text = (f"**{backbone}**: ICC carried {icc['icc_carried'].min():.2%} to {icc['icc_carried'].max():.1%} "
+                f"of the loss on average over a trial's epochs (gamma {icc['gamma'].min():.3g} to "
+                f"{icc['gamma'].max():.3g}); the best ICC trial {best['icc_carried']:.2%} (validation "
+                f"NDCG@10 {best['valid_ndcg_10']:.4f})")
         if not heavy.empty:
             text += (f"; the {len(heavy)} trials above 20 % reached at most "
                      f"{heavy['valid_ndcg_10'].max():.4f}")

@@ -17,7 +17,10 @@ from results.study_plots import VARIANT_LABEL, arm_parts, arm_search_seed
 
 
 def arm_trials(experiments: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All trials and all epoch rows of every arm, with arm, variant and backbone columns."""
+    """All trials and all epoch rows of every arm, with arm, variant and backbone columns, and
+    `icc_carried`: the mean share of the training loss the ICC term carried over the trial's
+    epochs. It is not `icc_share`, the searched setting (the share at initialisation): a heavy
+    share's term shrinks as the embeddings reach their cluster centers."""
     from results.load import load_experiment, load_history
 
     trials, epochs = [], []
@@ -29,7 +32,7 @@ def arm_trials(experiments: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame
             history = history.assign(arm=arm, variant=variant, backbone=backbone)
             if "share_icc" in history.columns:
                 share = history.groupby("trial_id")["share_icc"].mean()
-                frame["icc_share"] = frame["trial_id"].map(share)
+                frame["icc_carried"] = frame["trial_id"].map(share)
             epochs.append(history)
         trials.append(frame)
     return (pd.concat(trials, ignore_index=True),
@@ -48,7 +51,8 @@ def best_configs(trials: pd.DataFrame) -> pd.DataFrame:
         top = order.iloc[0]
         row = {"arm": arm, "trial_id": top["trial_id"], "valid_ndcg_10": top["valid_ndcg_10"],
                "valid_tail_item_ndcg_10": top.get("valid_tail_item_ndcg_10"), "best_epoch": top["best_epoch"]}
-        searched = ("lr", "dropout") + (("gamma", "icc_share", "cluster_method", "n_clusters", "min_cluster_size")
+        searched = ("lr", "dropout") + (("gamma", "icc_share", "icc_carried", "cluster_method", "n_clusters",
+                                          "min_cluster_size")
                                          if top["variant"] == "icc" else ())
         for column in searched:
             if column in top.index and not _missing(top[column]):

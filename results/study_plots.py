@@ -164,7 +164,7 @@ def plot_effects(trials: pd.DataFrame, backbones: list[str], path: Path) -> str 
         return None
     plt = _pyplot()
     panels = [("gamma", "valid_ndcg_10"), ("gamma", "valid_tail_item_ndcg_10"),
-              ("n_clusters", "valid_ndcg_10"), ("gamma", "icc_share")]
+              ("n_clusters", "valid_ndcg_10"), ("gamma", "icc_carried")]
     if "min_cluster_size" in icc.columns and icc["min_cluster_size"].notna().any():
         panels.insert(3, ("min_cluster_size", "valid_ndcg_10"))
     from matplotlib.ticker import LogLocator, LogFormatterSciNotation, NullFormatter
@@ -191,7 +191,8 @@ def plot_effects(trials: pd.DataFrame, backbones: list[str], path: Path) -> str 
         ax.xaxis.set_major_formatter(LogFormatterSciNotation())
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(x)
-        ax.set_ylabel(y.replace("valid_", "validation "))
+        ax.set_ylabel("ICC's share of the loss (mean over epochs)" if y == "icc_carried"
+                      else y.replace("valid_", "validation "))
         ax.legend(fontsize=8)
     return _save(fig, path)
 

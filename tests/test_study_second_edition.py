@@ -41,6 +41,10 @@ def test_the_second_editions_plan_runs_whole_and_its_findings_hold_every_part(tm
     kmeans = icc["cluster_method"] == "kmeans"                     # the conditional space, as searched
     assert icc.loc[kmeans, "n_clusters"].notna().all() and icc.loc[~kmeans, "n_clusters"].isna().all()
     assert "valid_tail_item_ndcg_10" in trials and trials["valid_tail_item_ndcg_10"].notna().all()
+    for trial in icc.itertuples():                  # the searched share, not the share the term carried
+        params = Path(outcome["study"]) / "search" / trial.arm / f"trial_{trial.trial_id}" / "params.json"
+        assert trial.icc_share == pytest.approx(json.loads(params.read_text())["config"]["model"]["icc_share"])
+    assert icc["icc_carried"].notna().all() and (icc["icc_carried"] != icc["icc_share"]).any()
 
     spread = pd.read_csv(out / "spread.csv")                       # two searcher seeds per arm
     assert sorted(spread["variant"]) == ["ICC", "LLM-ESR", "plain"] and (spread["search seeds"] == 2).all()
@@ -53,6 +57,7 @@ def test_the_second_editions_plan_runs_whole_and_its_findings_hold_every_part(tm
     assert "ICC vs no-ICC control" in text and "primary" in text
     assert "## ICC's dose-response around each tuned LLM-ESR arm" in text and (out / "dose-sasrec.png").is_file()
     assert "below the rule of 10 trials per searched dimension" in text
+    assert "of the loss on average over a trial's epochs" in text
 
     assert launch.main(["study", "--name", "toy", "--status", "--json", "--set", f"tune.storage_path={tmp_path}"]) == 0
     stages = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["stages"]
