@@ -18,8 +18,8 @@ import pandas as pd
 
 from results.findings_claims import comparisons, search_seed_spread, sentences
 from results.findings_render import to_html_page, to_markdown_text
-from results.findings_search import (arm_fronts, arm_trials, best_configs, budget_curves, confirmed_clusters,
-                                     confirmed_fronts, confirmed_hypervolumes, front_table)
+from results.findings_search import (EDGE, arm_fronts, arm_trials, best_configs, budget_curves, confirmed_clusters,
+                                     confirmed_fronts, confirmed_hypervolumes, edge_notes, front_table)
 from results.stats import ALPHA, at_cap_sentence, ci_text, mean_ci
 from results.study_plots import (VARIANT_LABEL, arm_parts, arm_search_seed, plot_arm_fronts, plot_budget,
                                  plot_confirmed_fronts, plot_effects, plot_pareto)
@@ -139,6 +139,7 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
         ("h3", "The configuration each arm confirmed (its best search trial; for ICC arms, the "
                "clustering it used: clusters found, the largest cluster's share of the items, noise)"),
         ("table", tables["best"]),
+        _edge_piece(config, tables["best"]),
         ("h2", "Which settings buy tail quality, and what they cost overall"),
         ("p", "Every search trial's best-epoch validation NDCG@10 against its tail-item NDCG@10; "
               "the trials on the Pareto front:"),
@@ -188,6 +189,20 @@ def _spread_pieces(config: Any, spread: pd.DataFrame) -> list[tuple]:
                   f"search confirmed over the same {len(config.study.seeds)} seeds; the tables above use "
                   f"the first search's winner. A spread as large as a difference between arms means that "
                   f"difference may be the search's luck."), ("table", spread)]
+
+
+def _edge_piece(config: Any, best: pd.DataFrame) -> tuple:
+    """Which chosen values lie at an end of their searched range: the search may not have found
+    the best value, and an ICC arm at its lowest share tests ICC at almost no weight."""
+    notes = edge_notes(best, config.tune.space, config.study.icc_space) if not best.empty else []
+    if not notes:
+        return ("p", f"Every chosen value lies inside its searched range (none within {100 * EDGE:g} % of "
+                     f"its length from an end, on its scale).")
+    low_share = any(" icc_share " in n and n.endswith("the low end)") for n in notes)
+    return ("p", f"At an end of the searched range (within {100 * EDGE:g} % of its length, on its scale), "
+                 f"so the best value may lie beyond it: {'; '.join(notes)}."
+                 + (" An ICC arm at its lowest share compares ICC at almost no weight with its control; "
+                    "the dose-response compares fixed shares." if low_share else ""))
 
 
 def _family_size(comp: pd.DataFrame) -> int:

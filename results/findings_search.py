@@ -61,6 +61,40 @@ def best_configs(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: a chosen value within this share of its searched range's length (on the range's scale) of an
+#: end: the best value may lie beyond the range
+EDGE = 0.05
+
+
+def range_position(value: Any, spec: Any) -> float | None:
+    """Where `value` lies in a searched float or int range: 0 at `low`, 1 at `high`, on the log
+    scale for a log range; None for a categorical or fixed spec or a missing value."""
+    if not isinstance(spec, dict) or spec.get("type") not in ("float", "int") or _missing(value):
+        return None
+    low, high, value = float(spec["low"]), float(spec["high"]), float(value)
+    if spec.get("log"):
+        if min(low, value) <= 0:
+            return None
+        low, high, value = math.log(low), math.log(high), math.log(value)
+    return (value - low) / (high - low) if high > low else None
+
+
+def edge_notes(best: pd.DataFrame, tune_space: dict[str, Any], icc_space: dict[str, Any]) -> list[str]:
+    """'ARM PARAM V (searched LOW to HIGH[, log], the low/high end)' for each chosen value within
+    EDGE of an end of its arm's searched range (tune.space, plus study.icc_space for ICC arms)."""
+    notes = []
+    for row in best.to_dict("records"):
+        space = {**tune_space, **(icc_space if arm_parts(row["arm"])[0] == "icc" else {})}
+        for name, spec in space.items():
+            where = range_position(row.get(name), spec)
+            if where is None or EDGE <= where <= 1 - EDGE:
+                continue
+            scale = ", log" if spec.get("log") else ""
+            notes.append(f"{row['arm']} {name} {row[name]:.3g} (searched {spec['low']:g} to {spec['high']:g}"
+                         f"{scale}; the {'low' if where < EDGE else 'high'} end)")
+    return notes
+
+
 def confirmed_clusters(records: list[dict]) -> dict[str, dict[str, Any]]:
     """Quality of the clustering each ICC arm confirmed (built from its config, cached): how
     many clusters, the largest one's share of the items, the noise share, degenerate or not."""

@@ -369,3 +369,27 @@ def test_status_of_a_finished_study_says_every_stage_is_done(study, capsys):
     assert confirmations["icc-sasrec + control-sasrec"]["done"] == 2 * len(config.study.seeds)
     assert stages[-1]["state"] == "done" and stages[-1]["done"] == stages[-1]["planned"] and stages[-1]["hours"] > 0
     assert all(s["hours_left"] == 0.0 for s in stages) and stages[-1]["parts_not_estimated"] == 0
+
+
+def test_a_chosen_value_at_an_end_of_its_range_is_named():
+    """A winner at the edge of the space may have its optimum outside it; an ICC arm at its lowest
+    share tests ICC at almost no weight (the first edition's 0.07 % of the loss)."""
+    from results.findings import _edge_piece
+    from results.findings_search import edge_notes, range_position
+
+    assert range_position(0.005, {"type": "float", "low": 0.005, "high": 0.5, "log": True}) == 0.0
+    assert range_position(0.05, {"type": "float", "low": 0.005, "high": 0.5, "log": True}) == pytest.approx(0.5)
+    assert range_position(0.35, {"type": "float", "low": 0.1, "high": 0.6}) == pytest.approx(0.5)
+    assert range_position("kmeans", {"type": "categorical", "values": ["kmeans"]}) is None
+    assert range_position(float("nan"), {"type": "int", "low": 8, "high": 256}) is None
+    config = load_config(REPO / "configs" / "study-scientific-2.yaml")
+    best = pd.DataFrame([{"arm": "icc-sasrec", "lr": 0.0012, "dropout": 0.59, "icc_share": 0.0051,
+                          "n_clusters": float("nan"), "min_cluster_size": 7},
+                         {"arm": "llmesr-sasrec", "lr": 0.0098, "dropout": 0.35, "icc_share": 0.0051}])
+    notes = edge_notes(best, config.tune.space, config.study.icc_space)
+    assert notes == ["icc-sasrec dropout 0.59 (searched 0.1 to 0.6; the high end)",
+                     "icc-sasrec icc_share 0.0051 (searched 0.005 to 0.5, log; the low end)",
+                     "llmesr-sasrec lr 0.0098 (searched 0.0001 to 0.01, log; the high end)"]   # no icc_space here
+    assert "almost no weight" in _edge_piece(config, best)[1]
+    inside = best.assign(dropout=0.35, icc_share=0.05, lr=0.001)
+    assert _edge_piece(config, inside)[1].startswith("Every chosen value lies inside its searched range")
