@@ -163,6 +163,7 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
               "per backbone."),
         ("image", plots.get("effects")),
         ("list", shares),
+        *_cost_pieces(tables.get("cost")),
         ("h2", "Reductions against the paper's settings"),
         ("list", reductions(config)),
         ("p", at_cap_sentence(runs["best_epoch"].tolist() if not runs.empty else [], config.train.epochs)),
@@ -170,6 +171,7 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
         ("list", ["`confirmation_runs.csv`: every confirmation run, all validation and test metrics",
                   "`search_trials.csv`: every search trial of every arm",
                   "`references.csv`: the training-free references on validation and test",
+                  "`cost.csv`: runs and training hours per stage",
                   "`study_config.json`: the exact config of the study"]),
         ("h2", "Regenerate and check"),
         ("list", [f"Findings (reruns nothing that is done; runs whatever is missing): `{command}`"
@@ -179,6 +181,25 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
                   f"reproduce {config.tune.storage_path.rstrip('/')}/{name}/confirm/ARM/seed-S.json`"]),
     ]
     return pieces
+
+
+def cost_table(stages: list[dict[str, Any]]) -> pd.DataFrame:
+    """The study's cost per stage part (`results.orchestration.progress.study_status` rows): runs
+    done and planned, training hours."""
+    return pd.DataFrame([{"stage": s["stage"], "part": s["part"], "runs": s["done"], "planned": s["planned"],
+                          "training hours": s["hours"]} for s in stages])
+
+
+def _cost_pieces(cost: pd.DataFrame | None) -> list[tuple]:
+    if cost is None or cost.empty:
+        return []
+    total = cost.iloc[-1]
+    return [("h2", "Cost"),
+            ("p", f"Training time on this machine, per stage, as the runs recorded it: {total['training hours']:.2f} "
+                  f"hours over {total['runs']} trials and runs ({total['planned']} planned). Runs side by "
+                  f"side took less wall time; `launch.py study --status` prints the same table while a "
+                  f"study runs."),
+            ("table", cost)]
 
 
 def _spread_pieces(config: Any, spread: pd.DataFrame) -> list[tuple]:
@@ -305,9 +326,11 @@ def _dose_pieces(doses: dict[str, dict[str, Any]], out: Path) -> list[tuple]:
 def write_findings(config: Any, folder: Path, experiments: dict[str, Path], records: list[dict],
                    refs: dict, out: Path, command: str | None = None,
                    front_runs: list[dict] | None = None,
-                   doses: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+                   doses: dict[str, dict[str, Any]] | None = None,
+                   cost: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Write the findings of the study in `folder` into `out` (with `doses`, the dose-response
-    reports run_dose_stage wrote, by backbone); return the paths and headline."""
+    reports run_dose_stage wrote, by backbone; with `cost`, the study's stages as
+    `study --status` reads them); return the paths and headline."""
     import shutil
 
     out.mkdir(parents=True, exist_ok=True)
@@ -333,6 +356,7 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
         "comparisons": comp, "best": best, "front": front,
         "fronts": fronts, "fronts_on_test": on_test,
         "spread": search_seed_spread(every_run, (config.study.search_seeds or [config.tune.search_seed])[0]),
+        "cost": cost_table(cost or []),
     }
     plots = {"pareto": plot_pareto(trials, front, out / "pareto.png"),
              "budget": plot_budget(curves, backbones, out / "budget.png"),

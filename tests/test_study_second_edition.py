@@ -58,6 +58,9 @@ def test_the_second_editions_plan_runs_whole_and_its_findings_hold_every_part(tm
     assert "## ICC's dose-response around each tuned LLM-ESR arm" in text and (out / "dose-sasrec.png").is_file()
     assert "below the rule of 10 trials per searched dimension" in text
     assert "of the loss on average over a trial's epochs" in text
+    cost = pd.read_csv(out / "cost.csv")                           # issue 21: the cost beside the results
+    assert "## Cost" in text and cost.iloc[-1]["stage"] == "total" and cost.iloc[-1]["training hours"] > 0
+    assert cost.iloc[-1]["runs"] == cost.iloc[-1]["planned"] == cost.iloc[:-1]["runs"].sum()
 
     assert launch.main(["study", "--name", "toy", "--status", "--json", "--set", f"tune.storage_path={tmp_path}"]) == 0
     stages = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["stages"]

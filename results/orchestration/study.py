@@ -225,6 +225,13 @@ def run_search(plans: dict[str, Any], folder: Path, address: str | None, progres
     return {arm: search_root / arm for arm in plans}
 
 
+def study_cost(config: Any, folder: Path) -> list[dict[str, Any]]:
+    """The study's stages as `--status` reads them (runs and training hours), for the findings."""
+    from results.orchestration.progress import study_status
+
+    return study_status(config, folder)
+
+
 def trial_settings(plan: Any) -> list[str]:
     """The settings a search arm's resume must find unchanged: all but the study's plan
     (STUDY_PLAN), which a resume may change while an arm is part way; Ray saved the arm's config
@@ -284,6 +291,7 @@ def run_study(config: Any, name: str, resume: bool = False, address: str | None 
             if backbone in config.study.dose_backbones:
                 doses[backbone] = run_dose_stage(config, folder, found, backbone, out, progress)
             written = write_findings(config, folder, experiments, load_confirmations(folder), refs, out,
-                                     command=command, front_runs=load_front_runs(folder), doses=doses)
+                                     command=command, front_runs=load_front_runs(folder), doses=doses,
+                                     cost=study_cost(config, folder))
             say(progress, f"findings after {backbone}: {written['markdown']}")
     return {"study": str(folder), "arms": sorted(experiments), **written}
