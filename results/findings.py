@@ -371,7 +371,7 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     curves.to_csv(out / "budget_curves.csv", index=False)
     if (folder / "study_config.json").resolve() != (out / "study_config.json").resolve():
         shutil.copyfile(folder / "study_config.json", out / "study_config.json")
-    pieces = _sections(config, folder.name, runs, refs, trials, plots, tables, said,
+    pieces = _sections(config, folder.name, runs, refs, trials, plots, tables, said + _dose_sentences(doses or {}),
                        icc_share_sentences(trials, backbones), command, _dose_pieces(doses or {}, out))
     markdown = out / "findings.md"
     markdown.write_text(to_markdown_text(pieces))
