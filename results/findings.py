@@ -18,8 +18,9 @@ import pandas as pd
 
 from results.findings_claims import comparisons, search_seed_spread, sentences
 from results.findings_render import to_html_page, to_markdown_text
-from results.findings_search import (EDGE, arm_fronts, arm_trials, best_configs, budget_curves, confirmed_clusters,
-                                     confirmed_fronts, confirmed_hypervolumes, edge_notes, front_table)
+from results.findings_search import (EDGE, arm_fronts, arm_trials, at_range_ends, best_configs, budget_curves,
+                                     confirmed_clusters, confirmed_fronts, confirmed_hypervolumes, edge_note,
+                                     front_table)
 from results.stats import ALPHA, at_cap_sentence, ci_text, mean_ci
 from results.study_plots import (VARIANT_LABEL, arm_parts, arm_search_seed, plot_arm_fronts, plot_budget,
                                  plot_confirmed_fronts, plot_effects, plot_pareto)
@@ -215,13 +216,13 @@ def _spread_pieces(config: Any, spread: pd.DataFrame) -> list[tuple]:
 def _edge_piece(config: Any, best: pd.DataFrame) -> tuple:
     """Which chosen values lie at an end of their searched range: the search may not have found
     the best value, and an ICC arm at its lowest share tests ICC at almost no weight."""
-    notes = edge_notes(best, config.tune.space, config.study.icc_space) if not best.empty else []
-    if not notes:
+    found = at_range_ends(best, config.tune.space, config.study.icc_space) if not best.empty else []
+    if not found:
         return ("p", f"Every chosen value lies inside its searched range (none within {100 * EDGE:g} % of "
                      f"its length from an end, on its scale).")
-    low_share = any(" icc_share " in n and n.endswith("the low end)") for n in notes)
+    low_share = any(f["name"] == "icc_share" and f["end"] == "low" for f in found)
     return ("p", f"At an end of the searched range (within {100 * EDGE:g} % of its length, on its scale), "
-                 f"so the best value may lie beyond it: {'; '.join(notes)}."
+                 f"so the best value may lie beyond it: {'; '.join(edge_note(f) for f in found)}."
                  + (" An ICC arm at its lowest share compares ICC at almost no weight with its control; "
                     "the dose-response compares fixed shares." if low_share else ""))
 

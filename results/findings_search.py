@@ -79,20 +79,26 @@ def range_position(value: Any, spec: Any) -> float | None:
     return (value - low) / (high - low) if high > low else None
 
 
-def edge_notes(best: pd.DataFrame, tune_space: dict[str, Any], icc_space: dict[str, Any]) -> list[str]:
-    """'ARM PARAM V (searched LOW to HIGH[, log], the low/high end)' for each chosen value within
-    EDGE of an end of its arm's searched range (tune.space, plus study.icc_space for ICC arms)."""
-    notes = []
+def at_range_ends(best: pd.DataFrame, tune_space: dict[str, Any], icc_space: dict[str, Any]) -> list[dict]:
+    """Each chosen value within EDGE of an end of its arm's searched range (tune.space, plus
+    study.icc_space for ICC arms): {arm, name, value, spec, end ("low" or "high")}."""
+    found = []
     for row in best.to_dict("records"):
         space = {**tune_space, **(icc_space if arm_parts(row["arm"])[0] == "icc" else {})}
         for name, spec in space.items():
             where = range_position(row.get(name), spec)
-            if where is None or EDGE <= where <= 1 - EDGE:
-                continue
-            scale = ", log" if spec.get("log") else ""
-            notes.append(f"{row['arm']} {name} {row[name]:.3g} (searched {spec['low']:g} to {spec['high']:g}"
-                         f"{scale}; the {'low' if where < EDGE else 'high'} end)")
-    return notes
+            if where is not None and not EDGE <= where <= 1 - EDGE:
+                found.append({"arm": row["arm"], "name": name, "value": row[name], "spec": spec,
+                              "end": "low" if where < EDGE else "high"})
+    return found
+
+
+def edge_note(found: dict) -> str:
+    """'ARM PARAM V (searched LOW to HIGH[, log]; the low/high end)'."""
+    spec = found["spec"]
+    scale = ", log" if spec.get("log") else ""
+    return (f"{found['arm']} {found['name']} {found['value']:.3g} (searched {spec['low']:g} to {spec['high']:g}"
+            f"{scale}; the {found['end']} end)")
 
 
 def confirmed_clusters(records: list[dict]) -> dict[str, dict[str, Any]]:

@@ -375,7 +375,7 @@ def test_a_chosen_value_at_an_end_of_its_range_is_named():
     """A winner at the edge of the space may have its optimum outside it; an ICC arm at its lowest
     share tests ICC at almost no weight (the first edition's 0.07 % of the loss)."""
     from results.findings import _edge_piece
-    from results.findings_search import edge_notes, range_position
+    from results.findings_search import at_range_ends, edge_note, range_position
 
     assert range_position(0.005, {"type": "float", "low": 0.005, "high": 0.5, "log": True}) == 0.0
     assert range_position(0.05, {"type": "float", "low": 0.005, "high": 0.5, "log": True}) == pytest.approx(0.5)
@@ -386,7 +386,7 @@ def test_a_chosen_value_at_an_end_of_its_range_is_named():
     best = pd.DataFrame([{"arm": "icc-sasrec", "lr": 0.0012, "dropout": 0.59, "icc_share": 0.0051,
                           "n_clusters": float("nan"), "min_cluster_size": 7},
                          {"arm": "llmesr-sasrec", "lr": 0.0098, "dropout": 0.35, "icc_share": 0.0051}])
-    notes = edge_notes(best, config.tune.space, config.study.icc_space)
+    notes = [edge_note(f) for f in at_range_ends(best, config.tune.space, config.study.icc_space)]
     assert notes == ["icc-sasrec dropout 0.59 (searched 0.1 to 0.6; the high end)",
                      "icc-sasrec icc_share 0.0051 (searched 0.005 to 0.5, log; the low end)",
                      "llmesr-sasrec lr 0.0098 (searched 0.0001 to 0.01, log; the high end)"]   # no icc_space here
