@@ -169,7 +169,7 @@ def same_run_settings(saved: Any, settings: str) -> bool:
     if saved == settings:
         return True
     try:
-        return with_defaults(run_settings(json.loads(saved))) == json.loads(settings)
+        return run_settings(with_defaults(json.loads(saved))) == json.loads(settings)
     except (TypeError, ValueError, KeyError, AttributeError):
         return False
 
@@ -183,12 +183,7 @@ def with_defaults(sections: dict[str, Any]) -> dict[str, Any]:
     """Run settings saved by older code, as the current code writes them: a setting added since
     appears with its default, which keeps the old behaviour (the rule results' `comparable` applies
     to run files, kept here without importing the layers above)."""
-    return {name: {**_defaults(name), **sections[name]} for name in RUN_SECTIONS}
-
-
-def _defaults(name: str) -> dict[str, Any]:
-    defaults = asdict(SECTION_TYPES[name]())
-    return {key: value for key, value in defaults.items() if not (name == "data" and key in NOT_IN_KEY)}
+    return {name: {**asdict(SECTION_TYPES[name]()), **sections[name]} for name in RUN_SECTIONS}
 
 
 def write_checkpoint(path: Path, settings: str, trainer: Trainer) -> None:

@@ -10,7 +10,6 @@ its planned count is then what the config implies.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from results.orchestration.confirm import (FRONT_DIR, StudyError, confirmation_j
                                            front_jobs, front_rows, read_runs)
 from model.contract import UNFINISHED
 from results.orchestration.study import DONE_MARK, SEARCH_DIR, arm_name, arms, dose_stage
-from results.study_plots import CONTROL
+from results.study_plots import CONTROL, SEARCH_SUFFIX
 
 DONE, WAITING = "done", "waits for"
 
@@ -140,8 +139,7 @@ def _hours_left(row: dict[str, Any], guide: tuple[int, float] | None) -> float |
 def _trains_alike(row: dict[str, Any]) -> str:
     """The key of the parts whose runs cost alike: a search arm whatever its searcher seed; an
     arm's confirmation runs and its front runs (both train the arm's settings from scratch)."""
-    first = row["part"].split(" + ")[0]
-    base = re.sub(r"-search\d+$", "", first)
+    base = row["part"].split(" + ")[0].split(SEARCH_SUFFIX)[0]
     kind = {"search": "search", "confirmation": "runs", "front": "runs"}.get(row["stage"], row["stage"])
     return f"{kind}:{base}"
 

@@ -150,7 +150,7 @@ def claim_with_plan(config: Any, name: str, resume: bool, given: Any, plan: tupl
     from tuning.config import config_to_dict
 
     every = given if given is not None else dotted_keys(config_to_dict(config))
-    planned = [key for key in every if any(key == p or key.startswith(p + ".") for p in plan)]
+    planned = [key for key in every if in_plan(key, plan)]
     folder, saved = claim(config, name, resume, [key for key in every if key not in planned], kind, flag)
     if not resume or not planned:
         return folder, saved, False
@@ -225,21 +225,18 @@ def run_search(plans: dict[str, Any], folder: Path, address: str | None, progres
     return {arm: search_root / arm for arm in plans}
 
 
-def study_cost(config: Any, folder: Path) -> list[dict[str, Any]]:
-    """The study's stages as `--status` reads them (runs and training hours), for the findings."""
-    from results.orchestration.progress import study_status
-
-    return study_status(config, folder)
-
-
 def trial_settings(plan: Any) -> list[str]:
     """The settings a search arm's resume must find unchanged: all but the study's plan
     (STUDY_PLAN), which a resume may change while an arm is part way; Ray saved the arm's config
     with the plan of its start, and no trial reads it."""
     from tuning.config import config_to_dict
 
-    return [key for key in dotted_keys(config_to_dict(plan))
-            if not any(key == p or key.startswith(p + ".") for p in STUDY_PLAN)]
+    return [key for key in dotted_keys(config_to_dict(plan)) if not in_plan(key, STUDY_PLAN)]
+
+
+def in_plan(key: str, plan: tuple[str, ...]) -> bool:
+    """Whether a dotted setting is one of `plan`'s entries (a key, or a section such as "dose")."""
+    return any(key == p or key.startswith(p + ".") for p in plan)
 
 
 # ---- stage 3 and the whole study --------------------------------------------------------------
@@ -270,6 +267,7 @@ def run_study(config: Any, name: str, resume: bool = False, address: str | None 
     `command`, if given, is the command line that regenerates the findings (written into them);
     `given`, the settings a resume must match (see `claim`)."""
     from results.findings import write_findings
+    from results.orchestration.progress import study_status      # it imports this module
 
     if not name:
         raise StudyError("the study needs a name (--name N)")
@@ -292,6 +290,6 @@ def run_study(config: Any, name: str, resume: bool = False, address: str | None 
                 doses[backbone] = run_dose_stage(config, folder, found, backbone, out, progress)
             written = write_findings(config, folder, experiments, load_confirmations(folder), refs, out,
                                      command=command, front_runs=load_front_runs(folder), doses=doses,
-                                     cost=study_cost(config, folder))
+                                     cost=study_status(config, folder))
             say(progress, f"findings after {backbone}: {written['markdown']}")
     return {"study": str(folder), "arms": sorted(experiments), **written}
