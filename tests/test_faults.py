@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +29,7 @@ import pytest
 
 from runtime import quiet_child_environment
 from conftest import HANG_GUARD_S, REPO
-from test_tuning import (SPACE, _kill_driver, _restored_from_a_checkpoint, _results, _snapshot_runtime,
+from test_tuning import (DRIVER, SPACE, _kill_driver, _restored_from_a_checkpoint, _results, _snapshot_runtime,
                          _snapshot_trials, _start_driver, tiny_config)
 
 FAULT_FOLDER = "faults"
@@ -242,7 +243,7 @@ def test_corrupt_or_missing_checkpoint_at_resume(tmp_path):
     for state in sorted((folder / f"trial_{corrupt}").glob("checkpoint_*/trainer.pt")):
         state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])      # truncated file
         truncated.append(str(state.parent))
-    removed = [str(c) for c in (folder / f"trial_{missing}").glob("checkpoint_*")]
+    removed = [str(c) for c in (folder / f"trial_{missing}").glob("*checkpoint_*")]   # kept copy too
     for checkpoint in removed:
         shutil.rmtree(checkpoint)                                                 # missing checkpoint
     epochs_before = {t: len(_results(folder / f"trial_{t}")) for t in (corrupt, missing)}
@@ -271,6 +272,77 @@ def test_corrupt_or_missing_checkpoint_at_resume(tmp_path):
     assert states[missing] == "errored"
     print(f"corrupt {corrupt}: epochs {epochs}; missing {missing}: errored, "
           f"{len(removed)} checkpoints removed")
+
+
+#: The usual test driver, with a callback that SIGKILLs it inside the window where Ray has recorded a
+#: trial's new checkpoint and deleted the previous one, but not yet saved the state that names the
+#: new one (Ray calls on_trial_save there; the state is saved at the end of that driver step).
+KILLED_MID_CHECKPOINT = """
+import json, os, signal, sys
+from pathlib import Path
+from ray.tune import Callback
+import tuning.runner
+
+class KillBeforeTheStateIsSaved(Callback):
+    def __init__(self):
+        self.previous = {}
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        self.previous[trial.trial_id] = trial.checkpoint.path if trial.checkpoint else None
+    def on_trial_save(self, iteration, trials, trial, **info):
+        previous, marker = self.previous.get(trial.trial_id), Path(sys.argv[1]).with_name("killed.json")
+        if previous and not os.path.exists(previous) and not marker.exists():   # Ray restores callbacks
+            marker.write_text(json.dumps({"trial": trial.trial_id, "deleted": previous}))   # on resume: once
+            os.kill(os.getpid(), signal.SIGKILL)
+
+_callbacks = tuning.runner._callbacks
+tuning.runner._callbacks = lambda *args: [*(_callbacks(*args) or []), KillBeforeTheStateIsSaved()]
+""" + DRIVER
+
+
+def _latest_checkpoint_in_snapshot(folder: Path, trial_id: str) -> str:
+    import pickle
+
+    runtime = _snapshot_runtime(folder)[trial_id]
+    return pickle.loads(bytes.fromhex(runtime["checkpoint_manager"]["value"])).latest_checkpoint_result.checkpoint.path
+
+
+@pytest.mark.slow
+def test_driver_killed_between_a_checkpoint_and_the_state_loses_no_trial(tmp_path):
+    """Found by a real study: the stop killed the driver after Ray deleted a trial's previous checkpoint
+    and before it saved the state naming the new one; the resume errored that trial. Its kept copy
+    (tuning.checkpoint_hold) goes back in place and the trial finishes."""
+    from tuning.config import config_to_dict
+
+    config = tiny_config(tmp_path, "window", SPACE, extra=("train.epochs=4",), num_samples=2,
+                         grace_period=4, max_failures=0)
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config_to_dict(config)))
+    folder = tmp_path / "window"
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_MID_CHECKPOINT, str(config_file), temp := tempfile.mkdtemp(
+        prefix="rt", dir="/tmp"), "0"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True, env=quiet_child_environment())
+    try:
+        output, _ = proc.communicate(timeout=HANG_GUARD_S)
+    finally:
+        _kill_driver(proc, temp)
+    assert proc.returncode == -9, output[-3000:]
+    killed = json.loads((tmp_path / "killed.json").read_text())
+    deleted = Path(killed["deleted"])
+    assert not deleted.exists() and _latest_checkpoint_in_snapshot(folder, killed["trial"]) == str(deleted)
+    assert (deleted.parent / f"held_{deleted.name}").is_dir()                  # the kept copy
+
+    proc, temp = _start_driver(config_file, resume=True)
+    try:
+        output, _ = proc.communicate(timeout=HANG_GUARD_S)
+    finally:
+        _kill_driver(proc, temp)
+    assert proc.returncode == 0, output[-3000:]
+    summary = json.loads(output.split("SUMMARY ", 1)[1].splitlines()[0])
+    assert summary["trial_states"][killed["trial"]] == "terminated", output[-3000:]
+    assert summary["trials"] == summary["terminated"] == 2 and summary["errored"] == 0
+    assert _results(deleted.parent)[-1]["epoch"] == 4
+    assert not list(folder.glob("*/held_*")) and not list(folder.glob("*/.held_*"))    # released at the end
+    print(f"killed with {deleted.name} of trial {killed['trial']} deleted; resumed to epoch 4")
 
 
 # ---------------------------------------------------------------- bad data through launch.py

@@ -341,7 +341,8 @@ def _new_tuner(config: Config, name: str, folder: Path, arrays: dict | None, pro
 
 def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, progress: bool,
                   trainable: Any = None, trial_lines: bool = False) -> Any:
-    """Tuner.restore, after putting back a last good experiment state and rebuilding a missing
+    """Tuner.restore, after putting back a last good experiment state and any checkpoint the dead
+    driver deleted before saving the state (tuning.checkpoint_hold), and rebuilding a missing
     or broken Optuna study from Ray's trial records. `progress` and `trial_lines` are those the
     experiment started with: Ray restores its run config, reporter and callbacks included."""
     from ray import tune
@@ -352,9 +353,11 @@ def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, 
     trainable = _trainable(config, arrays, trainable)
     local = _local_experiment(config, name)
     if local is not None:
+        from tuning.checkpoint_hold import put_back
         from tuning.state_backup import repair
 
         repair(local)
+        put_back(local)
     path = f"{storage_root(config).rstrip('/')}/{name}"
     ensure_optuna_db(folder, name, path, SearchSpace(config.tune.space, flat_params(config)),
                  tuple(config.tune.objectives))

@@ -3,7 +3,9 @@
 Ray rewrites `experiment_state-*.json` (and the searcher's `search_gen_state-*.json` and
 `searcher-state-*.pkl`) in place as a run goes on; a driver killed during such a write leaves an
 empty or truncated file, and Tuner.restore then silently starts the whole experiment over. `StateBackup` (a Tune callback in the driver) copies each state file aside
-whenever it changed and parses, and `repair` puts that copy back before a restore.
+whenever it changed and parses, and `repair` puts that copy back before a restore. It also
+keeps each trial's previous checkpoint (`tuning.checkpoint_hold`) until a state it backed up names
+the new one, since both copies of the state may name the previous one until then.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import json
 import logging
 import os
 import pickletools
+import time
 from pathlib import Path
 from typing import Any
 
 from ray.tune import Callback
 
 from runtime import write_atomic
+from tuning.checkpoint_hold import hold, release
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +55,13 @@ def _readable(path: Path, parse: Any = json.loads) -> bytes | None:
 
 
 class StateBackup(Callback):
-    """Copies every changed, readable experiment state file to `<name>.last-good` (atomically)."""
+    """Copies every changed, readable experiment state file to `<name>.last-good` (atomically),
+    and holds each trial's superseded checkpoint until both copies name its successor."""
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         self._seen: dict[str, int] = {}
+        self._held: list[tuple[int, Path]] = []      # (when held, the copy), oldest first
 
     def save(self) -> None:
         for path, parse in _state_files(self.folder):
@@ -74,12 +80,41 @@ class StateBackup(Callback):
                 logger.warning("could not keep a copy of %s (%s)", path.name, exc)   # run goes on
                 continue
             self._seen[path.name] = stamp
+        self._release_named_in_backup()
+
+    def _release_named_in_backup(self) -> None:
+        """Release the copies held before the newest experiment state that was backed up: that
+        state was written after Ray recorded their successors (the driver is one thread), and
+        the live file is at least as new."""
+        states = sorted(self.folder.glob("experiment_state-*.json"))    # Ray resumes from the newest name
+        backed_up = self._seen.get(states[-1].name) if states else None
+        if backed_up is None:
+            return
+        while self._held and self._held[0][0] < backed_up:
+            release(self._held.pop(0)[1])
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+        """Ray calls this just before it records `checkpoint` and deletes the trial's previous one."""
+        previous = trial.checkpoint
+        if previous is None or previous.filesystem.type_name != "local":
+            return
+        try:
+            held = hold(Path(previous.path))
+        except OSError as exc:                      # never let a safeguard fail Ray's checkpoint
+            logger.warning("could not keep a copy of checkpoint %s (%s)", previous.path, exc)
+            return
+        if held is not None:
+            self._held.append((time.time_ns(), held))   # file times are coarse and lag: a state
+                                                         # stamped later was written later
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self.save()
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.save()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.save()                                 # after Ray's final state: the last copies go
 
 
 def repair(folder: str | Path) -> list[str]:
