@@ -85,3 +85,18 @@ def test_on_experiment_end_releases_the_last_copies(tmp_path):
     _write_state(tmp_path, {"a": "checkpoint_000001"})               # Ray's final, forced state
     backup.on_experiment_end([])
     assert not list(tmp_path.glob(f"*/{PREFIX}*"))
+
+
+def test_a_backup_pickled_by_older_code_resumes_and_holds(tmp_path):
+    """Ray restores the callback from the Tuner pickled when the experiment started: one started
+    before the hold existed has no `_held` (the resumed study driver raised AttributeError)."""
+    import pickle
+
+    older = StateBackup(tmp_path)
+    del older.__dict__["_held"]
+    restored = pickle.loads(pickle.dumps(older))
+    first = _checkpoint(tmp_path / "trial_a", 0)
+    restored.on_checkpoint(0, [], _trial(first), None)
+    _write_state(tmp_path, {"a": "checkpoint_000001"})
+    restored.save()
+    assert first.is_dir() and not list(tmp_path.glob(f"*/{PREFIX}*"))

@@ -63,6 +63,11 @@ class StateBackup(Callback):
         self._seen: dict[str, int] = {}
         self._held: list[tuple[int, Path]] = []      # (when held, the copy), oldest first
 
+    def __setstate__(self, state: dict) -> None:
+        """Ray restores callbacks from the Tuner pickled when the experiment started, possibly by
+        older code: fill what that code did not have yet."""
+        self.__dict__.update({"_seen": {}, "_held": [], **state})
+
     def save(self) -> None:
         for path, parse in _state_files(self.folder):
             try:
