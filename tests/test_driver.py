@@ -22,7 +22,7 @@ import pytest
 from conftest import HANG_GUARD_S, REPO, SHARED_DATA, TEST_CACHE
 from runtime import quiet_child_environment
 from test_config_properties import one_error_line, run_launch
-from test_tuning import _kill_driver, _kill_session, _snapshot_states, _start_driver, tiny_config
+from test_tuning import _kill_driver, _kill_session, _run_driver, _snapshot_states, _start_driver, tiny_config
 
 LR = {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}
 
@@ -126,15 +126,9 @@ def test_a_second_driver_is_refused_and_a_dead_drivers_lock_taken_over(tmp_path)
     finally:
         _kill_driver(first, temp)
     assert _lock_pid(folder) == first.pid                              # SIGKILL leaves the file behind
-    resumed, temp = _start_driver(config_file, resume=True)
-    try:
-        output, _ = resumed.communicate(timeout=HANG_GUARD_S)
-    finally:
-        _kill_driver(resumed, temp)
-    assert resumed.returncode == 0, output[-3000:]
+    summary, output = _run_driver(config_file, resume=True)
     assert f"taking over the lock {folder / 'driver.lock'} left by a driver that is no longer running " \
            f"(pid {first.pid} on host" in output, output[-3000:]
-    summary = json.loads(output.split("SUMMARY ", 1)[1].splitlines()[0])
     assert summary["trials"] == summary["finished"] == 2
     assert not (folder / "driver.lock").exists()                      # released at exit
 
@@ -175,16 +169,6 @@ def _decisions(folder: Path) -> dict[float, tuple[int, str]]:
     return {round(float(row.lr), 12): (int(row.epochs), row.state) for row in table.itertuples()}
 
 
-def _run_driver(config_file: Path, resume: bool) -> dict:
-    proc, temp = _start_driver(config_file, resume=resume)
-    try:
-        output, _ = proc.communicate(timeout=HANG_GUARD_S)
-    finally:
-        _kill_driver(proc, temp)
-    assert proc.returncode == 0, output[-3000:]
-    return json.loads(output.split("SUMMARY ", 1)[1].splitlines()[0])
-
-
 @pytest.mark.slow
 def test_asha_stops_the_same_trials_at_the_same_epochs_after_a_crash_and_resume(tmp_path):
     """Random search (seeded), one trial at a time, rungs at epochs 1, 2 and 4: the driver is
@@ -209,7 +193,7 @@ def test_asha_stops_the_same_trials_at_the_same_epochs_after_a_crash_and_resume(
         _kill_driver(proc, temp)
     decided = {round(float(json.loads((folder / f"trial_{t}" / "params.json").read_text())["params"]["lr"]), 12)
                for t, s in _snapshot_states(folder).items() if s == "TERMINATED"}
-    summary = _run_driver(config_file, resume=True)
+    summary, _ = _run_driver(config_file, resume=True)
     assert summary["trials"] == summary["finished"] == 6, summary
     resumed = _decisions(folder)
     assert resumed == whole, (resumed, whole)

@@ -29,8 +29,8 @@ import pytest
 
 from runtime import quiet_child_environment
 from conftest import HANG_GUARD_S, REPO
-from test_tuning import (DRIVER, SPACE, _kill_driver, _restored_from_a_checkpoint, _results, _snapshot_runtime,
-                         _snapshot_trials, _start_driver, tiny_config)
+from test_tuning import (DRIVER, SPACE, _kill_driver, _restored_from_a_checkpoint, _results, _run_driver,
+                         _snapshot_runtime, _snapshot_trials, _start_driver, tiny_config)
 
 FAULT_FOLDER = "faults"
 ROLES = {"once": 3, "always": 2}        # role -> the epoch whose report raises instead
@@ -331,13 +331,7 @@ def test_driver_killed_between_a_checkpoint_and_the_state_loses_no_trial(tmp_pat
     assert not deleted.exists() and _latest_checkpoint_in_snapshot(folder, killed["trial"]) == str(deleted)
     assert (deleted.parent / f"held_{deleted.name}").is_dir()                  # the kept copy
 
-    proc, temp = _start_driver(config_file, resume=True)
-    try:
-        output, _ = proc.communicate(timeout=HANG_GUARD_S)
-    finally:
-        _kill_driver(proc, temp)
-    assert proc.returncode == 0, output[-3000:]
-    summary = json.loads(output.split("SUMMARY ", 1)[1].splitlines()[0])
+    summary, output = _run_driver(config_file, resume=True)
     assert summary["trial_states"][killed["trial"]] == "terminated", output[-3000:]
     assert summary["trials"] == summary["terminated"] == 2 and summary["errored"] == 0
     assert _results(deleted.parent)[-1]["epoch"] == 4

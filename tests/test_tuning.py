@@ -206,6 +206,17 @@ def _start_driver(config_file: Path, resume: bool):
     return proc, temp
 
 
+def _run_driver(config_file: Path, resume: bool) -> tuple[dict, str]:
+    """Run the test driver to its end; its SUMMARY and its output (exit 0 asserted)."""
+    proc, temp = _start_driver(config_file, resume=resume)
+    try:
+        output, _ = proc.communicate(timeout=HANG_GUARD_S)
+    finally:
+        _kill_driver(proc, temp)
+    assert proc.returncode == 0, output[-3000:]
+    return json.loads(output.split("SUMMARY ", 1)[1].splitlines()[0]), output
+
+
 def _kill_session(proc) -> None:
     """SIGKILL every process of the driver's session: Ray's trial workers get their own process
     group and a `ray::...` title (no temp path), but keep the driver's session id."""
@@ -322,14 +333,8 @@ def test_killed_driver_resumes_to_num_samples(tmp_path):
     assert len(finished_before) >= 1 and len(before) > len(finished_before)
 
     start = time.time()
-    proc, temp = _start_driver(config_file, resume=True)
-    try:
-        output, _ = proc.communicate(timeout=HANG_GUARD_S)
-        print(f"resume took {time.time() - start:.1f} s")
-    finally:
-        _kill_driver(proc, temp)
-    assert proc.returncode == 0, output[-3000:]
-    summary = json.loads(output.split("SUMMARY ", 1)[1].splitlines()[0])
+    summary, _ = _run_driver(config_file, resume=True)
+    print(f"resume took {time.time() - start:.1f} s")
     assert summary["trials"] == summary["finished"] == 4 and not summary["interrupted"]
     assert set(before) <= set(summary["trial_states"])
     for trial_id, count in finished_before.items():             # finished trials kept, not re-run
