@@ -239,10 +239,10 @@ def test_corrupt_or_missing_checkpoint_at_resume(tmp_path):
     config_file.write_text(json.dumps(config_to_dict(config)))
     folder = tmp_path / "broken"
     corrupt, missing = _killed_with_two_restorable_trials(config_file, folder)
-    truncated = []
-    for state in sorted((folder / f"trial_{corrupt}").glob("checkpoint_*/trainer.pt")):
+    truncated = []                    # every trainer.pt, a held copy's too (put back, it is read by its name)
+    for state in sorted((folder / f"trial_{corrupt}").glob("*checkpoint_*/trainer.pt")):
         state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])      # truncated file
-        truncated.append(str(state.parent))
+        truncated.append(str(state.parent.with_name(state.parent.name.removeprefix("held_"))))
     removed = [str(c) for c in (folder / f"trial_{missing}").glob("*checkpoint_*")]   # kept copy too
     for checkpoint in removed:
         shutil.rmtree(checkpoint)                                                 # missing checkpoint
