@@ -209,8 +209,11 @@ def _study_status(config: Any, args: argparse.Namespace, given: Any) -> None:
     from results.orchestration.study import claim
 
     folder, saved = claim(config, args.name, resume=True, given=given, flag="--status")
+    from tuning.lock import running_driver
+
     rows = study_status(saved, folder)
-    print_rows(f"study {args.name}: {folder}", [{**row, "hours_left": "?" if row["hours_left"] is None
+    driver = running_driver(folder)
+    print_rows(f"study {args.name}: {folder}" + (f" (running: driver {driver})" if driver else ""), [{**row, "hours_left": "?" if row["hours_left"] is None
                                                  else row["hours_left"]} for row in rows])
     print("hours_left: training hours still to go at the pace of the runs done (the part's own, or a part "
           "that trains alike); ? = nothing comparable has run yet; runs in parallel take less wall time")

@@ -17,6 +17,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -96,3 +97,19 @@ def driver_lock(folder: Path, name: str) -> Iterator[Path]:
         with contextlib.suppress(OSError):
             path.unlink()
         os.close(fd)
+
+
+def running_driver(folder: Path, locks: Path = Path("/proc/locks")) -> str | None:
+    """Who holds `folder`'s driver lock now ("pid N on host H"), else None: for status lines. It
+    reads the kernel's lock table instead of trying the lock, which could refuse a driver starting
+    at that instant; where there is no such table (not Linux) it says None."""
+    path = folder / LOCK_FILE
+    try:
+        stat, table = path.stat(), locks.read_text()
+    except OSError:
+        return None
+    key = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    for line in table.splitlines():
+        if "FLOCK" in line and re.search(rf"\s{re.escape(key)}\s", line) and "->" not in line:
+            return _describe(_holder(path))
+    return None

@@ -60,8 +60,16 @@ def _search_row(config: Any, arm: str, experiment: Path) -> dict[str, Any]:
     trials = load_experiment(experiment)
     ended = int((trials["state"] != UNFINISHED).sum())
     seconds = float(trials["seconds"].fillna(0).sum())
-    state = DONE if (experiment / DONE_MARK).is_file() else "stopped part way (--resume continues it)"
+    state = DONE if (experiment / DONE_MARK).is_file() else _part_way(experiment)
     return _row("search", arm, ended, planned, seconds, state)
+
+
+def _part_way(experiment: Path) -> str:
+    """A search not done is running (its driver holds the arm's lock) or was stopped."""
+    from tuning.lock import running_driver
+
+    driver = running_driver(experiment)
+    return f"running (driver {driver})" if driver else "stopped part way (--resume continues it)"
 
 
 def _confirmation_row(config: Any, folder: Path, arm: str, searched: dict[str, Path]) -> dict[str, Any]:
