@@ -207,14 +207,13 @@ def _study_status(config: Any, args: argparse.Namespace, given: Any) -> None:
     """`study --status`: what is done and what is left, read from the folder; runs nothing."""
     from results.orchestration.progress import study_status
     from results.orchestration.study import claim
-
-    folder, saved = claim(config, args.name, resume=True, given=given, flag="--status")
     from tuning.lock import running_driver
 
+    folder, saved = claim(config, args.name, resume=True, given=given, flag="--status")
     rows = study_status(saved, folder)
     driver = running_driver(folder)
-    print_rows(f"study {args.name}: {folder}" + (f" (running: driver {driver})" if driver else ""), [{**row, "hours_left": "?" if row["hours_left"] is None
-                                                 else row["hours_left"]} for row in rows])
+    print_rows(f"study {args.name}: {folder}" + (f" (running: driver {driver})" if driver else ""),
+               [{**row, "hours_left": "?" if row["hours_left"] is None else row["hours_left"]} for row in rows])
     print("hours_left: training hours still to go at the pace of the runs done (the part's own, or a part "
           "that trains alike); ? = nothing comparable has run yet; runs in parallel take less wall time")
     if args.json:

@@ -69,7 +69,8 @@ class StateBackup(Callback):
         self.__dict__.update({"_seen": {}, "_held": [], **state})
 
     def save(self) -> None:
-        for path, parse in _state_files(self.folder):
+        files = _state_files(self.folder)
+        for path, parse in files:
             try:
                 stamp = path.stat().st_mtime_ns
             except OSError:
@@ -85,14 +86,14 @@ class StateBackup(Callback):
                 logger.warning("could not keep a copy of %s (%s)", path.name, exc)   # run goes on
                 continue
             self._seen[path.name] = stamp
-        self._release_named_in_backup()
+        states = [path.name for path, _ in files if path.name.startswith("experiment_state-")]
+        self._release_named_in_backup(max(states, default=None))     # Ray resumes from the newest name
 
-    def _release_named_in_backup(self) -> None:
-        """Release the copies held before the newest experiment state that was backed up: that
+    def _release_named_in_backup(self, state: str | None) -> None:
+        """Release the copies held before the experiment state `state` was last backed up: that
         state was written after Ray recorded their successors (the driver is one thread), and
         the live file is at least as new."""
-        states = sorted(self.folder.glob("experiment_state-*.json"))    # Ray resumes from the newest name
-        backed_up = self._seen.get(states[-1].name) if states else None
+        backed_up = self._seen.get(state) if state else None
         if backed_up is None:
             return
         while self._held and self._held[0][0] < backed_up:
