@@ -1,5 +1,5 @@
 """A trial's previous checkpoint is kept until a backed-up state names its successor (unit level;
-the real driver killed in that window is tests/test_faults.py::test_driver_killed_between_...)."""
+the real driver killed in that window is tests/test_resume_faults.py::test_driver_killed_between_...)."""
 
 from __future__ import annotations
 
