@@ -160,7 +160,8 @@ def print_report(records: list[dict[str, Any]], references: dict[str, dict[str, 
 
 
 SMOKE = {"dataset": "ml-100k", "seeds": "42", "epochs": 1, "patience": 1, "max_len": 10, "workers": 1,
-         "set": ["model.hidden_size=16", "model.adapter_hidden=32", "model.num_blocks=1"]}
+         "set": ["model.hidden_size=16", "model.adapter_hidden=32", "model.num_blocks=1",
+                 f"data.cache_dir={C.DEFAULT_CACHE_DIR}"]}     # the tests' cache, as the other smokes use
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -39,6 +39,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def _default_cache_entries() -> set[str]:
+    """What lies in the repository's default data cache, two levels deep (sources and their files)."""
+    root = REPO / ".cache" / "icc-tune"
+    return {str(path.relative_to(root)) for pattern in ("*", "*/*") for path in root.glob(pattern)}
+
+
+@pytest.fixture(autouse=True)
+def _tests_prepare_data_in_the_test_cache():
+    """A test that prepares data with the default `data.cache_dir` prepares it a second time
+    beside TEST_CACHE: a cold MiniLM pass over amazon-scientific, a minute of every CI run."""
+    before = _default_cache_entries()
+    yield
+    added = sorted(_default_cache_entries() - before)
+    assert not added, (f"this test wrote the default data cache .cache/icc-tune ({', '.join(added[:4])}); "
+                       f"give it data.cache_dir={TEST_CACHE} (tests/conftest.TEST_CACHE)")
+
+
 def data_config(name: str, **options):
     from datasets.config import DataConfig
 

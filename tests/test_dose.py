@@ -290,8 +290,10 @@ def test_a_second_dose_driver_is_refused_while_the_first_runs(tmp_path):
     """Two drivers would both take the first missing run; a report beside a driver is fine."""
     from results.orchestration.dose import claim_dose, run_dose
     from tuning.lock import ExperimentLocked, driver_lock
+    from conftest import SHARED_DATA, TEST_CACHE
 
-    config = load_config("configs/dose-scientific.yaml", [*SMALL_PLAN, f"tune.storage_path={tmp_path}"])
+    sets = [*SMALL_PLAN, f"tune.storage_path={tmp_path}", f"data.data_root={SHARED_DATA}", f"data.cache_dir={TEST_CACHE}"]
+    config = load_config("configs/dose-scientific.yaml", sets)
     folder, _, _ = claim_dose(config, "d", resume=False, given=None)
     with driver_lock(folder, "d"):
         with pytest.raises(ExperimentLocked, match="d"):
