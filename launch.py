@@ -215,7 +215,8 @@ def _study_status(config: Any, args: argparse.Namespace, given: Any) -> None:
     print_rows(f"study {args.name}: {folder}" + (f" (running: driver {driver})" if driver else ""),
                [{**row, "hours_left": "?" if row["hours_left"] is None else row["hours_left"]} for row in rows])
     print("hours_left: training hours still to go at the pace of the runs done (the part's own, or a part "
-          "that trains alike); ? = nothing comparable has run yet; runs in parallel take less wall time")
+          "that trains alike; before a confirmation, front or dose run has run, the arm's search trials that "
+          "trained to their own end); ? = nothing comparable has run yet; runs in parallel take less wall time")
     if args.json:
         print(json.dumps({"study": str(folder), "stages": rows}, default=str))
 

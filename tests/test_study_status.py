@@ -89,3 +89,34 @@ def test_hours_left_go_by_the_part_that_trains_alike_with_most_runs_done():
     assert left[("front", "icc-sasrec")] == pytest.approx(6 * 0.5)                    # the arm's confirmation pace
     assert left[("front", "llmesr-sasrec")] is None                                    # its count is not known
     assert left[("dose", "dose-sasrec")] == pytest.approx(65 * 0.5)
+
+
+def test_runs_not_yet_started_go_by_the_search_trials_that_trained_to_their_end():
+    """A confirmation, front or dose run trains a setting to patience or the cap, as a search
+    trial that ASHA did not stop: before any has run, those trials (both searcher seeds pooled)
+    are the pace; trials ASHA cut at epoch 3 would understate it."""
+    from results.orchestration.progress import WHOLE_TRIAL_KEYS, with_hours_left
+
+    def search(part: str, trials: int, hours: float) -> dict:
+        return {**row("search", part, 60, 60, 9.9, "done"), "whole_trials": trials, "whole_trial_hours": hours}
+
+    rows = with_hours_left([
+        search("llmesr-sasrec", 10, 1.0), search("llmesr-sasrec-search1", 30, 1.0),
+        search("icc-sasrec", 20, 2.0), {**search("icc-sasrec-search1", 0, 0.0), "state": "running"},
+        row("confirmation", "llmesr-sasrec", 0, 5, 0.0),
+        row("confirmation", "llmesr-sasrec-search1", 0, 5, 0.0),
+        row("front", "llmesr-sasrec", 0, 6, 0.0),
+        row("confirmation", "icc-sasrec + control-sasrec", 0, 10, 0.0),
+        row("confirmation", "icc-sasrec-search1", 0, 5, 0.0, "waits for search icc-sasrec-search1"),
+        row("dose", "dose-sasrec", 0, 27, 0.0, "waits for confirmation of llmesr-sasrec"),
+        row("confirmation", "plain-sasrec", 0, 5, 0.0),
+    ])
+    left = {(r["stage"], r["part"]): r["hours_left"] for r in rows}
+    assert left[("confirmation", "llmesr-sasrec")] == pytest.approx(5 * 2.0 / 40)        # 40 whole trials, 2 h
+    assert left[("confirmation", "llmesr-sasrec-search1")] == pytest.approx(5 * 2.0 / 40)
+    assert left[("front", "llmesr-sasrec")] == pytest.approx(6 * 2.0 / 40)
+    assert left[("confirmation", "icc-sasrec + control-sasrec")] == pytest.approx(10 * 0.1)
+    assert left[("confirmation", "icc-sasrec-search1")] == pytest.approx(5 * 0.1)
+    assert left[("dose", "dose-sasrec")] == pytest.approx(27 * 0.1)                     # ICC runs at LLM-ESR's settings
+    assert left[("confirmation", "plain-sasrec")] is None                               # no plain search yet
+    assert not any(key in r for r in rows for key in WHOLE_TRIAL_KEYS)                 # one set of columns

@@ -15,11 +15,13 @@ from typing import Any
 
 from results.orchestration.confirm import (FRONT_DIR, StudyError, confirmation_jobs, confirmation_path,
                                            front_jobs, front_rows, read_runs)
-from model.contract import UNFINISHED
-from results.orchestration.study import DONE_MARK, SEARCH_DIR, arm_name, arms, dose_stage
+from model.contract import TERMINATED, UNFINISHED
+from results.orchestration.study import DONE_MARK, DOSE_STAGE_PREFIX, SEARCH_DIR, arm_name, arms, dose_stage
 from results.study_plots import CONTROL, SEARCH_SUFFIX
 
 DONE, WAITING = "done", "waits for"
+#: what a search row carries for the estimates only: its trials that trained to their own end
+WHOLE_TRIAL_KEYS = ("whole_trials", "whole_trial_hours")
 
 
 def study_status(config: Any, folder: Path) -> list[dict[str, Any]]:
@@ -61,7 +63,9 @@ def _search_row(config: Any, arm: str, experiment: Path) -> dict[str, Any]:
     ended = int((trials["state"] != UNFINISHED).sum())
     seconds = float(trials["seconds"].fillna(0).sum())
     state = DONE if (experiment / DONE_MARK).is_file() else _part_way(experiment)
-    return _row("search", arm, ended, planned, seconds, state)
+    whole = trials.loc[trials["state"] == TERMINATED, "seconds"].dropna()
+    return {**_row("search", arm, ended, planned, seconds, state),
+            **dict(zip(WHOLE_TRIAL_KEYS, (len(whole), float(whole.sum()) / 3600)))}
 
 
 def _part_way(experiment: Path) -> str:
@@ -132,7 +136,34 @@ def with_hours_left(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         key = _trains_alike(row)
         if row["done"] and row["hours"] > 0 and row["done"] > guide.get(key, (0, 0.0))[0]:
             guide[key] = (row["done"], row["hours"] / row["done"])
-    return [{**row, "hours_left": _hours_left(row, guide.get(_trains_alike(row)))} for row in rows]
+    whole = _whole_trial_pace(rows)
+    return [{**{key: value for key, value in row.items() if key not in WHOLE_TRIAL_KEYS},
+             "hours_left": _hours_left(row, guide.get(_trains_alike(row)) or whole.get(_run_like(row)))}
+            for row in rows]
+
+
+def _whole_trial_pace(rows: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
+    """arm (searcher seed aside) -> (trials, hours per trial) of its searches' trials that trained
+    to their own end (patience or the epoch cap, not stopped by ASHA): what a confirmation, front
+    or dose run of that arm costs, before any has run."""
+    pooled: dict[str, tuple[int, float]] = {}
+    for row in rows:
+        if row["stage"] == "search" and row.get("whole_trials"):
+            base = row["part"].split(SEARCH_SUFFIX)[0]
+            count, hours = pooled.get(base, (0, 0.0))
+            pooled[base] = (count + row["whole_trials"], hours + row["whole_trial_hours"])
+    return {base: (count, hours / count) for base, (count, hours) in pooled.items()}
+
+
+def _run_like(row: dict[str, Any]) -> str | None:
+    """The search arm whose whole trials train like this row's runs: its own arm for confirmation
+    and front runs (the ICC arm for its control too), the backbone's ICC arm for a dose-response
+    (ICC runs at the LLM-ESR arm's settings)."""
+    if row["stage"] in ("confirmation", "front"):
+        return row["part"].split(" + ")[0].split(SEARCH_SUFFIX)[0]
+    if row["stage"] == "dose":
+        return arm_name("icc", row["part"].removeprefix(DOSE_STAGE_PREFIX))
+    return None
 
 
 def _hours_left(row: dict[str, Any], guide: tuple[int, float] | None) -> float | None:

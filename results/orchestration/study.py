@@ -50,10 +50,13 @@ DONE_MARK = ".search-done"
 
 
 # ---- arms -------------------------------------------------------------------------------------
+DOSE_STAGE_PREFIX = "dose-"
+
+
 def dose_stage(backbone: str) -> str:
     """The folder name of a study's dose stage for `backbone`: its runs under the study, its
     report under the findings (`study.dose_backbones`)."""
-    return f"dose-{backbone}"
+    return DOSE_STAGE_PREFIX + backbone
 
 
 def arm_name(variant: str, backbone: str, search_seed: int | None = None) -> str:
