@@ -15,6 +15,7 @@ from typing import Any
 from ray.tune import Callback
 
 from model.contract import BEST_SO_FAR
+from tuning.eta import about_left
 
 DONE_STATES = ("TERMINATED", "ERROR")
 
@@ -77,5 +78,4 @@ def time_left(elapsed_s: float, ended_here: int, remaining: int) -> str:
     nothing once none remain or before this driver has seen a trial end."""
     if remaining <= 0 or ended_here <= 0:
         return ""
-    minutes = elapsed_s / ended_here * remaining / 60
-    return f", about {minutes / 60:.1f} h left" if minutes >= 90 else f", about {max(1, round(minutes))} min left"
+    return ", " + about_left(elapsed_s / ended_here * remaining)

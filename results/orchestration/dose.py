@@ -39,6 +39,7 @@ from results.orchestration.confirm import (continued_note, prepare_data_once, re
 from results.orchestration.study import claim_with_plan, save_plan
 from results.stats import equivalence, holm, mean_ci, paired, verdict
 from results.study_plots import CONTROL
+from tuning.eta import about_left
 
 DOSE_DIR = "dose"
 METRICS = ("ndcg_10", "tail_item_ndcg_10")
@@ -161,8 +162,7 @@ def time_left(lengths: list[float], total: int, workers: int, then: int = 0) -> 
     if len(lengths) >= total and not then:
         return "done"
     rounds = math.ceil(max(0, total - len(lengths)) / workers) + math.ceil(then / workers)
-    left = sum(lengths) / len(lengths) * rounds
-    return f"about {left / 60:.0f} min left" if left < 5400 else f"about {left / 3600:.1f} h left"
+    return about_left(sum(lengths) / len(lengths) * rounds)
 
 
 def load_runs(folder: Path) -> list[dict[str, Any]]:
