@@ -40,9 +40,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _default_cache_entries() -> set[str]:
-    """What lies in the repository's default data cache, two levels deep (sources and their files)."""
+    """The prepared datasets (one folder per source and hash) and caches in the repository's
+    default data cache. The top level only: a study running beside the tests in the same checkout
+    adds cluster files there, never a new dataset, and a clean clone's first stray write is a new
+    top-level folder."""
     root = REPO / ".cache" / "icc-tune"
-    return {str(path.relative_to(root)) for pattern in ("*", "*/*") for path in root.glob(pattern)}
+    return {path.name for path in root.glob("*")}
 
 
 @pytest.fixture(autouse=True)
