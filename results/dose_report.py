@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from results.stats import at_cap_sentence, ci_text
+from results.stats import at_cap_sentence, change_text, ci_text
 from results.study_plots import CONTROL
 
 METRIC_LABEL = {"ndcg_10": "test NDCG@10", "tail_item_ndcg_10": "test tail-item NDCG@10"}
@@ -61,7 +61,7 @@ def answer(confirmed: list[dict[str, Any]], margin: float, missing: int = 0) -> 
 
 
 def _dose_words(row: dict[str, Any], with_p: bool = True) -> str:
-    change = "" if row["relative"] is None else f" {100 * row['relative']:+.1f} %"
+    change = "" if row["relative"] is None else f" {change_text(row)}"
     p = f" (Holm p {_p_text(row['p_holm'])})" if with_p and row.get("p_holm") is not None else ""
     return f"{row['clustering']} at {100 * row['share']:g} % of the loss{change}{p}"
 
@@ -144,15 +144,14 @@ def _confirmed_section(config: Any, confirmed: list[dict[str, Any]], missing: in
 
 def _table(rows: list[dict[str, Any]], with_metric: bool) -> list[str]:
     metric_head, metric_rule = ("| metric ", "|---") if with_metric else ("", "")
-    lines = [f"{metric_head}| clustering | share | seeds | realised | mean ± 95 % CI | vs control | p | p (Holm) "
+    lines = [f"{metric_head}| clustering | share | seeds | realised | mean ± 95 % CI | vs control [95 % CI] | p | p (Holm) "
              f"| TOST p | verdict |", f"{metric_rule}|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ci = ci_text(r) or "-"
-        rel = "-" if r["relative"] is None else f"{100 * r['relative']:+.1f} %"
         metric = f"| {METRIC_LABEL[r['metric']]} " if with_metric else ""
         realised = f"{_fmt(r['realised_share'], 3)} / {_fmt(r.get('realised_share_best'), 3)}"
         lines.append(f"{metric}| {r['clustering']} | {r['share']:g} | {r['seeds']} | {realised} "
-                     f"| {ci} | {rel} | {_fmt(r['p_value'], 3)} | {_fmt(r.get('p_holm'), 3)} "
+                     f"| {ci} | {change_text(r)} | {_fmt(r['p_value'], 3)} | {_fmt(r.get('p_holm'), 3)} "
                      f"| {_fmt(r['tost_p'], 3)} | {r['verdict']} |")
     return lines
 

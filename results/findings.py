@@ -21,7 +21,7 @@ from results.findings_render import to_html_page, to_markdown_text
 from results.findings_search import (EDGE, arm_fronts, arm_trials, at_range_ends, best_configs, budget_curves,
                                      confirmed_clusters, confirmed_fronts, confirmed_hypervolumes, edge_note,
                                      front_table)
-from results.stats import ALPHA, at_cap_sentence, ci_text, mean_ci
+from results.stats import ALPHA, at_cap_sentence, change_text, ci_text, mean_ci
 from results.study_plots import (VARIANT_LABEL, arm_parts, arm_search_seed, plot_arm_fronts, plot_budget,
                                  plot_confirmed_fronts, plot_effects, plot_pareto)
 from settings import dotted_value
@@ -313,7 +313,7 @@ def _dose_pieces(doses: dict[str, dict[str, Any]], out: Path) -> list[tuple]:
             primary = pd.DataFrame({
                 "clustering": primary["clustering"], "share": [f"{100 * v:g} %" for v in primary["share"]],
                 "metric": primary["metric"].map(lambda m: METRIC_LABEL.get(m, m)), "seeds": primary["seeds"],
-                "vs control": [f"{100 * v:+.1f} %" for v in primary["relative"]],
+                "vs control [95 % CI]": [change_text(row) for row in report["confirmed"]],
                 "p (Holm)": primary["p_holm"].round(3), "TOST p": primary["tost_p"].round(3),
                 "verdict": primary["verdict"]})
         pieces += [("h3", f"{backbone}: {report['runs']} runs, {report['missing']} still to run "

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from results.dose_report import METRIC_LABEL
+from results.stats import change_text
 
 ANSWERS_MD, ANSWERS_CSV = "icc-answers.md", "icc-answers.csv"
 
@@ -28,7 +29,7 @@ def answers_frame(answers: list[dict[str, Any]]) -> pd.DataFrame:
 def _change(row: dict[str, Any] | None) -> str:
     if row is None or row["relative"] is None:
         return "-"
-    return f"{100 * row['relative']:+.1f} %, {row['verdict']}"
+    return f"{change_text(row)}, {row['verdict']}"
 
 
 def _rows_of(entry: dict[str, Any]) -> list[str]:
@@ -55,9 +56,9 @@ def markdown(answers: list[dict[str, Any]], command: str) -> str:
              f"Regenerate: `{command}`. Computed from the run files of each dose-response (see its own "
              "`dose/dose.md` for the screen, the CIs and every p-value). Each row is a clustering's best "
              "share (chosen on validation NDCG@10 over the screen's seeds) against the same configuration "
-             "without ICC, on every paired seed: the change of the test mean and the verdict of the "
-             "dose-response's pre-registered primary family (Holm over its tests; TOST for equivalence "
-             "within the stated margin).", "",
+             "without ICC, on every paired seed: the change of the test mean [its 95 % CI], in % of the "
+             "control's mean, and the verdict of the dose-response's pre-registered primary family (Holm "
+             "over its tests; TOST for equivalence within the stated margin).", "",
              "| dataset | backbone | dose-response | runs | training h | clustering | best share "
              f"| {METRIC_LABEL['ndcg_10']} | {METRIC_LABEL['tail_item_ndcg_10']} |",
              "|---|---|---|---|---|---|---|---|---|"]

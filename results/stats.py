@@ -64,6 +64,21 @@ def paired(treatment: Sequence[float], control: Sequence[float]) -> dict[str, An
     return out
 
 
+def change_text(row: Mapping[str, Any]) -> str:
+    """A paired comparison's relative change with its 95 % CI, in % of the control's mean:
+    "+0.7 % [-1.2, +2.6]" (the change alone without an interval, "-" without a change). An
+    inconclusive verdict then still says which changes the seeds rule out."""
+    relative = row.get("relative")
+    if relative is None or relative != relative:
+        return "-"
+    text = f"{100 * relative:+.1f} %"
+    half, base = row.get("diff_half_width"), row.get("control_mean")
+    if half is None or half != half or not base:
+        return text
+    low, high = (row["diff"] - half) / base, (row["diff"] + half) / base
+    return f"{text} [{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
 def equivalence(treatment: Sequence[float], control: Sequence[float], margin: float) -> dict[str, Any]:
     """TOST (two one-sided paired t-tests) of |treatment - control| < margin * mean(control):
     p below ALPHA says the two are equivalent within that relative margin. None where undefined

@@ -2,8 +2,8 @@
 
 That table is written by hand from `docs/studies/icc-answers.md` and `.csv`, which
 tests/test_icc_answers.py keeps equal to what `launch.py dose --summary` computes from the committed
-run files. Here the hand-written table is held to them: every signed percentage and Holm p-value it
-quotes is one of the primary family's, a "worse" or "better" is a verdict there, "no help" has no
+run files. Here the hand-written table is held to them: every signed percentage (a change or an end
+of its 95 % CI) and Holm p-value it quotes is one of the primary family's, a "worse" or "better" is a verdict there, "no help" has no
 "better" beside it, and a dose-response still running is "under way" with its true run count. So a
 README that falls behind the runs, or quotes an unadjusted p-value, fails here.
 """
@@ -51,6 +51,12 @@ def quoted_percentages(cell: str) -> set[str]:
     return set(re.findall(r"(?<![\w.])[+-]\d+\.\d\b", cell))
 
 
+def ci_bounds(rows: pd.DataFrame) -> set[str]:
+    """The ends of each change's 95 % CI, in % of the control's mean, as the README quotes them."""
+    return {f"{100 * (r.diff + sign * r.diff_half_width) / r.control_mean:+.1f}"
+            for r in rows.itertuples() for sign in (-1, 1)}
+
+
 def quoted_holm(cell: str) -> set[str]:
     """p-values quoted as Holm-adjusted: every number inside "(Holm p ...)"."""
     return {p for inside in re.findall(r"Holm p ([^)]*)\)", cell) for p in re.findall(r"\d\.\d{3}", inside)}
@@ -80,7 +86,7 @@ def test_each_readme_row_quotes_its_primary_family(key):
     for metric, cell in zip(METRICS, cells):
         mine = rows[rows["metric"] == metric]
         assert "under way" not in cell, f"{key} {metric}: the primary family is whole; say what it found"
-        changes = {f"{100 * r:+.1f}" for r in mine["relative"]}
+        changes = {f"{100 * r:+.1f}" for r in mine["relative"]} | ci_bounds(mine)
         assert quoted_percentages(cell) <= changes, (key, metric, quoted_percentages(cell) - changes)
         holm = {f"{p:.3f}" for p in mine["p_holm"]}
         assert quoted_holm(cell) <= holm, (key, metric, quoted_holm(cell) - holm)

@@ -118,3 +118,29 @@ def test_tost_is_the_larger_p_of_scipys_two_one_sided_paired_tests(control, shif
     lower = stats.ttest_1samp(diffs, -bound, alternative="greater").pvalue
     upper = stats.ttest_1samp(diffs, bound, alternative="less").pvalue
     assert out["p_value"] == pytest.approx(max(float(lower), float(upper)), rel=1e-6, abs=1e-12)
+
+
+def test_a_change_reads_with_its_interval_in_percent_of_the_control():
+    from results.stats import change_text
+
+    control, treatment = [0.10, 0.10, 0.10], [0.101, 0.099, 0.103]      # diffs +1, -1, +3 (x 1e-3)
+    row = {**paired(treatment, control), "control_mean": 0.10}
+    half = 4.302653 * statistics.stdev([1.0, -1.0, 3.0]) / math.sqrt(3)   # t(0.975, 2) x sd / sqrt(n), in 1e-3
+    assert change_text(row) == f"+1.0 % [{1.0 - half:+.1f}, {1.0 + half:+.1f}]" == "+1.0 % [-4.0, +6.0]"
+    assert change_text({**row, "diff_half_width": None}) == "+1.0 %"          # one seed: no interval
+    assert change_text({"relative": None}) == "-" and change_text({"relative": float("nan")}) == "-"
+
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(control=st.lists(st.floats(0.01, 0.2), min_size=2, max_size=8),
+       shifts=st.lists(st.floats(-0.01, 0.01), min_size=8, max_size=8))
+def test_the_interval_of_a_change_excludes_zero_exactly_when_the_paired_test_rejects(control, shifts):
+    """A 95 % t interval of the paired difference and the two-sided paired t-test at 0.05 are one
+    inference: an inconclusive change's interval always spans no change."""
+    treatment = [c + s for c, s in zip(control, shifts)]
+    diffs = [t - c for t, c in zip(treatment, control)]
+    assume(statistics.stdev(diffs) > 1e-9)
+    row = paired(treatment, control)
+    low, high = row["diff"] - row["diff_half_width"], row["diff"] + row["diff_half_width"]
+    assume(min(abs(low), abs(high)) > 1e-9 * max(abs(low), abs(high), 1e-12))   # not on the boundary
+    assert (low > 0 or high < 0) == (row["p_value"] < 0.05)
