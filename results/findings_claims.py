@@ -6,10 +6,11 @@ the runs (results.stats); results.findings lays them out."""
 from __future__ import annotations
 
 import math
+import statistics
 
 import pandas as pd
 
-from results.stats import ALPHA, equivalence, holm, paired
+from results.stats import ALPHA, change_text, equivalence, holm, paired
 from results.study_plots import VARIANT_LABEL
 from tuning.config import STUDY_COMPARISONS, STUDY_METRICS
 
@@ -61,6 +62,7 @@ def comparisons(runs: pd.DataFrame, backbones: list[str], primary: list[str],
                 rows.append({"backbone": backbone, "comparison": f"{VARIANT_LABEL[treat]} vs {VARIANT_LABEL[control]}",
                              "metric": f"test {metric}", "family": family, "seeds": test["n"],
                              "difference": test["diff"], "ci95": test["diff_half_width"],
+                             "control_mean": statistics.fmean(b[f"test_{metric}"]),
                              "relative_%": None if test["relative"] is None else 100 * test["relative"],
                              "p": test["p_value"], "d_z": test["d_z"], "tost_p": tost["p_value"]})
     frame = pd.DataFrame(rows)
@@ -82,7 +84,9 @@ def _effect(row: pd.Series, what: str) -> str:
     """A primary comparison is judged by its Holm-adjusted p; an exploratory one by its raw p,
     and says so."""
     rel = row["relative_%"]
-    change = "" if rel is None or pd.isna(rel) else f"{rel:+.1f} %"
+    change = "" if rel is None or pd.isna(rel) else change_text(
+        {"relative": rel / 100, "diff": row["difference"], "diff_half_width": row["ci95"],
+         "control_mean": row.get("control_mean")})
     primary = row.get("family") == "primary"
     p_raw = row["p_holm"] if primary else row["p"]
     p = None if pd.isna(p_raw) else float(p_raw)

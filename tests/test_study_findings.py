@@ -108,6 +108,10 @@ def test_a_difference_that_is_not_significant_is_called_equivalent_only_where_to
     assert "beyond the equivalence margin" in sentences(close, ["sasrec"])[0]
     strict = comparisons(pd.DataFrame(rows), ["sasrec"], primary, margin=0.0001)
     assert (strict["tost_p"] > 0.05).all() and "not shown equivalent" in sentences(strict, ["sasrec"])[0]
+    # the change carries its 95 % CI in % of the control's mean: what an inconclusive one rules out
+    row = strict[(strict["comparison"] == "ICC vs no-ICC control") & (strict["metric"] == "test ndcg_10")].iloc[0]
+    low, high = ((row["difference"] + sign * row["ci95"]) / row["control_mean"] * 100 for sign in (-1, 1))
+    assert f"{row['relative_%']:+.1f} % [{low:+.1f}, {high:+.1f}]" in sentences(strict, ["sasrec"])[0]
 
 
 def test_each_front_trial_is_measured_on_test_over_the_front_seeds(tmp_path):
