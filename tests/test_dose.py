@@ -302,7 +302,7 @@ def test_a_second_dose_driver_is_refused_while_the_first_runs(tmp_path):
 
 
 def test_the_time_left_follows_the_length_of_the_runs_done():
-    from results.orchestration.dose import time_left
+    from tuning.eta import pool_time_left as time_left
 
     assert time_left([600.0, 600.0], 8, 2) == "about 30 min left"          # 6 runs of 10 min, 2 at a time
     assert time_left([3600.0], 5, 1) == "about 4.0 h left" and time_left([10.0] * 3, 3, 2) == "done"

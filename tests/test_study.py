@@ -67,7 +67,8 @@ def test_each_arm_confirms_its_best_trial_with_every_seed(study):
 
 @pytest.mark.slow
 def test_each_search_says_each_finished_trial_and_the_count(study):
-    """A search arm of an hour says so trial by trial (tuning.trial_lines), not only at its end."""
+    """A search arm of an hour says so trial by trial (tuning.trial_lines), not only at its end;
+    so does the confirmation pool, run by run, with the time it has left."""
     config, _, outcome = study
     for arm in outcome["arms"]:
         lines = [line for line in outcome["progress_lines"] if line.startswith(f"[search {arm} ")]
@@ -76,6 +77,9 @@ def test_each_search_says_each_finished_trial_and_the_count(study):
             [f"{done} of {planned}" for done in range(1, planned + 1)], lines
         assert all(" finished at epoch " in line and "(valid NDCG@10 0." in line for line in lines), lines
         assert "left" in lines[0] and "left" not in lines[-1], lines
+    runs = [line for line in outcome["progress_lines"] if "] confirmation " in line and ": test NDCG@10 " in line]
+    assert len(runs) == len(config.study.seeds) * (len(config.study.variants) + 1), runs   # + the ICC control
+    assert all(line.endswith(" left)") for line in runs[:-1]) and runs[-1].endswith("; done)"), runs
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from typing import Any
 from model.icc import without_icc
 from results.study_plots import CONTROL
 from runtime import worker_process, write_atomic
+from tuning.eta import pool_time_left
 
 CONFIRM_DIR = "confirm"
 FRONT_DIR = "front"
@@ -258,12 +259,15 @@ def run_confirmations(config: Any, folder: Path, experiments: dict[str, Path], p
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(config.study.confirm_workers, mp_context=context) as pool:
         futures = {pool.submit(run_confirmation, job, progress): job for job in jobs}
+        lengths: list[float] = []
         for done, future in enumerate(as_completed(futures), start=1):
             arm, seed = futures[future][:2]
             record = json.loads(Path(future.result()).read_text())
+            lengths.append(float(record["seconds"]))
             say(progress, f"confirmation {done}/{len(jobs)}: {arm} seed {seed}: test NDCG@10 "
                            f"{record['test']['ndcg_10']:.4f} (best epoch {record['best_epoch']} of "
-                           f"{record['epochs']}, {record['seconds']:.0f} s{continued_note(record)})")
+                           f"{record['epochs']}, {record['seconds']:.0f} s{continued_note(record)}; "
+                           f"{pool_time_left(lengths, len(jobs), config.study.confirm_workers)})")
 
 
 def load_confirmations(folder: Path) -> list[dict[str, Any]]:

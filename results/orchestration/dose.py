@@ -27,9 +27,7 @@ run_arm_dose, around the backbone's tuned LLM-ESR arm).
 from __future__ import annotations
 
 import json
-import math
 import multiprocessing
-import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,7 @@ from results.orchestration.confirm import (continued_note, prepare_data_once, re
 from results.orchestration.study import claim_with_plan, save_plan
 from results.stats import equivalence, holm, mean_ci, paired, verdict
 from results.study_plots import CONTROL
-from tuning.eta import about_left
+from tuning.eta import pool_time_left
 
 DOSE_DIR = "dose"
 METRICS = ("ndcg_10", "tail_item_ndcg_10")
@@ -151,18 +149,7 @@ def run_doses(config: Any, folder: Path, progress: bool) -> None:
                 _say(progress, f"dose {done}/{len(jobs)}: {record['arm']} seed {record['seed']}: test NDCG@10 "
                                f"{record['test']['ndcg_10']:.4f}, tail {record['test']['tail_item_ndcg_10']:.4f} "
                                f"({record['seconds']:.0f} s{continued_note(record)}; "
-                               f"{time_left(lengths, len(jobs), config.dose.workers, then)})")
-
-
-def time_left(lengths: list[float], total: int, workers: int, then: int = 0) -> str:
-    """The wall time the remaining runs will take, in words: the mean length of the runs done so
-    far (each run's whole training time, so the runs a resume continued from their checkpoints,
-    which end first, do not make the rest look minutes long), `workers` at a time; `then` runs
-    follow this pool (the confirmation after the screen), counted alike."""
-    if len(lengths) >= total and not then:
-        return "done"
-    rounds = math.ceil(max(0, total - len(lengths)) / workers) + math.ceil(then / workers)
-    return about_left(sum(lengths) / len(lengths) * rounds)
+                               f"{pool_time_left(lengths, len(jobs), config.dose.workers, then)})")
 
 
 def load_runs(folder: Path) -> list[dict[str, Any]]:
