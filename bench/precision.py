@@ -1,0 +1,125 @@
+"""Training batches in float32 against bfloat16 autocast: is mixed precision worth a setting?
+
+CPUs with AMX (this machine's Intel Xeon) and every recent GPU multiply bfloat16 matrices several
+times faster than float32. A training batch of this project's models is small matrices (hidden 64),
+softmax over the catalogue and many elementwise ops, so the question is what a whole batch gains,
+forward, backward and Adam step included. Each precision trains its own freshly built trainer (same
+seed, same batches) for `--batches` batches after one warm-up batch; CPU seconds on CPU (robust to a
+shared machine), wall seconds after a device sync on a GPU. Also printed: the matmul throughput of
+each precision at 1024 x 1024, the ceiling a batch could approach.
+
+    python bench/precision.py --datasets amazon-scientific,amazon-beauty --backbones sasrec,gru4rec,bert4rec
+    python bench/precision.py --smoke      # seconds: ml-100k, sasrec, a tiny model (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any, Callable
+
+import _common as C
+
+MODES = ("fp32", "bf16")
+STUDY = ["model.variant=llmesr", "model.hidden_size=64", "model.num_blocks=2", "model.num_heads=1",
+         "model.max_len=20", "model.teacher=epoch", "train.batch_size=256"]
+SMOKE = dict(datasets="ml-100k", backbones="sasrec", batches=2,
+             extra=["model.hidden_size=16", "model.adapter_hidden=32", "model.num_blocks=1", "model.max_len=10"])
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", default="amazon-scientific")
+    p.add_argument("--backbones", default=",".join(C.BACKBONES))
+    p.add_argument("--batches", type=int, default=12, help="timed training batches per precision")
+    p.add_argument("--data-root", default=C.DEFAULT_DATA_ROOT)
+    p.add_argument("--cache-dir", default=C.DEFAULT_CACHE_DIR)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(extra=[])
+    args = C.parse_with_smoke(p, SMOKE)
+    if args.batches < 1:
+        p.error(f"--batches: got {args.batches}; allowed: >= 1")
+    return args
+
+
+def seconds(fn: Callable[[], Any], device: str) -> float:
+    """CPU seconds of `fn` on CPU, synchronized wall seconds on a GPU."""
+    if device == "cpu":
+        start = time.process_time()
+        fn()
+        return time.process_time() - start
+    return C.timed(fn, device)[0]
+
+
+def matmul_gflops(device: str, mode: str, size: int = 1024, repeats: int = 10) -> float:
+    import torch
+
+    a, b = (torch.randn(size, size, device=device) for _ in range(2))
+
+    def product() -> None:
+        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=mode == "bf16"):
+            for _ in range(repeats):
+                a @ b
+
+    product()                                             # warm-up (kernels, AMX tiles)
+    return 2 * size ** 3 * repeats / seconds(product, device) / 1e9
+
+
+def train_batches(config: Any, data: Any, mode: str, n_batches: int, device: str) -> tuple[float, float]:
+    """Seconds per training batch under `mode` (one warm-up batch untimed) and the last loss."""
+    import torch
+
+    from model.pipeline import build_trainer
+
+    trainer = build_trainer(config, data)
+    if trainer.model.distils:
+        trainer._refresh_teachers()
+    trainer.model.train()
+    rows = [r for r, _ in zip(trainer.batches.epoch(config.train.batch_size), range(n_batches + 1))]
+    batches = [trainer.batches.batch(r) for r in rows]
+    losses: list[float] = []
+
+    def step(batch: Any) -> None:
+        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=mode == "bf16"):
+            loss, _ = trainer.model.calculate_loss(batch)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        trainer.optimizer.step()
+        losses.append(float(loss.detach()))
+
+    step(batches[0])
+    timed = batches[1:] or batches
+    return seconds(lambda: [step(b) for b in timed], device) / len(timed), losses[-1]
+
+
+def rows(args: argparse.Namespace, device: str) -> list[list[Any]]:
+    table = []
+    for dataset in C.parse_list(args.datasets, C.DATASETS, "--datasets"):
+        data_sets, _ = C.data_overrides(dataset, args.data_root, args.cache_dir)
+        for backbone in C.parse_list(args.backbones, C.BACKBONES, "--backbones"):
+            config = C.make_config([*data_sets, *STUDY, *args.extra, f"model.backbone={backbone}",
+                                    f"train.device={device}"])
+            data = C.prepare(config)
+            (fp32, loss32), (bf16, loss16) = (train_batches(config, data, m, args.batches, device) for m in MODES)
+            table.append([dataset, backbone, f"{1000 * fp32:.0f}", f"{1000 * bf16:.0f}", f"{fp32 / bf16:.2f}x",
+                          f"{loss32:.3f} / {loss16:.3f}"])
+    return table
+
+
+def main() -> None:
+    args = parse_args()
+    load, device = C.start_or_exit(args)
+    peaks = {mode: matmul_gflops(device, mode) for mode in MODES}
+    unit = "CPU ms" if device == "cpu" else "ms"
+    print(C.header("Training batches: float32 against bfloat16 autocast", device,
+                   [f"LLM-ESR at the study's settings ({' '.join(STUDY + list(args.extra))}), "
+                    f"{args.batches} timed batches per precision after one untimed",
+                    f"matmul 1024 x 1024: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s "
+                    f"({peaks['bf16'] / peaks['fp32']:.1f}x)"], load))
+    print(C.markdown_table(["dataset", "backbone", f"fp32 {unit}/batch", f"bf16 {unit}/batch", "speed-up",
+                            "last loss fp32 / bf16"], rows(args, device)))
+
+
+if __name__ == "__main__":
+    main()
