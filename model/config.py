@@ -18,6 +18,7 @@ TEACHERS = ("batch", "epoch")
 REPEAT_POLICIES = ("keep", "exclude")
 VARIANTS = ("custom", "plain", "llmesr", "icc")
 WINDOWS = ("last", "sliding")             # train.windows (model/batches.py)
+PRECISIONS = ("fp32", "bf16")             # train.precision (model/trainer.py)
 #: the switches each named variant fixes; icc also needs gamma or icc_share > 0 (model.icc decides)
 VARIANT_SWITCHES: dict[str, dict[str, Any]] = {
     "plain": {"semantic_view": False, "pca_init": False, "alpha": 0.0, "gamma": 0.0, "icc_share": 0.0,
@@ -85,6 +86,10 @@ class TrainConfig:
     eval_batch_size: int = setting(1024, "users per evaluation batch", low=1)
     num_threads: int = setting(0, "torch CPU threads (0 = torch's default)", low=0)
     deterministic: bool = setting(True, "deterministic algorithms (exact reproduction)")
+    precision: str = setting("fp32", "training arithmetic: fp32, or bf16 = bfloat16 autocast of each training "
+                             "batch's forward pass (bench/precision.py: 1.4-1.5x per batch on amazon-beauty "
+                             "on a CPU with AMX; what it does to the metrics is not measured yet); evaluation "
+                             "and teachers stay fp32", choices=PRECISIONS)
 
 
 @dataclass

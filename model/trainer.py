@@ -98,13 +98,20 @@ class Trainer:
         sums = torch.zeros(1 + len(PARTS), device=self.device)
         n = 0
         for rows in self.batches.epoch(self.train_cfg.batch_size):
-            loss, parts = self.model.calculate_loss(self.batches.batch(rows))
+            with self._arithmetic():
+                loss, parts = self.model.calculate_loss(self.batches.batch(rows))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             sums += torch.stack([loss.detach(), *(parts[k].detach() for k in PARTS)])
             n += 1
         return (sums / max(n, 1)).tolist()          # the epoch's one host sync
+
+    def _arithmetic(self) -> torch.autocast:
+        """The training forward pass's arithmetic (train.precision): bfloat16 autocast, where the
+        matrix products run in bf16 (the losses stay fp32, as autocast keeps them), or plain fp32."""
+        return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16,
+                              enabled=self.train_cfg.precision == "bf16")
 
     def _refresh_teachers(self, chunk: int = 1024) -> None:
         """model.teacher "epoch": every user's representation (its newest window) once, at the
