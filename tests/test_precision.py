@@ -1,14 +1,12 @@
 """`train.precision=bf16`: bfloat16 autocast of the training batches' forward pass
-(bench/precision.py measures what it buys), with evaluation, exact reproduction and resume as in fp32."""
+(bench/precision.py measures what it buys), with evaluation and exact reproduction as in fp32 (a
+bf16 run's resume from its checkpoint: tests/test_resumable_runs.py)."""
 
 from __future__ import annotations
 
-import json
-
 from model.pipeline import build_trainer, train_once
-from results.orchestration.confirm import checkpoint_path, run_confirmation
-from test_resumable_runs import RUN, _stopped_after_one_epoch
-from tuning.config import config_to_dict, load_config
+from test_resumable_runs import RUN
+from tuning.config import load_config
 
 BF16 = [*RUN, "train.epochs=2", "train.precision=bf16"]
 
@@ -37,14 +35,3 @@ def test_evaluation_and_teachers_stay_in_fp32():
     assert bf16.batches.teacher_reps.dtype == fp32.batches.teacher_reps.dtype
     assert bool((bf16.batches.teacher_reps == fp32.batches.teacher_reps).all())
 
-
-def test_a_bf16_run_stopped_after_an_epoch_continues_exactly(tmp_path):
-    config = load_config(None, BF16)
-    whole = train_once(config)
-    out = tmp_path / "control" / "seed-42.json"
-    _stopped_after_one_epoch(config, checkpoint_path(out))
-    run_confirmation(("control", 42, config_to_dict(config), str(out)))
-    record = json.loads(out.read_text())
-    assert record["test"] == whole.test and [h["train_loss"] for h in record["history"]] == \
-        [h["train_loss"] for h in whole.history]
-    assert "continued from the checkpoint of epoch 1" in record["notes"]

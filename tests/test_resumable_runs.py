@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from conftest import SHARED_DATA, TEST_CACHE
 from model.pipeline import (build_trainer, read_checkpoint, run_settings, run_settings_text, train_once,
                             write_checkpoint)
@@ -29,8 +31,9 @@ def _stopped_after_one_epoch(config, checkpoint: Path):
     return trainer
 
 
-def test_a_run_stopped_after_an_epoch_continues_from_its_checkpoint_exactly(tmp_path):
-    config = load_config(None, RUN)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_run_stopped_after_an_epoch_continues_from_its_checkpoint_exactly(tmp_path, precision):
+    config = load_config(None, [*RUN, f"train.precision={precision}"])
     whole = train_once(config)
     out = tmp_path / "control" / "seed-42.json"
     _stopped_after_one_epoch(config, checkpoint_path(out))
