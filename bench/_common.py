@@ -93,6 +93,32 @@ def synchronize(device: Any) -> None:
         torch.cuda.synchronize(torch.device(device))
 
 
+def process_clock(device: Any) -> Callable[[], float]:
+    """The clock a benchmark reads: this process's CPU seconds on CPU (a loaded, shared machine
+    does not depress one side of a comparison only), wall seconds on a GPU (synchronize around)."""
+    return time.perf_counter if str(device).startswith("cuda") else time.process_time
+
+
+def matmul_gflops(device: str, size: int = 1024, seconds: float = 1.0, bf16: bool = False) -> float:
+    """GFLOP/s of size x size matmuls at the current thread count, per `process_clock` second, in
+    float32 or under bfloat16 autocast (`bf16`)."""
+    import torch
+
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+        for _ in range(2):                # warm-up: kernels, AMX tiles
+            a @ b
+        clock = process_clock(device)
+        synchronize(device)
+        start, n = clock(), 0
+        while clock() - start < seconds:
+            a @ b
+            n += 1
+            synchronize(device)
+    return 2 * size ** 3 * n / (clock() - start) / 1e9
+
+
 def timed(fn: Callable[[], Any], device: Any = "cpu", repeats: int = 1, warmup: int = 0) -> tuple[float, Any]:
     """Median wall seconds of `repeats` calls (after `warmup` untimed ones) and the last result."""
     result = None

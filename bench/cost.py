@@ -53,27 +53,7 @@ def parse_args() -> argparse.Namespace:
     return C.parse_with_smoke(p, SMOKE)
 
 
-# ---- peak and counting ---------------------------------------------------------------------
-def matmul_peak_gflops(device: str, size: int = 1024, seconds: float = 1.0) -> float:
-    """GFLOP/s of float32 size x size matmuls at the current thread count, per CPU second of
-    this process on CPU (the epochs are timed the same way, so a loaded machine does not
-    depress one side only) and per wall second (synchronized) on a GPU."""
-    import torch
-
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
-    for _ in range(2):
-        a @ b
-    clock = time.perf_counter if str(device).startswith("cuda") else time.process_time
-    C.synchronize(device)
-    start, n = clock(), 0
-    while clock() - start < seconds:
-        a @ b
-        n += 1
-        C.synchronize(device)
-    return 2 * size ** 3 * n / (clock() - start) / 1e9
-
-
+# ---- counting ------------------------------------------------------------------------------
 class LogitsCounter:
     """Counts the FLOPs of the logits over the catalogue from the shapes of `states @ table.T`
     in the recommendation loss: 2 P R N forward, twice that backward (grads of both operands)."""
@@ -217,7 +197,7 @@ def profile_epoch(config: Any, data: Any) -> str:
 def main() -> None:
     args = parse_args()
     load, device = C.start_or_exit(args)
-    peak = matmul_peak_gflops(device)
+    peak = C.matmul_gflops(device)
     rows, prepared, first = [], {}, None
     for dataset, backbone, variant, config in configs(args, device):
         if dataset not in prepared:

@@ -15,7 +15,6 @@ each precision at 1024 x 1024, the ceiling a batch could approach.
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any, Callable
 
 import _common as C
@@ -44,26 +43,13 @@ def parse_args() -> argparse.Namespace:
 
 
 def seconds(fn: Callable[[], Any], device: str) -> float:
-    """CPU seconds of `fn` on CPU, synchronized wall seconds on a GPU."""
-    if device == "cpu":
-        start = time.process_time()
-        fn()
-        return time.process_time() - start
-    return C.timed(fn, device)[0]
-
-
-def matmul_gflops(device: str, mode: str, size: int = 1024, repeats: int = 10) -> float:
-    import torch
-
-    a, b = (torch.randn(size, size, device=device) for _ in range(2))
-
-    def product() -> None:
-        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=mode == "bf16"):
-            for _ in range(repeats):
-                a @ b
-
-    product()                                             # warm-up (kernels, AMX tiles)
-    return 2 * size ** 3 * repeats / seconds(product, device) / 1e9
+    """Seconds of `fn` on the benchmark clock (CPU seconds on CPU, synchronized wall on a GPU)."""
+    clock = C.process_clock(device)
+    C.synchronize(device)
+    start = clock()
+    fn()
+    C.synchronize(device)
+    return clock() - start
 
 
 def train_batches(config: Any, data: Any, mode: str, n_batches: int, device: str) -> tuple[float, float]:
@@ -110,7 +96,7 @@ def rows(args: argparse.Namespace, device: str) -> list[list[Any]]:
 def main() -> None:
     args = parse_args()
     load, device = C.start_or_exit(args)
-    peaks = {mode: matmul_gflops(device, mode) for mode in MODES}
+    peaks = {mode: C.matmul_gflops(device, bf16=mode == "bf16") for mode in MODES}
     unit = "CPU ms" if device == "cpu" else "ms"
     print(C.header("Training batches: float32 against bfloat16 autocast", device,
                    [f"LLM-ESR at the study's settings ({' '.join(STUDY + list(args.extra))}), "
