@@ -6,7 +6,6 @@ the runs (results.stats); results.findings lays them out."""
 from __future__ import annotations
 
 import math
-import statistics
 
 import pandas as pd
 
@@ -62,7 +61,7 @@ def comparisons(runs: pd.DataFrame, backbones: list[str], primary: list[str],
                 rows.append({"backbone": backbone, "comparison": f"{VARIANT_LABEL[treat]} vs {VARIANT_LABEL[control]}",
                              "metric": f"test {metric}", "family": family, "seeds": test["n"],
                              "difference": test["diff"], "ci95": test["diff_half_width"],
-                             "control_mean": statistics.fmean(b[f"test_{metric}"]),
+                             "control_mean": test["control_mean"],
                              "relative_%": None if test["relative"] is None else 100 * test["relative"],
                              "p": test["p_value"], "d_z": test["d_z"], "tost_p": tost["p_value"]})
     frame = pd.DataFrame(rows)

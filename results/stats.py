@@ -44,8 +44,9 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> dict[str, Any]:
 
 
 def paired(treatment: Sequence[float], control: Sequence[float]) -> dict[str, Any]:
-    """Treatment minus control, paired by position (seed): mean difference with its 95 % CI,
-    relative change, paired t-test p-value and Cohen's d_z. p is None where undefined."""
+    """Treatment minus control, paired by position (seed): mean difference with its 95 % CI, the
+    control's mean, relative change (all `change_text` reads), paired t-test p-value and Cohen's
+    d_z. p is None where undefined."""
     from scipy import stats
 
     if len(treatment) != len(control):
@@ -53,7 +54,7 @@ def paired(treatment: Sequence[float], control: Sequence[float]) -> dict[str, An
     diffs = [float(a) - float(b) for a, b in zip(treatment, control)]
     ci = mean_ci(diffs)
     base = statistics.fmean(control) if control else math.nan
-    out = {"n": len(diffs), "diff": ci["mean"], "diff_half_width": ci["half_width"],
+    out = {"n": len(diffs), "diff": ci["mean"], "diff_half_width": ci["half_width"], "control_mean": base,
            "relative": (ci["mean"] / base) if diffs and base else None,
            "p_value": None, "d_z": None, "test": "paired two-sided t-test over seeds"}
     if len(diffs) < 2 or not ci["std"]:
