@@ -19,6 +19,7 @@ REPEAT_POLICIES = ("keep", "exclude")
 VARIANTS = ("custom", "plain", "llmesr", "icc")
 WINDOWS = ("last", "sliding")             # train.windows (model/batches.py)
 PRECISIONS = ("fp32", "bf16")             # train.precision (model/trainer.py)
+ARITHMETICS = ("reference", "lean")       # model.arithmetic (model/llmesr.py, model/losses.py)
 #: the switches each named variant fixes; icc also needs gamma or icc_share > 0 (model.icc decides)
 VARIANT_SWITCHES: dict[str, dict[str, Any]] = {
     "plain": {"semantic_view": False, "pca_init": False, "alpha": 0.0, "gamma": 0.0, "icc_share": 0.0,
@@ -45,6 +46,12 @@ class ModelConfig:
     cross_attention: bool = setting(True, "cross-attention between the two views")
     cross_residual: bool = setting(True, "add each view's own sequence to its cross-attention output (false = LLM-ESR's code, which replaces it)")
     adapter_hidden: int = setting(768, "width of the semantic adapter's middle layer", low=1)
+    arithmetic: str = setting("reference", "how the same model is computed: reference = as every run before this "
+                              "key (the adapter's two layers over the whole item table, the full softmax over "
+                              "every id with padding and mask at -inf); lean = the adapter's two layers folded "
+                              "into one matrix and the softmax over the real items only: the same functions, "
+                              "equal up to float rounding, for fewer operations (bench/precision.py)",
+                              choices=ARITHMETICS)
     pca_init: bool = setting(True, "initialise ID embeddings from the PCA of the text embeddings")
     alpha: float = setting(0.1, "weight of retrieval-augmented self-distillation (0 = off)", low=0)
     teacher: str = setting("batch", "self-distillation teachers: recomputed every batch (the paper) or once per epoch (about 5x cheaper training)", choices=TEACHERS)

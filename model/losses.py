@@ -25,8 +25,13 @@ def rec_bce(states: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor
     return loss.mean() if loss.numel() else states.sum() * 0.0
 
 
-def rec_ce(states: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, mask_id: int) -> torch.Tensor:
-    """Full-softmax cross-entropy over all real items (padding and mask columns excluded)."""
+def rec_ce(states: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, mask_id: int,
+           real_only: bool = False) -> torch.Tensor:
+    """Full-softmax cross-entropy over all real items (padding and mask columns excluded).
+    `real_only` scores the real items' rows 1..mask_id - 1 alone: the same loss without the two
+    -inf columns, whose in-place writes cost a copy of the logits in the backward pass."""
+    if real_only:
+        return F.cross_entropy(states @ table[1:mask_id].T, targets - 1) if targets.numel() else states.sum() * 0.0
     logits = states @ table.T
     logits[:, 0] = -torch.inf
     logits[:, mask_id] = -torch.inf

@@ -56,8 +56,24 @@ def test_ce_softmax_over_real_items_only():
 
 def test_ce_of_no_positions_is_zero_with_a_graph():
     states = torch.zeros(0, 2, requires_grad=True)
-    value = losses.rec_ce(states, torch.zeros(0, dtype=torch.long), TABLE.clone(), mask_id=3)
-    assert value.item() == 0.0 and value.requires_grad
+    for real_only in (False, True):
+        value = losses.rec_ce(states, torch.zeros(0, dtype=torch.long), TABLE.clone(), mask_id=3, real_only=real_only)
+        assert value.item() == 0.0 and value.requires_grad
+
+
+def test_ce_over_the_real_items_rows_is_the_same_loss_and_gradient():
+    """model.arithmetic lean: the real items' rows alone instead of -inf padding and mask columns."""
+    results = []
+    for real_only in (False, True):
+        states = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.3, -0.2]], requires_grad=True)
+        table = TABLE.clone().requires_grad_()
+        value = losses.rec_ce(states, torch.tensor([2, 1, 2]), table, mask_id=3, real_only=real_only)
+        value.backward()
+        results.append((value.item(), states.grad, table.grad))
+    (full, full_states, full_table), (real, real_states, real_table) = results
+    assert real == pytest.approx(full, rel=1e-6)
+    assert torch.allclose(real_states, full_states, atol=1e-6) and torch.allclose(real_table, full_table, atol=1e-6)
+    assert real_table[0].abs().sum() == 0 and real_table[3].abs().sum() == 0      # padding, mask: no gradient
 
 
 def test_self_distillation_is_mse_without_teacher_gradient():

@@ -31,9 +31,9 @@ def _stopped_after_one_epoch(config, checkpoint: Path):
     return trainer
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_a_run_stopped_after_an_epoch_continues_from_its_checkpoint_exactly(tmp_path, precision):
-    config = load_config(None, [*RUN, f"train.precision={precision}"])
+@pytest.mark.parametrize("arithmetic", ["train.precision=fp32", "train.precision=bf16", "model.arithmetic=lean"])
+def test_a_run_stopped_after_an_epoch_continues_from_its_checkpoint_exactly(tmp_path, arithmetic):
+    config = load_config(None, [*RUN, arithmetic])
     whole = train_once(config)
     out = tmp_path / "control" / "seed-42.json"
     _stopped_after_one_epoch(config, checkpoint_path(out))
