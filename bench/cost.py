@@ -67,9 +67,10 @@ class LogitsCounter:
 
         original = losses.rec_ce
 
-        def counted(states, targets, table, mask_id):
-            self.flops += 3 * 2 * states.shape[0] * states.shape[1] * table.shape[0]
-            return original(states, targets, table, mask_id)
+        def counted(states, targets, table, mask_id, real_only=False):
+            columns = mask_id - 1 if real_only else table.shape[0]
+            self.flops += 3 * 2 * states.shape[0] * states.shape[1] * columns
+            return original(states, targets, table, mask_id, real_only=real_only)
 
         losses.rec_ce = counted
         try:
