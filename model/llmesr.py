@@ -285,14 +285,16 @@ class LLMESR(nn.Module):
 
     def frozen_user_reps(self, histories: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
         """User representations as targets: no grad, no dropout (eval mode), inference form
-        (Bert4Rec: history + mask token); `chunk` histories at a time if given."""
+        (Bert4Rec: history + mask token); `chunk` histories at a time if given, the item views
+        adapted once for all chunks (each chunk would adapt the whole item table again)."""
         was_training = self.training
         self.eval()                       # a target, not a sample: no dropout noise (and cheaper)
         try:
             with torch.no_grad():
                 if chunk is None:
                     return self.user_repr(histories)
-                return torch.cat([self.user_repr(histories[i:i + chunk])
+                views = self.all_item_views() if self.semantic else None
+                return torch.cat([self.user_repr(histories[i:i + chunk], views)
                                   for i in range(0, histories.shape[0], chunk)])
         finally:
             self.train(was_training)

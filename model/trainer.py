@@ -113,11 +113,13 @@ class Trainer:
         return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16,
                               enabled=self.train_cfg.precision == "bf16")
 
-    def _refresh_teachers(self, chunk: int = 1024) -> None:
+    def _refresh_teachers(self) -> None:
         """model.teacher "epoch": every user's representation (its newest window) once, at the
         start of an epoch. Teachers then lag the weights by at most one epoch, for one forward pass
-        over the users instead of K per trained window. Deterministic (eval mode), so resume stays exact."""
-        self.batches.teacher_reps = self.model.frozen_user_reps(self.batches.newest[:, 1:], chunk)
+        over the users instead of K per trained window. Deterministic (eval mode), so resume stays
+        exact. train.eval_batch_size users at a time, as an evaluation."""
+        self.batches.teacher_reps = self.model.frozen_user_reps(self.batches.newest[:, 1:],
+                                                                self.train_cfg.eval_batch_size)
 
     def train_epoch(self) -> EpochReport:
         start = time.perf_counter()

@@ -112,6 +112,18 @@ def test_epoch_teachers_equal_per_batch_teachers_at_the_same_weights(small, back
     torch.testing.assert_close(cached, direct, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("arithmetic", ["reference", "lean"])
+def test_teachers_computed_a_few_users_at_a_time_equal_all_at_once(small, arithmetic):
+    """_refresh_teachers takes train.eval_batch_size users at a time, the item views adapted once."""
+    model_cfg, _ = configs("sasrec", "epoch")
+    model_cfg = dataclasses.replace(model_cfg, arithmetic=arithmetic)
+    whole, chunked = (assemble_trainer(model_cfg, configs(eval_batch_size=size)[1], small) for size in (10**6, 7))
+    whole._refresh_teachers()
+    chunked._refresh_teachers()
+    assert whole.batches.teacher_reps.shape[0] > 7
+    torch.testing.assert_close(chunked.batches.teacher_reps, whole.batches.teacher_reps, rtol=1e-5, atol=1e-6)
+
+
 class _RunsCode:
     """Unpickling this creates a file: a checkpoint loader that allows it runs arbitrary code."""
 
