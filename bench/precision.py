@@ -1,5 +1,6 @@
 """Training batches in float32 against bfloat16 autocast, and the reference arithmetic against
-the lean one: which of the two settings (train.precision, model.arithmetic) is worth what?
+the lean one; inference batches of several sizes: what each setting of how the same model is
+computed (train.precision, model.arithmetic, train.eval_batch_size) buys.
 
 CPUs with AMX (this machine's Intel Xeon) and every recent GPU multiply bfloat16 matrices several
 times faster than float32. A training batch of this project's models is small matrices (hidden 64),
@@ -10,7 +11,9 @@ shared machine), wall seconds after a device sync on a GPU. Also printed: the ma
 each precision at 1024 x 1024, the ceiling a batch could approach. model.arithmetic=lean computes
 the same model with fewer operations (the adapter folded into one matrix, the softmax over the real
 items only), so its losses differ from the reference's by float rounding only (every mode draws
-the same dropout masks).
+the same dropout masks). The second table times one refresh of the epoch teachers and one
+full-ranking validation per train.eval_batch_size: on a CPU a smaller batch keeps its
+activations in cache.
 
     python bench/precision.py --datasets amazon-scientific,amazon-beauty --backbones sasrec,gru4rec,bert4rec
     python bench/precision.py --smoke      # seconds: ml-100k, sasrec, a tiny model (CI)
@@ -36,6 +39,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--datasets", default="amazon-scientific")
     p.add_argument("--backbones", default=",".join(C.BACKBONES))
     p.add_argument("--batches", type=int, default=12, help="timed training batches per mode")
+    p.add_argument("--inference-sizes", default="1024,256", help="train.eval_batch_size values to time")
     p.add_argument("--data-root", default=C.DEFAULT_DATA_ROOT)
     p.add_argument("--cache-dir", default=C.DEFAULT_CACHE_DIR)
     p.add_argument("--threads", type=int, default=1)
@@ -44,6 +48,12 @@ def parse_args() -> argparse.Namespace:
     args = C.parse_with_smoke(p, SMOKE)
     if args.batches < 1:
         p.error(f"--batches: got {args.batches}; allowed: >= 1")
+    try:
+        args.inference_sizes = [int(v) for v in args.inference_sizes.split(",")]
+    except ValueError:
+        p.error(f"--inference-sizes: got {args.inference_sizes!r}; allowed: comma-separated ints >= 1")
+    if min(args.inference_sizes) < 1:
+        p.error(f"--inference-sizes: got {args.inference_sizes}; allowed: ints >= 1")
     return args
 
 
@@ -90,8 +100,29 @@ def train_batches(config: Any, data: Any, mode: tuple[str, str], n_batches: int,
     return per_batch, losses[-1]
 
 
-def rows(args: argparse.Namespace, device: str) -> list[list[Any]]:
-    table = []
+def inference_seconds(config: Any, data: Any, size: int, device: str) -> tuple[float, float, Any]:
+    """Seconds of one teacher refresh and one validation with train.eval_batch_size `size`
+    (lean arithmetic), and the teachers."""
+    from model.pipeline import build_trainer
+
+    trainer = build_trainer(config.replace({"model.arithmetic": "lean", "train.eval_batch_size": size}), data)
+    teachers = seconds(trainer._refresh_teachers, device)
+    return teachers, seconds(lambda: trainer.evaluate("valid"), device), trainer.batches.teacher_reps
+
+
+def inference_row(dataset: str, config: Any, data: Any, sizes: list[int], device: str) -> list[Any]:
+    """Teachers and validation per inference batch size; whether the teachers came out bit-equal."""
+    import torch
+
+    timed = [inference_seconds(config, data, size, device) for size in sizes]
+    cells = [f"{teachers:.2f} / {valid:.2f}" for teachers, valid, _ in timed]
+    equal = all(torch.equal(reps, timed[0][2]) for _, _, reps in timed)
+    return [dataset, config.model.backbone, *cells, "yes" if equal else "no (float rounding)"]
+
+
+def rows(args: argparse.Namespace, device: str) -> tuple[list[list[Any]], list[list[Any]]]:
+    """The training table and the inference table."""
+    training, inference = [], []
     for dataset in C.parse_list(args.datasets, C.DATASETS, "--datasets"):
         data_sets, _ = C.data_overrides(dataset, args.data_root, args.cache_dir)
         for backbone in C.parse_list(args.backbones, C.BACKBONES, "--backbones"):
@@ -100,9 +131,10 @@ def rows(args: argparse.Namespace, device: str) -> list[list[Any]]:
             data = C.prepare(config)
             timed = [train_batches(config, data, m, args.batches, device) for m in MODES]
             base = timed[0][0]
-            table.append([dataset, backbone, *(f"{1000 * s:.0f} ({base / s:.2f}x)" for s, _ in timed),
-                          " / ".join(f"{loss:.4f}" for _, loss in timed)])
-    return table
+            training.append([dataset, backbone, *(f"{1000 * s:.0f} ({base / s:.2f}x)" for s, _ in timed),
+                             " / ".join(f"{loss:.4f}" for _, loss in timed)])
+            inference.append(inference_row(dataset, config, data, args.inference_sizes, device))
+    return training, inference
 
 
 def main() -> None:
@@ -116,8 +148,13 @@ def main() -> None:
                     f"over fp32 reference",
                     f"matmul 1024 x 1024: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s "
                     f"({peaks['bf16'] / peaks['fp32']:.1f}x)"], load))
+    training, inference = rows(args, device)
     print(C.markdown_table(["dataset", "backbone", *(f"{p} {a} {unit}/batch" for p, a in MODES),
-                            "last loss, same order"], rows(args, device)))
+                            "last loss, same order"], training))
+    print(f"\nInference batches (train.eval_batch_size): one refresh of the teachers / one full-ranking "
+          f"validation, lean arithmetic, {unit.split()[0]} s\n")
+    print(C.markdown_table(["dataset", "backbone", *(f"{size} users" for size in args.inference_sizes),
+                            "teachers bit-equal"], inference))
 
 
 if __name__ == "__main__":

@@ -91,8 +91,8 @@ class TrainConfig:
     seed: int = setting(42, "seed of initialisation, batching and negatives")
     device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     eval_batch_size: int = setting(1024, "users per inference batch: evaluation, and the teachers of model.teacher "
-                                   "epoch (on a CPU 256 keeps a batch's activations in cache: 1.3x an evaluation, "
-                                   "1.6x the teachers on amazon-beauty, docs/performance.md row 13)", low=1)
+                                   "epoch (on a CPU 256 keeps a batch's activations in cache: 1.0-1.5x an evaluation, "
+                                   "1.1-1.8x the teachers, docs/performance.md row 13)", low=1)
     num_threads: int = setting(0, "torch CPU threads (0 = torch's default)", low=0)
     deterministic: bool = setting(True, "deterministic algorithms (exact reproduction)")
     precision: str = setting("fp32", "training arithmetic: fp32, or bf16 = bfloat16 autocast of each training "

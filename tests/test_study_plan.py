@@ -76,7 +76,7 @@ def test_front_seeds_need_a_spread():
 
 
 def test_the_beauty_study_is_the_scientific_plan_on_other_data(tmp_path):
-    """configs/study-beauty.yaml: the second edition's plan as it is, Beauty's data (and the lean arithmetic)."""
+    """configs/study-beauty.yaml: the second edition's plan as it is, Beauty's data (computed leaner: model.arithmetic, train.eval_batch_size)."""
     from dataclasses import asdict
 
     scientific, beauty = (asdict(load_config(REPO / "configs" / f"study-{name}.yaml"))
@@ -84,6 +84,7 @@ def test_the_beauty_study_is_the_scientific_plan_on_other_data(tmp_path):
     assert (scientific["data"].pop("name"), beauty["data"].pop("name")) == ("amazon-scientific", "amazon-beauty")
     # the same model computed with fewer operations; Scientific's runs began before the key existed
     assert (scientific["model"].pop("arithmetic"), beauty["model"].pop("arithmetic")) == ("reference", "lean")
+    assert (scientific["train"].pop("eval_batch_size"), beauty["train"].pop("eval_batch_size")) == (1024, 256)
     assert beauty == scientific
     reduced = load_config(REPO / "configs" / "study-beauty.yaml",
                           ["study.search_seeds=[]", "study.trials_per_arm=20", "study.seeds=[42,43,44]",
