@@ -20,6 +20,7 @@ stopped comparison resumes; `--merge DIR` prints the tables from those files wit
     python bench/variants.py --config configs/dose-beauty.yaml --dataset amazon-beauty --max-len 20 \\
         --epochs 30 --patience 5 --variants plain,llmesr --workers 1 --out docs/bench/beauty/variants
     python bench/variants.py --merge docs/bench/beauty/variants
+    python bench/variants.py --merge docs/bench/beauty/variants --against docs/bench/beauty/variants-lean
     python bench/variants.py --smoke      # a minute: ml-100k, 1 seed, 1 epoch, tiny model (CI)
 """
 
@@ -150,6 +151,24 @@ def cost_lines(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def against_table(records: list[dict[str, Any]], others: list[dict[str, Any]]) -> list[str]:
+    """The same variant and seed run twice (two folders: another arithmetic, machine or code), side by
+    side: does the second set train the same model, and at what cost?"""
+    by = {(r["variant"], r["seed"]): r for r in others}
+    lines = ["| variant | seed | test NDCG@10, first / second | tail-item NDCG@10 | Hit@10 "
+             "| best epoch / epochs, first and second | CPU s | CPU s per epoch |", "|---" * 8 + "|"]
+    for a in sorted(records, key=lambda r: (list(VARIANTS).index(r["variant"]), r["seed"])):
+        b = by.get((a["variant"], a["seed"]))
+        if b is None:
+            continue
+        metrics = [f"{a['test'][k]:.6f} / {b['test'][k]:.6f}" for k in ("ndcg_10", "tail_item_ndcg_10", "hit_10")]
+        per_epoch = " / ".join(f"{r['cpu_s'] / max(r['epochs'], 1):.0f}" for r in (a, b))
+        lines.append(f"| {a['variant']} | {a['seed']} | " + " | ".join(metrics)
+                     + f" | {a['best_epoch']} / {a['epochs']} and {b['best_epoch']} / {b['epochs']} "
+                       f"| {a['cpu_s']:,.0f} / {b['cpu_s']:,.0f} | {per_epoch} |")
+    return lines
+
+
 def print_report(records: list[dict[str, Any]], references: dict[str, dict[str, float]], title: str) -> None:
     print(f"\n{title}\n")
     print("\n".join(means_table(records, references)))
@@ -177,6 +196,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--out", default="", help="write each run to OUT/VARIANT-sSEED.json; skip runs already there")
     p.add_argument("--merge", default="", metavar="DIR", help="print the tables of the runs in DIR; train nothing")
+    p.add_argument("--against", default="", metavar="DIR2", help="with --merge: each run of DIR beside the same "
+                   "variant and seed in DIR2 (e.g. the same runs under another arithmetic)")
     p.add_argument("--smoke", action="store_true", help="ml-100k, 1 seed, 1 epoch, tiny model (CI)")
     args = p.parse_args(argv)
     if args.smoke:
@@ -188,13 +209,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--variants: got {', '.join(unknown)}; allowed: {', '.join(VARIANTS)}")
     if args.workers < 1:
         p.error(f"--workers: got {args.workers}; allowed: >= 1")
+    if args.against and not args.merge:
+        p.error("--against: needs --merge DIR (the first folder)")
     return args
 
 
-def merge(folder: Path) -> None:
+def merge(folder: Path, against: Path | None = None) -> None:
     records = load_records(folder)
     if not records:
         raise SystemExit(f"--merge: no runs (*-sSEED.json) in {folder}")
+    if against is not None:
+        others = load_records(against)
+        lines = against_table(records, others)
+        if len(lines) == 2:
+            raise SystemExit(f"--against: no run in {against} has a variant and seed of {folder}")
+        print(f"\n{folder} (first) against {against} (second), test, full ranking\n")
+        print("\n".join(lines))
+        return
     first = records[0]
     print_report(records, reference_rows(first["config_file"], first["overrides"]),
                  f"{folder}: test, full ranking, mean ± 95 % CI over seeds; config {first['config_file']}, "
@@ -204,7 +235,7 @@ def merge(folder: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.merge:
-        return merge(Path(args.merge))
+        return merge(Path(args.merge), Path(args.against) if args.against else None)
     overrides = [f"data.name={args.dataset}", f"train.epochs={args.epochs}",
                  f"train.patience={args.patience}", f"model.max_len={args.max_len}",
                  "train.num_threads=1", *args.set]

@@ -52,3 +52,18 @@ def test_the_paired_table_matches_seeds_and_scipy():
     assert not any(r.startswith("| icc vs") for r in V.paired_table(records))
     means = V.means_table(records, {})
     assert any(line.startswith("| plain | 3 | 0.0503 ± ") for line in means)
+
+
+def test_against_puts_each_run_beside_the_same_variant_and_seed_of_another_folder(tmp_path, capsys):
+    first, second = tmp_path / "reference", tmp_path / "lean"
+    first.mkdir(), second.mkdir()
+    for seed, ndcg in ((42, 0.061), (43, 0.062)):
+        _write(first, _record("llmesr", seed, ndcg))
+    _write(second, {**_record("llmesr", 43, 0.0625), "cpu_s": 4.0})
+    _write(second, _record("plain", 42, 0.05))                          # another variant: not beside seed 42
+    V.merge(first, second)
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| llmesr")]
+    assert rows == ["| llmesr | 43 | 0.062000 / 0.062500 | 0.062000 / 0.062500 | 0.062000 / 0.062500 "
+                    "| 2 / 2 and 2 / 2 | 10 / 4 | 5 / 2 |"]
+    with pytest.raises(SystemExit, match="no run in"):
+        V.merge(first, tmp_path)
