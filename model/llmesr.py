@@ -197,7 +197,11 @@ class LLMESR(nn.Module):
         """Scores of every item id [B, n_items + 2]; padding and mask columns get -inf.
         `views` = all_item_views(), computed once per evaluation by the caller."""
         views = self.all_item_views() if views is None else views
-        scores = self.user_repr(inputs, views) @ self.join(*views).T
+        return self.score_users(self.user_repr(inputs, views), views)
+
+    def score_users(self, users: torch.Tensor, views: tuple) -> torch.Tensor:
+        """`score` from user representations [B, repr_size] (user_repr) already computed."""
+        scores = users @ self.join(*views).T
         scores[:, 0] = -torch.inf
         scores[:, self.mask_id] = -torch.inf
         return scores

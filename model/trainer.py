@@ -75,6 +75,7 @@ class Trainer:
         self.bad_epochs = 0
         self.elapsed = 0.0
         self.history: list[dict] = []
+        self._next_teachers: torch.Tensor | None = None   # the last validation's user representations
 
     @property
     def icc_gamma(self) -> float:
@@ -91,9 +92,14 @@ class Trainer:
             self._rng = torch_rng_state(self.device)
         return values
 
+    @property
+    def _epoch_teachers(self) -> bool:
+        """Whether self-distillation takes its teachers once per epoch (model.teacher epoch)."""
+        return self.model_cfg.teacher == "epoch" and self.model.distils
+
     def _train_batches(self) -> list[float]:
-        if self.model_cfg.teacher == "epoch" and self.model.distils:
-            self._refresh_teachers()
+        if self._epoch_teachers:
+            self._set_teachers()
         self.model.train()
         sums = torch.zeros(1 + len(PARTS), device=self.device)
         n = 0
@@ -113,6 +119,16 @@ class Trainer:
         return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16,
                               enabled=self.train_cfg.precision == "bf16")
 
+    def _set_teachers(self) -> None:
+        """The epoch's teachers: the user representations the last validation computed, which are
+        the same numbers (the same weights, inputs and batches: a user's validation input is its
+        newest window's last max_len items), else (the first epoch, after a resume) a refresh."""
+        reps, self._next_teachers = self._next_teachers, None
+        if reps is None:
+            self._refresh_teachers()
+        else:
+            self.batches.teacher_reps = reps
+
     def _refresh_teachers(self) -> None:
         """model.teacher "epoch": every user's representation (its newest window) once, at the
         start of an epoch. Teachers then lag the weights by at most one epoch, for one forward pass
@@ -130,7 +146,7 @@ class Trainer:
                 f"non-finite loss at epoch {self.epoch} (mean total {values[0]}; parts "
                 + ", ".join(f"{k}={v}" for k, v in zip(PARTS, values[1:]))
                 + "): lower train.lr or check the inputs")
-        valid = self.evaluate("valid")
+        valid, self._next_teachers = self._evaluate("valid", keep_users=self._epoch_teachers)
         metric = valid[SELECT_KEY]
         if metric > self.best_metric:
             self.best_metric, self.best_epoch, self.best_valid = metric, self.epoch, dict(valid)
@@ -152,22 +168,30 @@ class Trainer:
     # ---- evaluation -------------------------------------------------------------------------
     def evaluate(self, split: str) -> dict[str, float]:
         """Evaluator metrics of the current weights on `split` ("valid" or "test")."""
+        return self._evaluate(split)[0]
+
+    def _evaluate(self, split: str, keep_users: bool = False) -> tuple[dict[str, float], torch.Tensor | None]:
+        """evaluate, and with `keep_users` every user's representation it scored with, in user order."""
         from model.evaluate import evaluate
 
         model = self.model
         was_training = model.training
         model.eval()
+        kept: list[torch.Tensor] = []
         try:
             with torch.no_grad():
                 views = model.all_item_views()    # item representations once per evaluation
 
                 def score_fn(users: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
                     with torch.no_grad():
-                        return model.score(inputs.to(self.device), views)
+                        reps = model.user_repr(inputs.to(self.device), views)
+                        kept.extend([reps] if keep_users else [])
+                        return model.score_users(reps, views)
 
-                return evaluate(score_fn, self.data, split, self.model_cfg.max_len,
-                                batch_size=self.train_cfg.eval_batch_size, device=str(self.device),
-                                repeats=self.eval_cfg.repeats)
+                metrics = evaluate(score_fn, self.data, split, self.model_cfg.max_len,
+                                   batch_size=self.train_cfg.eval_batch_size, device=str(self.device),
+                                   repeats=self.eval_cfg.repeats)
+                return metrics, (torch.cat(kept) if keep_users else None)
         finally:
             model.train(was_training)
 
@@ -213,6 +237,7 @@ class Trainer:
         self.best_weights = state["best_weights"]
         self.bad_epochs, self.elapsed = state["bad_epochs"], state["elapsed"]
         self.history = copy.deepcopy(state["history"])
+        self._next_teachers = None                  # computed by other weights: refreshed instead
         rng = state["rng"]
         self._rng = {k: v.clone() for k, v in rng.items() if k in ("torch", "cuda")}
         self.batches.set_rng_state(rng["batches"])

@@ -124,6 +124,25 @@ def test_teachers_computed_a_few_users_at_a_time_equal_all_at_once(small, arithm
     torch.testing.assert_close(chunked.batches.teacher_reps, whole.batches.teacher_reps, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("backbone", ["sasrec", "bert4rec", "gru4rec"])
+def test_the_validation_hands_the_next_epoch_the_teachers_a_refresh_would_compute(small, backbone):
+    """Bit for bit, so a run that takes its teachers from the validation trains exactly as one
+    that refreshes them (a resumed run refreshes: tests/test_resumable_runs.py)."""
+    trainer = assemble_trainer(*configs(backbone, "epoch", eval_batch_size=7), small)
+    trainer.train_epoch()
+    from_validation = trainer._next_teachers
+    trainer._refresh_teachers()
+    assert from_validation is not None and torch.equal(from_validation, trainer.batches.teacher_reps)
+    trainer.load_state_dict(trainer.state_dict())
+    assert trainer._next_teachers is None                              # other weights: refresh
+
+
+def test_no_teachers_are_kept_without_epoch_distillation(small):
+    trainer = assemble_trainer(*configs("sasrec", "batch"), small)
+    trainer.train_epoch()
+    assert trainer._next_teachers is None
+
+
 class _RunsCode:
     """Unpickling this creates a file: a checkpoint loader that allows it runs arbitrary code."""
 
