@@ -47,18 +47,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _timed_evaluate(trainer, spent: list[float]):
-    """Wrap trainer.evaluate so the validation time inside train_epoch is measured exactly."""
-    original = trainer.evaluate
+    """Wrap the trainer's evaluation so the validation time inside train_epoch is measured exactly."""
+    original = trainer._evaluate
 
-    def evaluate(split):
+    def evaluate(split, keep_users=False):
         C.synchronize(trainer.device)
         start = time.perf_counter()
-        out = original(split)
+        out = original(split, keep_users=keep_users)
         C.synchronize(trainer.device)
         spent.append(time.perf_counter() - start)
         return out
 
-    trainer.evaluate = evaluate
+    trainer._evaluate = evaluate
 
 
 def run_one(data, config, emb_label: str, args: argparse.Namespace) -> list:

@@ -69,15 +69,15 @@ class Recorder:
             self.teachers |= ids_in(histories)
             return frozen_reps(histories, chunk)
 
-        score = trainer.model.score
+        user_repr = trainer.model.user_repr
 
-        def recording_score(inputs, views=None):
+        def recording_user_repr(inputs, views=None):       # every scored history (and the teachers')
             self.scored.append(inputs.detach().clone())
-            return score(inputs, views)
+            return user_repr(inputs, views)
 
         monkeypatch.setattr(trainer.model, "_task", recording_task)
         monkeypatch.setattr(trainer.model, "frozen_user_reps", recording_frozen_reps)
-        monkeypatch.setattr(trainer.model, "score", recording_score)
+        monkeypatch.setattr(trainer.model, "user_repr", recording_user_repr)
 
 
 @pytest.mark.parametrize("teacher", ["batch", "epoch"])
