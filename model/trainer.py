@@ -185,7 +185,8 @@ class Trainer:
                 def score_fn(users: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
                     with torch.no_grad():
                         reps = model.user_repr(inputs.to(self.device), views)
-                        kept.extend([reps] if keep_users else [])
+                        if keep_users:
+                            kept.append(reps)
                         return model.score_users(reps, views)
 
                 metrics = evaluate(score_fn, self.data, split, self.model_cfg.max_len,
