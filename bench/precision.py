@@ -76,7 +76,7 @@ def train_batches(config: Any, data: Any, mode: tuple[str, str], n_batches: int,
     from model.pipeline import build_trainer
 
     precision, arithmetic = mode
-    trainer = build_trainer(config.replace({"model.arithmetic": arithmetic}), data)
+    trainer = build_trainer(config.replace({"train.precision": precision, "model.arithmetic": arithmetic}), data)
     if trainer.model.distils:
         trainer._refresh_teachers()
     trainer.model.train()
@@ -85,7 +85,7 @@ def train_batches(config: Any, data: Any, mode: tuple[str, str], n_batches: int,
     losses: list[float] = []
 
     def step(batch: Any) -> None:
-        with torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+        with trainer._arithmetic():                 # the trainer's own autocast rule
             loss, _ = trainer.model.calculate_loss(batch)
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
