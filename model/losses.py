@@ -31,10 +31,11 @@ def rec_ce(states: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, mas
     `real_only` scores the real items' rows 1..mask_id - 1 alone: the same loss without the two
     -inf columns, whose in-place writes cost a copy of the logits in the backward pass."""
     if real_only:
-        return F.cross_entropy(states @ table[1:mask_id].T, targets - 1) if targets.numel() else states.sum() * 0.0
-    logits = states @ table.T
-    logits[:, 0] = -torch.inf
-    logits[:, mask_id] = -torch.inf
+        logits, targets = states @ table[1:mask_id].T, targets - 1
+    else:
+        logits = states @ table.T
+        logits[:, 0] = -torch.inf
+        logits[:, mask_id] = -torch.inf
     return F.cross_entropy(logits, targets) if targets.numel() else states.sum() * 0.0
 
 
