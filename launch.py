@@ -7,7 +7,7 @@
                                [--name N] [--resume] [--json]
     python launch.py report    EXP [--json]
     python launch.py reproduce EXP [--trial best|pareto|ID] [--seeds N] [--set data.LOCATION=PATH] [--json]
-    python launch.py study     --config F --name N [--resume] [--findings DIR] [--json]
+    python launch.py study     --config F --name N [--resume | --status | --report-only] [--findings DIR] [--json]
     python launch.py dose      --config F --name N [--resume | --report-only] [--json]
     python launch.py dose      --summary [--set tune.storage_path=DIR] [--json]
     python launch.py demo
@@ -173,20 +173,28 @@ def _study_command(args: argparse.Namespace) -> str:
     """The command that regenerates this study's findings (written into them)."""
     words = ["python", "launch.py", "study"] + (["--config", args.config] if args.config else [])
     words += ["--name", args.name] + [part for value in args.set or [] for part in ("--set", value)]
-    words += ["--resume"] + (["--findings", str(args.findings)] if args.findings else [])
+    words += ["--report-only" if args.report_only else "--resume"]
+    words += ["--findings", str(args.findings)] if args.findings else []
     return " ".join(shlex.quote(word) for word in words)
 
 
 def cmd_study(args: argparse.Namespace) -> None:
     """Search every (variant, backbone) arm, confirm each arm's best over seeds, write findings."""
     config = _config(args)
-    from results.orchestration.study import run_study
+    from results.orchestration.study import report_study, run_study
     from tuning.summary import ExperimentInterrupted
     from tuning.config import given_keys
 
     given = given_keys(args.config, args.set or [])       # --resume: these must match the saved config
+    if args.status and args.report_only:
+        raise ValueError("--status and --report-only: give one (--status prints the table, "
+                         "--report-only writes the findings; neither runs anything)")
     if args.status:
         _study_status(config, args, given)
+        return
+    if args.report_only:
+        _print_study(args, report_study(config, args.name, findings_dir=args.findings,
+                                        command=_study_command(args), given=given))
         return
     try:
         outcome = run_study(config, args.name, resume=args.resume, address=args.address,
@@ -196,6 +204,11 @@ def cmd_study(args: argparse.Namespace) -> None:
         print(f"error: study {args.name!r} was interrupted; continue it with: {_study_command(args)}",
               file=sys.stderr)
         raise SystemExit(INTERRUPTED) from None
+    _print_study(args, outcome)
+
+
+def _print_study(args: argparse.Namespace, outcome: dict[str, Any]) -> None:
+    """The findings' headline sentences, then where they lie."""
     if outcome.get("sentences"):
         print("\n" + "\n".join(outcome["sentences"]))
     payload = {k: outcome[k] for k in ("study", "arms", "html", "markdown")}
@@ -341,6 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--findings", help="folder for the findings (default: <study>/findings)")
     p.add_argument("--status", action="store_true",
                    help="print what is done and what is left, per stage, and run nothing")
+    p.add_argument("--report-only", action="store_true",
+                   help="write the findings from the runs on disk and run nothing (a study part way or running)")
     _common(p)
     p.set_defaults(func=cmd_study)
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from results.findings_claims import comparisons, search_seed_spread, sentences
 from results.findings_render import to_html_page, to_markdown_text
+from results.findings_scope import cost_pieces, cost_table, part_way_pieces, run_scope
 from results.findings_search import (EDGE, arm_fronts, arm_trials, at_range_ends, best_configs, budget_curves,
                                      confirmed_clusters, confirmed_fronts, confirmed_hypervolumes, edge_note,
                                      front_table)
@@ -110,16 +111,17 @@ def searched_dimensions(config: Any) -> int:
 
 def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd.DataFrame,
               plots: dict[str, str | None], tables: dict[str, pd.DataFrame], said: list[str],
-              shares: list[str], command: str | None, dose_pieces: list[tuple]) -> list[tuple]:
-    """The report as (kind, payload) pieces, rendered to Markdown and to HTML alike."""
+              shares: list[str], command: str | None, dose_pieces: list[tuple], scope: str) -> list[tuple]:
+    """The report as (kind, payload) pieces, rendered to Markdown and to HTML alike; `scope` says
+    how many trials and runs they rest on."""
     n_seeds = len(config.study.seeds)
     dataset = config.data.name
     pieces: list[tuple] = [
         ("h1", f"Study {name}: does the item-cluster constraint help on {dataset}?"),
         ("p", f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()} "
-              f"({platform.node()}, {os.cpu_count()} CPU cores, {_device()}); {len(trials)} search trials in {trials['arm'].nunique()} arms, "
-              f"{len(runs)} confirmation runs. Test split, full ranking with the history masked "
-              f"(repeat policy `{config.eval.repeats}`), best-validation weights."),
+              f"({platform.node()}, {os.cpu_count()} CPU cores, {_device()}); {scope}. Test split, full "
+              f"ranking with the history masked (repeat policy `{config.eval.repeats}`), best-validation weights."),
+        *part_way_pieces(tables.get("cost")),
         ("h2", "Findings"),
         ("list", said or ["No confirmation runs yet."]),
         ("p", f"Paired two-sided t-tests over {n_seeds} seeds (the same seeds for every arm), "
@@ -164,7 +166,7 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
               "per backbone."),
         ("image", plots.get("effects")),
         ("list", shares),
-        *_cost_pieces(tables.get("cost")),
+        *cost_pieces(tables.get("cost")),
         ("h2", "Reductions against the paper's settings"),
         ("list", reductions(config)),
         ("p", at_cap_sentence(runs["best_epoch"].tolist() if not runs.empty else [], config.train.epochs)),
@@ -175,8 +177,7 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
                   "`cost.csv`: runs and training hours per stage",
                   "`study_config.json`: the exact config of the study"]),
         ("h2", "Regenerate and check"),
-        ("list", [f"Findings (reruns nothing that is done; runs whatever is missing): `{command}`"
-                  if command else "Findings: `python launch.py study --config CONFIG --name "
+        ("list", [_regenerate_line(command) if command else "Findings: `python launch.py study --config CONFIG --name "
                   f"{name} --resume --findings DIR` with the study's config file",
                   f"One confirmation run from scratch, every test metric compared: `python launch.py "
                   f"reproduce {config.tune.storage_path.rstrip('/')}/{name}/confirm/ARM/seed-S.json`"]),
@@ -184,23 +185,10 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
     return pieces
 
 
-def cost_table(stages: list[dict[str, Any]]) -> pd.DataFrame:
-    """The study's cost per stage part (`results.orchestration.progress.study_status` rows): runs
-    done and planned, training hours."""
-    return pd.DataFrame([{"stage": s["stage"], "part": s["part"], "runs": s["done"], "planned": s["planned"],
-                          "training hours": s["hours"]} for s in stages])
-
-
-def _cost_pieces(cost: pd.DataFrame | None) -> list[tuple]:
-    if cost is None or cost.empty:
-        return []
-    total = cost.iloc[-1]
-    return [("h2", "Cost"),
-            ("p", f"Training time on this machine, per stage, as the runs recorded it: {total['training hours']:.2f} "
-                  f"hours over {total['runs']} trials and runs ({total['planned']} planned). Runs side by "
-                  f"side took less wall time; `launch.py study --status` prints the same table while a "
-                  f"study runs."),
-            ("table", cost)]
+def _regenerate_line(command: str) -> str:
+    if "--report-only" in command.split():
+        return f"Findings from the runs on disk (runs nothing; `--resume` instead runs what is missing): `{command}`"
+    return f"Findings (reruns nothing that is done; runs whatever is missing): `{command}`"
 
 
 def _spread_pieces(config: Any, spread: pd.DataFrame) -> list[tuple]:
@@ -373,7 +361,8 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     if (folder / "study_config.json").resolve() != (out / "study_config.json").resolve():
         shutil.copyfile(folder / "study_config.json", out / "study_config.json")
     pieces = _sections(config, folder.name, runs, refs, trials, plots, tables, said + _dose_sentences(doses or {}),
-                       icc_share_sentences(trials, backbones), command, _dose_pieces(doses or {}, out))
+                       icc_share_sentences(trials, backbones), command, _dose_pieces(doses or {}, out),
+                       run_scope(trials, runs, every_run, front_runs or []))
     markdown = out / "findings.md"
     markdown.write_text(to_markdown_text(pieces))
     page = out / "findings.html"

@@ -255,3 +255,27 @@ def test_status_of_a_finished_study_says_every_stage_is_done(study, capsys):
     assert stages[-1]["state"] == "done" and stages[-1]["done"] == stages[-1]["planned"] and stages[-1]["hours"] > 0
     assert all(s["hours_left"] == 0.0 for s in stages) and stages[-1]["parts_not_estimated"] == 0
 
+
+
+@pytest.mark.slow
+def test_report_only_writes_findings_part_way_and_trains_nothing(study, tmp_path, capsys):
+    """A study read part way: the findings use the runs on disk, say first what is still to
+    come, and give the command that wrote them; no run is trained to fill a gap."""
+    _, folder, _ = study
+    copy = tmp_path / "demo"
+    shutil.copytree(folder, copy)
+    missing = copy / CONFIRM_DIR / "plain-sasrec" / "seed-43.json"
+    missing.unlink()
+    runs = len(list((copy / CONFIRM_DIR).glob("*/seed-*.json")))
+    out = tmp_path / "read"
+    args = ["study", "--name", "demo", "--report-only", "--findings", str(out), "--json",
+            "--set", f"tune.storage_path={tmp_path}"]
+    assert launch.main(args) == 0
+    outcome = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert outcome["markdown"] == str(out / "findings.md") and not missing.exists()
+    text = (out / "findings.md").read_text()
+    seeds = len(json.loads((copy / "study_config.json").read_text())["study"]["seeds"])
+    assert f"still to come: confirmation plain-sasrec ({seeds - 1} of {seeds})" in text
+    assert f"{runs} confirmation runs" in text
+    assert len(pd.read_csv(out / "confirmation_runs.csv")) == runs
+    assert f"--report-only --findings {out}`" in text

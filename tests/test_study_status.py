@@ -120,3 +120,20 @@ def test_runs_not_yet_started_go_by_the_search_trials_that_trained_to_their_end(
     assert left[("dose", "dose-sasrec")] == pytest.approx(27 * 0.1)                     # ICC runs at LLM-ESR's settings
     assert left[("confirmation", "plain-sasrec")] is None                               # no plain search yet
     assert not any(key in r for r in rows for key in WHOLE_TRIAL_KEYS)                 # one set of columns
+
+
+def test_report_only_refuses_what_it_cannot_read_and_runs_nothing(tmp_path, capsys):
+    """`--report-only` reads a study, never starts one: a missing study, one whose searches have
+    not finished, and --status beside it are each one line."""
+    from results.orchestration.study import claim
+
+    sets = ["--set", f"tune.storage_path={tmp_path}"]
+    assert launch.main(["study", "--name", "none", "--report-only", *sets]) == 2
+    assert "--report-only: no study 'none'" in capsys.readouterr().err
+    folder, _ = claim(demo_config(tmp_path), "fresh", resume=False)
+    before = sorted(p.name for p in folder.rglob("*"))
+    assert launch.main(["study", "--name", "fresh", "--report-only", *sets]) == 2
+    assert "no search arm of study 'fresh' has finished yet" in capsys.readouterr().err
+    assert launch.main(["study", "--name", "fresh", "--report-only", "--status", *sets]) == 2
+    assert "--status and --report-only: give one" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.rglob("*")) == before

@@ -20,7 +20,8 @@ flight; `--resume` skips everything already on disk):
    dose-response (results.orchestration.dose: the `dose` section's shares x clusterings against
    no ICC, around the arm's tuned config): runs in <study>/dose-<backbone>/.
 3. Findings. results.findings writes the report (Markdown and HTML first, then tables and plots),
-   the dose-responses' reports beside it.
+   the dose-responses' reports beside it. `report_study` (`--report-only`) writes them from
+   whatever is on disk, running nothing, so a study run across sessions can be read part way.
 
 The study's folder also holds study_config.json: the config it was started with. `--resume --name N`
 continues with that config (as `tune --resume` does); a setting given with it that differs from
@@ -261,6 +262,47 @@ def run_dose_stage(config: Any, folder: Path, found: dict[str, Path], backbone: 
     say(progress, f"dose-response around {arm}")
     return run_arm_dose(config, folder / dose_stage(backbone), found[arm], folder / CONFIRM_DIR / arm,
                         out / dose_stage(backbone), progress)
+
+
+def report_dose_stage(config: Any, folder: Path, experiment: Path, backbone: str, out: Path) -> dict[str, Any] | None:
+    """`run_dose_stage` from the runs on disk, training and copying nothing; None before the
+    stage has begun (no folder yet)."""
+    from results.orchestration.dose import arm_dose_base, tabulate_doses
+
+    runs = folder / dose_stage(backbone)
+    if not runs.is_dir():
+        return None
+    written, confirmed = tabulate_doses(arm_dose_base(config, experiment), runs, out / dose_stage(backbone))
+    return {**written, "confirmed": confirmed}
+
+
+def report_study(config: Any, name: str, findings_dir: str | Path | None = None,
+                 command: str | None = None, given: Any = None) -> dict[str, Any]:
+    """The findings of the study named `name` from what is on disk, running nothing (`study
+    --report-only`): the finished searches, the confirmation and front runs written so far and
+    each dose stage's runs, with the cost table saying what is still to come. No driver lock: a
+    report may be written while the study runs, as a dose-response's may."""
+    from results.findings import write_findings
+    from results.orchestration.progress import study_status      # it imports this module
+
+    out = findings_folder(findings_dir)
+    folder, config = claim(config, name, resume=True, given=given, flag="--report-only")
+    out = out or folder / FINDINGS_DIR
+    searched = {arm: folder / SEARCH_DIR / arm for arm in arm_plans(config, folder)
+                if (folder / SEARCH_DIR / arm / DONE_MARK).is_file()}
+    if not searched:
+        raise StudyError(f"--report-only: no search arm of study {name!r} has finished yet, so there is "
+                         f"nothing to report; --status says where it stands")
+    doses = {}
+    for backbone in config.study.dose_backbones:
+        llmesr = arm_name("llmesr", backbone)
+        report = report_dose_stage(config, folder, searched[llmesr], backbone, out) if llmesr in searched else None
+        if report:
+            doses[backbone] = report
+    written = write_findings(config, folder, searched, load_confirmations(folder), references(config, folder), out,
+                             command=command, front_runs=load_front_runs(folder), doses=doses,
+                             cost=study_status(config, folder))
+    return {"study": str(folder), "arms": sorted(searched), **written}
 
 
 def run_study(config: Any, name: str, resume: bool = False, address: str | None = None,
