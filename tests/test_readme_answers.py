@@ -21,24 +21,27 @@ STUDIES = ROOT / "docs" / "studies"
 METRICS = ("ndcg_10", "tail_item_ndcg_10")            # the README table's two result columns
 
 
-def readme_rows() -> dict[tuple[str, str], tuple[str, str]]:
-    """(dataset, backbone) -> (overall cell, tail-item cell) of the README's answer table."""
+def readme_rows() -> dict[tuple[str, str, str], tuple[str, str]]:
+    """(dataset, backbone, dose-response) -> (overall cell, tail-item cell) of the README's answer
+    table; its third column names the dose-response (a link whose text is its name), since one
+    dataset and backbone may have several, around differently tuned arms."""
     section = (ROOT / "README.md").read_text().split("## What the studies found", 1)[1].split("\n## ", 1)[0]
     rows = {}
     for line in section.splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if line.startswith("|") and len(cells) == 4 and cells[0] not in ("dataset", "---"):
-            rows[(cells[0], cells[1].lower())] = (cells[2], cells[3])
+        if line.startswith("|") and len(cells) == 5 and cells[0] not in ("dataset", "---"):
+            name = re.match(r"\[([^\]]+)\]", cells[2])
+            rows[(cells[0], cells[1].lower(), name[1] if name else cells[2])] = (cells[3], cells[4])
     return rows
 
 
-def summary_counts() -> dict[tuple[str, str], tuple[int, int]]:
-    """(dataset, backbone) -> (runs done, runs planned), from the committed icc-answers.md."""
+def summary_counts() -> dict[tuple[str, str, str], tuple[int, int]]:
+    """(dataset, backbone, dose-response) -> (runs done, runs planned), from the committed icc-answers.md."""
     counts = {}
     for line in (STUDIES / "icc-answers.md").read_text().splitlines():
-        found = re.match(r"\| (\S+) \| (\S+) \| \S+ \| (\d+) of (\d+) \|", line)
+        found = re.match(r"\| (\S+) \| (\S+) \| (\S+) \| (\d+) of (\d+) \|", line)
         if found:
-            counts[(found[1], found[2])] = (int(found[3]), int(found[4]))
+            counts[(found[1], found[2], found[3])] = (int(found[4]), int(found[5]))
     return counts
 
 
@@ -73,7 +76,8 @@ def test_the_readme_table_has_a_row_for_every_committed_dose_response():
 def test_each_readme_row_quotes_its_primary_family(key):
     cells = readme_rows()[key]
     counts = summary_counts().get(key)
-    rows = family()[(family()["dataset"] == key[0]) & (family()["backbone"] == key[1])]
+    rows = family()[(family()["dataset"] == key[0]) & (family()["backbone"] == key[1])
+                    & (family()["dose_response"] == key[2])]
     running = counts is not None and counts[0] < counts[1]      # an interim family (confirmation running)
     if rows.empty or running:            # still running (or not started): no claim, the true count
         assert all("under way" in cell for cell in cells), (key, cells)
