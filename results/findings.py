@@ -18,6 +18,7 @@ import pandas as pd
 
 from results.findings_claims import comparisons, search_seed_spread, sentences
 from results.findings_render import to_html_page, to_markdown_text
+from results.findings_fronts import fronts_on_test_pieces
 from results.findings_scope import cost_pieces, cost_table, part_way_pieces, run_scope
 from results.findings_search import (EDGE, arm_fronts, arm_trials, at_range_ends, best_configs, budget_curves,
                                      confirmed_clusters, confirmed_fronts, confirmed_hypervolumes, edge_note,
@@ -153,7 +154,7 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
               "hypervolume against the origin (the area the front dominates; larger is better on both)."),
         ("image", plots.get("fronts")),
         ("table", tables["fronts"]),
-        *_fronts_on_test_pieces(config, tables["fronts_on_test"], plots),
+        *fronts_on_test_pieces(config, tables["fronts_on_test"], plots),
         *dose_pieces,
         ("h2", "Search budget"),
         ("p", "Best validation NDCG@10 so far against cumulative trial-epochs, per arm (no grid was "
@@ -252,26 +253,6 @@ def icc_share_sentences(trials: pd.DataFrame, backbones: list[str]) -> list[str]
 def reference_frame(refs: dict) -> pd.DataFrame:
     return pd.DataFrame([{"split": split, "reference": name, **metrics}
                          for split, by_name in refs.items() for name, metrics in by_name.items()])
-
-
-def _fronts_on_test_pieces(config: Any, on_test: pd.DataFrame, plots: dict[str, str | None]) -> list[tuple]:
-    """The fronts as confirmed: every front trial over `study.front_seeds` on test (none without)."""
-    if not config.study.front_seeds:
-        return []
-    head = [("h3", f"The fronts on test: every front trial confirmed over seeds {config.study.front_seeds}"),
-            ("p", "A front drawn on validation can be luck; each of its trials re-run from scratch on these seeds "
-                  "(the best trial's own confirmation runs among them) gives its test NDCG@10 and tail-item "
-                  "NDCG@10 with 95 % CIs, and each arm's test hypervolume (the fronts table above).")]
-    if on_test.empty:
-        return head + [("p", "No front trial confirmed yet.")]
-    shown = pd.DataFrame({
-        "arm": on_test["arm"], "trial": on_test["trial_id"], "best": on_test["best"].map({True: "yes", False: ""}),
-        "valid NDCG@10": on_test["valid_ndcg_10"].round(4), "valid tail NDCG@10": on_test["valid_tail_item_ndcg_10"].round(4),
-        "seeds": on_test["seeds"],
-        "test NDCG@10": [ci_text({"mean": m, "half_width": h}) for m, h in zip(on_test["test_ndcg_10"], on_test["test_ndcg_10_ci"])],
-        "test tail NDCG@10": [ci_text({"mean": m, "half_width": h}) for m, h in
-                              zip(on_test["test_tail_item_ndcg_10"], on_test["test_tail_item_ndcg_10_ci"])]})
-    return head + [("image", plots.get("fronts_on_test")), ("table", shown)]
 
 
 def _dose_pieces(doses: dict[str, dict[str, Any]], out: Path) -> list[tuple]:

@@ -161,7 +161,11 @@ def confirmed_fronts(trials: pd.DataFrame, every_run: pd.DataFrame, front_runs: 
                      seeds: list[int]) -> pd.DataFrame:
     """Each arm's validation front (first search seed), every trial on it with its test NDCG@10
     and tail-item NDCG@10, mean and 95 % CI over `seeds`: a front trial's own runs
-    (`<arm>@<trial>`), the best trial's from the arm's confirmation runs on those seeds."""
+    (`<arm>@<trial>`), the best trial's from the arm's confirmation runs on those seeds. Beside
+    them, where the trial's point came from (its state, the epoch it stopped at and its best
+    epoch) and where the confirmation's came from (its runs' mean best epoch, and their validation
+    tail-item NDCG@10 at the trial's best epoch): a trial ASHA stopped early is a point of a short
+    run, which a full-budget run selected on overall NDCG@10 need not keep."""
     from results.tables import ranked
 
     if trials.empty or not seeds:
@@ -170,11 +174,12 @@ def confirmed_fronts(trials: pd.DataFrame, every_run: pd.DataFrame, front_runs: 
     runs_of: dict[str, list[dict]] = {}
     for run in front_runs:
         if int(run["seed"]) in wanted:
-            runs_of.setdefault(run["arm"], []).append(run["test"])
+            runs_of.setdefault(run["arm"], []).append(run)
     for _, run in (every_run.iterrows() if not every_run.empty else ()):
         if pd.isna(run.get("search")) and int(run["seed"]) in wanted:
             runs_of.setdefault(f"{run['arm']}@best", []).append(
-                {"ndcg_10": run["test_ndcg_10"], "tail_item_ndcg_10": run["test_tail_item_ndcg_10"]})
+                {"test": {"ndcg_10": run["test_ndcg_10"], "tail_item_ndcg_10": run["test_tail_item_ndcg_10"]},
+                 "best_epoch": run.get("best_epoch")})
     rows = []
     for arm, part in trials.groupby("arm", sort=True):
         if arm_search_seed(arm) is not None:
@@ -183,14 +188,29 @@ def confirmed_fronts(trials: pd.DataFrame, every_run: pd.DataFrame, front_runs: 
         best_id = str(best["trial_id"].iloc[0]) if not best.empty else None
         for tid in front_ids(part, FRONT_METRICS):
             trial = part[part["trial_id"] == tid].iloc[0]
-            tests = runs_of.get(f"{arm}@best" if tid == best_id else f"{arm}@{tid}", [])
-            overall = mean_ci([t["ndcg_10"] for t in tests])
-            tail = mean_ci([t["tail_item_ndcg_10"] for t in tests])
+            runs = runs_of.get(f"{arm}@best" if tid == best_id else f"{arm}@{tid}", [])
+            overall = mean_ci([run["test"]["ndcg_10"] for run in runs])
+            tail = mean_ci([run["test"]["tail_item_ndcg_10"] for run in runs])
             rows.append({"backbone": arm_parts(arm)[1], "arm": arm, "trial_id": tid, "best": tid == best_id,
                          "valid_ndcg_10": trial[FRONT_METRICS[0]], "valid_tail_item_ndcg_10": trial[FRONT_METRICS[1]],
-                         "seeds": len(tests), "test_ndcg_10": overall["mean"], "test_ndcg_10_ci": overall["half_width"],
-                         "test_tail_item_ndcg_10": tail["mean"], "test_tail_item_ndcg_10_ci": tail["half_width"]})
+                         "seeds": len(runs), "test_ndcg_10": overall["mean"], "test_ndcg_10_ci": overall["half_width"],
+                         "test_tail_item_ndcg_10": tail["mean"], "test_tail_item_ndcg_10_ci": tail["half_width"],
+                         **_epochs_of(trial, runs)})
     return pd.DataFrame(rows)
+
+
+def _epochs_of(trial: pd.Series, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where a front point came from: the search trial's state, epochs trained and best epoch;
+    its confirmation runs' mean best epoch and mean validation tail-item NDCG@10 at the trial's
+    best epoch (NaN where the runs carry no history)."""
+    best_epoch = trial.get("best_epoch")
+    known = best_epoch is not None and not pd.isna(best_epoch)
+    at_trial = [run["history"][int(best_epoch) - 1][FRONT_METRICS[1]] for run in runs
+                if known and len(run.get("history") or []) >= int(best_epoch)]
+    peaks = [run["best_epoch"] for run in runs if run.get("best_epoch") is not None and not pd.isna(run["best_epoch"])]
+    return {"trial_state": trial.get("state"), "trial_epochs": trial.get("epochs"), "trial_best_epoch": best_epoch,
+            "confirmed_best_epoch": sum(peaks) / len(peaks) if peaks else math.nan,
+            "confirmed_valid_tail_at_trial_epoch": sum(at_trial) / len(at_trial) if at_trial else math.nan}
 
 
 def confirmed_hypervolumes(confirmed: pd.DataFrame) -> dict[str, float]:

@@ -118,19 +118,22 @@ def test_each_front_trial_is_measured_on_test_over_the_front_seeds(tmp_path):
     """Issue 21: Pareto points confirmed over seeds. The best trial's values come from its own
     confirmation runs on those seeds, the others from their front runs; other search seeds'
     arms and other seeds are left out; the test hypervolume is of the confirmed means."""
-    from results.findings import _fronts_on_test_pieces
+    from results.findings_fronts import fronts_on_test_pieces
     from results.findings_search import confirmed_fronts, confirmed_hypervolumes
     from results.study_plots import plot_confirmed_fronts
 
     rows = [("llmesr-sasrec", "t1", 0.10, 0.02), ("llmesr-sasrec", "t2", 0.08, 0.03), ("llmesr-sasrec", "t3", 0.07, 0.01),
             ("icc-sasrec", "t4", 0.09, 0.04), ("icc-sasrec-search1", "t5", 0.2, 0.2)]
-    trials = pd.DataFrame([{"arm": a, "trial_id": t, "state": "terminated", "valid_ndcg_10": x, "best_valid_ndcg_10": x,
+    trials = pd.DataFrame([{"arm": a, "trial_id": t, "state": "stopped_early" if t == "t2" else "terminated",
+                            "best_epoch": 3 if t == "t2" else 12, "epochs": 3 if t == "t2" else 17,
+                            "valid_ndcg_10": x, "best_valid_ndcg_10": x,
                             "valid_tail_item_ndcg_10": y, "backbone": "sasrec"} for a, t, x, y in rows])
     every_run = pd.DataFrame([{"arm": arm, "search": None, "seed": seed, "test_ndcg_10": v + d,
                                "test_tail_item_ndcg_10": v / 4 + d} for arm, v in (("llmesr-sasrec", 0.09), ("icc-sasrec", 0.085))
                               for seed, d in ((42, 0.001), (43, -0.001), (44, 0.0))])
-    front_runs = [{"arm": "llmesr-sasrec@t2", "seed": seed, "test": {"ndcg_10": 0.07 + d, "tail_item_ndcg_10": 0.03 + d}}
-                  for seed, d in ((42, 0.002), (43, 0.0), (99, 0.5))]
+    front_runs = [{"arm": "llmesr-sasrec@t2", "seed": seed, "test": {"ndcg_10": 0.07 + d, "tail_item_ndcg_10": 0.03 + d},
+                   "best_epoch": peak, "history": [{"valid_tail_item_ndcg_10": 0.05 - 0.005 * e + d} for e in range(30)]}
+                  for seed, d, peak in ((42, 0.002, 20), (43, 0.0, 24), (99, 0.5, 1))]
     got = confirmed_fronts(trials, every_run, front_runs, [42, 43]).set_index("trial_id")
     assert sorted(got.index) == ["t1", "t2", "t4"] and set(got["seeds"]) == {2}
     assert got.loc["t1", "best"] and not got.loc["t2", "best"]
@@ -139,11 +142,22 @@ def test_each_front_trial_is_measured_on_test_over_the_front_seeds(tmp_path):
     volumes = confirmed_hypervolumes(got.reset_index())
     assert volumes["llmesr-sasrec"] == pytest.approx(0.071 * 0.031 + (0.09 - 0.071) * 0.0225)
     assert Path(plot_confirmed_fronts(got.reset_index(), ["sasrec"], tmp_path / "f.png")).stat().st_size > 1000
-    config = load_config(DEMO, ["study.front_seeds=[42,43]"])
-    pieces = _fronts_on_test_pieces(config, got.reset_index(), {"fronts_on_test": None})
+    config = load_config(DEMO, ["study.front_seeds=[42,43]", "tune.grace_period=3"])
+    pieces = fronts_on_test_pieces(config, got.reset_index(), {"fronts_on_test": None})
     table = [p for kind, p in pieces if kind == "table"][0]
     shown = dict(zip(table["trial"], table["test NDCG@10"]))
     assert shown["t2"].startswith("0.0710 ± ") and shown["t1"].startswith("0.0900 ± ")
+    # where the short run's point came from: ASHA stopped t2 at epoch 3; its full-budget runs
+    # peaked at epochs 20 and 24, and at epoch 3 they had validation tail 0.042 and 0.040
+    assert got.loc["t2", "confirmed_best_epoch"] == 22 and got.loc["t2", "trial_best_epoch"] == 3
+    assert got.loc["t2", "confirmed_valid_tail_at_trial_epoch"] == pytest.approx(0.041)
+    said = [p for kind, p in pieces if kind == "p"][-1]
+    assert said.startswith("1 of the 3 confirmed front trials took their validation point within ASHA's grace "
+                           "period (best epoch 3; 1 stopped by ASHA), at validation tail-item NDCG@10 0.0300")
+    assert "peaked at epoch 22" in said
+    assert "0.0410 against the search's 0.0300: the point holds at its epoch" in said
+    lower = got.reset_index().assign(confirmed_valid_tail_at_trial_epoch=0.02)
+    assert "does not hold even at its epoch" in fronts_on_test_pieces(config, lower, {})[-1][1]
 
 
 
