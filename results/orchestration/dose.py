@@ -214,10 +214,10 @@ def _compare(config: Any, clustering: str, share: float, by_arm: dict[str, dict[
     for metric in METRICS:
         treated = [arm[s]["test"][metric] for s in seeds]
         base = [control[s]["test"][metric] for s in seeds]
-        diff, tost = paired(treated, base), equivalence(treated, base, config.dose.margin)
+        diff, tost, spread = paired(treated, base), equivalence(treated, base, config.dose.margin), mean_ci(treated)
         rows.append({"clustering": clustering, "share": share, "metric": metric, "seeds": len(seeds),
-                     "mean": mean_ci(treated)["mean"], "half_width": mean_ci(treated)["half_width"],
-                     "control_mean": mean_ci(base)["mean"], "relative": diff["relative"],
+                     "mean": spread["mean"], "half_width": spread["half_width"],
+                     "control_mean": diff["control_mean"], "relative": diff["relative"],
                      "diff": diff["diff"], "diff_half_width": diff["diff_half_width"],
                      "p_value": diff["p_value"], "tost_p": tost["p_value"],
                      "realised_share": _mean_realised_share([arm[s] for s in seeds]),
