@@ -279,3 +279,25 @@ def test_report_only_writes_findings_part_way_and_trains_nothing(study, tmp_path
     assert f"{runs} confirmation runs" in text
     assert len(pd.read_csv(out / "confirmation_runs.csv")) == runs
     assert f"--report-only --findings {out}`" in text
+
+
+@pytest.mark.slow
+def test_a_study_grows_arm_by_arm_and_keeps_each_search_seed(tmp_path):
+    """`study.variants` and `study.search_seeds` may grow on resume: a study can run its most
+    telling arm first and add the others later, nothing done runs again; an arm's searcher seed
+    may not change under it."""
+    first = run_study(demo_config(tmp_path, "study.variants=[llmesr]"), "grow", progress=False)
+    assert first["arms"] == ["llmesr-sasrec"] and Path(first["markdown"]).is_file()
+    folder = Path(first["study"])
+    done = {p: p.stat().st_mtime_ns for p in [*(folder / SEARCH_DIR / "llmesr-sasrec").rglob("result.json"),
+                                              *(folder / CONFIRM_DIR).glob("*/seed-*.json")]}
+    grown = run_study(demo_config(tmp_path), "grow", resume=True, progress=False, given=["study.variants"])
+    assert grown["arms"] == ["icc-sasrec", "llmesr-sasrec", "plain-sasrec"]
+    assert {p: p.stat().st_mtime_ns for p in done} == done
+    comparisons = pd.read_csv(Path(grown["markdown"]).parent / "comparisons.csv")
+    assert {"ICC vs no-ICC control", "LLM-ESR vs plain"} <= set(comparisons["comparison"])
+    assert json.loads((folder / "study_config.json").read_text())["study"]["variants"] == ["plain", "llmesr", "icc"]
+    seed = json.loads((folder / SEARCH_DIR / "llmesr-sasrec" / "experiment_config.json").read_text())["tune"]["search_seed"]
+    with pytest.raises(StudyError, match=rf"search \S+ ran with searcher seed {seed}, the plan now gives it {seed + 5}"):
+        run_study(demo_config(tmp_path, f"study.search_seeds=[{seed + 5},{seed + 6}]"), "grow", resume=True,
+                  progress=False, given=["study.search_seeds"])

@@ -43,8 +43,10 @@ from settings import dotted_keys, dotted_value
 from tuning.lock import driver_lock
 
 STUDY_FILE = "study_config.json"
-#: settings a resume may change: which runs exist or how many at once, never how one trains
-STUDY_PLAN = ("study.front_seeds", "study.confirm_workers", "study.dose_backbones", "dose")
+#: settings a resume may change: which arms and runs exist or how many at once, never how one
+#: trains (a study may grow arm by arm: its most telling arms first, the rest on a later resume)
+STUDY_PLAN = ("study.variants", "study.search_seeds", "study.front_seeds", "study.confirm_workers",
+              "study.dose_backbones", "dose")
 SEARCH_DIR = "search"
 FINDINGS_DIR = "findings"
 DONE_MARK = ".search-done"
@@ -200,6 +202,7 @@ def run_search(plans: dict[str, Any], folder: Path, address: str | None, progres
     from tuning.runner import connect, run_experiment
 
     search_root = folder / SEARCH_DIR
+    check_search_seeds(plans, search_root)
     todo = {arm: plan for arm, plan in plans.items() if not (search_root / arm / DONE_MARK).is_file()}
     for arm in todo:                 # before Ray starts
         part = search_root / arm
@@ -227,6 +230,21 @@ def run_search(plans: dict[str, Any], folder: Path, address: str | None, progres
             if started:
                 ray.shutdown()
     return {arm: search_root / arm for arm in plans}
+
+
+def check_search_seeds(plans: dict[str, Any], search_root: Path) -> None:
+    """An arm searched already keeps its searcher seed: a resume may add search seeds
+    (`study.search_seeds`) after the first, not change the one an arm's search ran with (its
+    folder would still hold the other seed's search under the new seed's name)."""
+    for arm, plan in plans.items():
+        saved = search_root / arm / "experiment_config.json"
+        if not saved.is_file():
+            continue
+        seed = json.loads(saved.read_text()).get("tune", {}).get("search_seed")
+        if seed is not None and int(seed) != plan.tune.search_seed:
+            raise StudyError(f"study.search_seeds: search {arm} ran with searcher seed {seed}, the plan now gives "
+                             f"it {plan.tune.search_seed}; a resume may add search seeds after the first "
+                             f"({seed}), not change it")
 
 
 def trial_settings(plan: Any) -> list[str]:
