@@ -27,7 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from results.console import emit, emit_summary, print_answers, print_epoch, print_rows, print_table
+from results.console import (emit, emit_summary, print_answers, print_epoch, print_study, print_study_status,
+                             print_table)
 from runtime import quiet_environment
 
 REPO = Path(__file__).resolve().parent
@@ -193,8 +194,8 @@ def cmd_study(args: argparse.Namespace) -> None:
         _study_status(config, args, given)
         return
     if args.report_only:
-        _print_study(args, report_study(config, args.name, findings_dir=args.findings,
-                                        command=_study_command(args), given=given))
+        print_study(args.name, report_study(config, args.name, findings_dir=args.findings,
+                                           command=_study_command(args), given=given), args.json)
         return
     try:
         outcome = run_study(config, args.name, resume=args.resume, address=args.address,
@@ -204,16 +205,7 @@ def cmd_study(args: argparse.Namespace) -> None:
         print(f"error: study {args.name!r} was interrupted; continue it with: {_study_command(args)}",
               file=sys.stderr)
         raise SystemExit(INTERRUPTED) from None
-    _print_study(args, outcome)
-
-
-def _print_study(args: argparse.Namespace, outcome: dict[str, Any]) -> None:
-    """The findings' headline sentences, then where they lie."""
-    if outcome.get("sentences"):
-        print("\n" + "\n".join(outcome["sentences"]))
-    payload = {k: outcome[k] for k in ("study", "arms", "html", "markdown")}
-    payload["findings"] = outcome["markdown"]
-    emit(f"study {args.name}", payload, args.json)
+    print_study(args.name, outcome, args.json)
 
 
 def _study_status(config: Any, args: argparse.Namespace, given: Any) -> None:
@@ -223,15 +215,7 @@ def _study_status(config: Any, args: argparse.Namespace, given: Any) -> None:
     from tuning.lock import running_driver
 
     folder, saved = claim(config, args.name, resume=True, given=given, flag="--status")
-    rows = study_status(saved, folder)
-    driver = running_driver(folder)
-    print_rows(f"study {args.name}: {folder}" + (f" (running: driver {driver})" if driver else ""),
-               [{**row, "hours_left": "?" if row["hours_left"] is None else row["hours_left"]} for row in rows])
-    print("hours_left: training hours still to go at the pace of the runs done (the part's own, or a part "
-          "that trains alike; before a confirmation, front or dose run has run, the arm's search trials that "
-          "trained to their own end); ? = nothing comparable has run yet; runs in parallel take less wall time")
-    if args.json:
-        print(json.dumps({"study": str(folder), "stages": rows}, default=str))
+    print_study_status(args.name, folder, study_status(saved, folder), running_driver(folder), args.json)
 
 
 def cmd_dose(args: argparse.Namespace) -> None:

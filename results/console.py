@@ -74,3 +74,23 @@ def print_epoch(report) -> None:
           f"  new_target_ndcg_10 {v['new_target_ndcg_10']:.4f}"
           f"  tail_item_ndcg_10 {v['tail_item_ndcg_10']:.4f}  best {report.best_valid_ndcg_10:.4f}"
           f" (epoch {report.best_epoch})  {report.seconds:.1f} s", file=sys.stderr, flush=True)
+
+
+def print_study(name: str, outcome: dict[str, Any], as_json: bool) -> None:
+    """`study` (run or --report-only): the findings' headline sentences, then where they lie."""
+    if outcome.get("sentences"):
+        print("\n" + "\n".join(outcome["sentences"]))
+    payload = {k: outcome[k] for k in ("study", "arms", "html", "markdown")}
+    payload["findings"] = outcome["markdown"]
+    emit(f"study {name}", payload, as_json)
+
+
+def print_study_status(name: str, folder: Any, rows: list[dict[str, Any]], driver: str | None, as_json: bool) -> None:
+    """`study --status`: one row per stage part, whether a driver runs it, what hours_left means."""
+    print_rows(f"study {name}: {folder}" + (f" (running: driver {driver})" if driver else ""),
+               [{**row, "hours_left": "?" if row["hours_left"] is None else row["hours_left"]} for row in rows])
+    print("hours_left: training hours still to go at the pace of the runs done (the part's own, or a part "
+          "that trains alike; before a confirmation, front or dose run has run, the arm's search trials that "
+          "trained to their own end); ? = nothing comparable has run yet; runs in parallel take less wall time")
+    if as_json:
+        print(json.dumps({"study": str(folder), "stages": rows}, default=str))
