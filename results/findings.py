@@ -18,11 +18,11 @@ import pandas as pd
 
 from results.findings_claims import comparisons, search_seed_spread, sentences
 from results.findings_render import to_html_page, to_markdown_text
-from results.findings_fronts import fronts_on_test_pieces
+from results.findings_fronts import fronts_on_test_pieces, hypervolume_comparisons, seed_hypervolumes
 from results.findings_scope import cost_pieces, cost_table, part_way_pieces, run_scope
 from results.findings_search import (EDGE, arm_fronts, arm_trials, at_range_ends, best_configs, budget_curves,
                                      confirmed_clusters, confirmed_fronts, confirmed_hypervolumes, edge_note,
-                                     front_table)
+                                     front_points_by_seed, front_table)
 from results.stats import ALPHA, at_cap_sentence, change_text, ci_text, mean_ci
 from results.study_plots import (VARIANT_LABEL, arm_parts, arm_search_seed, plot_arm_fronts, plot_budget,
                                  plot_confirmed_fronts, plot_effects, plot_pareto)
@@ -154,7 +154,7 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
               "hypervolume against the origin (the area the front dominates; larger is better on both)."),
         ("image", plots.get("fronts")),
         ("table", tables["fronts"]),
-        *fronts_on_test_pieces(config, tables["fronts_on_test"], plots),
+        *fronts_on_test_pieces(config, tables["fronts_on_test"], plots, tables["front_hypervolumes"]),
         *dose_pieces,
         ("h2", "Search budget"),
         ("p", "Best validation NDCG@10 so far against cumulative trial-epochs, per arm (no grid was "
@@ -320,11 +320,14 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     fronts = arm_fronts(trials)
     if not on_test.empty and not fronts.empty:
         fronts["test hypervolume (confirmed)"] = fronts["arm"].map(confirmed_hypervolumes(on_test))
+    sizes = on_test.groupby("arm").size().to_dict() if not on_test.empty else {}
+    volumes = hypervolume_comparisons(seed_hypervolumes(
+        front_points_by_seed(trials, every_run, front_runs or [], config.study.front_seeds), sizes))
     tables = {
         "ndcg": results_table(runs, refs, backbones, "ndcg_10") if not runs.empty else pd.DataFrame(),
         "hit": results_table(runs, refs, backbones, "hit_10") if not runs.empty else pd.DataFrame(),
         "comparisons": comp, "best": best, "front": front,
-        "fronts": fronts, "fronts_on_test": on_test,
+        "fronts": fronts, "fronts_on_test": on_test, "front_hypervolumes": volumes,
         "spread": search_seed_spread(every_run, (config.study.search_seeds or [config.tune.search_seed])[0]),
         "cost": cost_table(cost or []),
     }

@@ -9,7 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from results.stats import ci_text
+from results.pareto import hypervolume, reference_point
+from results.stats import ci_text, change_text, mean_ci, paired, verdict
+from results.study_plots import VARIANT_LABEL, arm_parts
 
 #: a front point "holds at its epoch" when the confirmation runs reach this share of the search's
 #: tail value there (seeds move a validation tail-item NDCG@10 by a few per cent)
@@ -18,8 +20,10 @@ HOLDS = 0.9
 STATE_WORDS = {"stopped_early": "stopped by ASHA", "terminated": "ended by patience or the epoch budget"}
 
 
-def fronts_on_test_pieces(config: Any, on_test: pd.DataFrame, plots: dict[str, str | None]) -> list[tuple]:
-    """The fronts as confirmed: every front trial over `study.front_seeds` on test (none without)."""
+def fronts_on_test_pieces(config: Any, on_test: pd.DataFrame, plots: dict[str, str | None],
+                          volumes: pd.DataFrame | None = None) -> list[tuple]:
+    """The fronts as confirmed: every front trial over `study.front_seeds` on test (none without),
+    and with `volumes` (hypervolume_comparisons) each arm's test hypervolume seed by seed."""
     if not config.study.front_seeds:
         return []
     head = [("h3", f"The fronts on test: every front trial confirmed over seeds {config.study.front_seeds}"),
@@ -40,7 +44,68 @@ def fronts_on_test_pieces(config: Any, on_test: pd.DataFrame, plots: dict[str, s
         "confirmed: best epoch": [_epoch(e, ".1f") for e in on_test["confirmed_best_epoch"]],
         "confirmed: valid tail NDCG@10 at the trial's best epoch": on_test["confirmed_valid_tail_at_trial_epoch"].round(4)})
     said = early_point_sentence(on_test, config.tune.grace_period)
-    return head + [("image", plots.get("fronts_on_test")), ("table", shown), *([("p", said)] if said else [])]
+    return (head + [("image", plots.get("fronts_on_test")), ("table", shown), *([("p", said)] if said else [])]
+            + hypervolume_pieces(volumes if volumes is not None else pd.DataFrame()))
+
+
+def seed_hypervolumes(points: pd.DataFrame, front_sizes: dict[str, int]) -> pd.DataFrame:
+    """Per arm and seed: the hypervolume (origin) of the arm's front trials' test values on that
+    seed (results.findings_search.front_points_by_seed). A seed counts only where every trial of
+    the arm's front (`front_sizes`) ran on it: a front short of a point is smaller by construction."""
+    rows = []
+    for (arm, seed), part in (points.groupby(["arm", "seed"], sort=True) if not points.empty else []):
+        if part["trial_id"].nunique() == front_sizes.get(arm):
+            rows.append({"backbone": arm_parts(arm)[1], "arm": arm, "seed": int(seed), "points": len(part),
+                         "hypervolume": hypervolume(list(zip(part["test_ndcg_10"], part["test_tail_item_ndcg_10"])),
+                                                    reference_point(2))})
+    return pd.DataFrame(rows, columns=["backbone", "arm", "seed", "points", "hypervolume"])
+
+
+def hypervolume_comparisons(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Per backbone: each arm's test hypervolume, mean and 95 % CI over seeds, and every other arm
+    against the LLM-ESR arm, paired by seed (exploratory, not Holm-adjusted): whether ICC moves the
+    confirmed front by more than the seeds move it."""
+    rows = []
+    for backbone, part in (per_seed.groupby("backbone", sort=True) if not per_seed.empty else []):
+        by_arm = {arm: dict(zip(p["seed"], p["hypervolume"])) for arm, p in part.groupby("arm", sort=True)}
+        base = next((arm for arm in by_arm if arm_parts(arm)[0] == "llmesr"), None)
+        for arm, volumes in by_arm.items():
+            ci = mean_ci(list(volumes.values()))
+            row = {"backbone": backbone, "arm": arm, "variant": VARIANT_LABEL.get(arm_parts(arm)[0], arm_parts(arm)[0]),
+                   "seeds": ci["n"], "hypervolume": ci["mean"], "ci95": ci["half_width"]}
+            if base is not None and arm != base:
+                common = sorted(set(volumes) & set(by_arm[base]))
+                diff = paired([volumes[s] for s in common], [by_arm[base][s] for s in common])
+                row.update({"against": base, "paired_seeds": len(common), "change": change_text(diff),
+                            "p": diff["p_value"], "verdict": verdict(diff, {})})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def hypervolume_pieces(volumes: pd.DataFrame) -> list[tuple]:
+    """hypervolume_comparisons as a table and one sentence per compared arm."""
+    if volumes.empty:
+        return []
+    shown = pd.DataFrame({
+        "arm": volumes["arm"], "seeds": volumes["seeds"],
+        "test hypervolume": [ci_text({"mean": m, "half_width": h}, 5) for m, h in zip(volumes["hypervolume"], volumes["ci95"])],
+        "against LLM-ESR (paired)": volumes.get("change", pd.Series(dtype=object)).fillna(""),
+        "p": [f"{p:.3f}" if isinstance(p, float) and p == p else "" for p in volumes.get("p", [None] * len(volumes))]})
+    return [("p", "Each arm's front measured seed by seed: on each seed, the hypervolume of its front trials' "
+                  "test values (a seed counts where every front trial ran on it), mean and 95 % CI over the "
+                  "seeds, and the change against the LLM-ESR arm's front paired by seed (exploratory)."),
+            ("table", shown), *[("p", said) for said in hypervolume_sentences(volumes)]]
+
+
+def hypervolume_sentences(volumes: pd.DataFrame) -> list[str]:
+    """Whether each arm's confirmed front is larger than LLM-ESR's, in words with its CI."""
+    if "against" not in volumes.columns:
+        return []
+    compared = volumes[volumes["against"].notna()]
+    return [f"{_capital(row['variant'])}'s front on test ({row['backbone']}): hypervolume {row['change']} against "
+            f"LLM-ESR's over {int(row['paired_seeds'])} paired seeds"
+            f"{f' (p {row.p:.3f})' if isinstance(row.p, float) and row.p == row.p else ''}: {row['verdict']}."
+            for _, row in compared.iterrows()]
 
 
 def _epoch(value: Any, spec: str = ".0f") -> str:
@@ -78,6 +143,10 @@ def _at_own_epoch(early: pd.DataFrame) -> str:
                if (at_own >= HOLDS * searched).all() else "the point does not hold even at its epoch.")
     return (f" At the trial's own best epoch the confirmation runs had validation tail-item NDCG@10 "
             f"{_span(at_own)} against the search's {_span(searched)}: {verdict}")
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _span(values: pd.Series, spec: str = ".4f") -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 
@@ -166,10 +166,37 @@ def confirmed_fronts(trials: pd.DataFrame, every_run: pd.DataFrame, front_runs: 
     epoch) and where the confirmation's came from (its runs' mean best epoch, and their validation
     tail-item NDCG@10 at the trial's best epoch): a trial ASHA stopped early is a point of a short
     run, which a full-budget run selected on overall NDCG@10 need not keep."""
+    rows = []
+    for arm, tid, is_best, trial, runs in front_point_runs(trials, every_run, front_runs, seeds):
+        overall = mean_ci([run["test"]["ndcg_10"] for run in runs])
+        tail = mean_ci([run["test"]["tail_item_ndcg_10"] for run in runs])
+        rows.append({"backbone": arm_parts(arm)[1], "arm": arm, "trial_id": tid, "best": is_best,
+                     "valid_ndcg_10": trial[FRONT_METRICS[0]], "valid_tail_item_ndcg_10": trial[FRONT_METRICS[1]],
+                     "seeds": len(runs), "test_ndcg_10": overall["mean"], "test_ndcg_10_ci": overall["half_width"],
+                     "test_tail_item_ndcg_10": tail["mean"], "test_tail_item_ndcg_10_ci": tail["half_width"],
+                     **_epochs_of(trial, runs)})
+    return pd.DataFrame(rows)
+
+
+def front_points_by_seed(trials: pd.DataFrame, every_run: pd.DataFrame, front_runs: list[dict[str, Any]],
+                         seeds: list[int]) -> pd.DataFrame:
+    """One row per front trial and seed: its confirmed test NDCG@10 and tail-item NDCG@10 on that
+    seed (the runs confirmed_fronts averages), so a front can be measured seed by seed."""
+    rows = [{"backbone": arm_parts(arm)[1], "arm": arm, "trial_id": tid, "seed": int(run["seed"]),
+             "test_ndcg_10": float(run["test"]["ndcg_10"]), "test_tail_item_ndcg_10": float(run["test"]["tail_item_ndcg_10"])}
+            for arm, tid, _, _, runs in front_point_runs(trials, every_run, front_runs, seeds) for run in runs]
+    return pd.DataFrame(rows, columns=["backbone", "arm", "trial_id", "seed", "test_ndcg_10", "test_tail_item_ndcg_10"])
+
+
+def front_point_runs(trials: pd.DataFrame, every_run: pd.DataFrame, front_runs: list[dict[str, Any]],
+                     seeds: list[int]) -> Iterator[tuple[str, str, bool, pd.Series, list[dict[str, Any]]]]:
+    """(arm, trial id, whether it is the arm's best trial, the trial, its runs on `seeds`) for every
+    trial on a validation front of a first-search-seed arm: a front trial's runs are its own front
+    runs, the best trial's are the arm's confirmation runs."""
     from results.tables import ranked
 
     if trials.empty or not seeds:
-        return pd.DataFrame()
+        return
     wanted = {int(s) for s in seeds}
     runs_of: dict[str, list[dict]] = {}
     for run in front_runs:
@@ -178,9 +205,8 @@ def confirmed_fronts(trials: pd.DataFrame, every_run: pd.DataFrame, front_runs: 
     for _, run in (every_run.iterrows() if not every_run.empty else ()):
         if pd.isna(run.get("search")) and int(run["seed"]) in wanted:
             runs_of.setdefault(f"{run['arm']}@best", []).append(
-                {"test": {"ndcg_10": run["test_ndcg_10"], "tail_item_ndcg_10": run["test_tail_item_ndcg_10"]},
-                 "best_epoch": run.get("best_epoch")})
-    rows = []
+                {"seed": run["seed"], "best_epoch": run.get("best_epoch"),
+                 "test": {"ndcg_10": run["test_ndcg_10"], "tail_item_ndcg_10": run["test_tail_item_ndcg_10"]}})
     for arm, part in trials.groupby("arm", sort=True):
         if arm_search_seed(arm) is not None:
             continue
@@ -188,15 +214,7 @@ def confirmed_fronts(trials: pd.DataFrame, every_run: pd.DataFrame, front_runs: 
         best_id = str(best["trial_id"].iloc[0]) if not best.empty else None
         for tid in front_ids(part, FRONT_METRICS):
             trial = part[part["trial_id"] == tid].iloc[0]
-            runs = runs_of.get(f"{arm}@best" if tid == best_id else f"{arm}@{tid}", [])
-            overall = mean_ci([run["test"]["ndcg_10"] for run in runs])
-            tail = mean_ci([run["test"]["tail_item_ndcg_10"] for run in runs])
-            rows.append({"backbone": arm_parts(arm)[1], "arm": arm, "trial_id": tid, "best": tid == best_id,
-                         "valid_ndcg_10": trial[FRONT_METRICS[0]], "valid_tail_item_ndcg_10": trial[FRONT_METRICS[1]],
-                         "seeds": len(runs), "test_ndcg_10": overall["mean"], "test_ndcg_10_ci": overall["half_width"],
-                         "test_tail_item_ndcg_10": tail["mean"], "test_tail_item_ndcg_10_ci": tail["half_width"],
-                         **_epochs_of(trial, runs)})
-    return pd.DataFrame(rows)
+            yield arm, tid, tid == best_id, trial, runs_of.get(f"{arm}@best" if tid == best_id else f"{arm}@{tid}", [])
 
 
 def _epochs_of(trial: pd.Series, runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -161,6 +161,41 @@ def test_each_front_trial_is_measured_on_test_over_the_front_seeds(tmp_path):
 
 
 
+def test_a_confirmed_front_is_measured_seed_by_seed_and_compared_paired():
+    """Issue 21 item 3, does ICC move the front: each arm's test hypervolume per seed (only seeds
+    on which every front trial ran), its 95 % CI, and the change against LLM-ESR's paired by seed."""
+    from results.findings_fronts import hypervolume_comparisons, hypervolume_pieces, seed_hypervolumes
+    from results.findings_search import front_points_by_seed
+
+    trials = pd.DataFrame([{"arm": a, "trial_id": t, "state": "terminated", "best_epoch": 9, "epochs": 12,
+                            "valid_ndcg_10": x, "best_valid_ndcg_10": x, "valid_tail_item_ndcg_10": y, "backbone": "sasrec"}
+                           for a, t, x, y in (("llmesr-sasrec", "t1", 0.10, 0.02), ("llmesr-sasrec", "t2", 0.08, 0.03),
+                                              ("icc-sasrec", "t3", 0.09, 0.04))])
+    every_run = pd.DataFrame([{"arm": arm, "search": None, "seed": seed, "test_ndcg_10": base + d,
+                               "test_tail_item_ndcg_10": base / 4} for arm, base in (("llmesr-sasrec", 0.09), ("icc-sasrec", 0.08))
+                              for seed, d in ((42, 0.002), (43, 0.0), (44, -0.001))])
+    front_runs = [{"arm": "llmesr-sasrec@t2", "seed": seed, "test": {"ndcg_10": 0.07, "tail_item_ndcg_10": 0.03}}
+                  for seed in (42, 43)]                                 # t2 never ran on seed 44
+    points = front_points_by_seed(trials, every_run, front_runs, [42, 43, 44])
+    assert len(points) == 3 + 2 + 3 and set(points["seed"]) == {42, 43, 44}
+    per_seed = seed_hypervolumes(points, {"llmesr-sasrec": 2, "icc-sasrec": 1})
+    llmesr = per_seed[per_seed["arm"] == "llmesr-sasrec"].set_index("seed")["hypervolume"]
+    assert sorted(llmesr.index) == [42, 43]                             # seed 44 lacks a front point
+    assert llmesr[42] == pytest.approx(0.07 * 0.03 + (0.092 - 0.07) * 0.0225)
+    icc = per_seed[per_seed["arm"] == "icc-sasrec"].set_index("seed")["hypervolume"]
+    assert icc[44] == pytest.approx(0.079 * 0.02)
+    compared = hypervolume_comparisons(per_seed).set_index("arm")
+    assert compared.loc["icc-sasrec", "paired_seeds"] == 2 and compared.loc["llmesr-sasrec", "seeds"] == 2
+    diffs = [icc[s] - llmesr[s] for s in (42, 43)]
+    expected = sum(diffs) / 2 / ((llmesr[42] + llmesr[43]) / 2)
+    assert compared.loc["icc-sasrec", "change"].startswith(f"{100 * expected:+.1f} % [")
+    assert compared.loc["icc-sasrec", "verdict"] in {"better", "worse", "inconclusive"}
+    said = [text for kind, text in hypervolume_pieces(compared.reset_index()) if kind == "p"][-1]
+    assert said.startswith("ICC's front on test (sasrec): hypervolume ") and "over 2 paired seeds" in said
+    assert hypervolume_pieces(pd.DataFrame()) == []
+
+
+
 
 def test_a_chosen_value_at_an_end_of_its_range_is_named():
     """A winner at the edge of the space may have its optimum outside it; an ICC arm at its lowest
