@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from model.contract import SELECT_KEY, selectable_metrics
 from model.icc import check_weights, icc_on
 from settings import ConfigError, setting
 
@@ -87,7 +88,12 @@ class TrainConfig:
                                  "(0 = max_len: windows share one item, so every training item is a "
                                  "target exactly once; smaller strides overlap)", low=0)
     epochs: int = setting(200, "maximum epochs", low=1)
-    patience: int = setting(20, "stop after this many epochs without a better validation NDCG@10 (0 = never)", low=0)
+    patience: int = setting(20, "stop after this many epochs without a better select_metric (0 = never)", low=0)
+    select_metric: str = setting(SELECT_KEY, "the validation metric that picks a run's best epoch (the weights "
+                                 "tested) and that patience watches: ndcg_10 (the usual protocol) or another "
+                                 "full-ranking metric, e.g. tail_item_ndcg_10 for a tail-aware epoch; a "
+                                 "trial's score stays validation NDCG@10, taken at that epoch",
+                                 choices=selectable_metrics())
     seed: int = setting(42, "seed of initialisation, batching and negatives")
     device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     eval_batch_size: int = setting(1024, "users per inference batch: evaluation, and the teachers of model.teacher "

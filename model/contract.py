@@ -11,7 +11,8 @@ import math
 import numbers
 from typing import Any, Iterable, Sequence
 
-#: the validation metric (the evaluator's key) that selects a run's best epoch
+#: the validation metric (the evaluator's key) that selects a run's best epoch by default
+#: (train.select_metric may name another) and whose value there is a trial's score
 SELECT_KEY = "ndcg_10"
 #: that metric as reported each epoch; its maximum over epochs is a trial's best epoch
 METRIC = f"valid_{SELECT_KEY}"
@@ -67,6 +68,13 @@ def validation_metrics() -> tuple[str, ...]:
     """Every validation metric a trial reports each epoch: what tune.objectives may name."""
     return tuple(f"valid_{protocol}{group}{kind}_{k}" for protocol in EVAL_PROTOCOLS
                  for group in ("", *(f"{g}_" for g in EVAL_GROUPS)) for kind in ("hit", "ndcg") for k in EVAL_KS)
+
+
+def selectable_metrics() -> tuple[str, ...]:
+    """The evaluator keys train.select_metric may name: every full-ranking metric (overall and
+    per group), which each validation reports whatever the protocol settings."""
+    return tuple(name.removeprefix("valid_") for name in validation_metrics()
+                 if not name.startswith("valid_sampled_"))
 
 
 def validation_metrics_pattern() -> str:

@@ -30,7 +30,7 @@ class EpochReport:
     loss_shares: dict[str, float]   # each term's weighted share of the total loss
     valid: dict[str, float]
     best_epoch: int
-    best_valid_ndcg_10: float
+    best_valid_ndcg_10: float       # validation NDCG@10 at the best epoch (picked by train.select_metric)
     seconds: float
     icc_gamma: float = 0.0          # the ICC weight in force (calibrated from icc_share, or gamma)
     best_valid: dict[str, float] = field(default_factory=dict)   # the best epoch's validation metrics
@@ -147,7 +147,7 @@ class Trainer:
                 + ", ".join(f"{k}={v}" for k, v in zip(PARTS, values[1:]))
                 + "): lower train.lr or check the inputs")
         valid, self._next_teachers = self._evaluate("valid", keep_users=self._epoch_teachers)
-        metric = valid[SELECT_KEY]
+        metric = valid[self.train_cfg.select_metric]
         if metric > self.best_metric:
             self.best_metric, self.best_epoch, self.best_valid = metric, self.epoch, dict(valid)
             self.best_weights = _cpu_copy(self.model.state_dict())
@@ -158,7 +158,7 @@ class Trainer:
         self.elapsed += seconds
         parts = dict(zip(PARTS, values[1:]))
         report = EpochReport(self.epoch, values[0], parts, self.model.loss_shares(parts), valid,
-                             self.best_epoch, self.best_metric, seconds, self.icc_gamma, dict(self.best_valid))
+                             self.best_epoch, self.best_valid.get(SELECT_KEY, self.best_metric), seconds, self.icc_gamma, dict(self.best_valid))
         self.history.append(asdict(report))
         return report
 

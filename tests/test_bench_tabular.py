@@ -214,3 +214,22 @@ def test_goal_2_is_met_only_when_the_test_says_tpe_is_faster():
     assert R.goal_lines(slower, grid)[1].endswith("-> NOT met")
     assert S.mann_whitney([1, 2], [None, None]) == pytest.approx(mannwhitneyu([1, 2], [3, 3]).pvalue)
     assert S.mann_whitney([5], [6, 7]) is None and S.mann_whitney([4, 4], [4, 4]) is None
+
+
+def test_a_table_is_keyed_by_the_epoch_choice_but_keeps_its_key_at_the_default(monkeypatch):
+    """train.select_metric changes which epoch a curve's report takes, so a table recorded under
+    one choice does not replay another; at its default it stays out of the key, so the tables
+    recorded before the setting existed keep theirs."""
+    import tuning.config
+    from tuning.config import config_from_dict
+    from tuning.replay import settings_key
+
+    default = config_from_dict({})
+    tail = config_from_dict({"train": {"select_metric": "tail_item_ndcg_10"}})
+    assert settings_key(default, ["lr"]) != settings_key(tail, ["lr"])
+    dict_of = tuning.config.config_to_dict
+    before = lambda config: {**dict_of(config), "train": {k: v for k, v in dict_of(config)["train"].items()  # noqa: E731
+                                                          if k != "select_metric"}}
+    key = settings_key(default, ["lr"])
+    monkeypatch.setattr(tuning.config, "config_to_dict", before)     # a config from before the setting
+    assert settings_key(default, ["lr"]) == key

@@ -73,3 +73,35 @@ def test_best_weights_are_a_copy_not_the_live_tensors(small):
     spoil_after(trainer, 1)(type("Report", (), {"epoch": 1})())
     for name, weights in trainer.best_weights.items():
         assert torch.equal(weights, saved[name]), name
+
+
+def _first_best(values: list[float]) -> int:
+    """The 1-based epoch the trainer keeps: the first strict maximum."""
+    return max(range(len(values)), key=lambda i: (values[i], -i)) + 1
+
+
+def test_select_metric_picks_the_epoch_by_that_metric_and_leaves_training_alone(small):
+    """train.select_metric: a tail-aware epoch. The best epoch is the one of the highest
+    validation tail-item NDCG@10, the test metrics are that epoch's weights', the reported
+    score is overall NDCG@10 there, and the curves are the default run's (patience 0: the
+    choice of epoch changes no weight)."""
+    by_ndcg = assemble_trainer(*configs(epochs=4), small).fit()
+    trainer = assemble_trainer(*configs(epochs=4, select_metric="tail_item_ndcg_10"), small)
+    reports = []
+    result = trainer.fit(reports.append)
+    tail = [h["valid"]["tail_item_ndcg_10"] for h in result.history]
+    assert [h["valid"] for h in result.history] == [h["valid"] for h in by_ndcg.history]
+    assert result.best_epoch == _first_best(tail) and len(set(tail)) > 1, tail
+    assert result.valid == result.history[result.best_epoch - 1]["valid"]
+    assert result.test == metrics_of(trainer.best_weights, small, "test")
+    assert reports[-1].best_valid_ndcg_10 == result.valid["ndcg_10"]
+    assert by_ndcg.best_epoch == _first_best([h["valid"]["ndcg_10"] for h in by_ndcg.history])
+
+
+def test_patience_watches_the_select_metric(small):
+    """Patience counts epochs without a better select_metric: the run ends one epoch after its
+    tail-item NDCG@10 first fails to improve (patience 1), whatever overall NDCG@10 did."""
+    result = assemble_trainer(*configs(epochs=6, patience=1, select_metric="tail_item_ndcg_10"), small).fit()
+    tail = [h["valid"]["tail_item_ndcg_10"] for h in result.history]
+    stalled = next((i + 1 for i in range(1, len(tail)) if tail[i] <= max(tail[:i])), None)
+    assert stalled is not None and result.epochs == stalled < 6, tail

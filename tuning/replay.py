@@ -28,6 +28,9 @@ UNRECORDED = {"data": ("data_root", "cache_dir"), "train": ("num_threads", "devi
                                                               "epochs", "patience")}
 #: parameters that do not change the model when gamma is 0 (model.pipeline builds no clusters)
 CLUSTER_PARAMETERS = ("n_clusters", "cluster_method")
+#: settings added after tables were first recorded, left out of the key at their default so
+#: that those tables still replay; any other value is keyed (its curves differ)
+UNKEYED_AT_DEFAULT = {"train": {"select_metric": contract.SELECT_KEY}}
 REPORTED_AT = "reported_at"          # wall clock of a replayed report: the order the searcher saw
 CHECKPOINT_FILE = "replay.json"
 
@@ -43,6 +46,10 @@ def settings_key(config: Any, parameters: list[str]) -> str:
     for section, fields in UNRECORDED.items():
         for field in fields:
             data[section].pop(field, None)
+    for section, defaults in UNKEYED_AT_DEFAULT.items():
+        for field, default in defaults.items():
+            if data[section].get(field) == default:
+                data[section].pop(field)
     for name in parameters:
         section, field = PARAMETERS[name]
         data[section].pop(field, None)
