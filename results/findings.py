@@ -87,7 +87,7 @@ def reductions(config: Any) -> list[str]:
     stopped = (f"after {config.train.patience} epochs without improvement or when ASHA stops them"
                if config.train.patience else "when ASHA stops them (no patience)")
     out.append(f"confirmation runs train all {config.train.epochs} epochs (no early stopping) and test the "
-               f"best-validation epoch; search trials stop {stopped}")
+               f"best-validation epoch{_by_metric(config)}; search trials stop {stopped}")
     out.append(f"confirmation seeds {config.study.seeds} (paper: 42-44); search budget "
                f"{config.study.trials_per_arm} trials per arm with ASHA (grace {config.tune.grace_period}, "
                f"reduction factor {config.tune.reduction_factor:g})")
@@ -353,6 +353,12 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     page.write_text(to_html_page(f"Study {folder.name}", pieces))
     return {"markdown": str(markdown), "html": str(page), "sentences": said + _dose_sentences(doses or {}),
             "plots": {k: v for k, v in plots.items() if v}}
+
+
+def _by_metric(config: Any) -> str:
+    """Which validation metric picked the best epoch, where it is not NDCG@10 (train.select_metric)."""
+    metric = config.train.select_metric
+    return "" if metric == "ndcg_10" else f" (best by validation {metric})"
 
 
 def _dose_sentences(doses: dict[str, dict[str, Any]]) -> list[str]:

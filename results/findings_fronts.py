@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from model.contract import SELECT_KEY
 from results.pareto import hypervolume, reference_point
 from results.stats import ci_text, change_text, mean_ci, paired, verdict
 from results.study_plots import VARIANT_LABEL, arm_parts
@@ -43,7 +44,7 @@ def fronts_on_test_pieces(config: Any, on_test: pd.DataFrame, plots: dict[str, s
                                             zip(on_test["trial_state"], on_test["trial_best_epoch"], on_test["trial_epochs"])],
         "confirmed: best epoch": [_epoch(e, ".1f") for e in on_test["confirmed_best_epoch"]],
         "confirmed: valid tail NDCG@10 at the trial's best epoch": on_test["confirmed_valid_tail_at_trial_epoch"].round(4)})
-    said = early_point_sentence(on_test, config.tune.grace_period)
+    said = early_point_sentence(on_test, config.tune.grace_period, config.train.select_metric)
     return (head + [("image", plots.get("fronts_on_test")), ("table", shown), *([("p", said)] if said else [])]
             + hypervolume_pieces(volumes if volumes is not None else pd.DataFrame()))
 
@@ -112,12 +113,12 @@ def _epoch(value: Any, spec: str = ".0f") -> str:
     return "?" if value is None or pd.isna(value) else f"{float(value):{spec}}"
 
 
-def early_point_sentence(on_test: pd.DataFrame, grace: int) -> str | None:
+def early_point_sentence(on_test: pd.DataFrame, grace: int, select_metric: str = SELECT_KEY) -> str | None:
     """What the front trials whose point came from their first epochs (within ASHA's grace
     period: stopped there by ASHA, or by patience after an early peak) became at the full budget.
     Their validation point is an almost untrained model's; the confirmation picks its epoch on
-    overall NDCG@10 and may move away from it. Says whether the point still holds at the trial's
-    own epoch."""
+    `select_metric` (train.select_metric) and may move away from it. Says whether the point still
+    holds at the trial's own epoch."""
     confirmed = on_test[on_test["seeds"] > 0]
     early = confirmed[confirmed["trial_best_epoch"] <= grace]
     if early.empty:
@@ -127,9 +128,14 @@ def early_point_sentence(on_test: pd.DataFrame, grace: int) -> str | None:
             f"ASHA's grace period (best epoch {_span(early['trial_best_epoch'], '.0f')}; "
             f"{', '.join(f'{n} {STATE_WORDS.get(state, state)}' for state, n in states.items())}), at validation tail-item NDCG@10 "
             f"{_span(early['valid_tail_item_ndcg_10'])}; confirmed at the full budget, the epoch chosen on "
-            f"overall validation NDCG@10, they peaked at epoch {_span(early['confirmed_best_epoch'], '.0f')} "
-            f"with test tail-item NDCG@10 {_span(early['test_tail_item_ndcg_10'])}.{_at_own_epoch(early)} A tail-aware "
-            f"choice of configuration needs a tail-aware choice of epoch too.")
+            f"{_chosen_on(select_metric)}, they peaked at epoch {_span(early['confirmed_best_epoch'], '.0f')} "
+            f"with test tail-item NDCG@10 {_span(early['test_tail_item_ndcg_10'])}.{_at_own_epoch(early)}"
+            + (" A tail-aware choice of configuration needs a tail-aware choice of epoch too (train.select_metric)."
+               if select_metric == SELECT_KEY else ""))
+
+
+def _chosen_on(select_metric: str) -> str:
+    return "overall validation NDCG@10" if select_metric == SELECT_KEY else f"validation {select_metric}"
 
 
 def _at_own_epoch(early: pd.DataFrame) -> str:
