@@ -43,13 +43,30 @@ class ExperimentError(ValueError):
 
 
 def best_row(history: pd.DataFrame) -> pd.Series | None:
-    """The epoch with the highest valid_ndcg_10 (earliest on ties); None without any value."""
+    """The trainer's best epoch: the one the last report names as `best_epoch` (picked by
+    train.select_metric, the weights tested); without that column, the epoch with the highest
+    valid_ndcg_10 (earliest on ties, the default choice); None without any value."""
+    chosen = _named_best(history)
+    if chosen is not None:
+        return chosen
     if METRIC not in history.columns:
         return None
     values = pd.to_numeric(history[METRIC], errors="coerce")
     if values.notna().sum() == 0:
         return None
     return history.loc[values.idxmax()]
+
+
+def _named_best(history: pd.DataFrame) -> pd.Series | None:
+    """The row of the epoch the latest report names as best, or None where it cannot be found."""
+    if not {"epoch", "best_epoch"} <= set(history.columns) or history.empty:
+        return None
+    epochs = pd.to_numeric(history["epoch"], errors="coerce")
+    named = pd.to_numeric(history["best_epoch"], errors="coerce")
+    if epochs.notna().sum() == 0 or pd.isna(named.loc[epochs.idxmax()]):
+        return None
+    rows = history[epochs == named.loc[epochs.idxmax()]]
+    return rows.iloc[-1] if not rows.empty else None
 
 
 def trial_dirs(experiment: str | Path) -> list[Path]:

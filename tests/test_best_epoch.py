@@ -105,3 +105,18 @@ def test_patience_watches_the_select_metric(small):
     tail = [h["valid"]["tail_item_ndcg_10"] for h in result.history]
     stalled = next((i + 1 for i in range(1, len(tail)) if tail[i] <= max(tail[:i])), None)
     assert stalled is not None and result.epochs == stalled < 6, tail
+
+
+def test_a_results_table_takes_the_epoch_the_trainer_named():
+    """results.load.best_row reads the trainer's choice (`best_epoch` of the last report), so a
+    table of runs with train.select_metric agrees with the weights they tested; a history
+    without the column falls back to the highest valid_ndcg_10."""
+    import pandas as pd
+
+    from results.load import best_row
+
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "valid_ndcg_10": [0.05, 0.09, 0.08, 0.07],
+                            "valid_tail_item_ndcg_10": [0.01, 0.02, 0.04, 0.03], "best_epoch": [1, 1, 3, 3]})
+    assert best_row(history)["epoch"] == 3
+    assert best_row(history.drop(columns="best_epoch"))["epoch"] == 2
+    assert best_row(history.iloc[:0]) is None
