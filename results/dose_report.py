@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from model.contract import SELECT_KEY
 from results.stats import at_cap_sentence, change_text, ci_text
 from results.study_plots import CONTROL
 
@@ -23,6 +24,12 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
     columns = ["arm", "seed", "icc_share", "cluster_method", "best_epoch", "epochs", "seconds",
                *(f"test_{k}" for k in METRIC_LABEL)]
     return pd.DataFrame(rows, columns=columns)            # the columns even before the first run
+
+
+def _epoch_choice(config: Any) -> str:
+    """", best epoch by validation X" where train.select_metric is not the default NDCG@10."""
+    metric = config.train.select_metric
+    return "" if metric == SELECT_KEY else f", best epoch by validation {metric} (train.select_metric)"
 
 
 def _fmt(value: Any, digits: int = 4) -> str:
@@ -108,7 +115,8 @@ def markdown(config: Any, rows: list[dict[str, Any]], runs: pd.DataFrame, missin
     lines = ["# ICC dose-response", "", *partial,
              f"Base: {config.data.name}, {config.model.backbone}, variant {config.model.variant} settings "
              f"(lr {config.train.lr:g}, dropout {config.model.dropout:g}, hidden {config.model.hidden_size}, "
-             f"max_len {config.model.max_len}, {config.train.epochs} epochs, patience {config.train.patience}); "
+             f"max_len {config.model.max_len}, {config.train.epochs} epochs, patience {config.train.patience}"
+             f"{_epoch_choice(config)}); "
              f"seeds {config.dose.seeds}; {len(runs)} runs, {runs['seconds'].sum() / 3600:.1f} hours of "
              f"training, wall clock (one thread each). Control: the same config without ICC "
              f"(test NDCG@10 {_fmt(control['test_ndcg_10'].mean())}).", "",

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from model.contract import SELECT_KEY
 from results.findings_claims import comparisons, search_seed_spread, sentences
 from results.findings_render import to_html_page, to_markdown_text
 from results.findings_fronts import fronts_on_test_pieces, hypervolume_comparisons, seed_hypervolumes
@@ -358,7 +359,7 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
 def _by_metric(config: Any) -> str:
     """Which validation metric picked the best epoch, where it is not NDCG@10 (train.select_metric)."""
     metric = config.train.select_metric
-    return "" if metric == "ndcg_10" else f" (best by validation {metric})"
+    return "" if metric == SELECT_KEY else f" (best by validation {metric})"
 
 
 def _dose_sentences(doses: dict[str, dict[str, Any]]) -> list[str]:

@@ -53,3 +53,13 @@ def test_the_bench_reads_committed_runs_and_refuses_a_bad_pair(tmp_path, capsys)
     with pytest.raises(SystemExit):
         epoch_choice.main(["--pair", f"{CONFIRMED}"])
     assert "CHOSEN=BASELINE" in capsys.readouterr().err
+
+
+def test_reports_name_the_metric_that_chose_the_epoch_only_where_it_is_not_ndcg():
+    from results.dose_report import _epoch_choice
+    from results.findings import _by_metric
+    from tuning.config import config_from_dict
+
+    default, tail = config_from_dict({}), config_from_dict({"train": {"select_metric": "tail_item_ndcg_10"}})
+    assert _epoch_choice(default) == "" and _by_metric(default) == ""
+    assert "tail_item_ndcg_10" in _epoch_choice(tail) and "tail_item_ndcg_10" in _by_metric(tail)
