@@ -31,8 +31,30 @@ def test_the_driver_prepares_the_data_before_any_worker_starts(tmp_path, monkeyp
     def no_workers(*args, **kwargs):
         raise _WorkersStarted([path.name for path in cache.iterdir() if is_complete(path)])
 
-    monkeypatch.setattr(dose, "ProcessPoolExecutor", no_workers)
+    monkeypatch.setattr(dose, "run_pool", no_workers)
     with pytest.raises(_WorkersStarted) as started:
         dose.run_doses(config, tmp_path / "dose", progress=False)
     prepared = started.value.args[0]
     assert len(prepared) == 1 and prepared[0].startswith("ml-100k-"), prepared
+
+
+def test_ctrl_c_ends_the_runs_in_flight_and_drops_the_queued_ones():
+    """A KeyboardInterrupt in the driver (Ctrl-C, or a SIGINT sent to the driver alone) must not
+    wait for the pool to train every queued run: the running ones are ended (their last epoch is
+    checkpointed), the queued ones cancelled."""
+    import time
+
+    from results.orchestration.confirm import run_pool
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with run_pool(2) as pool:
+            futures = [pool.submit(time.sleep, 60) for _ in range(4)]
+            while not any(future.running() for future in futures):
+                time.sleep(0.1)
+            workers = list(pool._processes.values())
+            raise KeyboardInterrupt
+    assert workers and not any(worker.is_alive() for worker in workers)
+    assert time.monotonic() - start < 45                  # not the 2 x 60 s the queue holds
+    assert all(future.done() for future in futures)       # none left to run after the driver
+    assert not any(not future.cancelled() and future.exception() is None for future in futures)

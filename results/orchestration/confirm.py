@@ -17,9 +17,10 @@ import json
 import logging
 import sys
 import time
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from model.icc import without_icc
 from results.study_plots import CONTROL
@@ -249,15 +250,12 @@ def confirmation_path(folder: Path, arm: str, seed: int) -> Path:
 def run_confirmations(config: Any, folder: Path, experiments: dict[str, Path], progress: bool) -> None:
     """Every (arm, seed) run not yet on disk (ICC controls included), `study.confirm_workers`
     at a time."""
-    import multiprocessing
-
     jobs = confirmation_jobs(config, folder, experiments)
     if not jobs:
         return
     say(progress, f"confirmation: {len(jobs)} runs to go, {config.study.confirm_workers} at a time")
     prepare_data_once(jobs, progress)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(config.study.confirm_workers, mp_context=context) as pool:
+    with run_pool(config.study.confirm_workers) as pool:
         futures = {pool.submit(run_confirmation, job, progress): job for job in jobs}
         lengths: list[float] = []
         for done, future in enumerate(as_completed(futures), start=1):
@@ -268,6 +266,26 @@ def run_confirmations(config: Any, folder: Path, experiments: dict[str, Path], p
                            f"{record['test']['ndcg_10']:.4f} (best epoch {record['best_epoch']} of "
                            f"{record['epochs']}, {record['seconds']:.0f} s{continued_note(record)}; "
                            f"{pool_time_left(lengths, len(jobs), config.study.confirm_workers)})")
+
+
+@contextmanager
+def run_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """`workers` spawned training processes. On Ctrl-C (a KeyboardInterrupt in the driver, also
+    when only the driver got the signal) the queued runs are dropped and the running ones ended
+    at once: each keeps its last epoch's checkpoint (`<run>.partial.pt`), so a resume continues it.
+    Otherwise a pool's exit would first train every queued run to its end."""
+    import multiprocessing
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield pool
+    except KeyboardInterrupt:
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def load_confirmations(folder: Path) -> list[dict[str, Any]]:

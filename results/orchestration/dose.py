@@ -27,13 +27,12 @@ run_arm_dose, around the backbone's tuned LLM-ESR arm).
 from __future__ import annotations
 
 import json
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any
 
 from results.orchestration.confirm import (continued_note, prepare_data_once, read_run, read_runs, run_confirmation,
-                                          trained_as, write_json)
+                                          run_pool, trained_as, write_json)
 from results.orchestration.study import claim_with_plan, save_plan
 from results.stats import equivalence, holm, mean_ci, paired, verdict
 from results.study_plots import CONTROL
@@ -140,7 +139,7 @@ def run_doses(config: Any, folder: Path, progress: bool) -> None:
         _say(progress, f"dose-response: {len(jobs)} runs to go, {config.dose.workers} at a time"
                        + (f", then {then} confirmation runs (their doses chosen once the screen is whole)" if then else ""))
         prepare_data_once(jobs, progress)
-        with ProcessPoolExecutor(config.dose.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with run_pool(config.dose.workers) as pool:
             futures = {pool.submit(run_confirmation, job, progress): job for job in jobs}
             lengths: list[float] = []
             for done, future in enumerate(as_completed(futures), start=1):
