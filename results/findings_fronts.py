@@ -91,7 +91,7 @@ def hypervolume_pieces(volumes: pd.DataFrame) -> list[tuple]:
         "arm": volumes["arm"], "seeds": volumes["seeds"],
         "test hypervolume": [ci_text({"mean": m, "half_width": h}, 5) for m, h in zip(volumes["hypervolume"], volumes["ci95"])],
         "against LLM-ESR (paired)": volumes.get("change", pd.Series(dtype=object)).fillna(""),
-        "p": [f"{p:.3f}" if isinstance(p, float) and p == p else "" for p in volumes.get("p", [None] * len(volumes))]})
+        "p": [_p_text(p) for p in volumes.get("p", [None] * len(volumes))]})
     return [("p", "Each arm's front measured seed by seed: on each seed, the hypervolume of its front trials' "
                   "test values (a seed counts where every front trial ran on it), mean and 95 % CI over the "
                   "seeds, and the change against the LLM-ESR arm's front paired by seed (exploratory)."),
@@ -105,8 +105,13 @@ def hypervolume_sentences(volumes: pd.DataFrame) -> list[str]:
     compared = volumes[volumes["against"].notna()]
     return [f"{_capital(row['variant'])}'s front on test ({row['backbone']}): hypervolume {row['change']} against "
             f"LLM-ESR's over {int(row['paired_seeds'])} paired seeds"
-            f"{f' (p {row.p:.3f})' if isinstance(row.p, float) and row.p == row.p else ''}: {row['verdict']}."
+            f"{f' (p {_p_text(row.p)})' if _p_text(row.p) else ''}: {row['verdict']}."
             for _, row in compared.iterrows()]
+
+
+def _p_text(p: Any) -> str:
+    """A p-value to 3 decimals; "" where there is none (None or NaN in a table)."""
+    return f"{p:.3f}" if isinstance(p, float) and p == p else ""
 
 
 def _epoch(value: Any, spec: str = ".0f") -> str:
