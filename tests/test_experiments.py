@@ -234,3 +234,35 @@ def test_corrupt_study_is_rebuilt_and_kept_aside(finished, caplog):
     (kept,) = folder.glob("optuna.db.broken-*")
     assert kept.read_bytes().startswith(b"this is not a SQLite database")
     _study_matches_ray(folder, "done", summary)
+
+
+# ---------------------------------------------------------------- a tail-aware epoch, end to end
+
+@pytest.mark.slow
+def test_a_tail_aware_epoch_is_the_one_tune_and_the_results_table_report(ray_session, tmp_path):
+    """train.select_metric through Ray: each trial's best epoch is its first maximum of validation
+    tail-item NDCG@10; the values the search is told (best_*) and the results table's row are that
+    epoch's, and the trial's score is overall NDCG@10 there."""
+    from results.load import load_experiment, load_history
+
+    config = tiny_config(tmp_path, "tail", SPACE, extra=("train.select_metric=tail_item_ndcg_10", "train.patience=0",
+                                                         "tune.objectives=[valid_ndcg_10,valid_tail_item_ndcg_10]"),
+                         num_samples=2, scheduler="none")
+    summary = run_experiment(config, progress=False)
+    assert summary["terminated"] == 2, summary
+    table = load_experiment(tmp_path / "tail").set_index("trial_id")
+    history = load_history(tmp_path / "tail")
+    differs = []
+    for trial_id, curve in history.groupby("trial_id"):
+        curve = curve.sort_values("epoch")
+        tail = curve["valid_tail_item_ndcg_10"].tolist()
+        chosen = tail.index(max(tail)) + 1
+        last = curve.iloc[-1]
+        assert last["best_epoch"] == chosen and table.loc[trial_id, "best_epoch"] == chosen, (trial_id, tail)
+        at_chosen = curve[curve["epoch"] == chosen].iloc[0]
+        assert last["best_valid_ndcg_10"] == at_chosen["valid_ndcg_10"]
+        assert last["best_valid_tail_item_ndcg_10"] == max(tail)
+        assert table.loc[trial_id, "valid_tail_item_ndcg_10"] == max(tail)
+        ndcg = curve["valid_ndcg_10"].tolist()
+        differs.append(chosen != ndcg.index(max(ndcg)) + 1)
+    assert any(differs), "no trial where the two metrics pick different epochs: the test tells nothing"
