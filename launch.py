@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"error": line, "key": error_key(line)}))
         return 2
     except KeyboardInterrupt:
-        print("error: interrupted (a tune run can be continued with --resume --name NAME)", file=sys.stderr)
+        print("error: interrupted; a tune run or a dose-response continues with --resume --name NAME", file=sys.stderr)
         return INTERRUPTED
     return 0
 

@@ -216,3 +216,34 @@ def test_ctrl_c_during_tune_exits_130_with_the_resume_line(tmp_path):
     assert code == 130, err[-3000:]
     assert _last_line(err).startswith("error: experiment 't' was interrupted with 0 of 2 trials finished; "
                                       "continue it with --resume --name t"), err[-3000:]
+
+
+@pytest.mark.slow
+def test_a_sigterm_stops_a_dose_with_its_workers_and_the_resume_continues(tmp_path):
+    """A scheduler's SIGTERM to a dose-response's driver: exit 130 with the resume line, no
+    worker left training (the runs' epoch checkpoints stop changing), and `--resume --name`
+    alone continues them from those checkpoints."""
+    storage = f"tune.storage_path={tmp_path}"
+    run = _launch("dose", "--config", "configs/demo.yaml", "--name", "d", "--set", storage,
+                  "--set", f"data.cache_dir={TEST_CACHE}", "--set", f"data.data_root={SHARED_DATA}",
+                  "--set", "dose.shares=[0.05]", "--set", "dose.clusterings=[kmeans-8]", "--set", "dose.seeds=[42,43]",
+                  "--set", "dose.workers=2", "--set", "train.epochs=5000", "--set", "train.patience=0")
+    partial = lambda: sorted((tmp_path / "d" / "dose" / "runs").glob("*/seed-42.partial.pt"))  # noqa: E731
+    _wait(lambda: len(partial()) == 2, run, "both runs' first epoch checkpoints")
+    os.kill(run.pid, signal.SIGTERM)
+    code, _, err = _finish(run)
+    assert code == 130 and _last_line(err).endswith("continues with --resume --name NAME"), err[-3000:]
+    stamps = [path.stat().st_mtime_ns for path in partial()]
+    time.sleep(4)                                            # a demo epoch takes about a second
+    assert [path.stat().st_mtime_ns for path in partial()] == stamps
+    stopped_at = min(_checkpoint_epoch(path) for path in partial())
+    resumed = _launch("dose", "--name", "d", "--resume", "--set", storage)
+    _wait(lambda: all(path.stat().st_mtime_ns not in stamps for path in partial()), resumed, "new checkpoints")
+    _kill_session(resumed)
+    assert min(_checkpoint_epoch(path) for path in partial()) > stopped_at     # continued, not restarted
+
+
+def _checkpoint_epoch(path: Path) -> int:
+    import torch
+
+    return int(torch.load(path, weights_only=False)["trainer"]["epoch"])

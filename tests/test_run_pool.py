@@ -58,3 +58,25 @@ def test_ctrl_c_ends_the_runs_in_flight_and_drops_the_queued_ones():
     assert time.monotonic() - start < 45                  # not the 2 x 60 s the queue holds
     assert all(future.done() for future in futures)       # none left to run after the driver
     assert not any(not future.cancelled() and future.exception() is None for future in futures)
+
+
+def test_a_sigterm_to_the_driver_ends_the_pool_too_and_its_handler_comes_back():
+    """A scheduler stops a job with SIGTERM: the driver must not die and leave its workers
+    training beside the next driver's; it stops them as on Ctrl-C."""
+    import os
+    import signal
+    import time
+
+    from results.orchestration.confirm import run_pool
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with run_pool(2) as pool:
+            futures = [pool.submit(time.sleep, 60) for _ in range(3)]
+            while not any(future.running() for future in futures):
+                time.sleep(0.1)
+            workers = list(pool._processes.values())
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)                                   # the handler raises before this ends
+    assert workers and not any(worker.is_alive() for worker in workers)
+    assert signal.getsignal(signal.SIGTERM) is before

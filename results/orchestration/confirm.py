@@ -271,14 +271,17 @@ def run_confirmations(config: Any, folder: Path, experiments: dict[str, Path], p
 @contextmanager
 def run_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     """`workers` spawned training processes. On Ctrl-C (a KeyboardInterrupt in the driver, also
-    when only the driver got the signal) the queued runs are dropped and the running ones ended
-    at once: each keeps its last epoch's checkpoint (`<run>.partial.pt`), so a resume continues it.
-    Otherwise a pool's exit would first train every queued run to its end."""
+    when only the driver got the signal) or a SIGTERM to the driver (a scheduler's stop) the
+    queued runs are dropped and the running ones ended at once: each keeps its last epoch's
+    checkpoint (`<run>.partial.pt`), so a resume continues it. Otherwise a pool's exit would first
+    train every queued run to its end, and a killed driver would leave its workers training
+    beside the next one."""
     import multiprocessing
 
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        yield pool
+        with _term_as_interrupt():
+            yield pool
     except KeyboardInterrupt:
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.terminate()
@@ -286,6 +289,25 @@ def run_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
         raise
     finally:
         pool.shutdown(wait=True)
+
+
+@contextmanager
+def _term_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the driver while the pool runs (the main thread only:
+    Python handles signals there), and the previous handler comes back after."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def load_confirmations(folder: Path) -> list[dict[str, Any]]:
