@@ -94,6 +94,10 @@ class TrainConfig:
                                  "full-ranking metric, e.g. tail_item_ndcg_10 for a tail-aware epoch; a "
                                  "trial's score stays validation NDCG@10, taken at that epoch",
                                  choices=selectable_metrics())
+    also_select: list[str] = setting([], "more validation metrics, each picking its own best epoch (the first "
+                                     "maximum) whose weights are tested too, reported beside the run's own as "
+                                     "`also`; training is unchanged, so with patience 0 one run gives both epoch "
+                                     "choices (e.g. [tail_item_ndcg_10])")
     seed: int = setting(42, "seed of initialisation, batching and negatives")
     device: str = setting("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     eval_batch_size: int = setting(1024, "users per inference batch: evaluation, and the teachers of model.teacher "
@@ -150,6 +154,16 @@ def check_windows(train: TrainConfig, max_len: int) -> None:
     if train.window_stride > max_len:
         raise ConfigError(f"train.window_stride: got {train.window_stride}, but model.max_len is {max_len}; "
                           f"allowed: 0 (= model.max_len) to model.max_len")
+
+
+def check_also_select(train: TrainConfig) -> None:
+    """Each train.also_select entry is a metric select_metric could name, given once."""
+    allowed = selectable_metrics()
+    for i, name in enumerate(train.also_select):
+        if name not in allowed:
+            raise ConfigError(f"train.also_select[{i}]: got {name!r}; allowed: one of {', '.join(allowed)}")
+    if len(set(train.also_select)) != len(train.also_select):
+        raise ConfigError(f"train.also_select: got {train.also_select!r}; allowed: each metric once")
 
 
 def splits_into_heads(backbone: str, semantic_view: bool, cross_attention: bool) -> bool:

@@ -45,6 +45,7 @@ class TrainResult:
     seconds: float
     history: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)   # what the run adjusted (a capped max_len)
+    also: dict = field(default_factory=dict)         # train.also_select: metric -> best_epoch, valid, test
 
 
 def _cpu_copy(state: dict) -> dict:
@@ -76,6 +77,9 @@ class Trainer:
         self.elapsed = 0.0
         self.history: list[dict] = []
         self._next_teachers: torch.Tensor | None = None   # the last validation's user representations
+        #: train.also_select: each metric's own best epoch so far (value, epoch, validation, weights)
+        self.also_best: dict[str, dict] = {name: {"value": -math.inf, "epoch": 0, "valid": {}, "weights": None}
+                                           for name in train_cfg.also_select}
 
     @property
     def icc_gamma(self) -> float:
@@ -154,6 +158,7 @@ class Trainer:
             self.bad_epochs = 0
         else:
             self.bad_epochs += 1
+        self._track_also(valid)
         seconds = time.perf_counter() - start
         self.elapsed += seconds
         parts = dict(zip(PARTS, values[1:]))
@@ -161,6 +166,13 @@ class Trainer:
                              self.best_epoch, self.best_valid.get(SELECT_KEY, self.best_metric), seconds, self.icc_gamma, dict(self.best_valid))
         self.history.append(asdict(report))
         return report
+
+    def _track_also(self, valid: dict[str, float]) -> None:
+        """Keep each train.also_select metric's best epoch and its weights (its first maximum)."""
+        for name, best in self.also_best.items():
+            if valid[name] > best["value"]:
+                best.update(value=valid[name], epoch=self.epoch, valid=dict(valid),
+                            weights=_cpu_copy(self.model.state_dict()))
 
     def should_stop(self) -> bool:
         return stops_after(self.epoch, self.bad_epochs, self.train_cfg.epochs, self.train_cfg.patience)
@@ -196,16 +208,23 @@ class Trainer:
         finally:
             model.train(was_training)
 
-    def test(self) -> dict[str, float]:
-        """Test metrics with the best-validation weights (current weights if none yet)."""
-        if self.best_weights is None:
+    def test(self, weights: dict | None = None) -> dict[str, float]:
+        """Test metrics with `weights` (the best-validation weights by default; the current ones if
+        there are none yet); the current weights are put back after."""
+        weights = self.best_weights if weights is None else weights
+        if weights is None:
             return self.evaluate("test")
         current = _cpu_copy(self.model.state_dict())
-        self.model.load_state_dict(self.best_weights)
+        self.model.load_state_dict(weights)
         try:
             return self.evaluate("test")
         finally:
             self.model.load_state_dict(current)
+
+    def test_also(self) -> dict[str, dict]:
+        """Each train.also_select metric's best epoch, its validation and its weights' test metrics."""
+        return {name: {"best_epoch": best["epoch"], "valid": dict(best["valid"]), "test": self.test(best["weights"])}
+                for name, best in self.also_best.items() if best["weights"] is not None}
 
     def fit(self, on_epoch: Callable[[EpochReport], None] | None = None) -> TrainResult:
         while not self.should_stop():
@@ -213,10 +232,10 @@ class Trainer:
             if on_epoch is not None:
                 on_epoch(report)
         start = time.perf_counter()
-        test = self.test()
+        test, also = self.test(), self.test_also()
         return TrainResult(valid=dict(self.best_valid), test=test, best_epoch=self.best_epoch,
                            epochs=self.epoch, seconds=self.elapsed + time.perf_counter() - start,
-                           history=list(self.history), notes=list(self.notes))
+                           history=list(self.history), notes=list(self.notes), also=also)
 
     # ---- checkpointing ----------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -227,7 +246,7 @@ class Trainer:
             "epoch": self.epoch, "best_metric": self.best_metric, "best_epoch": self.best_epoch,
             "best_valid": dict(self.best_valid), "best_weights": self.best_weights,
             "bad_epochs": self.bad_epochs, "elapsed": self.elapsed,
-            "history": copy.deepcopy(self.history), "rng": rng,
+            "history": copy.deepcopy(self.history), "rng": rng, "also_best": copy.deepcopy(self.also_best),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -238,6 +257,7 @@ class Trainer:
         self.best_weights = state["best_weights"]
         self.bad_epochs, self.elapsed = state["bad_epochs"], state["elapsed"]
         self.history = copy.deepcopy(state["history"])
+        self.also_best = copy.deepcopy(state.get("also_best", self.also_best))   # none in older checkpoints
         self._next_teachers = None                  # computed by other weights: refreshed instead
         rng = state["rng"]
         self._rng = {k: v.clone() for k, v in rng.items() if k in ("torch", "cuda")}

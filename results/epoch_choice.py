@@ -5,7 +5,8 @@ another picks (the default, overall NDCG@10).
 With patience 0 a run trains every epoch whatever picks its best one, so two runs of one
 configuration and seed that differ only in train.select_metric follow the same weights epoch by
 epoch; their test metrics differ only by the epoch tested. Runs are paired by seed, and a pair
-whose validation curves are not identical is refused: it would not be one training run.
+whose validation curves are not identical is refused: it would not be one training run. A run
+trained with train.also_select holds both choices itself (`also_runs`).
 """
 
 from __future__ import annotations
@@ -38,6 +39,18 @@ def pair_by_seed(chosen: Sequence[dict[str, Any]], baseline: Sequence[dict[str, 
                              f"runs of one configuration that differ only in train.select_metric, patience 0")
         pairs.append((run, by_seed[seed]))
     return pairs
+
+
+def also_runs(runs: Sequence[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """The runs as `metric` (one of their train.also_select) would have tested them: its best
+    epoch and test metrics in place of the run's own, the same curves. A ValueError names a run
+    file without it."""
+    missing = [int(run["seed"]) for run in runs if metric not in (run.get("also") or {})]
+    if missing:
+        raise ValueError(f"seeds {missing}: their runs hold no test at the {metric} epoch; allowed: runs "
+                         f"trained with train.also_select including {metric}")
+    return [{**run, "best_epoch": run["also"][metric]["best_epoch"], "test": run["also"][metric]["test"]}
+            for run in runs]
 
 
 def compare_epoch_choice(chosen: Sequence[dict[str, Any]], baseline: Sequence[dict[str, Any]],

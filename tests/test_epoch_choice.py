@@ -63,3 +63,30 @@ def test_reports_name_the_metric_that_chose_the_epoch_only_where_it_is_not_ndcg(
     default, tail = config_from_dict({}), config_from_dict({"train": {"select_metric": "tail_item_ndcg_10"}})
     assert _epoch_choice(default) == "" and _by_metric(default) == ""
     assert "tail_item_ndcg_10" in _epoch_choice(tail) and "tail_item_ndcg_10" in _by_metric(tail)
+
+
+def test_runs_with_also_select_are_compared_within_themselves(tmp_path):
+    """A run trained with train.also_select holds its second epoch choice: `also_runs` puts it in
+    place of the run's own, and the bench's --within compares the two; a run without it is named."""
+    import json
+
+    import epoch_choice
+    from results.epoch_choice import also_runs
+
+    runs = [{**run(seed, 2, 0.100, 0.030), "also": {"tail_item_ndcg_10": {"best_epoch": 4, "valid": {},
+                                                                          "test": {"ndcg_10": 0.098, "tail_item_ndcg_10": t}}}}
+            for seed, t in ((42, 0.036), (43, 0.034))]
+    moved = also_runs(runs, "tail_item_ndcg_10")
+    assert [r["best_epoch"] for r in moved] == [4, 4] and moved[0]["history"] == runs[0]["history"]
+    found = compare_epoch_choice(moved, runs, metrics=("tail_item_ndcg_10",))
+    assert found["metrics"]["tail_item_ndcg_10"]["diff"] == pytest.approx(0.005)
+    with pytest.raises(ValueError, match=r"seeds \[44\]: their runs hold no test at the hit_10 epoch"):
+        also_runs([run(44, 2, 0.1, 0.03)], "hit_10")
+    for r in runs:
+        full = {**r, "test": {**{m: 0.1 for m in ("tail_user_ndcg_10", "hit_10")}, **r["test"]}}
+        full["also"]["tail_item_ndcg_10"]["test"].update({"tail_user_ndcg_10": 0.1, "hit_10": 0.1})
+        full.update({"arm": "icc", "config": {}, "valid": {}, "epochs": 4, "seconds": 1.0})
+        (tmp_path / f"seed-{r['seed']}.json").write_text(json.dumps(full))
+    out = tmp_path / "t.md"
+    assert epoch_choice.main(["--within", str(tmp_path), "--out", str(out)]) == 0
+    assert "at its tail_item_ndcg_10 epoch (2 seeds) | 2.0 -> 4.0 | tail_item_ndcg_10 | 0.0300 | 0.0350 |" in out.read_text()

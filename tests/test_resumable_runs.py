@@ -121,3 +121,30 @@ def test_a_pool_run_says_each_epoch_only_when_asked(tmp_path, capsys):
         [f"epoch {h['epoch']}/2, valid NDCG@10 {h['valid_ndcg_10']:.4f}" for h in history]
     run_confirmation(("control", 42, config_to_dict(config), str(tmp_path / "quiet.json")))
     assert "epoch" not in capsys.readouterr().err
+
+
+def test_also_select_tests_a_second_epoch_choice_of_the_same_run_through_a_resume(tmp_path):
+    """train.also_select: one run, two epoch choices. The run file's `also` (kept across a resume
+    from the epoch-1 checkpoint) is the run with select_metric set to that metric: its best epoch,
+    validation and test; the run's own choice and curves are those of a run without it."""
+    tail = "tail_item_ndcg_10"
+    config = load_config(None, [*RUN, f"train.also_select=[{tail}]"])
+    plain = train_once(load_config(None, RUN))
+    by_tail = train_once(load_config(None, [*RUN, f"train.select_metric={tail}"]))
+    out = tmp_path / "icc" / "seed-42.json"
+    _stopped_after_one_epoch(config, checkpoint_path(out))
+    run_confirmation(("icc", 42, config_to_dict(config), str(out)))
+    record = json.loads(out.read_text())
+    assert record["test"] == plain.test and record["best_epoch"] == plain.best_epoch
+    assert record["also"][tail] == {"best_epoch": by_tail.best_epoch, "valid": by_tail.valid, "test": by_tail.test}
+    curve = [h["valid"][tail] for h in plain.history]
+    assert by_tail.best_epoch == curve.index(max(curve)) + 1 != plain.best_epoch     # two different epochs
+
+
+def test_also_select_names_a_bad_metric_and_a_repeated_one():
+    from settings import ConfigError
+
+    with pytest.raises(ConfigError, match=r"train.also_select\[1\]: got 'tail'; allowed: one of hit_5"):
+        load_config(None, ["train.also_select=[ndcg_10,tail]"])
+    with pytest.raises(ConfigError, match="each metric once"):
+        load_config(None, ["train.also_select=[hit_10,hit_10]"])

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 from cluster_prep.config import ClusterConfig
 from datasets.config import DataConfig
 from model.config import (BACKBONES, VARIANT_SWITCHES, EvalConfig, ModelConfig, TrainConfig, apply_variant,
-                          check_windows)
+                          check_also_select, check_windows)
 from model.contract import METRIC, validation_metrics, validation_metrics_pattern
 from model.icc import drop_replaced_weight
 from settings import (ConfigError, check_folder_name, from_dict, merge, parse_override, read_yaml,
@@ -163,6 +163,7 @@ def config_from_dict(data: dict[str, Any]) -> Config:
     check_dose(config.dose)
     check_tune(config.tune)
     check_windows(config.train, config.model.max_len)
+    check_also_select(config.train)
     return config
 
 

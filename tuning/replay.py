@@ -30,7 +30,7 @@ UNRECORDED = {"data": ("data_root", "cache_dir"), "train": ("num_threads", "devi
 CLUSTER_PARAMETERS = ("n_clusters", "cluster_method")
 #: settings added after tables were first recorded, left out of the key at their default so
 #: that those tables still replay; any other value is keyed (its curves differ)
-UNKEYED_AT_DEFAULT = {"train": {"select_metric": contract.SELECT_KEY}}
+UNKEYED_AT_DEFAULT = {"train": {"select_metric": contract.SELECT_KEY, "also_select": []}}
 REPORTED_AT = "reported_at"          # wall clock of a replayed report: the order the searcher saw
 CHECKPOINT_FILE = "replay.json"
 

@@ -211,6 +211,7 @@ def run_confirmation(job: tuple[str, int, dict[str, Any], str], progress: bool =
                      "valid_ndcg_10": h["valid"]["ndcg_10"],
                      "valid_tail_item_ndcg_10": h["valid"]["tail_item_ndcg_10"]} for h in result.history],
         **({"notes": result.notes} if result.notes else {}),
+        **({"also": result.also} if result.also else {}),
     })
     checkpoint.unlink(missing_ok=True)
     return out
