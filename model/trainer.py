@@ -162,8 +162,9 @@ class Trainer:
         seconds = time.perf_counter() - start
         self.elapsed += seconds
         parts = dict(zip(PARTS, values[1:]))
+        score = self.best_valid.get(SELECT_KEY, self.best_metric)     # NDCG@10 at the chosen epoch
         report = EpochReport(self.epoch, values[0], parts, self.model.loss_shares(parts), valid,
-                             self.best_epoch, self.best_valid.get(SELECT_KEY, self.best_metric), seconds, self.icc_gamma, dict(self.best_valid))
+                             self.best_epoch, score, seconds, self.icc_gamma, dict(self.best_valid))
         self.history.append(asdict(report))
         return report
 
