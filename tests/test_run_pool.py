@@ -38,6 +38,16 @@ def test_the_driver_prepares_the_data_before_any_worker_starts(tmp_path, monkeyp
     assert len(prepared) == 1 and prepared[0].startswith("ml-100k-"), prepared
 
 
+def _sleeping(pool, jobs: int) -> tuple[list, list]:
+    """`jobs` 60-second sleeps submitted to `pool`, once one runs: the futures and the workers."""
+    import time
+
+    futures = [pool.submit(time.sleep, 60) for _ in range(jobs)]
+    while not any(future.running() for future in futures):
+        time.sleep(0.1)
+    return futures, list(pool._processes.values())
+
+
 def test_ctrl_c_ends_the_runs_in_flight_and_drops_the_queued_ones():
     """A KeyboardInterrupt in the driver (Ctrl-C, or a SIGINT sent to the driver alone) must not
     wait for the pool to train every queued run: the running ones are ended (their last epoch is
@@ -49,10 +59,7 @@ def test_ctrl_c_ends_the_runs_in_flight_and_drops_the_queued_ones():
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         with run_pool(2) as pool:
-            futures = [pool.submit(time.sleep, 60) for _ in range(4)]
-            while not any(future.running() for future in futures):
-                time.sleep(0.1)
-            workers = list(pool._processes.values())
+            futures, workers = _sleeping(pool, 4)
             raise KeyboardInterrupt
     assert workers and not any(worker.is_alive() for worker in workers)
     assert time.monotonic() - start < 45                  # not the 2 x 60 s the queue holds
@@ -72,10 +79,7 @@ def test_a_sigterm_to_the_driver_ends_the_pool_too_and_its_handler_comes_back():
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt):
         with run_pool(2) as pool:
-            futures = [pool.submit(time.sleep, 60) for _ in range(3)]
-            while not any(future.running() for future in futures):
-                time.sleep(0.1)
-            workers = list(pool._processes.values())
+            _, workers = _sleeping(pool, 3)
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(5)                                   # the handler raises before this ends
     assert workers and not any(worker.is_alive() for worker in workers)
