@@ -22,15 +22,15 @@ from typing import Any, Iterator, Mapping
 from model import contract
 from model.contract import FINISHED
 
-#: the settings a table's curves do not depend on (where files live, threads) or that a replay
-#: may change within the recorded curves (how many epochs, patience)
+#: the settings a table's curves do not depend on (where files live, threads, which more epochs
+#: get tested) or that a replay may change within the recorded curves (how many epochs, patience)
 UNRECORDED = {"data": ("data_root", "cache_dir"), "train": ("num_threads", "device", "eval_batch_size",
-                                                              "epochs", "patience")}
+                                                              "epochs", "patience", "also_select")}
 #: parameters that do not change the model when gamma is 0 (model.pipeline builds no clusters)
 CLUSTER_PARAMETERS = ("n_clusters", "cluster_method")
 #: settings added after tables were first recorded, left out of the key at their default so
 #: that those tables still replay; any other value is keyed (its curves differ)
-UNKEYED_AT_DEFAULT = {"train": {"select_metric": contract.SELECT_KEY, "also_select": []}}
+UNKEYED_AT_DEFAULT = {"train": {"select_metric": contract.SELECT_KEY}}
 REPORTED_AT = "reported_at"          # wall clock of a replayed report: the order the searcher saw
 CHECKPOINT_FILE = "replay.json"
 
