@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from model.contract import SELECT_KEY
+from results.epoch_choice import chosen_on
 from results.stats import at_cap_sentence, change_text, ci_text
 from results.study_plots import CONTROL
 
@@ -28,8 +28,8 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
 
 def _epoch_choice(config: Any) -> str:
     """", best epoch by validation X" where train.select_metric is not the default NDCG@10."""
-    metric = config.train.select_metric
-    return "" if metric == SELECT_KEY else f", best epoch by validation {metric} (train.select_metric)"
+    chosen = chosen_on(config.train.select_metric)
+    return f", best epoch by {chosen} (train.select_metric)" if chosen else ""
 
 
 def _fmt(value: Any, digits: int = 4) -> str:

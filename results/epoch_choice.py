@@ -13,11 +13,18 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from model.contract import SELECT_KEY
 from results.stats import change_text, mean_ci, paired
 
 #: what must be equal epoch by epoch for two runs to be one training run
 CURVE_KEYS = ("train_loss", "valid_ndcg_10", "valid_tail_item_ndcg_10")
 METRICS = ("ndcg_10", "tail_item_ndcg_10", "tail_user_ndcg_10", "hit_10")
+
+
+def chosen_on(select_metric: str) -> str | None:
+    """The metric that chose a run's epoch, in words ("validation tail_item_ndcg_10"), or None
+    for the default (overall NDCG@10), which reports leave unsaid."""
+    return None if select_metric == SELECT_KEY else f"validation {select_metric}"
 
 
 def curve(run: dict[str, Any]) -> list[tuple[float, ...]]:

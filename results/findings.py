@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from model.contract import SELECT_KEY
+from results.epoch_choice import chosen_on
 from results.findings_claims import comparisons, search_seed_spread, sentences
 from results.findings_render import to_html_page, to_markdown_text
 from results.findings_fronts import fronts_on_test_pieces, hypervolume_comparisons, seed_hypervolumes
@@ -358,8 +358,8 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
 
 def _by_metric(config: Any) -> str:
     """Which validation metric picked the best epoch, where it is not NDCG@10 (train.select_metric)."""
-    metric = config.train.select_metric
-    return "" if metric == SELECT_KEY else f" (best by validation {metric})"
+    chosen = chosen_on(config.train.select_metric)
+    return f" (best by {chosen})" if chosen else ""
 
 
 def _dose_sentences(doses: dict[str, dict[str, Any]]) -> list[str]:

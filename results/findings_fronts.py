@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from model.contract import SELECT_KEY
+from results.epoch_choice import chosen_on
 from results.pareto import hypervolume, reference_point
 from results.stats import ci_text, change_text, mean_ci, paired, verdict
 from results.study_plots import VARIANT_LABEL, arm_parts
@@ -133,14 +134,10 @@ def early_point_sentence(on_test: pd.DataFrame, grace: int, select_metric: str =
             f"ASHA's grace period (best epoch {_span(early['trial_best_epoch'], '.0f')}; "
             f"{', '.join(f'{n} {STATE_WORDS.get(state, state)}' for state, n in states.items())}), at validation tail-item NDCG@10 "
             f"{_span(early['valid_tail_item_ndcg_10'])}; confirmed at the full budget, the epoch chosen on "
-            f"{_chosen_on(select_metric)}, they peaked at epoch {_span(early['confirmed_best_epoch'], '.0f')} "
+            f"{chosen_on(select_metric) or 'overall validation NDCG@10'}, they peaked at epoch {_span(early['confirmed_best_epoch'], '.0f')} "
             f"with test tail-item NDCG@10 {_span(early['test_tail_item_ndcg_10'])}.{_at_own_epoch(early)}"
-            + (" A tail-aware choice of configuration needs a tail-aware choice of epoch too (train.select_metric)."
-               if select_metric == SELECT_KEY else ""))
-
-
-def _chosen_on(select_metric: str) -> str:
-    return "overall validation NDCG@10" if select_metric == SELECT_KEY else f"validation {select_metric}"
+            + ("" if chosen_on(select_metric) else
+               " A tail-aware choice of configuration needs a tail-aware choice of epoch too (train.select_metric)."))
 
 
 def _at_own_epoch(early: pd.DataFrame) -> str:

@@ -62,10 +62,10 @@ def _named_best(history: pd.DataFrame) -> pd.Series | None:
     if not {"epoch", "best_epoch"} <= set(history.columns) or history.empty:
         return None
     epochs = pd.to_numeric(history["epoch"], errors="coerce")
-    named = pd.to_numeric(history["best_epoch"], errors="coerce")
-    if epochs.notna().sum() == 0 or pd.isna(named.loc[epochs.idxmax()]):
+    if epochs.notna().sum() == 0:
         return None
-    rows = history[epochs == named.loc[epochs.idxmax()]]
+    named = pd.to_numeric(history["best_epoch"], errors="coerce").loc[epochs.idxmax()]
+    rows = history[epochs == named] if not pd.isna(named) else history.iloc[:0]
     return rows.iloc[-1] if not rows.empty else None
 
 
