@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import threading
 import time
 import uuid
@@ -111,6 +112,34 @@ def exit_with_parent(poll_s: float = 1.0) -> None:
         os._exit(PARENT_GONE)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """While inside, a SIGTERM does what Ctrl-C would: it calls whatever handles SIGINT at that
+    moment (Ray Tune's in fit(): stop, save the experiment, return; Python's default elsewhere:
+    KeyboardInterrupt). The previous SIGTERM handler comes back after.
+
+    Why: a scheduler (SLURM, Kubernetes, `kill`) stops a job with SIGTERM, which would end the
+    driver at once, where Ctrl-C saves the experiment and prints how to resume it. Main thread
+    only (Python runs signal handlers there); elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def as_ctrl_c(signum: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if handler is signal.SIG_IGN:
+            return
+        if not callable(handler):                     # SIG_DFL or set outside Python
+            raise KeyboardInterrupt(f"signal {signum}")
+        handler(signal.SIGINT, frame)
+
+    before = signal.signal(signal.SIGTERM, as_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 def _temporary_sibling(path: Path) -> Path:

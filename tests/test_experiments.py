@@ -133,25 +133,29 @@ def test_resume_with_only_the_name_continues_the_saved_config(finished, monkeypa
 
 # ---------------------------------------------------------------- Ctrl-C
 
-def _interrupt_after_first_report(folder: Path, done: threading.Event, live: dict) -> None:
-    """SIGINT to this process (Ray Tune's handler catches it in fit()) once a trial reported;
-    `live` gets the states `report` read just before (the run still going)."""
+def _interrupt_after_first_report(folder: Path, done: threading.Event, live: dict,
+                                  sig: int = signal.SIGINT) -> None:
+    """`sig` to this process (SIGINT: Ray Tune's handler catches it in fit(); SIGTERM reaches that
+    handler through runtime.sigterm_as_ctrl_c) once a trial reported; `live` gets the states
+    `report` read just before (the run still going)."""
     from results.load import load_experiment
 
     while not done.is_set():
         if any(p.stat().st_size for p in folder.glob("trial_*/result.json")):
             live.update(load_experiment(folder).set_index("trial_id")["state"].to_dict())
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), sig)
             return
         time.sleep(0.2)
 
 
-def interrupted_run(config, folder: Path, live: dict | None = None):
-    """Run `config`, Ctrl-C once a trial reported; return the ExperimentInterrupted raised."""
+def interrupted_run(config, folder: Path, live: dict | None = None, sig: int = signal.SIGINT):
+    """Run `config`, send `sig` (Ctrl-C's SIGINT) once a trial reported; return the
+    ExperimentInterrupted raised."""
     from tuning.summary import ExperimentInterrupted
 
     done = threading.Event()
-    watcher = threading.Thread(target=_interrupt_after_first_report, args=(folder, done, {} if live is None else live))
+    watcher = threading.Thread(target=_interrupt_after_first_report,
+                               args=(folder, done, {} if live is None else live, sig))
     watcher.start()
     try:
         with pytest.raises(ExperimentInterrupted) as stop:
@@ -163,10 +167,15 @@ def interrupted_run(config, folder: Path, live: dict | None = None):
 
 
 @pytest.mark.slow
-def test_ctrl_c_leaves_running_and_pending_trials_unfinished(ray_session, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_leaves_running_and_pending_trials_unfinished(ray_session, tmp_path, sig):
+    """A scheduler's SIGTERM stops a search as Ctrl-C does (it used to end the driver at once,
+    with no summary and no resume line), and the SIGTERM handler is Python's again after."""
     config = tiny_config(tmp_path, "stopped", SPACE, extra=("train.epochs=30", "train.patience=30"),
                          num_samples=4, grace_period=30)
-    stop = interrupted_run(config, tmp_path / "stopped")
+    before = signal.getsignal(signal.SIGTERM)
+    stop = interrupted_run(config, tmp_path / "stopped", sig=sig)
+    assert signal.getsignal(signal.SIGTERM) is before
     summary = stop.summary
     assert summary["interrupted"] and summary["finished"] == 0, summary
     assert set(summary["trial_states"].values()) == {"unfinished"}, summary["trial_states"]

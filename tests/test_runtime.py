@@ -163,3 +163,43 @@ def test_the_command_line_sets_the_quiet_environment_before_ray_reads_it():
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["False", str(float(QUIET_ENVIRONMENT["TUNE_WARN_THRESHOLD_S"]))]
+
+
+def test_a_sigterm_inside_does_what_the_sigint_handler_of_that_moment_does():
+    import os
+    import signal
+
+    from runtime import sigterm_as_ctrl_c
+
+    calls = []
+    before_int = signal.signal(signal.SIGINT, lambda signum, frame: calls.append(signum))
+    before_term = signal.getsignal(signal.SIGTERM)
+    try:
+        with sigterm_as_ctrl_c():
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)          # ignored Ctrl-C: SIGTERM ignored too
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGTERM)
+        assert calls == [signal.SIGINT]
+        assert signal.getsignal(signal.SIGTERM) is before_term
+    finally:
+        signal.signal(signal.SIGINT, before_int)
+
+
+def test_outside_the_main_thread_the_sigterm_handler_is_left_alone():
+    import signal
+    import threading
+
+    from runtime import sigterm_as_ctrl_c
+
+    seen = []
+
+    def enter() -> None:
+        with sigterm_as_ctrl_c():
+            seen.append(signal.getsignal(signal.SIGTERM))
+    thread = threading.Thread(target=enter)
+    thread.start()
+    thread.join()
+    assert seen == [signal.getsignal(signal.SIGTERM)]

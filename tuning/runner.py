@@ -26,6 +26,7 @@ from tuning.space import SearchSpace, flat_params
 from tuning.space_checks import check_space_fits_data, validate_space
 from tuning.summary import ExperimentInterrupted, experiment_summary
 from tuning.lock import driver_lock
+from runtime import sigterm_as_ctrl_c
 from settings import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -262,7 +263,7 @@ def _run(config: Config, name: str, folder: Path, address: str | None, resume: b
         tuner = (_resume_tuner if resume else _new_tuner)(config, name, folder, arrays, progress, trainable,
                                                           trial_lines)
         fitting = True
-        with _quiet_tune():
+        with _quiet_tune(), sigterm_as_ctrl_c():     # a scheduler's stop saves, as Ctrl-C does
             grid = tuner.fit()
         summary = experiment_summary(grid, config, folder)
     except BaseException:

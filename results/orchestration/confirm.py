@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from model.icc import without_icc
 from results.study_plots import CONTROL
-from runtime import worker_process, write_atomic
+from runtime import sigterm_as_ctrl_c, worker_process, write_atomic
 from tuning.eta import pool_time_left
 
 CONFIRM_DIR = "confirm"
@@ -281,7 +281,7 @@ def run_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
 
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        with _term_as_interrupt():
+        with sigterm_as_ctrl_c():
             yield pool
     except KeyboardInterrupt:
         for process in list((getattr(pool, "_processes", None) or {}).values()):
@@ -290,25 +290,6 @@ def run_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
         raise
     finally:
         pool.shutdown(wait=True)
-
-
-@contextmanager
-def _term_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt in the driver while the pool runs (the main thread only:
-    Python handles signals there), and the previous handler comes back after."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-    before = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 def load_confirmations(folder: Path) -> list[dict[str, Any]]:
