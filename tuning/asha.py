@@ -25,17 +25,20 @@ logger = logging.getLogger(__name__)
 
 
 class RungKeeper(Callback):
-    """Saves an AsyncHyperBandScheduler's rung records with the experiment, restores them on resume."""
+    """Saves an ASHA scheduler's rung records with the experiment, restores them on resume: Ray's
+    AsyncHyperBandScheduler (through tuning.adapters) or tuning.pareto_asha.ParetoASHA (its own)."""
 
     def __init__(self, scheduler: Any) -> None:
         self.scheduler = scheduler
 
     def get_state(self) -> dict:
-        return {"rungs": asha_rungs(self.scheduler)}
+        own = getattr(self.scheduler, "rung_records", None)
+        return {"rungs": own() if own else asha_rungs(self.scheduler)}
 
     def set_state(self, state: dict) -> None:
         rungs = state.get("rungs")
         if not rungs:
             return
-        if not set_asha_rungs(self.scheduler, rungs):
+        own = getattr(self.scheduler, "restore_rungs", None)
+        if not (own(rungs) if own else set_asha_rungs(self.scheduler, rungs)):
             logger.warning("ASHA's saved rungs do not match its milestones; resuming with empty rungs")

@@ -22,6 +22,8 @@ from settings import (ConfigError, check_folder_name, from_dict, merge, parse_ov
 
 SAMPLERS = ("tpe", "random", "bohb")
 SCHEDULERS = ("asha", "none", "hyperband")
+#: tune.prune_metric's value for ASHA over every objective at once (tuning.pareto_asha)
+PARETO = "pareto"
 
 
 @dataclass
@@ -50,13 +52,20 @@ class TuneConfig:
     objectives: list[str] = setting([METRIC], "validation metrics the search maximises, each at the trial's "
                                     "best epoch; two or more make it multi-objective (Optuna's Pareto "
                                     "front), e.g. [valid_ndcg_10, valid_tail_item_ndcg_10]")
-    prune_metric: str = setting("", "the one validation metric ASHA compares trials on at its rungs (Ray's "
-                                "schedulers take one metric); empty = the first objective")
+    prune_metric: str = setting("", "what ASHA compares trials on at its rungs: one validation metric, "
+                                "empty = the first objective, or pareto = every objective at once "
+                                "(Pareto fronts; two or more objectives)")
+
+    @property
+    def prunes_on_front(self) -> bool:
+        """Whether ASHA ranks the trials at a rung by Pareto fronts (tuning.pareto_asha)."""
+        return self.prune_metric == PARETO
 
     @property
     def pruned_on(self) -> str:
-        """The metric ASHA stops trials on: tune.prune_metric, else the first objective."""
-        return self.prune_metric or self.objectives[0]
+        """The Tuner's one metric: tune.prune_metric, else (also with pareto, whose scheduler
+        reads every objective itself) the first objective."""
+        return self.objectives[0] if not self.prune_metric or self.prunes_on_front else self.prune_metric
 
 
 STUDY_VARIANTS = ("plain", "llmesr", "icc")
@@ -183,6 +192,10 @@ def check_tune(tune: TuneConfig) -> None:
         if bad:
             raise ConfigError(f"{key}: got {bad[0]!r}; allowed: a validation metric every trial reports, "
                               f"{validation_metrics_pattern()}")
+    if tune.prunes_on_front and (len(tune.objectives) < 2 or tune.scheduler != "asha"):
+        raise ConfigError(f"tune.prune_metric: got {PARETO!r} with {len(tune.objectives)} objective(s) and "
+                          f"tune.scheduler {tune.scheduler!r}; allowed: {PARETO} with two or more "
+                          f"tune.objectives and scheduler asha")
     if len(tune.objectives) > 1 and tune.sampler == "bohb":
         raise ConfigError(f"tune.objectives: got {len(tune.objectives)} objectives with tune.sampler bohb; "
                           f"allowed: one objective with bohb (tpe and random take several)")

@@ -164,6 +164,12 @@ def _scheduler(config: Config) -> Any:
     """The trial scheduler `tune.scheduler` names (None: Ray's FIFO, every trial runs to its end)."""
     from model.contract import TIME_ATTR
 
+    if config.tune.scheduler == "asha" and config.tune.prunes_on_front:
+        from tuning.pareto_asha import ParetoASHA
+
+        return ParetoASHA(config.tune.objectives, time_attr=TIME_ATTR, max_t=config.train.epochs,
+                          grace_period=min(config.tune.grace_period, config.train.epochs),
+                          reduction_factor=config.tune.reduction_factor)
     if config.tune.scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
 
@@ -183,7 +189,8 @@ def _tune_config(config: Config, searcher: Any, scheduler: Any) -> Any:
 
     from model.contract import MODE
 
-    # Ray's schedulers take one metric: ASHA compares trials on tune.prune_metric alone
+    # Ray's schedulers take one metric: ASHA compares trials on tune.prune_metric alone (the
+    # Pareto ASHA reads every objective itself and ignores it)
     return tune.TuneConfig(metric=config.tune.pruned_on, mode=MODE, search_alg=searcher, scheduler=scheduler,
                            num_samples=config.tune.num_samples,
                            max_concurrent_trials=config.tune.max_concurrent_trials or None,
