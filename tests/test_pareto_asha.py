@@ -160,3 +160,32 @@ def test_a_two_objective_search_prunes_on_the_front_and_keeps_every_trial(ray_se
     for trial_id, state in states.items():
         expected = TrialState.PRUNED if state == STOPPED_EARLY else TrialState.COMPLETE
         assert by_ray_id[trial_id].state == expected
+
+
+# ---- the first rung of a finished search, replayed (results.rung_replay) --------------------------
+@given(st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=15), st.sampled_from([2, 3, 4]))
+def test_the_replayed_one_metric_rule_is_rays_asha_at_one_rung(values, rf):
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    from results.rung_replay import asha_keeps
+
+    bracket = _Bracket(3, 30, rf, 0)
+    ray = [bracket.on_result(SimpleNamespace(trial_id=str(i)), 3, v) == TrialScheduler.CONTINUE
+           for i, v in enumerate(values)]
+    assert asha_keeps(values, rf) == ray
+
+
+def test_the_committed_beauty_search_replays_to_what_asha_did_there():
+    """The first rung of the Beauty study's LLM-ESR search: Ray's rule replayed in arrival order
+    stops exactly the trials that stopped at epoch 3; the Pareto rule keeps every trial there on
+    the rung's first front."""
+    from results.rung_replay import first_rung_replay, replay_row
+
+    replay = first_rung_replay(Path(__file__).resolve().parents[1] / "docs/studies/amazon-beauty/search/llmesr-sasrec")
+    arrivals, row = replay["arrivals"], replay_row(replay)
+    assert replay["rung"] == 3 and row["trials"] == 20 == len(arrivals)
+    assert row["replay_matches"] == 20
+    assert 0 < row["asha_keeps"] < 20 and (~arrivals["asha"]).sum() == arrivals["stopped_there"].sum()
+    points = arrivals[TWO].to_numpy().tolist()
+    levels = [front_levels(points[: i + 1])[-1] for i in range(len(points))]
+    assert all(kept for kept, level in zip(arrivals["pareto"], levels) if level == 0)
