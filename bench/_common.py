@@ -74,6 +74,13 @@ def header(title: str, device: str = "cpu", notes: Iterable[str] = (), load_at_s
     return "\n".join(lines) + "\n"
 
 
+def emit(table: str, out: str = "") -> None:
+    """Print a finished table, and write it to `out` (a docs page) when given."""
+    print(table)
+    if out:
+        write_atomic(Path(out), table + "\n")
+
+
 def markdown_table(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     def cell(v: Any) -> str:
         if isinstance(v, float):

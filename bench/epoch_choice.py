@@ -91,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     table = C.header("Test metrics at a tail-aware epoch against the NDCG@10 epoch, same training runs") + "\n" + \
         C.markdown_table(["runs", "best epoch (NDCG@10 -> chosen)", "test metric", "at NDCG@10 epoch",
                           "at chosen epoch", "change [95 % CI]", "paired p"], rows)
-    print(table)
-    if args.out:
-        C.write_atomic(Path(args.out), table + "\n")
+    C.emit(table, args.out)
     return 0
 
 

@@ -60,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
              "a tie is ordered by trial id)"]
     table = C.header("The first ASHA rung of two-objective searches, replayed under both rules", notes=notes) + \
         "\n" + C.markdown_table(list(COLUMNS.values()), rows)
-    print(table)
-    if args.out:
-        C.write_atomic(Path(args.out), table + "\n")
+    C.emit(table, args.out)
     return 0
 
 
