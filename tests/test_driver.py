@@ -170,12 +170,15 @@ def _decisions(folder: Path) -> dict[float, tuple[int, str]]:
 
 
 @pytest.mark.slow
-def test_asha_stops_the_same_trials_at_the_same_epochs_after_a_crash_and_resume(tmp_path):
+@pytest.mark.parametrize("prune", [(), ("tune.objectives=[valid_ndcg_10,valid_tail_item_ndcg_10]",
+                                        "tune.prune_metric=pareto")], ids=["asha", "pareto-asha"])
+def test_asha_stops_the_same_trials_at_the_same_epochs_after_a_crash_and_resume(tmp_path, prune):
     """Random search (seeded), one trial at a time, rungs at epochs 1, 2 and 4: the driver is
     SIGKILLed once two trials went through the rungs, then resumed. Before issue 24 the resumed
-    scheduler started with empty rungs and let later trials run on that the cut would stop."""
+    scheduler started with empty rungs and let later trials run on that the cut would stop. The
+    Pareto ASHA (tune.prune_metric: pareto) keeps its own rung records, restored alike."""
     def config(name: str):
-        return tiny_config(tmp_path, name, LR, extra=("train.epochs=4", "train.patience=4"), num_samples=6,
+        return tiny_config(tmp_path, name, LR, extra=("train.epochs=4", "train.patience=4", *prune), num_samples=6,
                            grace_period=1, reduction_factor=2, max_concurrent_trials=1, sampler="random")
 
     _run_driver(_write_config(config("whole"), tmp_path / "whole.json"), resume=False)
