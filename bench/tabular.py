@@ -34,9 +34,11 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
+import tabular_front as F  # noqa: E402
 import tabular_report as R  # noqa: E402
 import tabular_table as T  # noqa: E402
-from tabular_replay import METHODS, Event, Replay, available_methods, run_replay, start_ray  # noqa: E402
+from tabular_replay import (METHODS, MULTI_OBJECTIVE_METHODS, Event, Replay, available_methods,  # noqa: E402
+                            run_replay, start_ray)
 from tabular_stats import grid_figures, quartiles, replay_figures  # noqa: E402
 from runtime import write_atomic  # noqa: E402
 
@@ -100,6 +102,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--seeds, --concurrent, --workers, --threads must be >= 1; "
                 "--num-samples, --epochs, --patience, --limit >= 0")
     args.tune = tune_overrides(args.set, p)
+    needs_two = [m for m in args.method_list if m in MULTI_OBJECTIVE_METHODS]
+    if needs_two and len(args.tune.get("objectives", [])) < 2:
+        p.error(f"--methods: {needs_two[0]} needs two objectives, e.g. "
+                "--set 'tune.objectives=[valid_ndcg_10,valid_tail_item_ndcg_10]'")
     return args
 
 
@@ -258,6 +264,13 @@ def recorded_on(table: dict) -> str:
     return f"{where}, {dates[0]} to {dates[-1]}"
 
 
+def front_section(table: dict, by_method: dict, grid: dict, objectives: list[str], args: argparse.Namespace) -> str:
+    """With two or more objectives: how much of the grid's front each method's trials cover."""
+    volume = F.grid_hypervolume(table, args.epochs or table["epochs"], args.patience, objectives)
+    return (f"Fronts ({', '.join(objectives)}): each trial's point at its best epoch so far; the grid's "
+            f"hypervolume (origin) {volume:.6g}\n\n" + F.front_table(by_method, volume, grid["epochs"]))
+
+
 def report(table: dict, folder: Path, args: argparse.Namespace, load: str) -> str:
     from tuning.config import TuneConfig
     from settings import from_dict
@@ -286,6 +299,8 @@ def report(table: dict, folder: Path, args: argparse.Namespace, load: str) -> st
         plot = R.plot_anytime(by_method, grid, folder / "anytime.png")
         extra.append(f"anytime plot: {plot}")
         title = "Search efficiency on the tabular benchmark"
+        if len(tune.objectives) > 1:
+            body += "\n" + front_section(table, by_method, grid, tune.objectives, args)
     text = C.header(title, "cpu", notes + extra, load) + "\n" + body
     (folder / ("tuner-grid.md" if args.tuner_grid else "report.md")).write_text(text)
     return text

@@ -18,7 +18,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from tuning.replay import REPORTED_AT
 
@@ -32,15 +32,19 @@ METHODS: dict[str, dict[str, Any]] = {
     "tpe": {"sampler": "tpe", "scheduler": "none"},
     "random": {"sampler": "random", "scheduler": "none"},
     "bohb": {"sampler": "bohb", "scheduler": "hyperband"},     # needs the bohb extra
+    "tpe+pareto-asha": {"sampler": "tpe", "scheduler": "asha", "prune_metric": "pareto"},   # two objectives
 }
+#: methods that need two or more tune.objectives (asked for by name, never by default)
+MULTI_OBJECTIVE_METHODS = ("tpe+pareto-asha",)
 
 
 def available_methods() -> list[str]:
-    """The replayable methods here: bohb only where hpbandster and ConfigSpace are installed."""
+    """The replayable methods by default: bohb only where hpbandster and ConfigSpace are
+    installed; the multi-objective ones only when asked for."""
     import importlib.util
 
     bohb = all(importlib.util.find_spec(name) for name in ("hpbandster", "ConfigSpace"))
-    return [m for m in METHODS if m != "bohb" or bohb]
+    return [m for m in METHODS if (m != "bohb" or bohb) and m not in MULTI_OBJECTIVE_METHODS]
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Event:
     key: str                      # the table key of the trial's model
     finished: bool                # the trial stopped by itself here (not by the scheduler)
     at: float                     # wall clock of the report (orders events across trials)
+    point: list = field(default_factory=list)   # with 2+ objectives: each at the trial's best epoch so far
 
 
 @dataclass
@@ -138,8 +143,9 @@ def _results(trial: Path) -> Iterator[dict]:
             yield json.loads(line)
 
 
-def read_events(experiment: Path) -> list[Event]:
-    """Every reported epoch of the experiment's trials, in report order."""
+def read_events(experiment: Path, objectives: Sequence[str] = ()) -> list[Event]:
+    """Every reported epoch of the experiment's trials, in report order; with two or more
+    `objectives`, each event carries the trial's point (their values at its best epoch so far)."""
     from tuning.config import config_from_dict
     from tuning.replay import model_key
     from tuning.space import flat_params
@@ -150,8 +156,9 @@ def read_events(experiment: Path) -> list[Event]:
         config = config_from_dict(params["config"])
         key = model_key(flat_params(config, list(params["params"])))
         for r in _results(trial):
+            point = [float(r[f"best_{name}"]) for name in objectives] if len(objectives) > 1 else []
             events.append(Event(trial.name, int(r["epoch"]), float(r["valid_ndcg_10"]), float(r["epoch_seconds"]),
-                                key, bool(r.get("finished", False)), float(r[REPORTED_AT])))
+                                key, bool(r.get("finished", False)), float(r[REPORTED_AT]), point))
     return sorted(events, key=lambda e: (e.at, e.trial, e.epoch))
 
 
@@ -180,7 +187,7 @@ def run_replay(table: dict, method: str, seed: int, tune: Mapping[str, Any], epo
                 raise
             summary = exc.summary
         _raise_errors(Path(summary["experiment"]), summary)
-        events = read_events(Path(summary["experiment"]))
+        events = read_events(Path(summary["experiment"]), config.tune.objectives)
     finally:
         shutil.rmtree(storage, ignore_errors=True)
     best = summary["best"]

@@ -77,19 +77,24 @@ def test_smoke_report_numbers_come_from_the_table(smoke):
     assert (folder / "anytime.png").stat().st_size > 1000
 
 
+TWO = ["valid_ndcg_10", "valid_tail_item_ndcg_10"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["tpe+asha", "bohb"])
+@pytest.mark.parametrize("method", ["tpe+asha", "bohb", "tpe+pareto-asha"])
 def test_replayed_trials_report_their_recorded_curves(smoke, method):
-    if method not in available_methods():
+    if method not in [*available_methods(), "tpe+pareto-asha"]:
         pytest.skip("bohb needs the bohb extra (hpbandster, ConfigSpace)")
     args, folder, table = smoke
-    replay = run_replay(table, method, 0, {"grace_period": 1, "reduction_factor": 2.0}, 3, 0, 6, 2)
+    tune = {"grace_period": 1, "reduction_factor": 2.0, **({"objectives": TWO} if "pareto" in method else {})}
+    replay = run_replay(table, method, 0, tune, 3, 0, 6, 2)
     assert replay.trials == 6 and replay.events
     by_trial: dict[str, list[Event]] = {}
     for event in replay.events:
         by_trial.setdefault(event.trial, []).append(event)
         recorded = table["records"][event.key]["epochs"][event.epoch - 1]
         assert event.value == recorded["valid_ndcg_10"] and event.seconds == recorded["epoch_seconds"]
+        assert event.point == ([recorded[f"best_{name}"] for name in TWO] if "pareto" in method else [])
     stopped = 0
     for events in by_trial.values():                              # paused (bohb) trials resume, not restart
         assert [e.epoch for e in events] == list(range(1, len(events) + 1))
@@ -233,3 +238,27 @@ def test_a_table_is_keyed_by_the_epoch_choice_but_keeps_its_key_at_the_default(m
     key = settings_key(default, ["lr"])
     monkeypatch.setattr(tuning.config, "config_to_dict", before)     # a config from before the setting
     assert settings_key(default, ["lr"]) == key
+
+
+def test_front_figures_follow_each_trials_point_at_its_best_epoch():
+    import tabular_front as F
+
+    events = [Event("a", 1, 0.5, 1.0, "A", False, 0.0, [0.5, 0.1]),
+              Event("b", 1, 0.2, 1.0, "B", False, 1.0, [0.2, 0.4]),
+              Event("a", 2, 0.6, 1.0, "A", True, 2.0, [0.6, 0.1])]       # a's point moves to its new best
+    assert F.hypervolume_curve(events) == pytest.approx([0.05, 0.05 + 0.2 * 0.3, 0.06 + 0.2 * 0.3])
+    replay = B.Replay("x", 0, events, "A", 2)
+    assert F.front_figures(replay, 0.12)["epochs_to_target"] == 3
+    assert F.front_figures(replay, 0.2) == pytest.approx({"epochs_to_target": None, "final_share": 0.6, "epochs_total": 3})
+    table = {"records": {k: {"epochs": [{"epoch": 1, "best_epoch": 1, "valid_ndcg_10": v[0], "best_valid_ndcg_10": v[0],
+                                          "best_valid_tail_item_ndcg_10": v[1]}]} for k, v in
+                         {"A": (0.6, 0.1), "B": (0.2, 0.4)}.items()}}
+    assert F.grid_hypervolume(table, 1, 0, TWO) == pytest.approx(0.12)
+
+
+def test_the_pareto_method_needs_two_objectives(capsys):
+    with pytest.raises(SystemExit):
+        B.parse_args(["--smoke", "--methods", "tpe+pareto-asha"])
+    assert "tpe+pareto-asha needs two objectives" in capsys.readouterr().err
+    assert "tpe+pareto-asha" not in available_methods()
+    assert B.parse_args(["--smoke", "--methods", "tpe+pareto-asha", "--set", f"tune.objectives=[{','.join(TWO)}]"])
