@@ -55,6 +55,16 @@ FULL = {
     "space": {"backbone": ["sasrec", "bert4rec", "gru4rec"], "gamma": [0.0, 1.0, 10.0, 100.0],
               "n_clusters": [16, 128], "lr": [0.0003, 0.001, 0.003]},
 }
+#: a small real table: ml-100k, the same model family and space shape as FULL (30 models x 12
+#: epochs, minutes on 2 cores), for a measure that needs many replays where FULL is not recorded
+ML100K = {
+    "dataset": "ml-100k", "epochs": 12, "seeds": 20,
+    "overrides": ["model.hidden_size=32", "model.max_len=50", "model.loss=ce", "model.teacher=epoch",
+                  "model.dropout=0.2", "train.batch_size=256", "train.seed=42"],
+    "space": {"backbone": ["sasrec", "gru4rec"], "gamma": [0.0, 1.0, 10.0], "n_clusters": [16, 64],
+              "lr": [0.0003, 0.001, 0.003]},
+}
+PRESETS = {"full": FULL, "ml-100k": ML100K}
 SMOKE = {
     "dataset": "ml-100k", "epochs": 3, "seeds": 1, "num_samples": 6,
     "overrides": ["model.hidden_size=16", "model.max_len=20", "model.num_blocks=1", "model.alpha=0",
@@ -75,6 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     what.add_argument("--record", action="store_true", help="record the missing models of the table")
     what.add_argument("--tuner-grid", action="store_true", help="tune TPE + ASHA's settings on the table")
     p.add_argument("--smoke", action="store_true", help="a tiny ml-100k table, recorded and replayed (CI)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="full",
+                   help="the table: full (amazon-scientific, 63 models) or ml-100k (30 models, minutes)")
     p.add_argument("--seeds", type=int, default=0, help="search seeds per method (default 20; smoke 1)")
     p.add_argument("--methods", default=",".join(available_methods()),
                    help="replayed methods (the grid is always shown; bohb needs the bohb extra)")
@@ -94,7 +106,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-root", default=C.DEFAULT_DATA_ROOT)
     p.add_argument("--cache-dir", default=C.DEFAULT_CACHE_DIR)
     args = p.parse_args(argv)
-    args.preset = SMOKE if args.smoke else FULL
+    args.preset_flag = " --smoke" if args.smoke else ("" if args.preset == "full" else f" --preset {args.preset}")
+    args.preset = SMOKE if args.smoke else PRESETS[args.preset]
     args.seeds = args.seeds or args.preset["seeds"]
     args.method_list = C.parse_list(args.methods, tuple(METHODS), "--methods")
     if min(args.seeds, args.concurrent, args.workers, args.threads) < 1 or min(args.num_samples, args.epochs,
@@ -162,7 +175,7 @@ def plan_lines(args: argparse.Namespace) -> list[str]:
     folder = T.table_folder(args.out, base, space)
     models = T.distinct_models(space)
     missing = T.missing_models(folder, models)
-    flags = " --smoke" if args.smoke else ""
+    flags = args.preset_flag
     lines = [f"table: {folder} ({len(models) - len(missing)} of {len(models)} models recorded, "
              f"{base.train.epochs} epochs each, {args.workers} processes x {args.threads} torch thread)",
              f"record: nice -n 19 .venv/bin/python bench/tabular.py --record{flags}"]

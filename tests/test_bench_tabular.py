@@ -133,6 +133,8 @@ def test_costs_to_target_follow_the_events():
 def test_full_space_has_enough_distinct_models():
     models = T.distinct_models(B.FULL["space"])
     assert len(models) >= 60
+    assert len(T.distinct_models(B.ML100K["space"])) == 30 == 2 * 3 * (1 + 2 * 2)      # gamma 0 has no clusters
+    assert B.parse_args(["--preset", "ml-100k"]).preset is B.ML100K
     assert sum(m["gamma"] == 0 for m in models) == 3 * 3              # one per backbone and lr
 
 
