@@ -211,7 +211,7 @@ def cmd_study(args: argparse.Namespace) -> None:
 def _study_status(config: Any, args: argparse.Namespace, given: Any) -> None:
     """`study --status`: what is done and what is left, read from the folder; runs nothing."""
     from results.orchestration.progress import study_status
-    from results.orchestration.study import claim
+    from results.orchestration.layout import claim
     from tuning.lock import running_driver
 
     folder, saved = claim(config, args.name, resume=True, given=given, flag="--status")

@@ -259,7 +259,7 @@ def test_a_resume_may_grow_the_plan_but_not_change_how_runs_train(tmp_path):
     import json as js
 
     from results.orchestration.dose import claim_dose
-    from results.orchestration.study import STUDY_FILE, StudyError
+    from results.orchestration.layout import STUDY_FILE, StudyError
 
     config = load_config("configs/dose-scientific.yaml", [*SMALL_PLAN, f"tune.storage_path={tmp_path}"])
     from results.orchestration.dose import save_plan

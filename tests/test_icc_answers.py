@@ -87,7 +87,7 @@ def test_a_folder_whose_saved_config_does_not_load_is_skipped_and_named(tmp_path
 def test_a_study_whose_llmesr_arm_only_errored_has_no_dose_stage_and_is_named(tmp_path, caplog):
     """A study's dose stage is built around its searched LLM-ESR arm; an arm where every trial
     errored has no best trial, so the summary skips that stage, names it, and lists the rest."""
-    from results.orchestration.study import DONE_MARK, SEARCH_DIR, claim
+    from results.orchestration.layout import DONE_MARK, SEARCH_DIR, claim
     from test_study import demo_config
     from tuning.config import config_to_dict
 

@@ -92,3 +92,30 @@ def test_every_package_is_a_layer():
     """A new top-level package has to be placed in LAYERS (and so in the order) to be checked."""
     packages = {p.parent.name for p in REPO.glob("*/__init__.py")} - {"bench", "tests", "mutants"}
     assert packages == set(LAYERS), sorted(packages ^ set(LAYERS))
+
+
+def test_no_import_cycle_between_project_modules():
+    """No module imports, even inside a function, one that imports it back (directly or around a
+    circle): a cycle held together by imports inside functions breaks as soon as one of them
+    moves to the top, and says the two modules are one concern cut in the wrong place."""
+    modules = dict(_modules())
+    graph = {module: sorted(n for n in _imported_modules(module, path) if n in modules and n != module)
+             for module, path in modules.items()}
+    state: dict[str, int] = {}                      # 1: on the current path, 2: finished
+    path: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        state[module] = 1
+        path.append(module)
+        for target in graph[module]:
+            if state.get(target) == 1:
+                return path[path.index(target):] + [target]
+            if target not in state and (found := visit(target)):
+                return found
+        path.pop()
+        state[module] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (cycle := visit(module)):
+            pytest.fail("import cycle: " + " -> ".join(cycle))

@@ -16,7 +16,8 @@ from scipy import stats
 import launch
 from results.load import load_experiment
 from results.orchestration.confirm import CONFIRM_DIR, StudyError
-from results.orchestration.study import SEARCH_DIR, run_study
+from results.orchestration.layout import SEARCH_DIR
+from results.orchestration.study import run_study
 from results.tables import ranked
 from tuning.config import load_config
 

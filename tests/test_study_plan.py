@@ -32,7 +32,8 @@ def test_a_bad_primary_family_is_a_one_line_error(entry):
 def test_each_search_seed_gets_its_own_search_of_every_arm(tmp_path):
     """study.search_seeds: one search per arm and seed, the first keeps the arm's plain name (so a
     study started before the setting resumes), each seeded as listed."""
-    from results.orchestration.study import arm_name, arm_plans
+    from results.orchestration.layout import arm_name
+    from results.orchestration.study import arm_plans
     from results.study_plots import arm_parts, arm_search_seed
 
     plans = arm_plans(demo_config(tmp_path, "study.search_seeds=[3,7]"), tmp_path)

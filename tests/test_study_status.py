@@ -19,7 +19,7 @@ def status_json(capsys, tmp: Path, name: str, *extra: str) -> dict:
 
 
 def test_status_of_a_study_not_yet_run_lists_every_stage_as_planned(tmp_path, capsys):
-    from results.orchestration.study import claim
+    from results.orchestration.layout import claim
 
     assert launch.main(["study", "--name", "none", "--status", "--set", f"tune.storage_path={tmp_path}"]) == 2
     assert "--status: no study 'none'" in capsys.readouterr().err
@@ -47,7 +47,7 @@ def test_status_of_a_study_not_yet_run_lists_every_stage_as_planned(tmp_path, ca
 def test_the_total_adds_seconds_not_rounded_hours(tmp_path, capsys):
     """Twelve 10-second runs are 0.033 h: rounding each row before adding gave a total of 0."""
     from results.orchestration.confirm import confirmation_path
-    from results.orchestration.study import claim
+    from results.orchestration.layout import claim
 
     config = demo_config(tmp_path)
     folder, _ = claim(config, "short", resume=False)
@@ -125,7 +125,7 @@ def test_runs_not_yet_started_go_by_the_search_trials_that_trained_to_their_end(
 def test_report_only_refuses_what_it_cannot_read_and_runs_nothing(tmp_path, capsys):
     """`--report-only` reads a study, never starts one: a missing study, one whose searches have
     not finished, and --status beside it are each one line."""
-    from results.orchestration.study import claim
+    from results.orchestration.layout import claim
 
     sets = ["--set", f"tune.storage_path={tmp_path}"]
     assert launch.main(["study", "--name", "none", "--report-only", *sets]) == 2

@@ -2,7 +2,10 @@
 
 The multi-arm study (`study`: a same-budget search per arm), its confirmation runs (`confirm`:
 the best trial of each arm re-run over paired seeds, with its control without ICC), the exact
-re-run of a recorded trial (`reproduce`) and ICC's dose-response without search (`dose`).
+re-run of a recorded trial (`reproduce`) and ICC's dose-response without search (`dose`); beside
+them a study's folder names and claim (`layout`), its cost table (`progress`) and the answer table
+over every dose-response (`answers`). They import one another one way only (no cycle:
+tests/test_layers.py).
 
 Why a floor of its own inside results/: these modules read experiments through results' reading
 modules (load, tables, findings, references, stats) and then train, so they sit above them; they

@@ -24,7 +24,7 @@ def dose_plans(storage: Path) -> list[tuple[str, Path, Any]]:
     LLM-ESR arm has been searched (the stage's base is that arm's tuned config)."""
     from results.orchestration.confirm import StudyError
     from results.orchestration.dose import DOSE_DIR, arm_dose_base
-    from results.orchestration.study import DONE_MARK, SEARCH_DIR, STUDY_FILE, arm_name, dose_stage
+    from results.orchestration.layout import DONE_MARK, SEARCH_DIR, STUDY_FILE, arm_name, dose_stage
     from tuning.config import config_from_dict
 
     found = []

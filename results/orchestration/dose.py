@@ -33,7 +33,7 @@ from typing import Any
 
 from results.orchestration.confirm import (continued_note, prepare_data_once, read_run, read_runs, run_confirmation,
                                           run_pool, trained_as, write_json)
-from results.orchestration.study import claim_with_plan, save_plan
+from results.orchestration.layout import claim_with_plan, save_plan
 from results.stats import equivalence, holm, mean_ci, paired, verdict
 from results.study_plots import CONTROL
 from tuning.eta import pool_time_left

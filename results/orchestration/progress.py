@@ -16,7 +16,8 @@ from typing import Any
 from results.orchestration.confirm import (FRONT_DIR, StudyError, confirmation_jobs, confirmation_path,
                                            front_jobs, front_rows, read_runs)
 from model.contract import TERMINATED, UNFINISHED
-from results.orchestration.study import DONE_MARK, DOSE_STAGE_PREFIX, SEARCH_DIR, arm_name, arms, dose_stage
+from results.orchestration.dose import arm_dose_base, load_runs, missing_runs, planned_runs, training_seconds
+from results.orchestration.layout import DONE_MARK, DOSE_STAGE_PREFIX, SEARCH_DIR, arm_name, arms, dose_stage
 from results.study_plots import CONTROL, SEARCH_SUFFIX
 
 DONE, WAITING = "done", "waits for"
@@ -110,8 +111,6 @@ def _front_row(config: Any, folder: Path, arm: str, searched: dict[str, Path]) -
 
 def _dose_row(config: Any, folder: Path, backbone: str, searched: dict[str, Path]) -> dict[str, Any]:
     """The dose-response around the backbone's LLM-ESR arm, once that arm is confirmed."""
-    from results.orchestration.dose import arm_dose_base, load_runs, missing_runs, planned_runs, training_seconds
-
     arm, stage = arm_name("llmesr", backbone), dose_stage(backbone)
     dose_folder = folder / stage
     runs = load_runs(dose_folder)
@@ -184,8 +183,6 @@ def _trains_alike(row: dict[str, Any]) -> str:
 
 
 def _seconds(files: list[Path]) -> float:
-    from results.orchestration.dose import training_seconds
-
     return training_seconds(read_runs(files))
 
 
