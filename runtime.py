@@ -142,6 +142,25 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
         signal.signal(signal.SIGTERM, before)
 
 
+@contextlib.contextmanager
+def signal_handlers_restored(*signums: int) -> Iterator[None]:
+    """The handlers of `signums` come back as they were, whatever the code inside installs.
+
+    Why: Ray Tune's fit() installs its own SIGINT and SIGUSR1 handler and leaves it there after
+    a normal end, so in a study the first Ctrl-C (or SIGTERM) during the confirmation runs that
+    follow a search went to a Tune run long over and was lost. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {signum: signal.getsignal(signum) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            if handler is not None:                   # None: installed outside Python, cannot be put back
+                signal.signal(signum, handler)
+
+
 def _temporary_sibling(path: Path) -> Path:
     """A hidden name beside `path`, unique to this call (two writers never share one)."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")

@@ -184,6 +184,21 @@ def test_ctrl_c_leaves_running_and_pending_trials_unfinished(ray_session, tmp_pa
 
 
 @pytest.mark.slow
+def test_after_a_finished_search_ctrl_c_and_sigterm_reach_what_follows(ray_session, tmp_path):
+    """Ray Tune's fit() leaves its own SIGINT handler behind; a study's confirmation runs after
+    its search lost their first Ctrl-C or SIGTERM to it (the run pool did not stop)."""
+    from results.orchestration.confirm import run_pool
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    run_experiment(tiny_config(tmp_path, "over", SPACE, num_samples=1), progress=False)
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+    with pytest.raises(KeyboardInterrupt):
+        with run_pool(1):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+
+
+@pytest.mark.slow
 def test_report_and_tune_agree_on_a_live_and_an_interrupted_run(ray_session, tmp_path):
     """Issue 24: a report taken while a trial runs, and the report after Ctrl-C, said
     stopped_early for trials `tune` called unfinished."""

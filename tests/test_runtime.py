@@ -203,3 +203,14 @@ def test_outside_the_main_thread_the_sigterm_handler_is_left_alone():
     thread.start()
     thread.join()
     assert seen == [signal.getsignal(signal.SIGTERM)]
+
+
+def test_handlers_installed_inside_are_undone_after():
+    import signal
+
+    from runtime import signal_handlers_restored
+
+    before = signal.getsignal(signal.SIGUSR1)
+    with signal_handlers_restored(signal.SIGUSR1):
+        signal.signal(signal.SIGUSR1, lambda signum, frame: None)      # as Ray Tune's fit() does
+    assert signal.getsignal(signal.SIGUSR1) is before

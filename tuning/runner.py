@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import re
+import signal
 import socket
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -26,7 +27,7 @@ from tuning.space import SearchSpace, flat_params
 from tuning.space_checks import check_space_fits_data, validate_space
 from tuning.summary import ExperimentInterrupted, experiment_summary
 from tuning.lock import driver_lock
-from runtime import sigterm_as_ctrl_c
+from runtime import sigterm_as_ctrl_c, signal_handlers_restored
 from settings import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -270,8 +271,8 @@ def _run(config: Config, name: str, folder: Path, address: str | None, resume: b
         tuner = (_resume_tuner if resume else _new_tuner)(config, name, folder, arrays, progress, trainable,
                                                           trial_lines)
         fitting = True
-        with _quiet_tune(), sigterm_as_ctrl_c():     # a scheduler's stop saves, as Ctrl-C does
-            grid = tuner.fit()
+        with _quiet_tune(), signal_handlers_restored(signal.SIGINT, signal.SIGUSR1), sigterm_as_ctrl_c():
+            grid = tuner.fit()                          # a scheduler's SIGTERM saves, as Ctrl-C does
         summary = experiment_summary(grid, config, folder)
     except BaseException:
         if release is not None and not fitting:
