@@ -117,8 +117,9 @@ def exit_with_parent(poll_s: float = 1.0) -> None:
 @contextlib.contextmanager
 def sigterm_as_ctrl_c() -> Iterator[None]:
     """While inside, a SIGTERM does what Ctrl-C would: it calls whatever handles SIGINT at that
-    moment (Ray Tune's in fit(): stop, save the experiment, return; Python's default elsewhere:
-    KeyboardInterrupt). The previous SIGTERM handler comes back after.
+    moment. Around Ray Tune's fit(), whose own SIGINT handler stops the run, saves the experiment
+    and returns (code that stops on KeyboardInterrupt uses `interrupts_raise`). The previous
+    SIGTERM handler comes back after.
 
     Why: a scheduler (SLURM, Kubernetes, `kill`) stops a job with SIGTERM, which would end the
     driver at once, where Ctrl-C saves the experiment and prints how to resume it. Main thread
@@ -132,7 +133,7 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
         if handler is signal.SIG_IGN:
             return
         if not callable(handler):                     # SIG_DFL or set outside Python
-            raise KeyboardInterrupt(f"signal {signum}")
+            _raise_interrupt(signum, frame)
         handler(signal.SIGINT, frame)
 
     before = signal.signal(signal.SIGTERM, as_ctrl_c)
@@ -159,6 +160,23 @@ def signal_handlers_restored(*signums: int) -> Iterator[None]:
         for signum, handler in before.items():
             if handler is not None:                   # None: installed outside Python, cannot be put back
                 signal.signal(signum, handler)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+@contextlib.contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """While inside, Ctrl-C and a SIGTERM both raise KeyboardInterrupt in the main thread,
+    whatever handlers were there before (one a finished Ray Tune run or `ray.init` left: Ray's
+    SIGTERM handler exits the process); both come back after. For code that stops itself on
+    KeyboardInterrupt, the run pool. Main thread only."""
+    with signal_handlers_restored(signal.SIGINT, signal.SIGTERM):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, _raise_interrupt)
+        yield
 
 
 def _temporary_sibling(path: Path) -> Path:

@@ -214,3 +214,27 @@ def test_handlers_installed_inside_are_undone_after():
     with signal_handlers_restored(signal.SIGUSR1):
         signal.signal(signal.SIGUSR1, lambda signum, frame: None)      # as Ray Tune's fit() does
     assert signal.getsignal(signal.SIGUSR1) is before
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_inside_interrupts_raise_both_signals_raise_whatever_was_installed(signame):
+    """A handler left by a finished Ray Tune run (it only logs) or by ray.init (it exits) must
+    not decide what the run pool does with Ctrl-C or a scheduler's SIGTERM."""
+    import os
+    import signal
+
+    from runtime import interrupts_raise
+
+    sig = getattr(signal, signame)
+    stale = lambda signum, frame: None                               # noqa: E731
+    before = {s: signal.signal(s, stale) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts_raise():
+                os.kill(os.getpid(), sig)
+                for _ in range(100):
+                    __import__("time").sleep(0.05)
+        assert signal.getsignal(signal.SIGINT) is stale and signal.getsignal(signal.SIGTERM) is stale
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from model.icc import without_icc
 from results.study_plots import CONTROL
-from runtime import sigterm_as_ctrl_c, worker_process, write_atomic
+from runtime import interrupts_raise, worker_process, write_atomic
 from tuning.eta import pool_time_left
 
 CONFIRM_DIR = "confirm"
@@ -281,7 +281,7 @@ def run_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
 
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        with sigterm_as_ctrl_c():
+        with interrupts_raise():
             yield pool
     except KeyboardInterrupt:
         for process in list((getattr(pool, "_processes", None) or {}).values()):
