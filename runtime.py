@@ -124,10 +124,6 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
     Why: a scheduler (SLURM, Kubernetes, `kill`) stops a job with SIGTERM, which would end the
     driver at once, where Ctrl-C saves the experiment and prints how to resume it. Main thread
     only (Python runs signal handlers there); elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
     def as_ctrl_c(signum: int, frame: Any) -> None:
         handler = signal.getsignal(signal.SIGINT)
         if handler is signal.SIG_IGN:
@@ -136,11 +132,10 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
             _raise_interrupt(signum, frame)
         handler(signal.SIGINT, frame)
 
-    before = signal.signal(signal.SIGTERM, as_ctrl_c)
-    try:
+    with signal_handlers_restored(signal.SIGTERM):
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, as_ctrl_c)
         yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 @contextlib.contextmanager

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 import _common as C
-from tabular_stats import TARGET_SHARE, mann_whitney, quartiles, run_length
+from tabular_report import span
+from tabular_stats import TARGET_SHARE, mann_whitney, run_length
 
 from model.contract import at_best
 from results.pareto import hypervolume, reference_point
@@ -57,16 +58,11 @@ def front_table(by_method: Mapping[str, Sequence[Any]], grid_volume: float, grid
     for method, found in figures.items():
         epochs = [f["epochs_to_target"] for f in found]
         p = mann_whitney(epochs, [f["epochs_to_target"] for f in figures[first]]) if method != first else None
-        rows.append([method, f"{sum(e is not None for e in epochs)}/{len(found)}", _span(epochs),
-                     _span([100 * f["final_share"] for f in found], 1), _span([f["epochs_total"] for f in found]),
+        rows.append([method, f"{sum(e is not None for e in epochs)}/{len(found)}", span(epochs),
+                     span([100 * f["final_share"] for f in found], digits=1), span([f["epochs_total"] for f in found]),
                      "" if p is None else f"{p:.3f}"])
     rows.append(["grid (every model)", "1/1", str(grid_epochs), "100.0", str(grid_epochs), ""])
     return C.markdown_table(["method", "seeds at target", f"trial-epochs to {TARGET_SHARE:.0%} of the grid's hypervolume",
                              "hypervolume at the end, % of the grid's", "trial-epochs spent",
                              f"p against {first} (trial-epochs to target)"], rows)
 
-
-def _span(values: Sequence[float | None], digits: int = 0) -> str:
-    median, q1, q3 = quartiles(values)
-    show = (lambda v: "never" if v == float("inf") else f"{v:.{digits}f}")
-    return f"{show(median)} [{show(q1)}, {show(q3)}]"

@@ -18,7 +18,7 @@ def _show(value: float, digits: int = 0) -> str:
     return "never" if math.isinf(value) else f"{value:.{digits}f}"
 
 
-def _span(values: Sequence[float | None], scale: float = 1.0, digits: int = 0) -> str:
+def span(values: Sequence[float | None], scale: float = 1.0, digits: int = 0) -> str:
     """"median [q1, q3]" (inf shown as "never")."""
     median, q1, q3 = (q / scale for q in quartiles(values))
     return f"{_show(median, digits)} [{_show(q1, digits)}, {_show(q3, digits)}]"
@@ -31,9 +31,9 @@ def method_figures(replays: Sequence[Any], grid: Mapping[str, Any], workers: Seq
 def method_row(name: str, figures: list[dict], grid: Mapping[str, Any], workers: Sequence[int]) -> list[Any]:
     epochs = [f["epochs_to_target"] for f in figures]
     share = [None if e is None else 100 * e / grid["epochs"] for e in epochs]
-    row = [name, f"{sum(e is not None for e in epochs)}/{len(figures)}", _span(epochs), _span(share, digits=1)]
-    row += [_span([f["wall_to_target"][k] for f in figures], scale=60, digits=1) for k in workers]
-    row += [_span([f["epochs_total"] for f in figures]), _span([f["picked_test"] for f in figures], digits=4)]
+    row = [name, f"{sum(e is not None for e in epochs)}/{len(figures)}", span(epochs), span(share, digits=1)]
+    row += [span([f["wall_to_target"][k] for f in figures], scale=60, digits=1) for k in workers]
+    row += [span([f["epochs_total"] for f in figures]), span([f["picked_test"] for f in figures], digits=4)]
     return row
 
 
