@@ -161,13 +161,7 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
         ("p", "Best validation NDCG@10 so far against cumulative trial-epochs, per arm (no grid was "
               "run in this study; `bench/search_efficiency.py` compares search with a grid)."),
         ("image", plots.get("budget")),
-        ("h2", "Gamma and cluster count"),
-        ("p", "ICC trials only: validation NDCG@10 against gamma and n_clusters (and min_cluster_size "
-              "where HDBSCAN trials searched it), and the share of the training loss the ICC term "
-              "contributes (gamma x ICC loss over the weighted total), with a kernel-smoothed trend "
-              "per backbone."),
-        ("image", plots.get("effects")),
-        ("list", shares),
+        *_gamma_pieces(plots.get("effects"), shares),
         *cost_pieces(tables.get("cost")),
         ("h2", "Reductions against the paper's settings"),
         ("list", reductions(config)),
@@ -185,6 +179,20 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
                   f"reproduce {config.tune.storage_path.rstrip('/')}/{name}/confirm/ARM/seed-S.json`"]),
     ]
     return pieces
+
+
+def _gamma_pieces(effects_plot: str | None, shares: list[str]) -> list[tuple]:
+    """ICC's searched weight and cluster count; a study part way may have no ICC trial yet."""
+    if not effects_plot and not shares:
+        return [("h2", "Gamma and cluster count"),
+                ("p", "No ICC search trials yet: this section plots them once an ICC arm has searched.")]
+    return [("h2", "Gamma and cluster count"),
+            ("p", "ICC trials only: validation NDCG@10 against gamma and n_clusters (and min_cluster_size "
+                  "where HDBSCAN trials searched it), and the share of the training loss the ICC term "
+                  "contributes (gamma x ICC loss over the weighted total), with a kernel-smoothed trend "
+                  "per backbone."),
+            ("image", effects_plot),
+            ("list", shares)]
 
 
 def _regenerate_line(command: str) -> str:

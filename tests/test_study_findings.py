@@ -219,3 +219,12 @@ def test_a_chosen_value_at_an_end_of_its_range_is_named():
     assert "almost no weight" in _edge_piece(config, best)[1]
     inside = best.assign(dropout=0.35, icc_share=0.05, lr=0.001)
     assert _edge_piece(config, inside)[1].startswith("Every chosen value lies inside its searched range")
+
+
+def test_a_study_with_no_icc_trial_yet_says_so_under_gamma_and_cluster_count():
+    from results.findings import _gamma_pieces
+
+    empty = _gamma_pieces(None, [])
+    assert [kind for kind, _ in empty] == ["h2", "p"] and "No ICC search trials yet" in empty[1][1]
+    drawn = _gamma_pieces("gamma_clusters.png", ["sasrec: ICC at 1.2 % of the loss"])
+    assert ("image", "gamma_clusters.png") in drawn and ("list", ["sasrec: ICC at 1.2 % of the loss"]) in drawn
