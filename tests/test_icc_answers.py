@@ -101,3 +101,14 @@ def test_a_study_whose_llmesr_arm_only_errored_has_no_dose_stage_and_is_named(tm
     (trial.parent / DONE_MARK).write_text("")
     assert [a["name"] for a in collect_answers(tmp_path)] == ["dose-scientific"]
     assert f"skipping {folder}/dose-sasrec: search arm 'llmesr-sasrec'" in caplog.text
+
+
+def test_a_study_dose_stage_links_the_report_its_findings_wrote(tmp_path):
+    """A study writes its dose stage's report with its findings (<study>/findings/<stage>/dose.md),
+    not in the stage's own folder; the summary links it there."""
+    shutil.copytree(STUDIES / "amazon-beauty", tmp_path / "amazon-beauty")
+    (entry,) = collect_answers(tmp_path)
+    assert entry["name"] == "amazon-beauty/dose-sasrec"
+    assert entry["report"] == "amazon-beauty/findings/dose-sasrec/dose.md"
+    shutil.rmtree(tmp_path / "amazon-beauty" / "findings")
+    assert collect_answers(tmp_path)[0]["report"] is None             # findings not written (or elsewhere)

@@ -70,14 +70,25 @@ def dose_answer(name: str, folder: Path, config: Any) -> dict[str, Any]:
 
 def collect_answers(storage: Path) -> list[dict[str, Any]]:
     """`dose_answer` of every dose-response under `storage`, ordered by dataset, backbone, name."""
-    from results.orchestration.dose import DOSE_DIR
-
     answers = []
     for name, folder, config in dose_plans(storage):
-        report = folder / DOSE_DIR / "dose.md"              # where its own report lies, for a link
+        report = dose_report_path(folder)
         answers.append({**dose_answer(name, folder, config),
-                        "report": report.relative_to(storage).as_posix() if report.is_file() else None})
+                        "report": report.relative_to(storage).as_posix() if report else None})
     return sorted(answers, key=lambda a: (a["dataset"], a["backbone"], a["name"]))
+
+
+def dose_report_path(folder: Path) -> Path | None:
+    """Where a dose-response's report lies, for a link: its own `dose/dose.md`, or for a study's
+    dose stage the study's default findings folder (`<study>/findings/<stage>/dose.md`); None
+    when neither is written (a study's findings written elsewhere with --findings)."""
+    from results.orchestration.dose import DOSE_DIR
+    from results.orchestration.layout import FINDINGS_DIR
+
+    for report in (folder / DOSE_DIR / "dose.md", folder.parent / FINDINGS_DIR / folder.name / "dose.md"):
+        if report.is_file():
+            return report
+    return None
 
 
 def write_answers(storage: Path, command: str) -> dict[str, Any]:
