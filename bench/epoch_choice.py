@@ -21,7 +21,7 @@ from pathlib import Path
 import _common as C
 
 from results.epoch_choice import METRICS, also_runs, compare_epoch_choice
-from results.orchestration.confirm import read_runs
+from results.orchestration.run_files import read_runs
 
 SMOKE_RUNS = C.REPO / "docs" / "studies" / "amazon-scientific-2" / "confirm" / "control-sasrec"
 

@@ -96,6 +96,14 @@ def test_a_tiny_dose_response_runs_reports_and_resumes(tmp_path, capsys):
     run_dose(config, "tiny", resume=True, progress=False)
     assert {p: p.stat().st_mtime for p in before} == before
     assert json.loads(sorted(before)[0].read_text())["config"]["dose"]["seeds"] == [42, 43]
+    again = run_dose(config, "again", progress=True)       # the same plan under another name: nothing trains
+    said = capsys.readouterr().out
+    assert (f"dose-response: 4 runs were trained before under {tmp_path} with the same settings" in said
+            and f"dose-response: 2 runs were trained before under {tmp_path}" in said and "dose 1/" not in said)
+    assert sorted(r["copied_from"] for r in load_runs(tmp_path / "again")) == sorted(
+        p.relative_to(tmp_path).as_posix() for p in before)
+    assert again["runs"] == 6 and (tmp_path / "again" / "dose" / "confirmed.csv").read_text() == (
+        tmp_path / "tiny" / "dose" / "confirmed.csv").read_text()
     gone = tmp_path / "tiny" / "dose" / "runs" / "kmeans-8-share0.1" / "seed-43.json"   # stopped part way:
     gone.unlink()
     partial = run_dose(config, "tiny", report_only=True, progress=False)

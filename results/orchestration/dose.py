@@ -31,8 +31,8 @@ from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any
 
-from results.orchestration.confirm import (continued_note, prepare_data_once, read_run, read_runs, run_confirmation,
-                                          run_pool, trained_as, write_json)
+from results.orchestration.confirm import continued_note, prepare_data_once, run_confirmation, run_pool
+from results.orchestration.run_files import read_runs, trained_as
 from results.orchestration.layout import claim_with_plan, save_plan
 from results.stats import equivalence, holm, mean_ci, paired, verdict
 from results.study_plots import CONTROL
@@ -128,12 +128,18 @@ def best_shares(config: Any, runs: list[dict[str, Any]]) -> dict[str, float]:
     return best
 
 
-def run_doses(config: Any, folder: Path, progress: bool) -> None:
+def run_doses(config: Any, folder: Path, progress: bool, storage: Path | None = None) -> None:
     """Every pending run, `dose.workers` at a time, each in its own process (one torch thread):
-    the screen, then (its choice made) the confirmation."""
+    the screen, then (its choice made) the confirmation. A run another file under `storage`
+    (default: the folder's parent) already holds is copied, not trained (results.orchestration.twins)."""
+    from results.orchestration.twins import reuse_earlier_runs
+
     for _stage in ("screen", "confirmation"):
-        jobs = pending_jobs(config, folder)
+        jobs = reuse_earlier_runs(pending_jobs(config, folder), storage or folder.parent,
+                                  lambda line: _say(progress, f"dose-response: {line}"))
         if not jobs:
+            if pending_jobs(config, folder):
+                continue                    # the screen was copied whole: now its confirmation
             return
         then = missing_runs(config, folder) - len(jobs)     # the confirmation's, while the screen runs
         _say(progress, f"dose-response: {len(jobs)} runs to go, {config.dose.workers} at a time"
@@ -296,36 +302,16 @@ def arm_dose_base(config: Any, experiment: Path) -> Any:
     return dataclasses.replace(tuned.replace({"train.patience": config.train.patience}), dose=config.dose)
 
 
-def run_arm_dose(config: Any, folder: Path, experiment: Path, confirmed: Path, out: Path,
-                 progress: bool) -> dict[str, Any]:
+def run_arm_dose(config: Any, folder: Path, experiment: Path, out: Path, progress: bool) -> dict[str, Any]:
     """A study's dose-response stage for one backbone: every dose around its LLM-ESR arm's tuned
-    config (`experiment`: that arm's search; `confirmed`: its confirmation runs, which are the
-    control's runs on the seeds both have), runs under `folder`, the report in `out`; returns
-    where it lies and its primary family's rows (`confirmed`), which the findings show."""
+    config (`experiment`: that arm's search), runs under `folder`, the report in `out`; returns
+    where it lies and its primary family's rows (`confirmed`), which the findings show. Where the
+    control's runs train as the arm's confirmation runs do (train.patience 0), they are copied
+    from those, as any run trained before under the storage (results.orchestration.twins)."""
     base = arm_dose_base(config, experiment)
-    reused = reuse_control_runs(base, folder, confirmed)
-    if reused:
-        _say(progress, f"dose-response: {reused} control runs are the LLM-ESR arm's confirmation runs (copied)")
-    run_doses(base, folder, progress)
+    run_doses(base, folder, progress, storage=folder.parent.parent)
     written, confirmed = tabulate_doses(base, folder, out)
     return {**written, "confirmed": confirmed}
-
-
-def reuse_control_runs(config: Any, folder: Path, confirmed: Path) -> int:
-    """Copy into the control the runs in `confirmed` (seed-S.json files) trained with exactly the
-    control's settings (with train.patience 0 the LLM-ESR arm's confirmation runs are), so a run
-    is not trained twice; returns how many were copied."""
-    from tuning.config import config_to_dict
-
-    copied = 0
-    for seed in (*config.dose.seeds, *config.dose.confirm_seeds):
-        source, target = confirmed / f"seed-{seed}.json", run_path(folder, CONTROL, int(seed))
-        wanted = config_to_dict(control_config(config).replace({"train.seed": int(seed)}))
-        if not target.is_file() and trained_as(source, wanted):
-            record = read_run(source)
-            write_json(target, {**record, "arm": CONTROL, "config": wanted, "copied_from": str(source)})
-            copied += 1
-    return copied
 
 
 def missing_runs(config: Any, folder: Path) -> int:

@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from results.orchestration.confirm import StudyError, comparable, write_json
+from results.orchestration.confirm import StudyError
+from results.orchestration.run_files import comparable, write_json
 from settings import dotted_keys, dotted_value
 
 STUDY_FILE = "study_config.json"

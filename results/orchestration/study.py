@@ -37,7 +37,7 @@ from typing import Any
 
 from model.config import ModelConfig
 from model.icc import WEIGHTS as ICC_WEIGHTS, icc_on
-from results.orchestration.confirm import (CONFIRM_DIR, StudyError, load_confirmations, load_front_runs,
+from results.orchestration.confirm import (StudyError, load_confirmations, load_front_runs,
                                            run_confirmations, say)
 from results.orchestration.dose import arm_dose_base, run_arm_dose, tabulate_doses
 from results.orchestration.layout import (DONE_MARK, FINDINGS_DIR, SEARCH_DIR, STUDY_PLAN, arm_name, arms, claim,
@@ -158,8 +158,7 @@ def run_dose_stage(config: Any, folder: Path, found: dict[str, Path], backbone: 
     LLM-ESR arm; runs in <study>/dose-<backbone>/, its report in <findings>/dose-<backbone>/."""
     arm = arm_name("llmesr", backbone)
     say(progress, f"dose-response around {arm}")
-    return run_arm_dose(config, folder / dose_stage(backbone), found[arm], folder / CONFIRM_DIR / arm,
-                        out / dose_stage(backbone), progress)
+    return run_arm_dose(config, folder / dose_stage(backbone), found[arm], out / dose_stage(backbone), progress)
 
 
 def report_dose_stage(config: Any, folder: Path, experiment: Path, backbone: str, out: Path) -> dict[str, Any] | None:

@@ -1,0 +1,74 @@
+"""A run trained before under the same storage is copied, not trained again; one that differs only
+in how it computes is named before the training starts (results.orchestration.twins). The runs are
+the committed Beauty dose-responses: the study's dose stage (lean arithmetic, validation batches of
+256) trained dose-beauty's 27 runs (reference arithmetic, 1024) again."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from results.orchestration.twins import COMPUTATION_ONLY, reuse_earlier_runs, settings_of, without_computation
+
+STUDIES = Path(__file__).resolve().parents[1] / "docs" / "studies"
+EARLIER = STUDIES / "dose-beauty" / "dose" / "runs"
+AGAIN = STUDIES / "amazon-beauty" / "dose-sasrec" / "dose" / "runs"
+RUNS = ("control/seed-42.json", "kmeans-64-share0.2/seed-43.json")
+
+
+def storage_with_earlier_runs(tmp_path: Path) -> Path:
+    for run in RUNS:
+        target = tmp_path / "dose-beauty" / "dose" / "runs" / run
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(EARLIER / run, target)
+    return tmp_path
+
+
+def jobs_of(folder: Path, out: Path) -> list[tuple]:
+    """(arm, seed, config dict, output file) of RUNS as a new dose-response would plan them."""
+    jobs = []
+    for run in RUNS:
+        record = json.loads((folder / run).read_text())
+        jobs.append((record["arm"], record["seed"], record["config"], str(out / run)))
+    return jobs
+
+
+def test_the_same_run_under_another_name_is_copied_not_trained(tmp_path):
+    storage = storage_with_earlier_runs(tmp_path)
+    said: list[str] = []
+    jobs = [(f"renamed-{arm}", seed, config, out) for arm, seed, config, out in jobs_of(EARLIER, storage / "new")]
+    assert reuse_earlier_runs(jobs, storage, said.append) == []
+    assert said == [f"2 runs were trained before under {storage} with the same settings and seed: copied, not trained"]
+    for (arm, _, config, out), run in zip(jobs, RUNS):
+        copy, source = json.loads(Path(out).read_text()), json.loads((EARLIER / run).read_text())
+        assert copy["arm"] == arm and copy["config"] == config and copy["test"] == source["test"]
+        assert copy["copied_from"] == f"dose-beauty/dose/runs/{run}"
+
+
+def test_a_run_that_differs_only_in_how_it_computes_is_named_not_copied(tmp_path):
+    storage = storage_with_earlier_runs(tmp_path)
+    said: list[str] = []
+    jobs = jobs_of(AGAIN, storage / "amazon-beauty")
+    assert reuse_earlier_runs(jobs, storage, said.append) == jobs                  # both still train
+    (line,) = said
+    assert line.startswith(f"2 of the 2 runs to train were trained before under {storage} with only how they compute")
+    assert "model.arithmetic: 'lean' here, 'reference' there" in line
+    assert "train.eval_batch_size: 256 here, 1024 there" in line
+    assert not any(Path(out).exists() for *_, out in jobs)
+
+
+def test_a_run_that_trains_differently_is_neither_copied_nor_named(tmp_path):
+    storage = storage_with_earlier_runs(tmp_path)
+    said: list[str] = []
+    jobs = [(arm, seed, {**config, "train": {**config["train"], "lr": 0.003}}, out)
+            for arm, seed, config, out in jobs_of(EARLIER, storage / "new")]
+    assert reuse_earlier_runs(jobs, storage, said.append) == jobs and said == []
+
+
+def test_only_computation_settings_are_set_aside():
+    settings = settings_of(json.loads((EARLIER / RUNS[0]).read_text())["config"])
+    kept = without_computation(settings)
+    for section, keys in COMPUTATION_ONLY.items():
+        assert all(key in settings[section] and key not in kept[section] for key in keys)
+    assert kept["train"]["lr"] == settings["train"]["lr"] and kept["model"]["icc_share"] == settings["model"]["icc_share"]
