@@ -98,7 +98,7 @@ def test_a_tiny_dose_response_runs_reports_and_resumes(tmp_path, capsys):
     assert json.loads(sorted(before)[0].read_text())["config"]["dose"]["seeds"] == [42, 43]
     again = run_dose(config, "again", progress=True)       # the same plan under another name: nothing trains
     said = capsys.readouterr().out
-    assert (f"dose-response: 4 runs were trained before under {tmp_path} with the same settings" in said
+    assert (f"dose-response: 4 runs were trained before under {tmp_path} with the same settings, seed and code" in said
             and f"dose-response: 2 runs were trained before under {tmp_path}" in said and "dose 1/" not in said)
     assert sorted(r["copied_from"] for r in load_runs(tmp_path / "again")) == sorted(
         p.relative_to(tmp_path).as_posix() for p in before)

@@ -6,10 +6,10 @@ the committed Beauty dose-responses: the study's dose stage (lean arithmetic, va
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-from results.orchestration.twins import COMPUTATION_ONLY, reuse_earlier_runs, settings_of, without_computation
+from results.orchestration.run_files import training_code
+from results.orchestration.twins import COMPUTATION_ONLY, OTHER_CODE, reuse_earlier_runs, settings_of, without_computation
 
 STUDIES = Path(__file__).resolve().parents[1] / "docs" / "studies"
 EARLIER = STUDIES / "dose-beauty" / "dose" / "runs"
@@ -17,11 +17,14 @@ AGAIN = STUDIES / "amazon-beauty" / "dose-sasrec" / "dose" / "runs"
 RUNS = ("control/seed-42.json", "kmeans-64-share0.2/seed-43.json")
 
 
-def storage_with_earlier_runs(tmp_path: Path) -> Path:
+def storage_with_earlier_runs(tmp_path: Path, code: str | None = None) -> Path:
+    """dose-beauty's RUNS under `tmp_path`, as if trained by `code` (None: the committed files,
+    written before run files recorded their training code)."""
     for run in RUNS:
         target = tmp_path / "dose-beauty" / "dose" / "runs" / run
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(EARLIER / run, target)
+        record = json.loads((EARLIER / run).read_text())
+        target.write_text(json.dumps(record if code is None else {**record, "code": code}))
     return tmp_path
 
 
@@ -35,11 +38,11 @@ def jobs_of(folder: Path, out: Path) -> list[tuple]:
 
 
 def test_the_same_run_under_another_name_is_copied_not_trained(tmp_path):
-    storage = storage_with_earlier_runs(tmp_path)
+    storage = storage_with_earlier_runs(tmp_path, code=training_code())
     said: list[str] = []
     jobs = [(f"renamed-{arm}", seed, config, out) for arm, seed, config, out in jobs_of(EARLIER, storage / "new")]
     assert reuse_earlier_runs(jobs, storage, said.append) == []
-    assert said == [f"2 runs were trained before under {storage} with the same settings and seed: copied, not trained"]
+    assert said == [f"2 runs were trained before under {storage} with the same settings, seed and code: copied, not trained"]
     for (arm, _, config, out), run in zip(jobs, RUNS):
         copy, source = json.loads(Path(out).read_text()), json.loads((EARLIER / run).read_text())
         assert copy["arm"] == arm and copy["config"] == config and copy["test"] == source["test"]
@@ -47,15 +50,26 @@ def test_the_same_run_under_another_name_is_copied_not_trained(tmp_path):
 
 
 def test_a_run_that_differs_only_in_how_it_computes_is_named_not_copied(tmp_path):
-    storage = storage_with_earlier_runs(tmp_path)
+    storage = storage_with_earlier_runs(tmp_path, code=training_code())
     said: list[str] = []
     jobs = jobs_of(AGAIN, storage / "amazon-beauty")
     assert reuse_earlier_runs(jobs, storage, said.append) == jobs                  # both still train
     (line,) = said
-    assert line.startswith(f"2 of the 2 runs to train were trained before under {storage} with only how they compute")
-    assert "model.arithmetic: 'lean' here, 'reference' there" in line
-    assert "train.eval_batch_size: 256 here, 1024 there" in line
+    assert line.startswith(f"2 of the 2 runs to train were trained before under {storage} with the same model")
+    assert "but model.arithmetic: 'lean' here, 'reference' there; train.eval_batch_size: 256 here, 1024 there; train.num_threads: 1 here, 0 there (" in line
+    assert OTHER_CODE not in line and "dose-beauty/dose/runs/control/seed-42.json" in line
     assert not any(Path(out).exists() for *_, out in jobs)
+
+
+def test_the_same_settings_trained_by_other_code_are_named_not_copied(tmp_path):
+    """A fix in the training code changes results without changing a setting (the cloze-masking
+    fix did): a run file that other code wrote, or that predates the code digest, is not copied."""
+    for code in (None, "0123456789ab"):
+        storage = storage_with_earlier_runs(tmp_path / str(code), code=code)
+        said: list[str] = []
+        jobs = jobs_of(EARLIER, storage / "new")
+        assert reuse_earlier_runs(jobs, storage, said.append) == jobs
+        assert len(said) == 1 and f"with the same model, data and seed but {OTHER_CODE} (" in said[0]
 
 
 def test_a_run_that_trains_differently_is_neither_copied_nor_named(tmp_path):

@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 from model.icc import without_icc
 from results.study_plots import CONTROL
-from results.orchestration.run_files import read_runs, trained_as, write_json
+from results.orchestration.run_files import read_runs, trained_as, training_code, write_json
 from runtime import interrupts_raise, worker_process
 from tuning.eta import pool_time_left
 
@@ -155,6 +155,7 @@ def run_confirmation(job: tuple[str, int, dict[str, Any], str], progress: bool =
     write_json(Path(out), {
         "arm": arm, "seed": seed, "config": config_dict, "valid": result.valid, "test": result.test,
         "best_epoch": result.best_epoch, "epochs": result.epochs, "seconds": round(result.seconds, 2),
+        "code": training_code(),
         "history": [{"epoch": h["epoch"], "train_loss": h["train_loss"], "loss_shares": h["loss_shares"],
                      "valid_ndcg_10": h["valid"]["ndcg_10"],
                      "valid_tail_item_ndcg_10": h["valid"]["tail_item_ndcg_10"]} for h in result.history],

@@ -8,6 +8,8 @@ before elsewhere (results.orchestration.twins) all read run files the same way.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -16,6 +18,9 @@ from typing import Any
 from runtime import write_atomic
 
 RUN_KEYS = ("arm", "seed", "config", "valid", "test")        # what every run file holds (run_confirmation)
+#: the packages whose code decides what a run computes; a fix there changes a run's results
+#: without changing any setting, so a run file records a digest of their code (`training_code`)
+TRAINING_PACKAGES = ("datasets", "cluster_prep", "model")
 
 logger = logging.getLogger(__name__)
 
@@ -68,3 +73,15 @@ def trained_as(path: Path, wanted: dict[str, Any]) -> bool:
         logger.warning("run file %s holds a config that does not load (%s); counted as not done", path, exc)
         return False
     return run_settings(saved) == run_settings(wanted)
+
+
+@functools.lru_cache(maxsize=1)
+def training_code() -> str:
+    """A digest of the training code (every .py file of TRAINING_PACKAGES): written into each
+    run file, so a run is copied for another (results.orchestration.twins) only when the same
+    code trained it."""
+    root = Path(__file__).resolve().parents[2]
+    digest = hashlib.sha256()
+    for path in sorted(p for package in TRAINING_PACKAGES for p in (root / package).rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
