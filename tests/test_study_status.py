@@ -122,6 +122,31 @@ def test_runs_not_yet_started_go_by_the_search_trials_that_trained_to_their_end(
     assert not any(key in r for r in rows for key in WHOLE_TRIAL_KEYS)                 # one set of columns
 
 
+def test_an_icc_part_with_no_run_yet_goes_by_its_backbones_llmesr_part():
+    """The Beauty study grew arm by arm: its LLM-ESR arm and dose stage first, the ICC arms later.
+    Before any ICC run, an ICC search, its confirmation (control included) and the dose stage go
+    by the LLM-ESR part of the backbone (the same model plus one loss term), not '?'."""
+    from results.orchestration.progress import with_hours_left
+
+    rows = with_hours_left([
+        {**row("search", "llmesr-sasrec", 20, 20, 2.8, "done"), "whole_trials": 5, "whole_trial_hours": 1.0},
+        row("search", "icc-sasrec", 0, 20, 0.0, "not started"),
+        row("search", "icc-sasrec-search1", 0, 20, 0.0, "not started"),
+        row("confirmation", "llmesr-sasrec", 3, 3, 0.9, "done"),
+        row("confirmation", "icc-sasrec + control-sasrec", 0, 6, 0.0, "waits for search icc-sasrec"),
+        row("dose", "dose-sasrec", 0, 27, 0.0),
+        row("search", "plain-sasrec", 0, 20, 0.0, "not started"),
+        row("search", "icc-gru4rec", 0, 20, 0.0, "not started"),
+    ])
+    left = {(r["stage"], r["part"]): r["hours_left"] for r in rows}
+    assert left[("search", "icc-sasrec")] == pytest.approx(20 * 2.8 / 20)
+    assert left[("search", "icc-sasrec-search1")] == pytest.approx(20 * 2.8 / 20)
+    assert left[("confirmation", "icc-sasrec + control-sasrec")] == pytest.approx(6 * 0.3)
+    assert left[("dose", "dose-sasrec")] == pytest.approx(27 * 0.2)                  # LLM-ESR's whole trials
+    assert left[("search", "plain-sasrec")] is None                                    # no stand-in for plain
+    assert left[("search", "icc-gru4rec")] is None                                     # nor across backbones
+
+
 def test_report_only_refuses_what_it_cannot_read_and_runs_nothing(tmp_path, capsys):
     """`--report-only` reads a study, never starts one: a missing study, one whose searches have
     not finished, and --status beside it are each one line."""

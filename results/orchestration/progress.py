@@ -137,8 +137,25 @@ def with_hours_left(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             guide[key] = (row["done"], row["hours"] / row["done"])
     whole = _whole_trial_pace(rows)
     return [{**{key: value for key, value in row.items() if key not in WHOLE_TRIAL_KEYS},
-             "hours_left": _hours_left(row, guide.get(_trains_alike(row)) or whole.get(_run_like(row)))}
-            for row in rows]
+             "hours_left": _hours_left(row, _pace(row, guide, whole))} for row in rows]
+
+
+def _pace(row: dict[str, Any], guide: dict[str, tuple[int, float]],
+          whole: dict[str, tuple[int, float]]) -> tuple[int, float] | None:
+    """The pace of the part that trains alike, else of the arm's whole search trials; an ICC part
+    with neither yet goes by its backbone's LLM-ESR part, which trains the same model plus one
+    loss term (so a study's ICC arms and dose stage are estimated before any ICC run)."""
+    for as_llmesr in (False, True):
+        like = _run_like(row, as_llmesr)
+        pace = guide.get(_trains_alike(row, as_llmesr)) or (whole.get(like) if like else None)
+        if pace:
+            return pace
+    return None
+
+
+def _llmesr_for_icc(arm: str) -> str:
+    """The LLM-ESR arm of an ICC arm's backbone (searcher seed kept); any other arm unchanged."""
+    return "llmesr-" + arm.removeprefix("icc-") if arm.startswith("icc-") else arm
 
 
 def _whole_trial_pace(rows: list[dict[str, Any]]) -> dict[str, tuple[int, float]]:
@@ -154,15 +171,16 @@ def _whole_trial_pace(rows: list[dict[str, Any]]) -> dict[str, tuple[int, float]
     return {base: (count, hours / count) for base, (count, hours) in pooled.items()}
 
 
-def _run_like(row: dict[str, Any]) -> str | None:
+def _run_like(row: dict[str, Any], as_llmesr: bool = False) -> str | None:
     """The search arm whose whole trials train like this row's runs: its own arm for confirmation
     and front runs (the ICC arm for its control too), the backbone's ICC arm for a dose-response
-    (ICC runs at the LLM-ESR arm's settings)."""
+    (ICC runs at the LLM-ESR arm's settings); `as_llmesr`: an ICC arm's LLM-ESR stand-in."""
+    arm = None
     if row["stage"] in ("confirmation", "front"):
-        return row["part"].split(" + ")[0].split(SEARCH_SUFFIX)[0]
-    if row["stage"] == "dose":
-        return arm_name("icc", row["part"].removeprefix(DOSE_STAGE_PREFIX))
-    return None
+        arm = row["part"].split(" + ")[0].split(SEARCH_SUFFIX)[0]
+    elif row["stage"] == "dose":
+        arm = arm_name("icc", row["part"].removeprefix(DOSE_STAGE_PREFIX))
+    return _llmesr_for_icc(arm) if arm and as_llmesr else arm
 
 
 def _hours_left(row: dict[str, Any], guide: tuple[int, float] | None) -> float | None:
@@ -174,12 +192,13 @@ def _hours_left(row: dict[str, Any], guide: tuple[int, float] | None) -> float |
     return guide[1] * todo if guide is not None and todo > 0 else None
 
 
-def _trains_alike(row: dict[str, Any]) -> str:
+def _trains_alike(row: dict[str, Any], as_llmesr: bool = False) -> str:
     """The key of the parts whose runs cost alike: a search arm whatever its searcher seed; an
-    arm's confirmation runs and its front runs (both train the arm's settings from scratch)."""
+    arm's confirmation runs and its front runs (both train the arm's settings from scratch);
+    `as_llmesr`: an ICC arm's LLM-ESR stand-in."""
     base = row["part"].split(" + ")[0].split(SEARCH_SUFFIX)[0]
     kind = {"search": "search", "confirmation": "runs", "front": "runs"}.get(row["stage"], row["stage"])
-    return f"{kind}:{base}"
+    return f"{kind}:{_llmesr_for_icc(base) if as_llmesr else base}"
 
 
 def _seconds(files: list[Path]) -> float:
