@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings, strategies as st
+
 from results.orchestration.run_files import training_code
 from results.orchestration.twins import COMPUTATION_ONLY, OTHER_CODE, reuse_earlier_runs, settings_of, without_computation
 
@@ -86,3 +88,33 @@ def test_only_computation_settings_are_set_aside():
     for section, keys in COMPUTATION_ONLY.items():
         assert all(key in settings[section] and key not in kept[section] for key in keys)
     assert kept["train"]["lr"] == settings["train"]["lr"] and kept["model"]["icc_share"] == settings["model"]["icc_share"]
+
+
+def test_run_files_that_do_not_read_as_runs_are_passed_over(tmp_path):
+    """Anything named seed-*.json under the storage is read: what is not a run record with a
+    config this code loads is left out, and the runs still train."""
+    folder = tmp_path / "other" / "dose" / "runs" / "control"
+    folder.mkdir(parents=True)
+    record = json.loads((EARLIER / RUNS[0]).read_text())
+    for name, config in (("seed-1", []), ("seed-2", {"model": 5}), ("seed-3", {"nope": {}}), ("seed-4", None)):
+        (folder / f"{name}.json").write_text(json.dumps({**record, "config": config, "code": training_code()}))
+    (folder / "seed-5.json").write_text("{cut")
+    said: list[str] = []
+    jobs = jobs_of(EARLIER, tmp_path / "new")
+    assert reuse_earlier_runs(jobs, tmp_path, said.append) == jobs and said == []
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+                    max_leaves=10)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(config=JSON | st.fixed_dictionaries({"model": JSON, "train": JSON}))
+def test_any_config_in_a_run_file_leaves_the_runs_to_train(tmp_path_factory, config):
+    storage = tmp_path_factory.mktemp("storage")
+    (storage / "x").mkdir()
+    record = json.loads((EARLIER / RUNS[0]).read_text())
+    (storage / "x" / "seed-1.json").write_text(json.dumps({**record, "config": config, "code": training_code()}))
+    jobs = jobs_of(EARLIER, storage / "new")
+    assert reuse_earlier_runs(jobs, storage, lambda line: None) == jobs

@@ -52,7 +52,7 @@ def index_runs(root: Path) -> tuple[dict[str, Earlier], dict[str, Earlier]]:
     near: dict[str, Earlier] = {}
     for path in sorted(root.rglob("seed-*.json")):
         record = read_run(path)
-        if record is None:
+        if record is None or not isinstance(record["config"], dict):
             continue
         try:
             settings = settings_of(record["config"])
