@@ -60,6 +60,8 @@ def test_the_epochs_left_are_the_ended_trials_mean_for_every_trial_still_to_trai
     assert epochs_left(trials, ending, planned=10) == pytest.approx(4 + 6 + 6 * 6)
     assert epochs_left([trial("d", "PENDING")], None, planned=10) == 0.0      # nothing ended yet: unknown
     assert epochs_left(trials, ending, planned=2) == pytest.approx(4 + 6)      # more trials than planned
+    past = [trial("a", "TERMINATED", epoch=1), trial("b", "RUNNING", epoch=2)]   # running past the mean of 1
+    assert epochs_left(past, past[0], planned=2) == 1.0                       # still one epoch to go, not 0
 
 
 def test_no_score_and_no_plan_still_make_a_line():

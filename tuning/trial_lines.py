@@ -83,15 +83,16 @@ def done_line(done: int, planned: int, best: float | None) -> str:
 def epochs_left(trials: list, ending: Any, planned: int) -> float:
     """The trial-epochs the search has still to train, `ending` counted as ended: each trial not
     yet started (of `planned`) the mean epochs of the ended trials, each running one what it
-    lacks of that mean. Early on the mean is of trials ASHA stopped at its first rung, so this
-    still runs low until some trials have gone further."""
+    lacks of that mean, and at least the epoch it is training (a trial already past the mean is
+    not done: it said nothing left while one ran on). Early on the mean is of trials ASHA stopped
+    at its first rung, so this still runs low until some trials have gone further."""
     ended = [_epochs(t) for t in trials if t is ending or str(t.status) in DONE_STATES]
     if not ended:
         return 0.0
     mean = statistics.fmean(ended)
     open_trials = [_epochs(t) for t in trials if t is not ending and str(t.status) not in DONE_STATES]
     not_created = max(0, planned - len(ended) - len(open_trials))
-    return not_created * mean + sum(max(0.0, mean - epochs) for epochs in open_trials)
+    return not_created * mean + sum(max(1.0, mean - epochs) for epochs in open_trials)
 
 
 def _epochs(trial: Any) -> int:
