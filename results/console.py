@@ -41,9 +41,12 @@ def print_answers(written: dict[str, Any]) -> None:
     columns = ("name", "dataset", "backbone", "runs", "planned", "hours")
     print_rows(f"dose-responses: {written['markdown']}",
                [{c: d[c] for c in columns} for d in written["dose_responses"]])
+    from results.icc_answers import same_runs_line
+
     for entry in written["dose_responses"]:
         if entry["answer"]:
-            print(f"\n{entry['name']} ({entry['dataset']}, {entry['backbone']}):\n" + "\n".join(entry["answer"]))
+            said = [*entry["answer"], *(same_runs_line(*same) for same in entry.get("same_runs_as", []))]
+            print(f"\n{entry['name']} ({entry['dataset']}, {entry['backbone']}):\n" + "\n".join(said))
 
 
 def emit(title: str, payload: dict[str, Any], as_json: bool) -> None:

@@ -72,8 +72,16 @@ def markdown(answers: list[dict[str, Any]], command: str) -> str:
                   f"equivalence margin ±{100 * entry['margin']:g} %"
                   + (f"; [its report]({entry['report']})." if entry.get("report") else "."), ""]
         lines += [f"- {sentence}" for sentence in entry["answer"]] or ["- No answer yet: the screen is not whole."]
+        lines += [f"- {same_runs_line(other, differ)}" for other, differ in entry.get("same_runs_as", [])]
         lines.append("")
     return "\n".join(lines)
 
 
-__all__ = ["ANSWERS_CSV", "ANSWERS_MD", "answers_frame", "markdown"]
+def same_runs_line(other: str, differ: list[str]) -> str:
+    """The sentence under a dose-response that trains another's runs (answers.same_runs)."""
+    how = f"only how they compute differs: {'; '.join(differ)}" if differ else "nothing differs"
+    return (f"Trains the same runs as {other} ({how}): the two answers agree to rounding and are one "
+            f"piece of evidence, not two.")
+
+
+__all__ = ["ANSWERS_CSV", "ANSWERS_MD", "answers_frame", "markdown", "same_runs_line"]

@@ -112,3 +112,20 @@ def test_a_study_dose_stage_links_the_report_its_findings_wrote(tmp_path):
     assert entry["report"] == "amazon-beauty/findings/dose-sasrec/dose.md"
     shutil.rmtree(tmp_path / "amazon-beauty" / "findings")
     assert collect_answers(tmp_path)[0]["report"] is None             # findings not written (or elsewhere)
+
+
+def test_two_dose_responses_that_train_the_same_runs_are_marked_one_piece_of_evidence(tmp_path):
+    """The Beauty study's tuned arm chose the settings dose-beauty carried over from Scientific, so
+    its dose stage trained dose-beauty's runs again (other arithmetic, batches and threads): the
+    summary says so on both, and on no dose-response that trains other runs."""
+    shutil.copytree(STUDIES / "amazon-beauty", tmp_path / "amazon-beauty")
+    copy_dose("dose-beauty", tmp_path, keep=2)
+    copy_dose("dose-scientific", tmp_path, keep=2)
+    same = {a["name"]: a["same_runs_as"] for a in collect_answers(tmp_path)}
+    assert same["dose-scientific"] == []
+    (other, differ), = same["dose-beauty"]
+    assert other == "amazon-beauty/dose-sasrec"
+    assert "model.arithmetic: 'reference' here, 'lean' in amazon-beauty/dose-sasrec" in differ
+    assert [name for name, _ in same["amazon-beauty/dose-sasrec"]] == ["dose-beauty"]
+    text = markdown(collect_answers(tmp_path), "cmd")
+    assert text.count("one piece of evidence, not two") == 2

@@ -71,11 +71,36 @@ def dose_answer(name: str, folder: Path, config: Any) -> dict[str, Any]:
 def collect_answers(storage: Path) -> list[dict[str, Any]]:
     """`dose_answer` of every dose-response under `storage`, ordered by dataset, backbone, name."""
     answers = []
-    for name, folder, config in dose_plans(storage):
+    plans = dose_plans(storage)
+    same = same_runs(plans)
+    for name, folder, config in plans:
         report = dose_report_path(folder)
-        answers.append({**dose_answer(name, folder, config),
+        answers.append({**dose_answer(name, folder, config), "same_runs_as": same.get(name, []),
                         "report": report.relative_to(storage).as_posix() if report else None})
     return sorted(answers, key=lambda a: (a["dataset"], a["backbone"], a["name"]))
+
+
+def same_runs(plans: list[tuple[str, Path, Any]]) -> dict[str, list[tuple[str, list[str]]]]:
+    """name -> [(another dose-response, the computation settings that differ)] for the plans that
+    train the same runs but for how they compute (results.orchestration.twins): the same base
+    model, data and training settings and the same shares, clusterings and seeds. Their answers
+    agree to rounding and are one piece of evidence, not two (the Beauty study's dose stage and
+    dose-beauty)."""
+    from results.orchestration.twins import computation_differences, settings_of, without_computation
+    from tuning.config import config_to_dict
+
+    def plan_of(config: Any) -> tuple[dict[str, Any], str]:
+        dose = config.dose
+        return settings_of(config_to_dict(config)), json.dumps(
+            [list(dose.shares), list(dose.clusterings), list(dose.seeds), list(dose.confirm_seeds)])
+
+    keyed = [(name, *plan_of(config)) for name, _, config in plans]
+    same: dict[str, list[tuple[str, list[str]]]] = {}
+    for name, settings, doses in keyed:
+        for other, theirs, their_doses in keyed:
+            if other != name and doses == their_doses and without_computation(settings) == without_computation(theirs):
+                same.setdefault(name, []).append((other, computation_differences(settings, theirs, f"in {other}")))
+    return same
 
 
 def dose_report_path(folder: Path) -> Path | None:

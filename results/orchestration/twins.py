@@ -65,16 +65,20 @@ def index_runs(root: Path) -> tuple[dict[str, Earlier], dict[str, Earlier]]:
     return exact, near
 
 
+def computation_differences(mine: dict[str, Any], theirs: dict[str, Any], there: str = "there") -> list[str]:
+    """Each COMPUTATION_ONLY setting in which two runs' settings differ: 'section.key: mine here,
+    theirs there'."""
+    return [f"{section}.{key}: {mine[section].get(key)!r} here, {theirs[section].get(key)!r} {there}"
+            for section, keys in COMPUTATION_ONLY.items() for key in keys
+            if mine[section].get(key) != theirs[section].get(key)]
+
+
 def differences(mine: dict[str, Any], earlier: Earlier) -> list[str]:
-    """What sets an earlier run apart from this one: each COMPUTATION_ONLY setting that differs
-    ('section.key: mine here, theirs there'), and other training code."""
+    """What sets an earlier run apart from this one: its COMPUTATION_ONLY settings, other code."""
     from results.orchestration.run_files import training_code
 
     _, theirs, code = earlier
-    said = [f"{section}.{key}: {mine[section].get(key)!r} here, {theirs[section].get(key)!r} there"
-            for section, keys in COMPUTATION_ONLY.items() for key in keys
-            if mine[section].get(key) != theirs[section].get(key)]
-    return said + ([OTHER_CODE] if code != training_code() else [])
+    return computation_differences(mine, theirs) + ([OTHER_CODE] if code != training_code() else [])
 
 
 def reuse_earlier_runs(jobs: list[Job], root: Path, say: Callable[[str], None]) -> list[Job]:
