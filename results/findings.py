@@ -184,15 +184,14 @@ def _sections(config: Any, name: str, runs: pd.DataFrame, refs: dict, trials: pd
 def _gamma_pieces(effects_plot: str | None, shares: list[str]) -> list[tuple]:
     """ICC's searched weight and cluster count; a study part way may have no ICC trial yet."""
     if not effects_plot and not shares:
-        return [("h2", "Gamma and cluster count"),
-                ("p", "No ICC search trials yet: this section plots them once an ICC arm has searched.")]
-    return [("h2", "Gamma and cluster count"),
-            ("p", "ICC trials only: validation NDCG@10 against gamma and n_clusters (and min_cluster_size "
-                  "where HDBSCAN trials searched it), and the share of the training loss the ICC term "
-                  "contributes (gamma x ICC loss over the weighted total), with a kernel-smoothed trend "
-                  "per backbone."),
-            ("image", effects_plot),
-            ("list", shares)]
+        body = [("p", "No ICC search trials yet: this section plots them once an ICC arm has searched.")]
+    else:
+        body = [("p", "ICC trials only: validation NDCG@10 against gamma and n_clusters (and min_cluster_size "
+                      "where HDBSCAN trials searched it), and the share of the training loss the ICC term "
+                      "contributes (gamma x ICC loss over the weighted total), with a kernel-smoothed trend "
+                      "per backbone."),
+                ("image", effects_plot), ("list", shares)]
+    return [("h2", "Gamma and cluster count"), *body]
 
 
 def _regenerate_line(command: str) -> str:

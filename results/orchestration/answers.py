@@ -89,18 +89,15 @@ def same_runs(plans: list[tuple[str, Path, Any]]) -> dict[str, list[tuple[str, l
     from results.orchestration.twins import computation_differences, settings_of, without_computation
     from tuning.config import config_to_dict
 
-    def plan_of(config: Any) -> tuple[dict[str, Any], str]:
-        dose = config.dose
-        return settings_of(config_to_dict(config)), json.dumps(
-            [list(dose.shares), list(dose.clusterings), list(dose.seeds), list(dose.confirm_seeds)])
-
-    keyed = [(name, *plan_of(config)) for name, _, config in plans]
-    same: dict[str, list[tuple[str, list[str]]]] = {}
-    for name, settings, doses in keyed:
-        for other, theirs, their_doses in keyed:
-            if other != name and doses == their_doses and without_computation(settings) == without_computation(theirs):
-                same.setdefault(name, []).append((other, computation_differences(settings, theirs, f"in {other}")))
-    return same
+    groups: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for name, _, config in plans:
+        settings, dose = settings_of(config_to_dict(config)), config.dose
+        key = json.dumps([without_computation(settings), list(dose.shares), list(dose.clusterings),
+                          list(dose.seeds), list(dose.confirm_seeds)], sort_keys=True, default=str)
+        groups.setdefault(key, []).append((name, settings))
+    return {name: [(other, computation_differences(settings, theirs, f"in {other}"))
+                   for other, theirs in members if other != name]
+            for members in groups.values() if len(members) > 1 for name, settings in members}
 
 
 def dose_report_path(folder: Path) -> Path | None:

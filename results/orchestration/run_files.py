@@ -57,6 +57,14 @@ def read_runs(paths: Any) -> list[dict[str, Any]]:
     return [record for record in map(read_run, paths) if record is not None]
 
 
+def settings_of(config_dict: dict[str, Any]) -> dict[str, Any]:
+    """The settings a run trains by (model.pipeline.run_settings) of a config dict saved by any
+    version of this code (`comparable`)."""
+    from model.pipeline import run_settings
+
+    return run_settings(comparable(config_dict))
+
+
 def trained_as(path: Path, wanted: dict[str, Any]) -> bool:
     """Whether the run file at `path` exists and was trained with the settings of `wanted` (a
     config dict): the one rule for "this run is done", for the study's runs and the dose's alike.
@@ -68,11 +76,11 @@ def trained_as(path: Path, wanted: dict[str, Any]) -> bool:
     if record is None:
         return False
     try:
-        saved = comparable(record["config"])
+        saved = settings_of(record["config"])
     except (TypeError, ValueError) as exc:        # a value this code refuses, or no config at all
         logger.warning("run file %s holds a config that does not load (%s); counted as not done", path, exc)
         return False
-    return run_settings(saved) == run_settings(wanted)
+    return saved == run_settings(wanted)
 
 
 @functools.lru_cache(maxsize=1)

@@ -18,20 +18,14 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from results.orchestration.run_files import read_run, settings_of, training_code, write_json
+
 #: settings that change how a run is computed, not what it learns (results agree to rounding)
 COMPUTATION_ONLY = {"model": ("arithmetic",), "train": ("eval_batch_size", "num_threads", "device")}
 OTHER_CODE = "trained by other training code (or before run files recorded it)"
 
 Job = tuple[str, int, dict[str, Any], str]          # (arm, seed, config dict, output file)
-Earlier = tuple[Path, dict[str, Any], Any]          # (run file, its settings, its code digest)
-
-
-def settings_of(config_dict: dict[str, Any]) -> dict[str, Any]:
-    """The run settings of a config dict (saved by any version of this code)."""
-    from model.pipeline import run_settings
-    from results.orchestration.run_files import comparable
-
-    return run_settings(comparable(config_dict))
+Earlier = tuple[Path, dict[str, Any], dict[str, Any]]     # (run file, its settings, its record)
 
 
 def without_computation(settings: dict[str, Any]) -> dict[str, Any]:
@@ -46,8 +40,6 @@ def _key(settings: dict[str, Any]) -> str:
 def index_runs(root: Path) -> tuple[dict[str, Earlier], dict[str, Earlier]]:
     """Every readable run file under `root`, by its exact settings and by its settings without
     COMPUTATION_ONLY (the first file found for each, in path order, preferring this code's)."""
-    from results.orchestration.run_files import read_run, training_code
-
     exact: dict[str, Earlier] = {}
     near: dict[str, Earlier] = {}
     for path in sorted(root.rglob("seed-*.json")):
@@ -58,11 +50,15 @@ def index_runs(root: Path) -> tuple[dict[str, Earlier], dict[str, Earlier]]:
             settings = settings_of(record["config"])
         except (TypeError, ValueError, KeyError):
             continue                        # a config this code no longer reads: not comparable
-        earlier = (path, settings, record.get("code"))
+        earlier = (path, settings, record)
         for index, key in ((exact, _key(settings)), (near, _key(without_computation(settings)))):
-            if key not in index or (index[key][2] != training_code() and earlier[2] == training_code()):
+            if key not in index or (not _this_code(index[key]) and _this_code(earlier)):
                 index[key] = earlier
     return exact, near
+
+
+def _this_code(earlier: Earlier) -> bool:
+    return earlier[2].get("code") == training_code()
 
 
 def computation_differences(mine: dict[str, Any], theirs: dict[str, Any], there: str = "there") -> list[str]:
@@ -75,18 +71,13 @@ def computation_differences(mine: dict[str, Any], theirs: dict[str, Any], there:
 
 def differences(mine: dict[str, Any], earlier: Earlier) -> list[str]:
     """What sets an earlier run apart from this one: its COMPUTATION_ONLY settings, other code."""
-    from results.orchestration.run_files import training_code
-
-    _, theirs, code = earlier
-    return computation_differences(mine, theirs) + ([OTHER_CODE] if code != training_code() else [])
+    return computation_differences(mine, earlier[1]) + ([] if _this_code(earlier) else [OTHER_CODE])
 
 
 def reuse_earlier_runs(jobs: list[Job], root: Path, say: Callable[[str], None]) -> list[Job]:
     """Copy each job whose exact run (settings and training code) another file under `root`
     holds; name (through `say`) the jobs an earlier run matches but for how it computes or the
     code that trained it; return the jobs still to train."""
-    from results.orchestration.run_files import read_run, training_code, write_json
-
     if not jobs or not root.is_dir():
         return jobs
     exact, near = index_runs(root)
@@ -94,9 +85,8 @@ def reuse_earlier_runs(jobs: list[Job], root: Path, say: Callable[[str], None]) 
     for arm, seed, wanted, out in jobs:
         settings = settings_of(wanted)
         same = exact.get(_key(settings))
-        record = read_run(same[0]) if same and same[2] == training_code() and same[0] != Path(out) else None
-        if record is not None:
-            write_json(Path(out), {**record, "arm": arm, "config": wanted,
+        if same is not None and _this_code(same) and same[0] != Path(out):
+            write_json(Path(out), {**same[2], "arm": arm, "config": wanted,
                                    "copied_from": same[0].relative_to(root).as_posix()})
             copied += 1
             continue
