@@ -95,6 +95,7 @@ def print_study_status(name: str, folder: Any, rows: list[dict[str, Any]], drive
     print("hours_left: training hours still to go at the pace of the runs done (the part's own, or a part "
           "that trains alike; before a confirmation, front or dose run has run, the arm's search trials that "
           "trained to their own end; an ICC part with none yet, its backbone's LLM-ESR part: the same model plus "
-          "one loss term); ? = nothing comparable has run yet; runs in parallel take less wall time")
+          "one loss term); ? = nothing comparable has run yet; runs in parallel take less wall time; to_copy: runs "
+          "still to do that an earlier run file under the same storage holds, copied instead of trained")
     if as_json:
         print(json.dumps({"study": str(folder), "stages": rows}, default=str))

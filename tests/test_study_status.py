@@ -147,6 +147,22 @@ def test_an_icc_part_with_no_run_yet_goes_by_its_backbones_llmesr_part():
     assert left[("search", "icc-gru4rec")] is None                                     # nor across backbones
 
 
+def test_runs_that_will_be_copied_cost_no_hours_left():
+    """A part's runs that an earlier run file holds (`to_copy`) are copied, not trained: they
+    count in what is planned, not in the hours still to train."""
+    from results.orchestration.progress import _total, with_hours_left
+
+    rows = with_hours_left([
+        row("confirmation", "llmesr-sasrec", 3, 3, 0.9, "done"),
+        {**row("confirmation", "icc-sasrec + control-sasrec", 0, 6, 0.0), "to_copy": 3},
+        {**row("dose", "dose-sasrec", 0, 27, 0.0), "to_copy": 27},
+    ])
+    left = {(r["stage"], r["part"]): r["hours_left"] for r in rows}
+    assert left[("confirmation", "icc-sasrec + control-sasrec")] == pytest.approx(3 * 0.3)
+    assert left[("dose", "dose-sasrec")] == 0.0
+    assert _total(rows)["to_copy"] == 30
+
+
 def test_report_only_refuses_what_it_cannot_read_and_runs_nothing(tmp_path, capsys):
     """`--report-only` reads a study, never starts one: a missing study, one whose searches have
     not finished, and --status beside it are each one line."""

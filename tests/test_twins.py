@@ -11,7 +11,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from results.orchestration.run_files import training_code
-from results.orchestration.twins import COMPUTATION_ONLY, OTHER_CODE, reuse_earlier_runs, settings_of, without_computation
+from results.orchestration.twins import (COMPUTATION_ONLY, OTHER_CODE, copy_counter, reuse_earlier_runs, settings_of,
+                                        without_computation)
 
 STUDIES = Path(__file__).resolve().parents[1] / "docs" / "studies"
 EARLIER = STUDIES / "dose-beauty" / "dose" / "runs"
@@ -49,6 +50,21 @@ def test_the_same_run_under_another_name_is_copied_not_trained(tmp_path):
         copy, source = json.loads(Path(out).read_text()), json.loads((EARLIER / run).read_text())
         assert copy["arm"] == arm and copy["config"] == config and copy["test"] == source["test"]
         assert copy["copied_from"] == f"dose-beauty/dose/runs/{run}"
+
+
+def test_the_copy_counter_counts_what_reuse_would_copy_and_writes_nothing(tmp_path):
+    """`study --status` leaves runs that will be copied out of the hours to train."""
+    storage = storage_with_earlier_runs(tmp_path, code=training_code())
+    jobs = jobs_of(EARLIER, storage / "new")
+    other = [(arm, seed, {**config, "train": {**config["train"], "lr": 0.5}}, out.replace("new", "other"))
+             for arm, seed, config, out in jobs]
+    before = sorted(storage.rglob("*"))
+    count = copy_counter(storage)
+    assert (count(jobs), count(other), count(jobs + other), count([])) == (2, 0, 2, 0)
+    assert sorted(storage.rglob("*")) == before                                       # nothing written
+    assert len(reuse_earlier_runs(jobs + other, storage, lambda line: None)) == len(other)
+    assert copy_counter(tmp_path / "absent")(jobs) == 0
+    assert copy_counter(storage_with_earlier_runs(tmp_path / "old"))(jobs) == 0      # no digest: trains
 
 
 def test_a_run_that_differs_only_in_how_it_computes_is_named_not_copied(tmp_path):

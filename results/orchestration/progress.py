@@ -11,12 +11,13 @@ its planned count is then what the config implies.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from results.orchestration.confirm import (FRONT_DIR, StudyError, confirmation_jobs, confirmation_path,
                                            front_jobs, front_rows, read_runs)
 from model.contract import TERMINATED, UNFINISHED
-from results.orchestration.dose import arm_dose_base, load_runs, missing_runs, planned_runs, training_seconds
+from results.orchestration.dose import (arm_dose_base, load_runs, missing_runs, pending_jobs, planned_runs,
+                                        training_seconds)
 from results.orchestration.layout import DONE_MARK, DOSE_STAGE_PREFIX, SEARCH_DIR, arm_name, arms, dose_stage
 from results.study_plots import CONTROL, SEARCH_SUFFIX
 
@@ -26,10 +27,15 @@ WHOLE_TRIAL_KEYS = ("whole_trials", "whole_trial_hours")
 
 
 def study_status(config: Any, folder: Path) -> list[dict[str, Any]]:
-    """One row per stage part: {stage, part, done, planned, hours, state}; the last row the total.
+    """One row per stage part: {stage, part, done, planned, to_copy, hours, state}; the last row
+    the total. `to_copy`: runs still to do that a run file elsewhere under the storage already
+    holds (results.orchestration.twins copies them, so they cost no training).
 
     Hours stay unrounded (the console rounds for people), so the total of many short runs is not
     a sum of zeros."""
+    from results.orchestration.twins import copy_counter
+
+    copies = copy_counter(folder.parent)
     searched: dict[str, Path] = {}
     rows = []
     for variant, backbone, search_seed in arms(config):
@@ -39,17 +45,17 @@ def study_status(config: Any, folder: Path) -> list[dict[str, Any]]:
         if (experiment / DONE_MARK).is_file():
             searched[arm] = experiment
     for variant, backbone, search_seed in arms(config):
-        rows.append(_confirmation_row(config, folder, arm_name(variant, backbone, search_seed), searched))
+        rows.append(_confirmation_row(config, folder, arm_name(variant, backbone, search_seed), searched, copies))
         if config.study.front_seeds and search_seed is None:
             rows.append(_front_row(config, folder, arm_name(variant, backbone), searched))
     for backbone in config.study.dose_backbones:
-        rows.append(_dose_row(config, folder, backbone, searched))
+        rows.append(_dose_row(config, folder, backbone, searched, copies))
     rows = with_hours_left(rows)
     return rows + [_total(rows)]
 
 
-def _row(stage: str, part: str, done: int, planned: int, seconds: float, state: str) -> dict[str, Any]:
-    return {"stage": stage, "part": part, "done": done, "planned": planned,
+def _row(stage: str, part: str, done: int, planned: int, seconds: float, state: str, to_copy: int = 0) -> dict[str, Any]:
+    return {"stage": stage, "part": part, "done": done, "planned": planned, "to_copy": to_copy,
             "hours": seconds / 3600, "state": state}
 
 
@@ -77,7 +83,8 @@ def _part_way(experiment: Path) -> str:
     return f"running (driver {driver})" if driver else "stopped part way (--resume continues it)"
 
 
-def _confirmation_row(config: Any, folder: Path, arm: str, searched: dict[str, Path]) -> dict[str, Any]:
+def _confirmation_row(config: Any, folder: Path, arm: str, searched: dict[str, Path],
+                      copies: Callable[[list], int]) -> dict[str, Any]:
     """The arm's runs on study.seeds (an ICC arm's first search adds its no-ICC control's)."""
     from results.study_plots import arm_parts, arm_search_seed
 
@@ -93,7 +100,8 @@ def _confirmation_row(config: Any, folder: Path, arm: str, searched: dict[str, P
     except StudyError as exc:                         # every trial errored: the resume will say so too
         return _row("confirmation", " + ".join(names), len(files), planned, seconds, f"blocked: {exc}")
     done = planned - len(pending)
-    return _row("confirmation", " + ".join(names), done, planned, seconds, DONE if not pending else "to run")
+    return _row("confirmation", " + ".join(names), done, planned, seconds, DONE if not pending else "to run",
+                copies(pending))
 
 
 def _front_row(config: Any, folder: Path, arm: str, searched: dict[str, Path]) -> dict[str, Any]:
@@ -109,7 +117,8 @@ def _front_row(config: Any, folder: Path, arm: str, searched: dict[str, Path]) -
     return _row("front", arm, planned - len(pending), planned, _seconds(files), DONE if not pending else "to run")
 
 
-def _dose_row(config: Any, folder: Path, backbone: str, searched: dict[str, Path]) -> dict[str, Any]:
+def _dose_row(config: Any, folder: Path, backbone: str, searched: dict[str, Path],
+              copies: Callable[[list], int]) -> dict[str, Any]:
     """The dose-response around the backbone's LLM-ESR arm, once that arm is confirmed."""
     arm, stage = arm_name("llmesr", backbone), dose_stage(backbone)
     dose_folder = folder / stage
@@ -119,8 +128,10 @@ def _dose_row(config: Any, folder: Path, backbone: str, searched: dict[str, Path
     if not confirmed:
         return _row("dose", stage, len(runs), planned_runs(config), seconds,
                     f"{WAITING} confirmation of {arm}")
-    missing = missing_runs(arm_dose_base(config, searched[arm]), dose_folder)
-    return _row("dose", stage, len(runs), len(runs) + missing, seconds, DONE if not missing else "to run")
+    base = arm_dose_base(config, searched[arm])
+    missing = missing_runs(base, dose_folder)
+    return _row("dose", stage, len(runs), len(runs) + missing, seconds, DONE if not missing else "to run",
+                copies(pending_jobs(base, dose_folder)) if missing else 0)
 
 
 def with_hours_left(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -186,7 +197,7 @@ def _run_like(row: dict[str, Any], as_llmesr: bool = False) -> str | None:
 def _hours_left(row: dict[str, Any], guide: tuple[int, float] | None) -> float | None:
     if row["state"] == DONE:
         return 0.0
-    todo = row["planned"] - row["done"]
+    todo = row["planned"] - row["done"] - row.get("to_copy", 0)
     if todo <= 0 and not row["state"].startswith(WAITING):
         return 0.0
     return guide[1] * todo if guide is not None and todo > 0 else None
@@ -209,6 +220,6 @@ def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The sums; `hours_left` adds the known estimates, `parts_not_estimated` counts the others."""
     state = DONE if all(r["state"] == DONE for r in rows) else "to run"
     total = _row("total", "", sum(r["done"] for r in rows), sum(r["planned"] for r in rows),
-                 sum(r["hours"] for r in rows) * 3600, state)
+                 sum(r["hours"] for r in rows) * 3600, state, sum(r.get("to_copy", 0) for r in rows))
     unknown = sum(r["hours_left"] is None for r in rows)
     return {**total, "hours_left": sum(r["hours_left"] or 0.0 for r in rows), "parts_not_estimated": unknown}

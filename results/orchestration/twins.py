@@ -74,6 +74,27 @@ def differences(mine: dict[str, Any], earlier: Earlier) -> list[str]:
     return computation_differences(mine, earlier[1]) + ([] if _this_code(earlier) else [OTHER_CODE])
 
 
+def _exact_twin(exact: dict[str, Earlier], settings: dict[str, Any], out: str) -> Earlier | None:
+    """The earlier run a job copies: same settings and seed, this training code, another file."""
+    same = exact.get(_key(settings))
+    return same if same is not None and _this_code(same) and same[0] != Path(out) else None
+
+
+def copy_counter(root: Path) -> Callable[[list[Job]], int]:
+    """A counter of the jobs `reuse_earlier_runs` would copy rather than train (nothing is
+    written), the run files under `root` indexed once, on first use: `study --status` leaves
+    those out of the hours still to train."""
+    index: list[dict[str, Earlier]] = []
+
+    def count(jobs: list[Job]) -> int:
+        if not jobs or not root.is_dir():
+            return 0
+        if not index:
+            index.append(index_runs(root)[0])
+        return sum(_exact_twin(index[0], settings_of(wanted), out) is not None for _, _, wanted, out in jobs)
+    return count
+
+
 def reuse_earlier_runs(jobs: list[Job], root: Path, say: Callable[[str], None]) -> list[Job]:
     """Copy each job whose exact run (settings and training code) another file under `root`
     holds; name (through `say`) the jobs an earlier run matches but for how it computes or the
@@ -84,8 +105,8 @@ def reuse_earlier_runs(jobs: list[Job], root: Path, say: Callable[[str], None]) 
     left, copied, named = [], 0, []
     for arm, seed, wanted, out in jobs:
         settings = settings_of(wanted)
-        same = exact.get(_key(settings))
-        if same is not None and _this_code(same) and same[0] != Path(out):
+        same = _exact_twin(exact, settings, out)
+        if same is not None:
             write_json(Path(out), {**same[2], "arm": arm, "config": wanted,
                                    "copied_from": same[0].relative_to(root).as_posix()})
             copied += 1
