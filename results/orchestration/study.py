@@ -6,7 +6,8 @@ flight; `--resume` skips everything already on disk):
 1. Search. One arm per (variant, backbone): plain, llmesr (gamma 0) and icc (gamma > 0, with the
    study's `icc_space` added). Every arm gets the same trial budget (`study.trials_per_arm`) and
    the same Optuna TPE + ASHA search over `tune.space` that `launch.py tune` runs: baselines are
-   tuned as hard as the method (Rendle et al. 2019). Arm folders: <study>/search/<arm>/.
+   tuned as hard as the method (Rendle et al. 2019). Arm folders: <study>/search/<arm>/. A search
+   part way runs first, then every arm's first search, then the extra `study.search_seeds`.
 2. Confirmation (results.orchestration.confirm). The best trial of each arm (one definition:
    results.tables.ranked) re-runs from scratch with every seed of `study.seeds` for the full
    epoch budget (train.epochs, no early stopping: a dip after epoch 1 must not end a run that
@@ -90,7 +91,8 @@ def run_search(plans: dict[str, Any], folder: Path, address: str | None, progres
 
     search_root = folder / SEARCH_DIR
     check_search_seeds(plans, search_root)
-    todo = {arm: plan for arm, plan in plans.items() if not (search_root / arm / DONE_MARK).is_file()}
+    todo = search_order({arm: plan for arm, plan in plans.items() if not (search_root / arm / DONE_MARK).is_file()},
+                        search_root)
     for arm in todo:                 # before Ray starts
         part = search_root / arm
         if (part / "experiment_config.json").is_file() and not any(part.glob("experiment_state-*.json")):
@@ -117,6 +119,19 @@ def run_search(plans: dict[str, Any], folder: Path, address: str | None, progres
             if started:
                 ray.shutdown()
     return {arm: search_root / arm for arm in plans}
+
+
+def search_order(todo: dict[str, Any], search_root: Path) -> dict[str, Any]:
+    """The searches still to run, in the order they run: those part way first (finishing them
+    keeps what they trained, which a fresh machine would lose), then every arm's first search,
+    then the extra search seeds; the plan's order within each. A study cut short then holds the
+    comparison its first searches make (an ICC arm against its control) before the search-seed
+    spread, instead of a second plain search before any ICC search."""
+    from results.study_plots import arm_search_seed
+
+    def rank(arm: str) -> tuple[bool, bool]:
+        return not (search_root / arm / "experiment_config.json").is_file(), arm_search_seed(arm) is not None
+    return {arm: todo[arm] for arm in sorted(todo, key=rank)}
 
 
 def check_search_seeds(plans: dict[str, Any], search_root: Path) -> None:
