@@ -47,22 +47,26 @@ def test_each_search_seed_gets_its_own_search_of_every_arm(tmp_path):
     assert len(single) == 3 and single["icc-sasrec"].tune.search_seed == 5          # [] = tune.search_seed
 
 
-def test_searches_part_way_run_first_then_first_searches_then_extra_search_seeds(tmp_path):
+def test_first_searches_make_the_first_wave_and_a_search_part_way_leads_its_wave(tmp_path):
     """The Beauty study ran a second plain search before any ICC search: a study cut short should
-    hold its comparison (first searches) before the search-seed spread."""
-    from results.orchestration.study import arm_plans, search_order
+    hold its comparison (first searches, confirmed) before the search-seed spread."""
+    from results.orchestration.study import arm_plans, search_waves
 
     plans = arm_plans(demo_config(tmp_path, "study.search_seeds=[0,1]"), tmp_path)
     root = tmp_path / "search"
-    assert list(search_order(plans, root)) == ["plain-sasrec", "llmesr-sasrec", "icc-sasrec", "plain-sasrec-search1",
-                                               "llmesr-sasrec-search1", "icc-sasrec-search1"]
-    (root / "llmesr-sasrec-search1").mkdir(parents=True)
-    (root / "llmesr-sasrec-search1" / "experiment_config.json").write_text("{}")    # started, not done
-    todo = {arm: plans[arm] for arm in ("plain-sasrec-search1", "llmesr-sasrec-search1", "icc-sasrec",
-                                        "icc-sasrec-search1")}
-    order = search_order(todo, root)
-    assert list(order) == ["llmesr-sasrec-search1", "icc-sasrec", "plain-sasrec-search1", "icc-sasrec-search1"]
-    assert order["icc-sasrec"] is plans["icc-sasrec"]
+    assert [list(wave) for wave in search_waves(plans, root)] == [
+        ["plain-sasrec", "llmesr-sasrec", "icc-sasrec"],
+        ["plain-sasrec-search1", "llmesr-sasrec-search1", "icc-sasrec-search1"]]
+    for started in ("llmesr-sasrec-search1", "icc-sasrec"):                         # part way: not done
+        (root / started).mkdir(parents=True)
+        (root / started / "experiment_config.json").write_text("{}")
+    waves = search_waves(plans, root)
+    assert [list(wave) for wave in waves] == [
+        ["icc-sasrec", "plain-sasrec", "llmesr-sasrec"],
+        ["llmesr-sasrec-search1", "plain-sasrec-search1", "icc-sasrec-search1"]]
+    assert waves[0]["icc-sasrec"] is plans["icc-sasrec"]
+    assert [list(w) for w in search_waves(arm_plans(demo_config(tmp_path), tmp_path), root)] == [
+        ["icc-sasrec", "plain-sasrec", "llmesr-sasrec"]]                          # one search seed: one wave
 
 
 def test_a_budget_below_ten_trials_per_searched_dimension_is_listed_as_a_reduction(tmp_path):

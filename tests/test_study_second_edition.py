@@ -33,6 +33,10 @@ def test_the_second_editions_plan_runs_whole_and_its_findings_hold_every_part(tm
                             *[arg for value in sets for arg in ("--set", value)]])
     assert code == 0, said.getvalue()[-3000:]
     outcome = json.loads(printed.getvalue().strip().splitlines()[-1])
+    lines = said.getvalue().splitlines()                          # the study's progress lines
+    first = min(i for i, line in enumerate(lines) if "search plain-sasrec-search1: starting" in line)
+    before = "\n".join(lines[:first])              # the first searches confirmed before any extra seed's
+    assert "search icc-sasrec: done" in before and "confirmation: " in before and "dose-response around" in before
     out = Path(outcome["markdown"]).parent
     assert outcome["arms"] == [f"{v}-sasrec{s}" for v in ("icc", "llmesr", "plain") for s in ("", "-search1")]
 

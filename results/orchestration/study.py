@@ -6,8 +6,9 @@ flight; `--resume` skips everything already on disk):
 1. Search. One arm per (variant, backbone): plain, llmesr (gamma 0) and icc (gamma > 0, with the
    study's `icc_space` added). Every arm gets the same trial budget (`study.trials_per_arm`) and
    the same Optuna TPE + ASHA search over `tune.space` that `launch.py tune` runs: baselines are
-   tuned as hard as the method (Rendle et al. 2019). Arm folders: <study>/search/<arm>/. A search
-   part way runs first, then every arm's first search, then the extra `study.search_seeds`.
+   tuned as hard as the method (Rendle et al. 2019). Arm folders: <study>/search/<arm>/. Every
+   arm's first search is searched and confirmed (stage 2) before the extra `study.search_seeds`
+   are (`search_waves`).
 2. Confirmation (results.orchestration.confirm). The best trial of each arm (one definition:
    results.tables.ranked) re-runs from scratch with every seed of `study.seeds` for the full
    epoch budget (train.epochs, no early stopping: a dip after epoch 1 must not end a run that
@@ -91,8 +92,7 @@ def run_search(plans: dict[str, Any], folder: Path, address: str | None, progres
 
     search_root = folder / SEARCH_DIR
     check_search_seeds(plans, search_root)
-    todo = search_order({arm: plan for arm, plan in plans.items() if not (search_root / arm / DONE_MARK).is_file()},
-                        search_root)
+    todo = {arm: plan for arm, plan in plans.items() if not (search_root / arm / DONE_MARK).is_file()}
     for arm in todo:                 # before Ray starts
         part = search_root / arm
         if (part / "experiment_config.json").is_file() and not any(part.glob("experiment_state-*.json")):
@@ -121,17 +121,20 @@ def run_search(plans: dict[str, Any], folder: Path, address: str | None, progres
     return {arm: search_root / arm for arm in plans}
 
 
-def search_order(todo: dict[str, Any], search_root: Path) -> dict[str, Any]:
-    """The searches still to run, in the order they run: those part way first (finishing them
-    keeps what they trained, which a fresh machine would lose), then every arm's first search,
-    then the extra search seeds; the plan's order within each. A study cut short then holds the
-    comparison its first searches make (an ICC arm against its control) before the search-seed
-    spread, instead of a second plain search before any ICC search."""
+def search_waves(plans: dict[str, Any], search_root: Path) -> list[dict[str, Any]]:
+    """A backbone's searches in two waves, each confirmed before the next starts: every arm's
+    first search (the winners the study compares, an ICC arm against its control), then the
+    extra `study.search_seeds` (the search-seed spread). A study cut short then holds its
+    comparison; the Beauty study ran a second plain search before any ICC search. Within a wave
+    a search part way runs first (finishing it keeps what it trained, which a fresh machine
+    would lose), then the plan's order."""
     from results.study_plots import arm_search_seed
 
-    def rank(arm: str) -> tuple[bool, bool]:
-        return not (search_root / arm / "experiment_config.json").is_file(), arm_search_seed(arm) is not None
-    return {arm: todo[arm] for arm in sorted(todo, key=rank)}
+    def part_way_first(wave: dict[str, Any]) -> dict[str, Any]:
+        return {arm: wave[arm] for arm in sorted(wave, key=lambda a: not (search_root / a / "experiment_config.json").is_file())}
+    first = {arm: plan for arm, plan in plans.items() if arm_search_seed(arm) is None}
+    extra = {arm: plan for arm, plan in plans.items() if arm_search_seed(arm) is not None}
+    return [part_way_first(wave) for wave in (first, extra) if wave]
 
 
 def check_search_seeds(plans: dict[str, Any], search_root: Path) -> None:
@@ -236,11 +239,12 @@ def run_study(config: Any, name: str, resume: bool = False, address: str | None 
         doses: dict[str, dict[str, Any]] = {}
         for backbone in config.study.backbones:      # one backbone at a time: its answer comes early
             group = {arm: plan for arm, plan in plans.items() if plan.model.backbone == backbone}
-            found = run_search(group, folder, address, progress)
-            run_confirmations(config, folder, found, progress)
-            experiments.update(found)
-            if backbone in config.study.dose_backbones:
-                doses[backbone] = run_dose_stage(config, folder, found, backbone, out, progress)
+            for wave, arms_of_wave in enumerate(search_waves(group, folder / SEARCH_DIR)):
+                found = run_search(arms_of_wave, folder, address, progress)
+                run_confirmations(config, folder, found, progress)
+                experiments.update(found)
+                if wave == 0 and backbone in config.study.dose_backbones:      # around the first LLM-ESR arm
+                    doses[backbone] = run_dose_stage(config, folder, found, backbone, out, progress)
             written = write_findings(config, folder, experiments, load_confirmations(folder), refs, out,
                                      command=command, front_runs=load_front_runs(folder), doses=doses,
                                      cost=study_status(config, folder))
