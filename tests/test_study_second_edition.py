@@ -37,6 +37,7 @@ def test_the_second_editions_plan_runs_whole_and_its_findings_hold_every_part(tm
     first = min(i for i, line in enumerate(lines) if "search plain-sasrec-search1: starting" in line)
     before = "\n".join(lines[:first])              # the first searches confirmed before any extra seed's
     assert "search icc-sasrec: done" in before and "confirmation: " in before and "dose-response around" in before
+    assert "findings after sasrec (its first searches)" in before                  # a study cut short has them
     out = Path(outcome["markdown"]).parent
     assert outcome["arms"] == [f"{v}-sasrec{s}" for v in ("icc", "llmesr", "plain") for s in ("", "-search1")]
 

@@ -239,14 +239,16 @@ def run_study(config: Any, name: str, resume: bool = False, address: str | None 
         doses: dict[str, dict[str, Any]] = {}
         for backbone in config.study.backbones:      # one backbone at a time: its answer comes early
             group = {arm: plan for arm, plan in plans.items() if plan.model.backbone == backbone}
-            for wave, arms_of_wave in enumerate(search_waves(group, folder / SEARCH_DIR)):
+            waves = search_waves(group, folder / SEARCH_DIR)
+            for wave, arms_of_wave in enumerate(waves):
                 found = run_search(arms_of_wave, folder, address, progress)
                 run_confirmations(config, folder, found, progress)
                 experiments.update(found)
                 if wave == 0 and backbone in config.study.dose_backbones:      # around the first LLM-ESR arm
                     doses[backbone] = run_dose_stage(config, folder, found, backbone, out, progress)
-            written = write_findings(config, folder, experiments, load_confirmations(folder), refs, out,
-                                     command=command, front_runs=load_front_runs(folder), doses=doses,
-                                     cost=study_status(config, folder))
-            say(progress, f"findings after {backbone}: {written['markdown']}")
+                written = write_findings(config, folder, experiments, load_confirmations(folder), refs, out,
+                                         command=command, front_runs=load_front_runs(folder), doses=doses,
+                                         cost=study_status(config, folder))
+                step = "" if len(waves) == 1 else (" (its first searches)" if wave == 0 else " (its extra search seeds)")
+                say(progress, f"findings after {backbone}{step}: {written['markdown']}")
     return {"study": str(folder), "arms": sorted(experiments), **written}
