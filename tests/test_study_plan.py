@@ -125,3 +125,35 @@ def test_dose_backbones_must_be_searched_backbones_with_an_llmesr_arm():
     with pytest.raises(ConfigError, match=r"has no llmesr arm"):
         load_config(DEMO, ["study.dose_backbones=[sasrec]", "study.variants=[plain,icc]"])
     assert load_config(DEMO, ["study.dose_backbones=[sasrec]"]).study.dose_backbones == ["sasrec"]
+
+
+def test_a_search_whose_start_was_cut_short_starts_again_and_one_copied_part_way_is_refused(tmp_path, capsys):
+    """A session's end can kill the study's driver while a search starts, after its
+    experiment_config.json and before Ray's first saved state: with no trial reported, nothing is
+    lost by starting again, where before the resume stopped and asked for the folder to be deleted."""
+    from results.orchestration.confirm import StudyError
+    from results.orchestration.study import restart_a_cut_start
+
+    cut = tmp_path / "icc-sasrec"
+    (cut / "trial_0a1b2c3d").mkdir(parents=True)
+    for name in ("experiment_config.json", "optuna.db", "driver.lock", "trial_0a1b2c3d/result.json"):
+        (cut / name).write_text("{}" if name.endswith(".json") and "trial_" not in name else "")
+    restart_a_cut_start("icc-sasrec", cut, progress=True)
+    assert not cut.exists() and "search icc-sasrec: its start was cut short" in capsys.readouterr().err
+
+    copied = tmp_path / "plain-sasrec"
+    (copied / "trial_0a1b2c3d").mkdir(parents=True)
+    (copied / "experiment_config.json").write_text("{}")
+    (copied / "trial_0a1b2c3d" / "result.json").write_text('{"training_iteration": 1}\n')
+    with pytest.raises(StudyError, match="search plain-sasrec: .* without Ray's run state"):
+        restart_a_cut_start("plain-sasrec", copied, progress=True)
+    assert (copied / "trial_0a1b2c3d" / "result.json").is_file()                    # left for the user
+
+    running = tmp_path / "llmesr-sasrec"
+    running.mkdir()
+    for name in ("experiment_config.json", "experiment_state-2026-12-06_01-47-51.json"):
+        (running / name).write_text("{}")
+    restart_a_cut_start("llmesr-sasrec", running, progress=True)
+    restart_a_cut_start("absent", tmp_path / "absent", progress=True)
+    assert sorted(p.name for p in running.iterdir()) == ["experiment_config.json", "experiment_state-2026-12-06_01-47-51.json"]
+    assert capsys.readouterr().err == ""

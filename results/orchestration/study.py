@@ -34,6 +34,7 @@ study as a whole: `launch.py study` prints the study's resume command and exits 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -94,11 +95,7 @@ def run_search(plans: dict[str, Any], folder: Path, address: str | None, progres
     check_search_seeds(plans, search_root)
     todo = {arm: plan for arm, plan in plans.items() if not (search_root / arm / DONE_MARK).is_file()}
     for arm in todo:                 # before Ray starts
-        part = search_root / arm
-        if (part / "experiment_config.json").is_file() and not any(part.glob("experiment_state-*.json")):
-            raise StudyError(f"search {arm}: {part} was copied part way without Ray's run state "
-                             f"(experiment_state-*.json), so its search cannot continue; delete that "
-                             f"folder to search the arm again (a finished arm needs no run state)")
+        restart_a_cut_start(arm, search_root / arm, progress)
     if todo:
         import ray
 
@@ -135,6 +132,23 @@ def search_waves(plans: dict[str, Any], search_root: Path) -> list[dict[str, Any
     first = {arm: plan for arm, plan in plans.items() if arm_search_seed(arm) is None}
     extra = {arm: plan for arm, plan in plans.items() if arm_search_seed(arm) is not None}
     return [part_way_first(wave) for wave in (first, extra) if wave]
+
+
+def restart_a_cut_start(arm: str, part: Path, progress: bool) -> None:
+    """A search folder without Ray's run state (experiment_state-*.json) cannot continue. Where
+    no trial reported anything, the driver was stopped while the search started (a session's end
+    kills it at any moment): nothing trained is lost, so the folder goes and the search starts
+    again. Where trials reported, the folder was copied part way (only finished arms travel):
+    one line saying so, the folder left for the user."""
+    if not (part / "experiment_config.json").is_file() or any(part.glob("experiment_state-*.json")):
+        return
+    if any(path.stat().st_size for path in part.glob("trial_*/result.json")):
+        raise StudyError(f"search {arm}: {part} was copied part way without Ray's run state "
+                         f"(experiment_state-*.json), so its search cannot continue; delete that "
+                         f"folder to search the arm again (a finished arm needs no run state)")
+    say(progress, f"search {arm}: its start was cut short before Ray saved any state and no trial had "
+                  f"reported, so it starts again")
+    shutil.rmtree(part)
 
 
 def check_search_seeds(plans: dict[str, Any], search_root: Path) -> None:
