@@ -47,6 +47,7 @@ from results.orchestration.layout import (DONE_MARK, FINDINGS_DIR, SEARCH_DIR, S
                                           claim_with_plan, dose_stage, in_plan, save_plan)
 from results.orchestration.progress import study_status
 from settings import dotted_keys
+from tuning.experiment_folder import CONFIG_FILE
 from tuning.lock import driver_lock
 
 
@@ -102,7 +103,7 @@ def run_search(plans: dict[str, Any], folder: Path, address: str | None, progres
         started = connect(address)
         try:
             for arm, plan in todo.items():
-                exists = (search_root / arm / "experiment_config.json").is_file()
+                exists = (search_root / arm / CONFIG_FILE).is_file()
                 say(progress, f"search {arm}: {'resuming' if exists else 'starting'} "
                                f"({plan.tune.num_samples} trials)")
                 summary = run_experiment(plan, resume=exists, progress=False, trial_lines=progress,
@@ -128,7 +129,7 @@ def search_waves(plans: dict[str, Any], search_root: Path) -> list[dict[str, Any
     from results.study_plots import arm_search_seed
 
     def part_way_first(wave: dict[str, Any]) -> dict[str, Any]:
-        return {arm: wave[arm] for arm in sorted(wave, key=lambda a: not (search_root / a / "experiment_config.json").is_file())}
+        return {arm: wave[arm] for arm in sorted(wave, key=lambda a: not (search_root / a / CONFIG_FILE).is_file())}
     first = {arm: plan for arm, plan in plans.items() if arm_search_seed(arm) is None}
     extra = {arm: plan for arm, plan in plans.items() if arm_search_seed(arm) is not None}
     return [part_way_first(wave) for wave in (first, extra) if wave]
@@ -140,7 +141,7 @@ def restart_a_cut_start(arm: str, part: Path, progress: bool) -> None:
     kills it at any moment): nothing trained is lost, so the folder goes and the search starts
     again. Where trials reported, the folder was copied part way (only finished arms travel):
     one line saying so, the folder left for the user."""
-    if not (part / "experiment_config.json").is_file() or any(part.glob("experiment_state-*.json")):
+    if not (part / CONFIG_FILE).is_file() or any(part.glob("experiment_state-*.json")):
         return
     if any(path.stat().st_size for path in part.glob("trial_*/result.json")):
         raise StudyError(f"search {arm}: {part} was copied part way without Ray's run state "
@@ -156,7 +157,7 @@ def check_search_seeds(plans: dict[str, Any], search_root: Path) -> None:
     (`study.search_seeds`) after the first, not change the one an arm's search ran with (its
     folder would still hold the other seed's search under the new seed's name)."""
     for arm, plan in plans.items():
-        saved = search_root / arm / "experiment_config.json"
+        saved = search_root / arm / CONFIG_FILE
         if not saved.is_file():
             continue
         seed = json.loads(saved.read_text()).get("tune", {}).get("search_seed")
