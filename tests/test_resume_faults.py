@@ -6,7 +6,6 @@ searcher state cut mid-write (the faults inside running trials are in test_fault
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -67,7 +66,8 @@ def _worker_logs(temp: str) -> str:
 
 @pytest.mark.slow
 def test_corrupt_or_missing_checkpoint_at_resume(tmp_path):
-    """Killed driver; one running trial's checkpoints truncated, another's deleted; then --resume."""
+    """Killed driver; one running trial's checkpoints truncated, another's deleted (as a folder
+    carried without them); then --resume: both restart from scratch and finish."""
     from tuning.config import config_to_dict
 
     config = tiny_config(tmp_path, "broken", SPACE, extra=("train.epochs=4",), num_samples=4,
@@ -99,16 +99,48 @@ def test_corrupt_or_missing_checkpoint_at_resume(tmp_path):
     assert any(f"checkpoint {path} is unreadable" in logs for path in truncated), logs[-3000:]
     epochs = [r["epoch"] for r in _results(folder / f"trial_{corrupt}")]
     assert epochs[epochs_before[corrupt]:] == [1, 2, 3, 4] and states[corrupt] == "terminated", epochs
-    # deleted: Ray's error names a checkpoint of that trial which is gone; the trial is errored.
-    # (Which one it names can be newer than the ones removed above: the driver may record the
-    # next checkpoint between the snapshot and the kill, so match the folder, not the list.)
-    error = (folder / f"trial_{missing}" / "error.txt").read_text()
-    named = set(re.findall(r"path: (\S+/checkpoint_\d+)", error))
-    assert "does not exist on storage anymore" in error and named, error[-2000:]
-    assert all(Path(p).parent == folder / f"trial_{missing}" and not Path(p).exists() for p in named), named
-    assert states[missing] == "errored"
-    print(f"corrupt {corrupt}: epochs {epochs}; missing {missing}: errored, "
+    # deleted, kept copy too (a folder carried without its checkpoints): an empty stand-in at the
+    # checkpoint the state names, so the trial restarts at epoch 1 and finishes instead of erroring
+    # (before: Ray's "does not exist on storage anymore", the trial errored and its budget lost)
+    assert f"of trial {missing} is missing" in output, output[-3000:]
+    epochs_missing = [r["epoch"] for r in _results(folder / f"trial_{missing}")]
+    assert epochs_missing[epochs_before[missing]:] == [1, 2, 3, 4] and states[missing] == "terminated", epochs_missing
+    assert not (folder / f"trial_{missing}" / "error.txt").exists()
+    print(f"corrupt {corrupt}: epochs {epochs}; missing {missing}: epochs {epochs_missing}, "
           f"{len(removed)} checkpoints removed")
+
+
+@pytest.mark.slow
+def test_a_search_carried_without_checkpoints_to_a_fresh_machine_resumes(tmp_path):
+    """A study's search part way, committed with Ray's run state but (by .gitignore) without its
+    checkpoints, continues on a fresh machine with the repository at the same path: the trials
+    that were running restart from scratch and every trial finishes (before: each running trial
+    errored). Carried to another path, the resume says where it must be, before Ray starts."""
+    from settings import ConfigError
+    from tuning.config import config_to_dict
+    from tuning.runner import check_not_moved
+
+    config = tiny_config(tmp_path, "carried", SPACE, extra=("train.epochs=4",), num_samples=4,
+                         grace_period=4, max_failures=1)
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps(config_to_dict(config)))
+    folder = tmp_path / "carried"
+    running = _killed_with_two_restorable_trials(config_file, folder)
+    carried = tmp_path / "git" / "carried"                                        # what a commit keeps
+    shutil.copytree(folder, carried, ignore=shutil.ignore_patterns(
+        "checkpoint_*", "held_checkpoint_*", ".held_checkpoint_*", "driver.lock"))
+    with pytest.raises(ConfigError, match=f"started at '{folder}' and is now at '{carried}'.*put the folder back"):
+        check_not_moved(carried, "carried")
+    shutil.rmtree(folder)                                                         # the first machine is gone
+    shutil.move(carried, folder)                                                  # a fresh clone, same path
+    assert not list(folder.rglob("checkpoint_*"))
+    before = {t: len(_results(folder / f"trial_{t}")) for t in running}
+    summary, output = _run_driver(config_file, resume=True)
+    assert summary["trials"] == summary["finished"] == 4 and set(summary["trial_states"].values()) == {"terminated"}
+    for trial in running:
+        assert f"of trial {trial} is missing" in output, output[-3000:]
+        epochs = [r["epoch"] for r in _results(folder / f"trial_{trial}")]
+        assert epochs[before[trial]:] == [1, 2, 3, 4], epochs
 
 
 #: The usual test driver, with a callback that SIGKILLs it inside the window where Ray has recorded a

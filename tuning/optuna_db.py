@@ -8,6 +8,7 @@ terminated, stopped_early, errored, lost), so the study and Ray's results join o
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,16 @@ def optuna_storage(folder: str | Path) -> Any:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return optuna.storages.RDBStorage(f"sqlite:///{(folder / OPTUNA_DB).resolve()}")
+
+
+def saved_study_folder(experiment: str | Path) -> Path | None:
+    """The folder whose optuna.db Ray's saved searcher (tuner.pkl) opens on resume, read from the
+    pickle's bytes without unpickling it (unpickling connects to it); None when there is none.
+    The path is absolute, so an experiment resumes only where it was started."""
+    tuner = Path(experiment) / "tuner.pkl"
+    found = re.search(rb"sqlite:///(/[^\x00-\x1f]*?)/" + re.escape(OPTUNA_DB.encode()), tuner.read_bytes()) \
+        if tuner.is_file() else None
+    return Path(found.group(1).decode(errors="replace")) if found else None
 
 
 def load_optuna_study(folder: str | Path, name: str) -> Any:

@@ -348,10 +348,26 @@ def _new_tuner(config: Config, name: str, folder: Path, arrays: dict | None, pro
                       run_config=_run_config(config, name, progress, scheduler, trial_lines))
 
 
+def check_not_moved(local: Path, name: str) -> None:
+    """Ray's saved searcher opens its Optuna database at the absolute path the experiment started
+    at: one carried elsewhere fails deep in SQLAlchemy ("unable to open database file"). Say so
+    first. A fresh machine with the folder at the same path (a clone of the repository where it
+    was) resumes."""
+    from tuning.optuna_db import saved_study_folder
+
+    started = saved_study_folder(local)
+    if started is not None and started.resolve() != local.resolve():
+        raise ConfigError(f"--resume: experiment {name!r} was started at {str(started)!r} and is now at "
+                          f"{str(local)!r}; Ray's saved searcher opens its Optuna database at the first path, "
+                          f"so it resumes only there: put the folder back at that path (a link will do), "
+                          f"or start it again under a new --name")
+
+
 def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, progress: bool,
                   trainable: Any = None, trial_lines: bool = False) -> Any:
     """Tuner.restore, after putting back a last good experiment state and any checkpoint the dead
-    driver deleted before saving the state (tuning.checkpoint_hold), and rebuilding a missing
+    driver deleted before saving the state (tuning.checkpoint_hold; an empty stand-in for one gone
+    without a copy, so its trial restarts instead of erroring), and rebuilding a missing
     or broken Optuna study from Ray's trial records. `progress` and `trial_lines` are those the
     experiment started with: Ray restores its run config, reporter and callbacks included."""
     from ray import tune
@@ -362,11 +378,13 @@ def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, 
     trainable = _trainable(config, arrays, trainable)
     local = _local_experiment(config, name)
     if local is not None:
-        from tuning.checkpoint_hold import put_back
+        from tuning.checkpoint_hold import put_back, stand_in_for_missing
         from tuning.state_backup import repair
 
+        check_not_moved(local, name)
         repair(local)
         put_back(local)
+        stand_in_for_missing(local)
     path = f"{storage_root(config).rstrip('/')}/{name}"
     ensure_optuna_db(folder, name, path, SearchSpace(config.tune.space, flat_params(config)),
                  tuple(config.tune.objectives))
