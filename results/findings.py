@@ -17,8 +17,9 @@ from typing import Any
 import pandas as pd
 
 from results.epoch_choice import chosen_on
-from results.findings_claims import comparisons, search_seed_spread, sentences
+from results.findings_claims import comparisons, reference_sentences, search_seed_spread, sentences
 from results.findings_render import to_html_page, to_markdown_text
+from results.references import REFERENCE_LABEL
 from results.findings_fronts import fronts_on_test_pieces, hypervolume_comparisons, seed_hypervolumes
 from results.findings_scope import cost_pieces, cost_table, part_way_pieces, run_scope
 from results.findings_search import (EDGE, arm_fronts, arm_trials, at_range_ends, best_configs, budget_curves,
@@ -29,8 +30,6 @@ from results.study_plots import (VARIANT_LABEL, arm_parts, arm_search_seed, plot
                                  plot_confirmed_fronts, plot_effects, plot_pareto)
 from settings import dotted_value
 
-REFERENCE_LABEL = {"last_item_text": "reference: last item's text", "popularity": "reference: popularity",
-                   "history_then_popularity": "reference: history, then popularity"}
 SEGMENTS = (("overall", ""), ("tail item", "tail_item_"), ("tail user", "tail_user_"),
             ("new target", "new_target_"))
 #: the LLM-ESR paper's settings (docs/design.md, "The LLM-ESR paper's settings"), against which
@@ -317,7 +316,7 @@ def write_findings(config: Any, folder: Path, experiments: dict[str, Path], reco
     runs = every_run[every_run["search"].isna()] if not every_run.empty else every_run   # the compared winners
     trials, epochs = arm_trials(experiments)
     comp = comparisons(runs, backbones, config.study.primary, config.study.margin) if not runs.empty else pd.DataFrame()
-    said = sentences(comp, backbones) if not comp.empty else []
+    said = (sentences(comp, backbones) if not comp.empty else []) + reference_sentences(runs, refs, backbones)
     front = front_table(trials)
     curves = budget_curves(epochs)
     best = best_configs(trials)

@@ -9,7 +9,8 @@ import math
 
 import pandas as pd
 
-from results.stats import ALPHA, change_text, equivalence, holm, paired
+from results.references import REFERENCE_LABEL
+from results.stats import ALPHA, change_text, equivalence, holm, mean_ci, paired
 from results.study_plots import VARIANT_LABEL
 from tuning.config import STUDY_COMPARISONS, STUDY_METRICS
 
@@ -114,4 +115,37 @@ def sentences(comp: pd.DataFrame, backbones: list[str]) -> list[str]:
             parts.append(f"{label}: {_effect(overall, 'NDCG@10')}; tail items: {_effect(tail, 'tail-item NDCG@10')}")
         if parts:
             out.append(f"**{backbone}**: " + ". ".join(parts) + ".")
+    return out
+
+
+#: the test metrics a reference is set against every trained arm on: (run column suffix, words)
+REFERENCE_CHECKS = (("ndcg_10", "NDCG@10"), ("tail_item_ndcg_10", "tail-item NDCG@10"))
+
+
+def reference_sentences(runs: pd.DataFrame, refs: dict, backbones: list[str]) -> list[str]:
+    """A sentence wherever a training-free reference scores above the upper end of every trained
+    arm's 95 % CI on a test metric: the study's trained numbers are read against that floor, and
+    a floor above them is a finding (on Beauty the last item's text leads on tail items)."""
+    out = []
+    references = refs.get("test", {}) if refs else {}
+    for backbone in backbones:
+        part = runs[runs["backbone"] == backbone] if not runs.empty else runs
+        for column, words in REFERENCE_CHECKS:
+            arms = {variant: mean_ci(group[f"test_{column}"].dropna().tolist())
+                    for variant, group in part.groupby("variant")} if not part.empty else {}
+            arms = {variant: ci for variant, ci in arms.items() if ci["n"]}
+            scored = {name: values[column] for name, values in references.items() if column in values}
+            if not arms or not scored:
+                continue
+            name = max(scored, key=scored.get)
+            tops = {variant: ci["mean"] + (ci["half_width"] or 0.0) for variant, ci in arms.items()}
+            if scored[name] <= max(tops.values()):
+                continue
+            best = max(arms, key=lambda variant: arms[variant]["mean"])
+            ci = arms[best]
+            spread = f" ± {ci['half_width']:.4f}" if ci["half_width"] is not None else ""
+            label = REFERENCE_LABEL.get(name, name).removeprefix("reference: ")
+            out.append(f"**{backbone}**: the training-free \"{label}\" scorer ({scored[name]:.4f}) is above every trained arm on test {words}, beyond each "
+                       f"one's 95 % CI (the best, {VARIANT_LABEL.get(best, best)}: {ci['mean']:.4f}{spread} over "
+                       f"{ci['n']} seeds).")
     return out

@@ -22,6 +22,9 @@ from typing import Any
 from runtime import write_atomic
 
 SPLITS = ("valid", "test")
+#: how tables and findings name each reference
+REFERENCE_LABEL = {"last_item_text": "reference: last item's text", "popularity": "reference: popularity",
+                   "history_then_popularity": "reference: history, then popularity"}
 #: the modules whose code decides the reference numbers (besides datasets/, keyed by its own hash)
 CODE = ("model.baselines", "model.evaluate", "model.metrics", "model.sequences")
 FORMAT = 1
