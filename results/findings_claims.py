@@ -145,7 +145,7 @@ def reference_sentences(runs: pd.DataFrame, refs: dict, backbones: list[str]) ->
             ci = arms[best]
             spread = f" ± {ci['half_width']:.4f}" if ci["half_width"] is not None else ""
             label = REFERENCE_LABEL.get(name, name).removeprefix("reference: ")
-            out.append(f"**{backbone}**: the training-free \"{label}\" scorer ({scored[name]:.4f}) is above every trained arm on test {words}, beyond each "
-                       f"one's 95 % CI (the best, {VARIANT_LABEL.get(best, best)}: {ci['mean']:.4f}{spread} over "
-                       f"{ci['n']} seeds).")
+            out.append(f"**{backbone}**: the training-free \"{label}\" scorer ({scored[name]:.4f}) is above "
+                       f"every trained arm on test {words}, beyond each one's 95 % CI (the best, "
+                       f"{VARIANT_LABEL.get(best, best)}: {ci['mean']:.4f}{spread} over {ci['n']} seeds).")
     return out

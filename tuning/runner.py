@@ -359,8 +359,8 @@ def check_not_moved(local: Path, name: str) -> None:
     if started is not None and started.resolve() != local.resolve():
         raise ConfigError(f"--resume: experiment {name!r} was started at {str(started)!r} and is now at "
                           f"{str(local)!r}; Ray's saved searcher opens its Optuna database at the first path, "
-                          f"so it resumes only there: put the folder back at that path (a link will do), "
-                          f"or start it again under a new --name")
+                          f"so it resumes only there: put the folder back at that path, or start it "
+                          f"again under a new --name")
 
 
 def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, progress: bool,
