@@ -100,3 +100,36 @@ def test_a_backup_pickled_by_older_code_resumes_and_holds(tmp_path):
     _write_state(tmp_path, {"a": "checkpoint_000001"})
     restored.save()
     assert first.is_dir() and not list(tmp_path.glob(f"*/{PREFIX}*"))
+
+
+def _state_entry(trial_id: str, status: str, checkpoint: Path | None) -> list[str]:
+    """One `trial_data` entry of Ray's experiment state: the trial's record and its runtime, whose
+    checkpoint manager is pickled (a stand-in object with the attributes read)."""
+    import pickle
+
+    latest = SimpleNamespace(checkpoint=SimpleNamespace(path=str(checkpoint))) if checkpoint else None
+    manager = pickle.dumps(SimpleNamespace(latest_checkpoint_result=latest)).hex()
+    return [json.dumps({"trial_id": trial_id, "status": status}),
+            json.dumps({"checkpoint_manager": {"_type": "CLOUDPICKLE_FALLBACK", "value": manager}})]
+
+
+def test_a_missing_checkpoint_of_a_trial_still_to_run_gets_an_empty_stand_in(tmp_path):
+    """A search carried without its checkpoints: each trial still to run whose named checkpoint
+    is gone gets an empty folder there (the trial then restarts from scratch instead of Ray
+    erroring it); finished trials, present checkpoints and trials without one are left alone."""
+    from tuning.checkpoint_hold import stand_in_for_missing
+
+    assert stand_in_for_missing(tmp_path) == []                                   # no state yet
+    kept = _checkpoint(tmp_path / "trial_b", 4)
+    entries = [_state_entry("a", "RUNNING", tmp_path / "trial_a" / "checkpoint_000007"),
+               _state_entry("b", "PAUSED", kept),
+               _state_entry("c", "TERMINATED", tmp_path / "trial_c" / "checkpoint_000029"),
+               _state_entry("d", "PENDING", None),
+               _state_entry("e", "PENDING", Path("/elsewhere/exp/trial_e/checkpoint_000002"))]
+    (tmp_path / "experiment_state-2026-12-06_00-00-00.json").write_text(json.dumps({"trial_data": entries}))
+    made = stand_in_for_missing(tmp_path)
+    assert made == [str(tmp_path / "trial_a" / "checkpoint_000007"), str(tmp_path / "trial_e" / "checkpoint_000002")]
+    assert all(Path(m).is_dir() and not any(Path(m).iterdir()) for m in made)
+    assert sorted(p.name for p in kept.iterdir()) == ["metrics.json", "trainer.pt"]  # untouched
+    assert not (tmp_path / "trial_c").exists()
+    assert stand_in_for_missing(tmp_path) == []                                   # once
