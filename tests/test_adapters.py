@@ -41,6 +41,30 @@ def test_optuna_trials_carry_their_storage_id(study_and_trial):
     assert adapters.storage_trial_id(frozen) == adapters.storage_trial_id(trial)
 
 
+def test_an_rdb_storage_unpickled_with_a_moved_url_opens_the_new_one(tmp_path):
+    """Ray's pickled searcher of an experiment carried elsewhere reopens its study where it is
+    now: RDBStorage's __setstate__ connects to the pickled url, which the adapter swaps."""
+    import pickle
+
+    original = optuna.storages.RDBStorage.__setstate__
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    storage = optuna.storages.RDBStorage(f"sqlite:///{old / 'optuna.db'}")
+    optuna.create_study(study_name="carried", storage=storage)
+    blob = pickle.dumps(storage)
+    old.rename(new)                                          # carried: the first path is gone
+    with adapters.storage_url_moved(optuna.storages.RDBStorage, f"sqlite:///{old / 'optuna.db'}",
+                                    f"sqlite:///{new / 'optuna.db'}"):
+        moved = pickle.loads(blob)
+    assert moved.url == f"sqlite:///{new / 'optuna.db'}"
+    assert [s.study_name for s in optuna.study.get_all_study_summaries(storage=moved)] == ["carried"]
+    assert not old.exists()
+    other = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'other.db'}")
+    with adapters.storage_url_moved(optuna.storages.RDBStorage, "sqlite:////elsewhere/optuna.db", "sqlite:///x.db"):
+        assert pickle.loads(pickle.dumps(other)).url == other.url          # other urls unchanged
+    assert optuna.storages.RDBStorage.__setstate__ is original                      # put back on leaving
+
+
 def test_a_result_grid_keeps_its_trial_records():
     from ray.tune import ResultGrid
 

@@ -9,13 +9,31 @@ deep inside a run. Imports neither library: the callers pass their objects in.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 
 # ---- Optuna -----------------------------------------------------------------------------------
 def study_storage_of(study: Any) -> Any:
     """The storage of an optuna.Study (`Study._storage`)."""
     return study._storage
+
+
+@contextlib.contextmanager
+def storage_url_moved(storage_class: Any, old_url: str, new_url: str) -> Iterator[None]:
+    """While active, an optuna RDBStorage (`storage_class`) unpickled with `old_url` opens
+    `new_url` instead (`__setstate__` connects to the pickled `url`): Ray's pickled searcher of an
+    experiment carried to another path reopens the study where the experiment now is."""
+    original = storage_class.__setstate__
+
+    def moved(self: Any, state: dict) -> None:
+        original(self, {**state, "url": new_url} if state.get("url") == old_url else state)
+
+    storage_class.__setstate__ = moved
+    try:
+        yield
+    finally:
+        storage_class.__setstate__ = original
 
 
 def storage_trial_id(trial: Any) -> int:

@@ -134,11 +134,12 @@ def changed_setting(saved: dict, now: dict, given: Iterable[str] | None) -> str 
 def resumed_config(folder: Path, name: str, wanted: Config, given: Iterable[str] | None) -> Config:
     """The saved config of the experiment (Ray restores it, whatever is asked now), refused,
     naming the first differing key, when a setting the user gave (`given`; None = every
-    setting of `wanted`) differs from the saved one."""
+    setting of `wanted`) differs from the saved one. Its storage is where the experiment was
+    found now (`wanted`'s): a folder carried to another place resumes there."""
     saved = _saved_config(folder, name)
     diff = changed_setting(config_to_dict(saved), config_to_dict(wanted), given)
     if diff:
         raise ConfigError(f"--resume: the config differs from the one experiment {name!r} started with "
                           f"({diff}); resume without --config and --set to continue it as saved, "
                           f"or start a new --name")
-    return saved
+    return saved.replace({"tune.storage_path": wanted.tune.storage_path})

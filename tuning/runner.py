@@ -252,7 +252,8 @@ def run_experiment(config: Config, address: str | None = None, resume: bool = Fa
     if address is not None:
         _check_address(address)                 # before a long prepare
     release = None if resume else functools.partial(release_experiment, folder, claim_experiment(config, folder))
-    with driver_lock(folder, name):             # one driver per experiment, until it ends
+    moved = optuna_db_moved(config, name) if resume else contextlib.nullcontext()
+    with driver_lock(folder, name), moved:      # one driver per experiment, until it ends
         return _run(config, name, folder, address, resume, progress, trainable, release, trial_lines)
 
 
@@ -348,19 +349,25 @@ def _new_tuner(config: Config, name: str, folder: Path, arrays: dict | None, pro
                       run_config=_run_config(config, name, progress, scheduler, trial_lines))
 
 
-def check_not_moved(local: Path, name: str) -> None:
+def optuna_db_moved(config: Config, name: str) -> contextlib.AbstractContextManager:
     """Ray's saved searcher opens its Optuna database at the absolute path the experiment started
-    at: one carried elsewhere fails deep in SQLAlchemy ("unable to open database file"). Say so
-    first. A fresh machine with the folder at the same path (a clone of the repository where it
-    was) resumes."""
-    from tuning.optuna_db import saved_study_folder
+    at: one carried to another path (another machine, another checkout) failed deep in SQLAlchemy
+    ("unable to open database file"). While the context is active, that path opens the copy
+    where the experiment now is; Ray saves the searcher again with the new path."""
+    from tuning.optuna_db import OPTUNA_DB, saved_study_folder
 
-    started = saved_study_folder(local)
-    if started is not None and started.resolve() != local.resolve():
-        raise ConfigError(f"--resume: experiment {name!r} was started at {str(started)!r} and is now at "
-                          f"{str(local)!r}; Ray's saved searcher opens its Optuna database at the first path, "
-                          f"so it resumes only there: put the folder back at that path, or start it "
-                          f"again under a new --name")
+    local = _local_experiment(config, name)
+    started = saved_study_folder(local) if local is not None else None
+    if started is None or started.resolve() == local.resolve():
+        return contextlib.nullcontext()
+    import optuna
+
+    from tuning.adapters import storage_url_moved
+
+    logger.warning("experiment %r was started at %s: its Optuna database is opened where it is now, %s",
+                   name, started, local)
+    return storage_url_moved(optuna.storages.RDBStorage, f"sqlite:///{started / OPTUNA_DB}",
+                             f"sqlite:///{(local / OPTUNA_DB).resolve()}")
 
 
 def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, progress: bool,
@@ -381,7 +388,6 @@ def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, 
         from tuning.checkpoint_hold import put_back, stand_in_for_missing
         from tuning.state_backup import repair
 
-        check_not_moved(local, name)
         repair(local)
         put_back(local)
         stand_in_for_missing(local)
