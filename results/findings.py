@@ -19,12 +19,12 @@ import pandas as pd
 from results.epoch_choice import chosen_on
 from results.findings_claims import comparisons, reference_sentences, search_seed_spread, sentences
 from results.findings_render import to_html_page, to_markdown_text
-from results.references import REFERENCE_LABEL
 from results.findings_fronts import fronts_on_test_pieces, hypervolume_comparisons, seed_hypervolumes
 from results.findings_scope import cost_pieces, cost_table, part_way_pieces, run_scope
 from results.findings_search import (EDGE, arm_fronts, arm_trials, at_range_ends, best_configs, budget_curves,
                                      confirmed_clusters, confirmed_fronts, confirmed_hypervolumes, edge_note,
                                      front_points_by_seed, front_table)
+from results.references import REFERENCE_LABEL
 from results.stats import ALPHA, at_cap_sentence, change_text, ci_text, mean_ci
 from results.study_plots import (VARIANT_LABEL, arm_parts, arm_search_seed, plot_arm_fronts, plot_budget,
                                  plot_confirmed_fronts, plot_effects, plot_pareto)

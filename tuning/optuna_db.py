@@ -24,17 +24,22 @@ def optuna_storage(folder: str | Path) -> Any:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.RDBStorage(f"sqlite:///{(folder / OPTUNA_DB).resolve()}")
+    return optuna.storages.RDBStorage(storage_url(folder))
 
 
-def saved_study_folder(experiment: str | Path) -> Path | None:
-    """The folder whose optuna.db Ray's saved searcher (tuner.pkl) opens on resume, read from the
-    pickle's bytes without unpickling it (unpickling connects to it); None when there is none.
-    The path is absolute, so an experiment resumes only where it was started."""
+def storage_url(folder: str | Path) -> str:
+    """The SQLAlchemy URL of the study database in `folder` (absolute, as Ray pickles it)."""
+    return f"sqlite:///{(Path(folder) / OPTUNA_DB).resolve()}"
+
+
+def saved_storage_url(experiment: str | Path) -> str | None:
+    """The URL of the study database Ray's saved searcher (tuner.pkl) opens on resume, read from
+    the pickle's bytes without unpickling it (unpickling connects to it); None when there is
+    none. It is absolute: where the experiment started (tuning.runner.optuna_db_moved)."""
     tuner = Path(experiment) / "tuner.pkl"
-    found = re.search(rb"sqlite:///(/[^\x00-\x1f]*?)/" + re.escape(OPTUNA_DB.encode()), tuner.read_bytes()) \
+    found = re.search(rb"sqlite:///[^\x00-\x1f]*?/" + re.escape(OPTUNA_DB.encode()), tuner.read_bytes()) \
         if tuner.is_file() else None
-    return Path(found.group(1).decode(errors="replace")) if found else None
+    return found.group(0).decode(errors="replace") if found else None
 
 
 def load_optuna_study(folder: str | Path, name: str) -> Any:

@@ -354,20 +354,19 @@ def optuna_db_moved(config: Config, name: str) -> contextlib.AbstractContextMana
     at: one carried to another path (another machine, another checkout) failed deep in SQLAlchemy
     ("unable to open database file"). While the context is active, that path opens the copy
     where the experiment now is; Ray saves the searcher again with the new path."""
-    from tuning.optuna_db import OPTUNA_DB, saved_study_folder
+    from tuning.optuna_db import saved_storage_url, storage_url
 
     local = _local_experiment(config, name)
-    started = saved_study_folder(local) if local is not None else None
-    if started is None or started.resolve() == local.resolve():
+    started = saved_storage_url(local) if local is not None else None
+    if started is None or started == storage_url(local):
         return contextlib.nullcontext()
     import optuna
 
     from tuning.adapters import storage_url_moved
 
     logger.warning("experiment %r was started at %s: its Optuna database is opened where it is now, %s",
-                   name, started, local)
-    return storage_url_moved(optuna.storages.RDBStorage, f"sqlite:///{started / OPTUNA_DB}",
-                             f"sqlite:///{(local / OPTUNA_DB).resolve()}")
+                   name, Path(started.removeprefix("sqlite:///")).parent, local)
+    return storage_url_moved(optuna.storages.RDBStorage, started, storage_url(local))
 
 
 def _resume_tuner(config: Config, name: str, folder: Path, arrays: dict | None, progress: bool,

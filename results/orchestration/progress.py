@@ -54,7 +54,8 @@ def study_status(config: Any, folder: Path) -> list[dict[str, Any]]:
     return rows + [_total(rows)]
 
 
-def _row(stage: str, part: str, done: int, planned: int, seconds: float, state: str, to_copy: int = 0) -> dict[str, Any]:
+def _row(stage: str, part: str, done: int, planned: int, seconds: float, state: str,
+         to_copy: int = 0) -> dict[str, Any]:
     return {"stage": stage, "part": part, "done": done, "planned": planned, "to_copy": to_copy,
             "hours": seconds / 3600, "state": state}
 

@@ -14,6 +14,7 @@ hours), differing only in model.arithmetic and train.eval_batch_size, and nothin
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any, Callable
@@ -84,14 +85,14 @@ def copy_counter(root: Path) -> Callable[[list[Job]], int]:
     """A counter of the jobs `reuse_earlier_runs` would copy rather than train (nothing is
     written), the run files under `root` indexed once, on first use: `study --status` leaves
     those out of the hours still to train."""
-    index: list[dict[str, Earlier]] = []
+    @functools.cache
+    def exact() -> dict[str, Earlier]:
+        return index_runs(root)[0]
 
     def count(jobs: list[Job]) -> int:
         if not jobs or not root.is_dir():
             return 0
-        if not index:
-            index.append(index_runs(root)[0])
-        return sum(_exact_twin(index[0], settings_of(wanted), out) is not None for _, _, wanted, out in jobs)
+        return sum(_exact_twin(exact(), settings_of(wanted), out) is not None for _, _, wanted, out in jobs)
     return count
 
 
