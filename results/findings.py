@@ -251,8 +251,9 @@ def icc_share_sentences(trials: pd.DataFrame, backbones: list[str]) -> list[str]
                 f"{icc['gamma'].max():.3g}); the best ICC trial {best['icc_carried']:.2%} (validation "
                 f"NDCG@10 {best['valid_ndcg_10']:.4f})")
         if not heavy.empty:
-            text += (f"; the {len(heavy)} trials above 20 % reached at most "
-                     f"{heavy['valid_ndcg_10'].max():.4f}")
+            which = "the one trial" if len(heavy) == 1 else f"the {len(heavy)} trials"
+            at_most = "" if len(heavy) == 1 else "at most "
+            text += f"; {which} above 20 % reached {at_most}{heavy['valid_ndcg_10'].max():.4f}"
         out.append(text + ".")
     return out
 

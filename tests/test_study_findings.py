@@ -251,3 +251,19 @@ def test_a_reference_above_every_trained_arm_is_a_finding():
     inside = {"test": {"last_item_text": {"ndcg_10": 0.0, "tail_item_ndcg_10": float(tail.mean() + tail.std() / 2)}}}
     assert reference_sentences(runs, inside, ["sasrec"]) == []
     assert reference_sentences(runs, {}, ["sasrec"]) == [] and reference_sentences(runs, refs, ["gru4rec"]) == []
+
+
+def test_the_heavy_icc_trials_sentence_counts_them_in_words_that_agree():
+    """The loss-share sentence says how the trials where ICC carried over 20 % of the loss did; one
+    such trial is "the one trial ... reached", several "the N trials ... reached at most"."""
+    from results.findings import icc_share_sentences
+
+    def trials(carried):
+        return pd.DataFrame({"arm": "icc-sasrec", "icc_carried": carried, "gamma": 0.5,
+                             "valid_ndcg_10": [0.07 - 0.01 * k for k in range(len(carried))]})
+
+    one = icc_share_sentences(trials([0.01, 0.3]), ["sasrec"])[0]
+    assert "the one trial above 20 % reached 0.0600." in one
+    two = icc_share_sentences(trials([0.01, 0.3, 0.4]), ["sasrec"])[0]
+    assert "the 2 trials above 20 % reached at most 0.0600." in two
+    assert icc_share_sentences(trials([0.01, 0.02]), ["sasrec"])[0].endswith("0.0700).")
