@@ -200,6 +200,9 @@ def _regenerate_line(command: str) -> str:
 
 
 def _spread_pieces(config: Any, spread: pd.DataFrame) -> list[tuple]:
+    if spread.empty and len(config.study.search_seeds) > 1:
+        return [("p", f"Not measured yet: no arm has confirmation runs from two of its searcher seeds "
+                      f"{config.study.search_seeds} so far (the stages still to come are listed above).")]
     if spread.empty:
         return [("p", "Not measured: each arm was searched with one searcher seed (`study.search_seeds` "
                       "lists several to measure it).")]

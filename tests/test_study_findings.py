@@ -267,3 +267,18 @@ def test_the_heavy_icc_trials_sentence_counts_them_in_words_that_agree():
     two = icc_share_sentences(trials([0.01, 0.3, 0.4]), ["sasrec"])[0]
     assert "the 2 trials above 20 % reached at most 0.0600." in two
     assert icc_share_sentences(trials([0.01, 0.02]), ["sasrec"])[0].endswith("0.0700).")
+
+
+def test_an_unmeasured_spread_says_whether_the_plan_measures_it_later():
+    """Before any arm has confirmed two searchers' winners, the spread section says it is still to
+    come when the plan lists several searcher seeds, and not measured when it lists one."""
+    from types import SimpleNamespace
+
+    from results.findings import _spread_pieces
+
+    def said(search_seeds):
+        config = SimpleNamespace(study=SimpleNamespace(search_seeds=search_seeds, seeds=[42, 43, 44]))
+        return _spread_pieces(config, pd.DataFrame())[0][1]
+
+    assert said([0, 1]).startswith("Not measured yet") and "[0, 1]" in said([0, 1])
+    assert said([0]).startswith("Not measured: each arm was searched with one searcher seed")
