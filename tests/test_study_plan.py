@@ -69,6 +69,29 @@ def test_first_searches_make_the_first_wave_and_a_search_part_way_leads_its_wave
         ["icc-sasrec", "plain-sasrec", "llmesr-sasrec"]]                          # one search seed: one wave
 
 
+def test_a_wave_confirms_its_searches_already_done_before_it_searches_the_rest(tmp_path, monkeypatch):
+    """A resumed Beauty study had its second plain search done and two more to search: its
+    confirmation (the first search-seed spread) waited hours behind them."""
+    from results.orchestration import study
+    from results.orchestration.layout import DONE_MARK
+
+    calls = []
+    monkeypatch.setattr(study, "run_confirmations", lambda config, folder, found, progress: calls.append(
+        ("confirm", sorted(found))))
+    monkeypatch.setattr(study, "run_search", lambda wave, folder, address, progress: calls.append(
+        ("search", sorted(wave))) or {arm: folder / "search" / arm for arm in wave})
+    config = demo_config(tmp_path, "study.search_seeds=[0,1]")
+    wave = study.search_waves(study.arm_plans(config, tmp_path), tmp_path / "search")[1]
+    assert study.search_and_confirm(config, tmp_path, wave, None, False).keys() == wave.keys()
+    assert calls == [("search", sorted(wave)), ("confirm", sorted(wave))]           # nothing done yet
+
+    (tmp_path / "search" / "plain-sasrec-search1").mkdir(parents=True)
+    (tmp_path / "search" / "plain-sasrec-search1" / DONE_MARK).write_text("{}")
+    calls.clear()
+    study.search_and_confirm(config, tmp_path, wave, None, False)
+    assert calls == [("confirm", ["plain-sasrec-search1"]), ("search", sorted(wave)), ("confirm", sorted(wave))]
+
+
 def test_a_budget_below_ten_trials_per_searched_dimension_is_listed_as_a_reduction(tmp_path):
     from results.findings import reductions, searched_dimensions
 

@@ -135,6 +135,19 @@ def search_waves(plans: dict[str, Any], search_root: Path) -> list[dict[str, Any
     return [part_way_first(wave) for wave in (first, extra) if wave]
 
 
+def search_and_confirm(config: Any, folder: Path, wave: dict[str, Any], address: str | None,
+                       progress: bool) -> dict[str, Path]:
+    """One wave: the confirmation of its searches already done first (work ready to run whose
+    answer stands alone, e.g. a second searcher seed's confirmed score on a resumed study), then
+    its other searches, then their confirmation. Returns every arm's search folder."""
+    done = {arm: folder / SEARCH_DIR / arm for arm in wave if (folder / SEARCH_DIR / arm / DONE_MARK).is_file()}
+    if done and len(done) < len(wave):
+        run_confirmations(config, folder, done, progress)
+    found = run_search(wave, folder, address, progress)
+    run_confirmations(config, folder, found, progress)
+    return found
+
+
 def restart_a_cut_start(arm: str, part: Path, progress: bool) -> None:
     """A search folder without Ray's run state (experiment_state-*.json) cannot continue. Where
     no trial reported anything, the driver was stopped while the search started (a session's end
@@ -256,8 +269,7 @@ def run_study(config: Any, name: str, resume: bool = False, address: str | None 
             group = {arm: plan for arm, plan in plans.items() if plan.model.backbone == backbone}
             waves = search_waves(group, folder / SEARCH_DIR)
             for wave, arms_of_wave in enumerate(waves):
-                found = run_search(arms_of_wave, folder, address, progress)
-                run_confirmations(config, folder, found, progress)
+                found = search_and_confirm(config, folder, arms_of_wave, address, progress)
                 experiments.update(found)
                 if wave == 0 and backbone in config.study.dose_backbones:      # around the first LLM-ESR arm
                     doses[backbone] = run_dose_stage(config, folder, found, backbone, out, progress)
