@@ -231,10 +231,10 @@ def test_a_study_with_no_icc_trial_yet_says_so_under_gamma_and_cluster_count():
 
 
 def test_a_reference_above_every_trained_arm_is_a_finding():
-    """The committed Beauty study: its LLM-ESR arm's 3 confirmation runs reach test tail-item
-    NDCG@10 0.0332 ± 0.0017 (the plain arm's runs less), the training-free last item's text
-    0.0467; overall 0.0632 against 0.0403. Only the tail gets the sentence, and a reference
-    inside an arm's CI gets none."""
+    """The committed Beauty study: its best arm on the tail (ICC at 0.0333 ± 0.0034 over 3 seeds
+    when written; LLM-ESR 0.0332) stays below the training-free last item's text, 0.0467; overall
+    0.0632 against 0.0403. Only the tail gets the sentence, naming the best arm's mean, and a
+    reference inside an arm's CI gets none."""
     import json
 
     from results.findings import confirmation_frame
@@ -246,7 +246,8 @@ def test_a_reference_above_every_trained_arm_is_a_finding():
     refs = json.loads((study / "references.json").read_text())["references"]
     said = reference_sentences(runs, refs, ["sasrec"])
     assert len(said) == 1 and "tail-item NDCG@10" in said[0], said
-    tail = runs.loc[runs["variant"] == "llmesr", "test_tail_item_ndcg_10"]          # the best arm on the tail
+    best = runs.groupby("variant")["test_tail_item_ndcg_10"].mean().idxmax()       # the best arm on the tail
+    tail = runs.loc[runs["variant"] == best, "test_tail_item_ndcg_10"]
     assert f"({refs['test']['last_item_text']['tail_item_ndcg_10']:.4f})" in said[0] and f"{tail.mean():.4f} ± " in said[0]
     inside = {"test": {"last_item_text": {"ndcg_10": 0.0, "tail_item_ndcg_10": float(tail.mean() + tail.std() / 2)}}}
     assert reference_sentences(runs, inside, ["sasrec"]) == []
