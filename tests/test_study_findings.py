@@ -283,3 +283,17 @@ def test_an_unmeasured_spread_says_whether_the_plan_measures_it_later():
 
     assert said([0, 1]).startswith("Not measured yet") and "[0, 1]" in said([0, 1])
     assert said([0]).startswith("Not measured: each arm was searched with one searcher seed")
+
+
+def test_a_significant_change_inside_the_equivalence_margin_says_both():
+    """Beauty's ICC arm moved overall NDCG@10 by +0.5 % at Holm p 0.035 with TOST p 0.002 at ±2 %:
+    significant, and too small to count as a difference; the sentence must not read as a gain."""
+    from results.findings_claims import _effect
+
+    row = {"relative_%": 0.47, "difference": 0.0003, "ci95": 0.0002, "control_mean": 0.0629,
+           "family": "primary", "p": 0.035, "p_holm": 0.035, "tost_p": 0.0017}
+    said = _effect(pd.Series(row), "NDCG@10")
+    assert said.startswith("+0.5 %") and "Holm p = 0.035" in said
+    assert said.endswith("yet within the equivalence margin (TOST p = 0.002)")
+    assert "margin" not in _effect(pd.Series({**row, "tost_p": 0.4}), "NDCG@10")
+    assert _effect(pd.Series({**row, "p_holm": 0.3}), "NDCG@10").startswith("no difference in NDCG@10 beyond")
