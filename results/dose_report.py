@@ -67,9 +67,14 @@ def answer(confirmed: list[dict[str, Any]], margin: float, missing: int = 0) -> 
     return sentences
 
 
-def _dose_words(row: dict[str, Any], with_p: bool = True) -> str:
+def _dose_words(row: dict[str, Any], with_p: bool = True, margin: float | None = None) -> str:
+    """A dose and its change; with `with_p` its Holm p, and where TOST puts a significant change
+    inside the `margin` that too (Scientific's HDBSCAN 5: -1.3 %, Holm p 0.002, TOST p 0.002)."""
     change = "" if row["relative"] is None else f" {change_text(row)}"
     p = f" (Holm p {_p_text(row['p_holm'])})" if with_p and row.get("p_holm") is not None else ""
+    tost = row.get("tost_p")
+    if p and margin is not None and tost is not None and tost < 0.05:
+        p = f"{p[:-1]}; yet within ±{100 * margin:g} %, TOST p {_p_text(tost)})"
     return f"{row['clustering']} at {100 * row['share']:g} % of the loss{change}{p}"
 
 
@@ -95,10 +100,10 @@ def _metric_answer(label: str, rows: list[dict[str, Any]], margin: float) -> str
     groups = [("worse", [r for r in rows if r["verdict"] == "worse"], True),
               (f"within ±{100 * margin:g} %", equivalent, False),
               ("inconclusive", [r for r in rows if r["verdict"] in ("inconclusive", *_NO_TEST)], False)]
-    said = "; ".join(f"{name}: " + ", ".join(_dose_words(r, with_p) for r in members)
+    said = "; ".join(f"{name}: " + ", ".join(_dose_words(r, with_p, margin) for r in members)
                      for name, members, with_p in groups if members)
     if better:
-        lead = f"ICC helps {label} ({seeds}+ paired seeds): " + "; ".join(_dose_words(r) for r in better)
+        lead = f"ICC helps {label} ({seeds}+ paired seeds): " + "; ".join(_dose_words(r, True, margin) for r in better)
         return lead + (f"; the other clusterings, {said}." if said else ".")
     return f"ICC does not help {label} at any clustering's best share ({seeds}+ paired seeds); {said}."
 
