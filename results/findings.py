@@ -209,7 +209,9 @@ def _spread_pieces(config: Any, spread: pd.DataFrame) -> list[tuple]:
     return [("p", f"Each arm searched with searcher seeds {config.study.search_seeds}, the winner of each "
                   f"search confirmed over the same {len(config.study.seeds)} seeds; the tables above use "
                   f"the first search's winner. A spread as large as a difference between arms means that "
-                  f"difference may be the search's luck."), ("table", spread)]
+                  f"difference may be the search's luck. `spread p`: a paired t-test of the highest "
+                  f"winner against the lowest over the confirmation seeds, whether the spread is the "
+                  f"searches' or the seeds' own noise."), ("table", spread)]
 
 
 def _edge_piece(config: Any, best: pd.DataFrame) -> tuple:

@@ -26,8 +26,8 @@ def search_seed_spread(runs: pd.DataFrame, first_seed: int) -> pd.DataFrame:
         return pd.DataFrame()
     rows = []
     for (backbone, variant), group in extra.groupby(["backbone", "variant"], sort=False):
-        seeds = group["search"].map(lambda v: first_seed if pd.isna(v) else int(v))
-        means = group.assign(search_seed=seeds).groupby("search_seed")[["test_ndcg_10", "test_tail_item_ndcg_10"]].mean()
+        group = group.assign(search_seed=group["search"].map(lambda v: first_seed if pd.isna(v) else int(v)))
+        means = group.groupby("search_seed")[["test_ndcg_10", "test_tail_item_ndcg_10"]].mean()
         if len(means) < 2:
             continue
         row = {"backbone": backbone, "variant": VARIANT_LABEL[variant], "search seeds": len(means)}
@@ -36,8 +36,17 @@ def search_seed_spread(runs: pd.DataFrame, first_seed: int) -> pd.DataFrame:
             row[f"{label} per search seed"] = " / ".join(f"{v:.4f}" for v in values)
             row[f"{label} spread"] = float(values.max() - values.min())
             row[f"{label} spread %"] = 100 * float(values.max() - values.min()) / float(values.mean())
+            row[f"{label} spread p"] = _spread_p(group, column, values.idxmax(), values.idxmin())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _spread_p(group: pd.DataFrame, column: str, high: int, low: int) -> float:
+    """Paired t-test p of the highest against the lowest search winner over the confirmation
+    seeds both ran: whether the spread is the searches' or the seeds' own noise (NaN under 2)."""
+    by_seed = group.pivot_table(index="seed", columns="search_seed", values=column)[[high, low]].dropna()
+    p = paired(by_seed[high].tolist(), by_seed[low].tolist())["p_value"] if len(by_seed) >= 2 else None
+    return math.nan if p is None else float(p)
 
 
 def comparisons(runs: pd.DataFrame, backbones: list[str], primary: list[str],

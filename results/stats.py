@@ -57,7 +57,8 @@ def paired(treatment: Sequence[float], control: Sequence[float]) -> dict[str, An
     out = {"n": len(diffs), "diff": ci["mean"], "diff_half_width": ci["half_width"], "control_mean": base,
            "relative": (ci["mean"] / base) if diffs and base else None,
            "p_value": None, "d_z": None, "test": "paired two-sided t-test over seeds"}
-    if len(diffs) < 2 or not ci["std"]:
+    scale = max(abs(float(v)) for v in (*treatment, *control)) if diffs else 0.0
+    if len(diffs) < 2 or ci["std"] <= 1e-12 * scale:   # identical up to rounding: t would be noise
         out["note"] = "fewer than 2 seeds or identical differences: no test"
         return out
     out["p_value"] = float(stats.ttest_rel(treatment, control).pvalue)

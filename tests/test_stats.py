@@ -55,6 +55,14 @@ def test_paired_test_undefined_cases_say_why(config, control, note):
     assert out["statistic"] is None and out["p_value"] is None and note in out["note"]
 
 
+def test_differences_equal_up_to_rounding_get_no_test():
+    """0.082 - 0.072 and 0.080 - 0.070 differ in the last bit: scipy would return p ~ 1e-16 and
+    warn of catastrophic cancellation; the same gap on every seed has no t-test."""
+    out = paired([0.080, 0.082], [0.070, 0.072])
+    assert out["p_value"] is None and "identical differences" in out["note"]
+    assert out["diff"] == pytest.approx(0.010)
+
+
 def test_study_paired_statistics_by_hand():
     out = paired(CONFIG, CONTROL)
     assert out["n"] == 3 and out["diff"] == pytest.approx(0.015, rel=1e-9)

@@ -52,6 +52,16 @@ def test_the_search_seed_spread_is_the_range_of_each_search_winners_confirmed_me
     assert spread.iloc[0]["NDCG@10 per search seed"] == "0.0810 / 0.0710"
     assert spread.iloc[0]["tail-item NDCG@10 spread %"] == pytest.approx(100 * 0.005 / 0.038)
     assert search_seed_spread(pd.DataFrame(rows[:2]), first_seed=0).empty
+    import math
+
+    from scipy import stats
+
+    one_seed = [r for r in rows if r["seed"] == 42 or r["variant"] != "icc"]      # one shared seed: no test
+    assert math.isnan(search_seed_spread(pd.DataFrame(one_seed), first_seed=0).iloc[0]["NDCG@10 spread p"])
+
+    noisy = [*rows, {**rows[0], "seed": 44, "test_ndcg_10": 0.079}, {**rows[2], "seed": 44, "test_ndcg_10": 0.075}]
+    p = search_seed_spread(pd.DataFrame(noisy), first_seed=0).iloc[0]["NDCG@10 spread p"]
+    assert p == pytest.approx(stats.ttest_rel([0.080, 0.082, 0.079], [0.070, 0.072, 0.075]).pvalue)
 
 
 def test_each_arm_gets_its_own_front_and_hypervolume(tmp_path):
