@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from results.epoch_choice import chosen_on
-from results.stats import at_cap_sentence, change_text, ci_text
+from results.stats import ALPHA, at_cap_sentence, change_text, ci_text
 from results.study_plots import CONTROL
 
 METRIC_LABEL = {"ndcg_10": "test NDCG@10", "tail_item_ndcg_10": "test tail-item NDCG@10"}
@@ -71,10 +71,12 @@ def _dose_words(row: dict[str, Any], with_p: bool = True, margin: float | None =
     """A dose and its change; with `with_p` its Holm p, and where TOST puts a significant change
     inside the `margin` that too (Scientific's HDBSCAN 5: -1.3 %, Holm p 0.002, TOST p 0.002)."""
     change = "" if row["relative"] is None else f" {change_text(row)}"
-    p = f" (Holm p {_p_text(row['p_holm'])})" if with_p and row.get("p_holm") is not None else ""
-    tost = row.get("tost_p")
-    if p and margin is not None and tost is not None and tost < 0.05:
-        p = f"{p[:-1]}; yet within ±{100 * margin:g} %, TOST p {_p_text(tost)})"
+    p = ""
+    if with_p and row.get("p_holm") is not None:
+        tost = row.get("tost_p")
+        within = (f"; yet within ±{100 * margin:g} %, TOST p {_p_text(tost)}"
+                  if margin is not None and tost is not None and tost < ALPHA else "")
+        p = f" (Holm p {_p_text(row['p_holm'])}{within})"
     return f"{row['clustering']} at {100 * row['share']:g} % of the loss{change}{p}"
 
 
