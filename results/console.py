@@ -97,5 +97,10 @@ def print_study_status(name: str, folder: Any, rows: list[dict[str, Any]], drive
           "trained to their own end; an ICC part with none yet, its backbone's LLM-ESR part: the same model plus "
           "one loss term); ? = nothing comparable has run yet; runs in parallel take less wall time; to_copy: runs "
           "still to do that an earlier run file under the same storage holds, copied instead of trained")
+    wall = rows[-1].get("wall_hours_left") if rows else None
+    if wall:
+        print(f"wall time left: about {wall:.1f} h on this machine's CPUs (each part's hours_left over the runs it "
+              f"trains at once: tune.max_concurrent_trials or CPUs / tune.cpus_per_trial for a search, "
+              f"study.confirm_workers, dose.workers)")
     if as_json:
         print(json.dumps({"study": str(folder), "stages": rows}, default=str))

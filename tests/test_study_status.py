@@ -41,6 +41,7 @@ def test_status_of_a_study_not_yet_run_lists_every_stage_as_planned(tmp_path, ca
     assert stages[-1]["planned"] == sum(s["planned"] for s in stages[:-1]) and stages[-1]["state"] == "to run"
     assert all(s["hours_left"] is None for s in stages[:-1])                     # nothing has run to go by
     assert (stages[-1]["hours_left"], stages[-1]["parts_not_estimated"]) == (0.0, len(stages) - 1)
+    assert stages[-1]["wall_hours_left"] == 0.0
     assert sorted(p.name for p in folder.rglob("*")) == before                     # nothing written, nothing run
 
 
@@ -161,6 +162,23 @@ def test_runs_that_will_be_copied_cost_no_hours_left():
     assert left[("confirmation", "icc-sasrec + control-sasrec")] == pytest.approx(3 * 0.3)
     assert left[("dose", "dose-sasrec")] == 0.0
     assert _total(rows)["to_copy"] == 30
+
+
+def test_wall_time_left_divides_each_parts_hours_by_the_runs_it_trains_at_once(tmp_path):
+    """Training hours say what a study costs; a user waiting on it wants wall time. On the
+    Beauty study (2 CPUs, one CPU a trial, 2 confirmation workers) 7.1 training hours were 3.6."""
+    from results.orchestration.progress import runs_at_once, wall_hours_left, with_hours_left
+
+    config = demo_config(tmp_path, "tune.cpus_per_trial=1", "study.confirm_workers=3", "dose.workers=4")
+    assert runs_at_once(config, "search", cpus=8) == 8 and runs_at_once(config, "search", cpus=1) == 1
+    assert runs_at_once(demo_config(tmp_path, "tune.max_concurrent_trials=2"), "search", cpus=8) == 2
+    assert runs_at_once(demo_config(tmp_path, "tune.cpus_per_trial=3"), "search", cpus=8) == 2
+    assert (runs_at_once(config, "confirmation", 8), runs_at_once(config, "front", 8), runs_at_once(config, "dose", 8)) == (3, 3, 4)
+    rows = with_hours_left([
+        row("search", "llmesr-sasrec", 20, 20, 4.0, "done"), row("search", "llmesr-sasrec-search1", 0, 20, 0.0),
+        row("confirmation", "llmesr-sasrec", 3, 3, 0.9, "done"), row("confirmation", "llmesr-sasrec-search1", 0, 3, 0.0),
+        row("dose", "dose-sasrec", 0, 27, 0.0)])                               # no dose run yet: no estimate
+    assert wall_hours_left(config, rows, cpus=2) == pytest.approx(4.0 / 2 + 0.9 / 3)
 
 
 def test_report_only_refuses_what_it_cannot_read_and_runs_nothing(tmp_path, capsys):

@@ -10,6 +10,7 @@ its planned count is then what the config implies.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -51,7 +52,22 @@ def study_status(config: Any, folder: Path) -> list[dict[str, Any]]:
     for backbone in config.study.dose_backbones:
         rows.append(_dose_row(config, folder, backbone, searched, copies))
     rows = with_hours_left(rows)
-    return rows + [_total(rows)]
+    return rows + [{**_total(rows), "wall_hours_left": wall_hours_left(config, rows, os.cpu_count() or 1)}]
+
+
+def runs_at_once(config: Any, stage: str, cpus: int) -> int:
+    """How many runs of a stage train side by side on a machine of `cpus` CPUs: a search's
+    `tune.max_concurrent_trials`, else as many as its `tune.cpus_per_trial` fit; confirmation
+    and front runs `study.confirm_workers`; a dose stage `dose.workers`."""
+    if stage == "search":
+        return config.tune.max_concurrent_trials or max(1, int(cpus // config.tune.cpus_per_trial))
+    return config.dose.workers if stage == "dose" else config.study.confirm_workers
+
+
+def wall_hours_left(config: Any, rows: list[dict[str, Any]], cpus: int) -> float:
+    """The estimated training hours still to go as wall time: each part's hours over the runs
+    it trains at once (stages run one after another). Parts with no estimate add nothing."""
+    return sum((row["hours_left"] or 0.0) / runs_at_once(config, row["stage"], cpus) for row in rows)
 
 
 def _row(stage: str, part: str, done: int, planned: int, seconds: float, state: str,
